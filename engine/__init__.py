@@ -1,0 +1,66 @@
+"""cityrank: composite-indicator rankings, exactly and fast, with their uncertainty.
+
+Public API (everything else is internal and may change)::
+
+    import engine
+    fw = engine.load_framework("asem")           # a shipped framework, or a YAML/JSON path
+    data = engine.load_data("asem", framework=fw)  # a shipped dataset, or CSV/Parquet/Arrow/Excel
+    result = engine.score(fw, data)              # ScoreResult: .table (Polars), .recipe, .top()
+"""
+
+__version__ = "0.1.0"
+
+from .data import Dataset, load_data  # noqa: E402
+from .errors import (  # noqa: E402
+    BackendError,
+    ConstantIndicatorWarning,
+    DataError,
+    EngineError,
+    EngineWarning,
+    ImputationWarning,
+    SchemaError,
+    TreatmentWarning,
+)
+from .pipeline import STAGES, ScoreResult, run_stages, score  # noqa: E402
+from .resources import shipped_datasets, shipped_frameworks  # noqa: E402
+from .schema import Framework, load_framework  # noqa: E402
+
+
+def validate(framework, data=None, **load_kwargs):
+    """Check a framework (and, if given, data against it) without computing anything.
+
+    Returns the validated :class:`Framework`; raises :class:`SchemaError`/:class:`DataError`.
+    """
+    from .data import prepare
+    from .pipeline import _check_names, as_dataset
+
+    framework = load_framework(framework)
+    if data is not None:
+        dataset = as_dataset(framework, data, **load_kwargs)
+        _check_names(framework, dataset)
+        prepare(framework, dataset)
+    return framework
+
+
+__all__ = [
+    "__version__",
+    "load_framework",
+    "load_data",
+    "score",
+    "validate",
+    "run_stages",
+    "STAGES",
+    "Framework",
+    "Dataset",
+    "ScoreResult",
+    "shipped_frameworks",
+    "shipped_datasets",
+    "EngineError",
+    "SchemaError",
+    "DataError",
+    "BackendError",
+    "EngineWarning",
+    "ConstantIndicatorWarning",
+    "ImputationWarning",
+    "TreatmentWarning",
+]

@@ -1,0 +1,202 @@
+"""Aggregation kernels: one node from its children, and the whole tree in post-order.
+
+``values`` is (n_units, k) for one node's children, ``weights`` (k,) sums to 1 (the caller
+renormalises within each parent).  Policies, shared with :mod:`engine.kernels.reference`:
+
+* missing (non-finite) components are skipped and the weights renormalised over the present ones
+  (COINr ``a_amean``);
+* coverage: the result is missing when no component is present or when the share of present
+  components is below ``min_coverage``;
+* geometric/harmonic/generalised means need inputs >= 0 (checked statically by the schema): a
+  negative component makes the result missing, a zero component gives 0 when p <= 0;
+* Copeland: units below the coverage threshold get no score and are nobody's opponent.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._jit import jit
+
+__all__ = ["arithmetic", "geometric", "harmonic", "generalised", "copeland", "aggregate_tree"]
+
+ARITHMETIC, GEOMETRIC, HARMONIC, GENERALISED, COPELAND = 0, 1, 2, 3, 4
+
+
+@jit
+def _present(row, min_coverage):
+    """Number of present components, or 0 when coverage is below the threshold."""
+    count = 0
+    for v in row:
+        if np.isfinite(v):
+            count += 1
+    if count < min_coverage * row.shape[0]:
+        return 0
+    return count
+
+
+@jit
+def arithmetic(values, weights, min_coverage, out):
+    """sum(w x) / sum(w) over present components."""
+    for i in range(values.shape[0]):
+        if _present(values[i], min_coverage) == 0:
+            out[i] = np.nan
+            continue
+        num = 0.0
+        den = 0.0
+        for k in range(values.shape[1]):
+            v = values[i, k]
+            if np.isfinite(v):
+                num += weights[k] * v
+                den += weights[k]
+        out[i] = num / den
+    return out
+
+
+@jit
+def generalised(values, weights, p, min_coverage, out):
+    """(sum(w x^p) / sum(w))^(1/p) over present components; p = 0: exp(sum(w log x) / sum(w))."""
+    for i in range(values.shape[0]):
+        out[i] = np.nan
+        if _present(values[i], min_coverage) == 0:
+            continue
+        negative = False
+        zero = False
+        for k in range(values.shape[1]):
+            v = values[i, k]
+            if np.isfinite(v):
+                if v < 0.0:
+                    negative = True
+                elif v == 0.0:
+                    zero = True
+        if negative:
+            continue
+        if p <= 0.0 and zero:
+            out[i] = 0.0
+            continue
+        num = 0.0
+        den = 0.0
+        for k in range(values.shape[1]):
+            v = values[i, k]
+            if np.isfinite(v):
+                num += weights[k] * (np.log(v) if p == 0.0 else v ** p)
+                den += weights[k]
+        out[i] = np.exp(num / den) if p == 0.0 else (num / den) ** (1.0 / p)
+    return out
+
+
+@jit
+def geometric(values, weights, min_coverage, out):
+    """Weighted geometric mean; a zero component gives 0."""
+    return generalised(values, weights, 0.0, min_coverage, out)
+
+
+@jit
+def harmonic(values, weights, min_coverage, out):
+    """sum(w) / sum(w / x) over present components; a zero component gives 0."""
+    for i in range(values.shape[0]):
+        out[i] = np.nan
+        if _present(values[i], min_coverage) == 0:
+            continue
+        negative = False
+        zero = False
+        for k in range(values.shape[1]):
+            v = values[i, k]
+            if np.isfinite(v):
+                if v < 0.0:
+                    negative = True
+                elif v == 0.0:
+                    zero = True
+        if negative:
+            continue
+        if zero:
+            out[i] = 0.0
+            continue
+        num = 0.0
+        den = 0.0
+        for k in range(values.shape[1]):
+            v = values[i, k]
+            if np.isfinite(v):
+                num += weights[k]
+                den += weights[k] / v
+        out[i] = num / den
+    return out
+
+
+@jit
+def copeland(values, weights, min_coverage, out):
+    """Weighted Copeland score: sum over opponents j of sign(share_ij - 1/2), where share_ij is
+    the weight of components where i is ahead plus half the weight of ties, over the weight of
+    components both units have.  O(n_units^2 k)."""
+    n, k_count = values.shape
+    scored = np.zeros(n, np.bool_)
+    for i in range(n):
+        scored[i] = _present(values[i], min_coverage) > 0
+    for i in range(n):
+        if not scored[i]:
+            out[i] = np.nan
+            continue
+        score = 0.0
+        for j in range(n):
+            if j == i or not scored[j]:
+                continue
+            total = 0.0
+            ahead = 0.0
+            tied = 0.0
+            for k in range(k_count):
+                a = values[i, k]
+                b = values[j, k]
+                if np.isfinite(a) and np.isfinite(b):
+                    total += weights[k]
+                    if a > b:
+                        ahead += weights[k]
+                    elif a == b:
+                        tied += weights[k]
+            if total == 0.0:
+                continue
+            share = (ahead + 0.5 * tied) / total
+            if share > 0.5:
+                score += 1.0
+            elif share < 0.5:
+                score -= 1.0
+        out[i] = score
+    return out
+
+
+@jit
+def aggregate_node(block, weights, code, p, min_coverage, out):
+    """Dispatch one node to its method (codes: engine.schema.AGGREGATION_CODES)."""
+    if code == ARITHMETIC:
+        arithmetic(block, weights, min_coverage, out)
+    elif code == GEOMETRIC:
+        geometric(block, weights, min_coverage, out)
+    elif code == HARMONIC:
+        harmonic(block, weights, min_coverage, out)
+    elif code == GENERALISED:
+        generalised(block, weights, p, min_coverage, out)
+    else:
+        copeland(block, weights, min_coverage, out)
+    return out
+
+
+@jit
+def aggregate_tree(values, child_ptr, child_idx, child_weight, method, param, min_coverage):
+    """Fill the aggregate columns of ``values`` (n_units, n_nodes) in place, in post-order.
+
+    Columns 0 .. n_nodes - len(method) - 1 are the normalised indicators; aggregate ``a`` is column
+    ``n_indicators + a`` and its children are ``child_idx[child_ptr[a]:child_ptr[a+1]]``.
+    """
+    n_units = values.shape[0]
+    n_indicators = values.shape[1] - method.shape[0]
+    column = np.empty(n_units, np.float64)
+    for a in range(method.shape[0]):
+        start = child_ptr[a]
+        stop = child_ptr[a + 1]
+        block = np.empty((n_units, stop - start), np.float64)
+        for c in range(stop - start):
+            for i in range(n_units):
+                block[i, c] = values[i, child_idx[start + c]]
+        aggregate_node(block, child_weight[start:stop], method[a], param[a], min_coverage[a], column)
+        for i in range(n_units):
+            values[i, n_indicators + a] = column[i]
+    return values

@@ -1,0 +1,285 @@
+"""Readable reference twins of every Numba kernel.
+
+Each function here has the same name and meaning as a kernel in ``normalise.py``,
+``aggregate.py`` or ``rank.py`` but is written as plain Python loops that read like the formula.
+They return a new array instead of writing into ``out``.  Tests compare every kernel with its twin
+over an edge catalogue and with Hypothesis; benchmarks use them as the slowest baseline.
+
+Shared policies (identical in both homes):
+
+* A non-finite input (NaN, +inf, -inf) is missing: its output is NaN and it takes no part in
+  the statistics (min, max, mean, ranks) of its column.
+* ``fill`` is the value every non-missing unit gets when the statistic a method divides by is
+  zero (a constant column, a single unit, max = 0); NaN means "missing" (the constant-indicator
+  policy is resolved by :mod:`engine.normalise`).
+* Ranks: ``rank`` is ascending (smallest = 1), ``rank_desc`` descending (largest = 1); ties share
+  the minimum rank (1, 2, 2, 4); missing stays missing.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = [
+    "minmax", "zscore", "rank", "borda", "percentile", "fraction_of_max", "distance_to_max",
+    "distance_to_target", "goalposts",
+    "arithmetic", "geometric", "harmonic", "generalised", "copeland", "aggregate_tree",
+    "rank_desc",
+]
+
+
+def _finite(values) -> list[float]:
+    return [v for v in values if math.isfinite(v)]
+
+
+def _per_column(x: np.ndarray, column_fn) -> np.ndarray:
+    n_units, n_cols = x.shape
+    out = np.full((n_units, n_cols), np.nan)
+    for j in range(n_cols):
+        out[:, j] = column_fn(j, [float(v) for v in x[:, j]])
+    return out
+
+
+# ----------------------------------------------------------------------------- normalisation
+
+def minmax(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, fill: np.ndarray) -> np.ndarray:
+    """``(x - min) / (max - min) * (hi - lo) + lo``; constant column -> ``fill``."""
+
+    def column(j, values):
+        present = _finite(values)
+        result = []
+        for v in values:
+            if not math.isfinite(v):
+                result.append(math.nan)
+            elif max(present) == min(present):
+                result.append(fill[j])
+            else:
+                result.append((v - min(present)) / (max(present) - min(present)) * (hi[j] - lo[j]) + lo[j])
+        return result
+
+    return _per_column(x, column)
+
+
+def zscore(x: np.ndarray, mean: np.ndarray, sd: np.ndarray, fill: np.ndarray) -> np.ndarray:
+    """``(x - mean(x)) / sd(x) * sd + mean`` with the sample sd (n - 1); sd = 0 or n < 2 -> ``fill``."""
+
+    def column(j, values):
+        present = _finite(values)
+        n = len(present)
+        centre = sum(present) / n if n else math.nan
+        spread = math.sqrt(sum((v - centre) * (v - centre) for v in present) / (n - 1)) if n > 1 else 0.0
+        return [math.nan if not math.isfinite(v) else
+                fill[j] if spread == 0.0 else (v - centre) / spread * sd[j] + mean[j] for v in values]
+
+    return _per_column(x, column)
+
+
+def _rank_ascending(values: list[float]) -> list[float]:
+    """1 + the number of present values strictly smaller (ties share the minimum rank)."""
+    present = _finite(values)
+    return [math.nan if not math.isfinite(v) else 1.0 + sum(1 for w in present if w < v) for v in values]
+
+
+def rank(x: np.ndarray) -> np.ndarray:
+    """Ascending rank within the column (smallest = 1), ties share the minimum rank."""
+    return _per_column(x, lambda j, values: _rank_ascending(values))
+
+
+def borda(x: np.ndarray) -> np.ndarray:
+    """Borda score: ascending rank - 1 (the number of units strictly below)."""
+    return _per_column(x, lambda j, values: [r - 1.0 for r in _rank_ascending(values)])
+
+
+def percentile(x: np.ndarray, scale: np.ndarray, fill: np.ndarray) -> np.ndarray:
+    """Percentile rank ``(rank - 1) / (n - 1) * scale``; a single present unit -> ``fill``."""
+
+    def column(j, values):
+        n = len(_finite(values))
+        return [math.nan if not math.isfinite(r) else fill[j] if n == 1 else (r - 1.0) / (n - 1) * scale[j]
+                for r in _rank_ascending(values)]
+
+    return _per_column(x, column)
+
+
+def fraction_of_max(x: np.ndarray, scale: np.ndarray, fill: np.ndarray) -> np.ndarray:
+    """``x / max(x) * scale``; max = 0 -> ``fill``."""
+
+    def column(j, values):
+        top = max(_finite(values), default=math.nan)
+        return [math.nan if not math.isfinite(v) else fill[j] if top == 0.0 else v / top * scale[j]
+                for v in values]
+
+    return _per_column(x, column)
+
+
+def distance_to_max(x: np.ndarray, scale: np.ndarray, fill: np.ndarray) -> np.ndarray:
+    """``(1 - (max - x) / (max - min)) * scale``; constant column -> ``fill``."""
+
+    def column(j, values):
+        present = _finite(values)
+        top, bottom = (max(present), min(present)) if present else (math.nan, math.nan)
+        return [math.nan if not math.isfinite(v) else fill[j] if top == bottom else
+                (1.0 - (top - v) / (top - bottom)) * scale[j] for v in values]
+
+    return _per_column(x, column)
+
+
+def distance_to_target(x: np.ndarray, target: np.ndarray, scale: np.ndarray, cap: np.ndarray,
+                       fill: np.ndarray) -> np.ndarray:
+    """``(1 - (target - x) / (target - min)) * scale``, capped at ``scale`` where ``cap``;
+    target = min -> ``fill``.  (Direction is applied to x and target before the call.)"""
+
+    def column(j, values):
+        present = _finite(values)
+        bottom = min(present) if present else math.nan
+        result = []
+        for v in values:
+            if not math.isfinite(v):
+                result.append(math.nan)
+            elif target[j] == bottom:
+                result.append(fill[j])
+            else:
+                d = 1.0 - (target[j] - v) / (target[j] - bottom)
+                if cap[j] and d > 1.0:
+                    d = 1.0
+                result.append(d * scale[j])
+        return result
+
+    return _per_column(x, column)
+
+
+def goalposts(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """``clamp((x - lo) / (hi - lo), 0, 1) * scale``."""
+
+    def column(j, values):
+        return [math.nan if not math.isfinite(v) else
+                min(1.0, max(0.0, (v - lo[j]) / (hi[j] - lo[j]))) * scale[j] for v in values]
+
+    return _per_column(x, column)
+
+
+# ----------------------------------------------------------------------------- aggregation
+
+def _covered(row: list[float], min_coverage: float) -> list[int] | None:
+    """Indices of present components, or None when coverage is below the threshold (or zero)."""
+    present = [k for k, v in enumerate(row) if math.isfinite(v)]
+    if not present or len(present) < min_coverage * len(row):
+        return None
+    return present
+
+
+def arithmetic(values: np.ndarray, weights: np.ndarray, min_coverage: float) -> np.ndarray:
+    """``sum(w x) / sum(w)`` over the present components (weights renormalised)."""
+    out = np.full(values.shape[0], np.nan)
+    for i, row in enumerate(values.tolist()):
+        present = _covered(row, min_coverage)
+        if present is not None:
+            out[i] = sum(weights[k] * row[k] for k in present) / sum(weights[k] for k in present)
+    return out
+
+
+def generalised(values: np.ndarray, weights: np.ndarray, p: float, min_coverage: float) -> np.ndarray:
+    """Weighted power mean ``(sum(w x^p) / sum(w))^(1/p)``; p = 0 is the geometric mean.
+
+    Inputs must be >= 0: a negative component makes the result missing; a zero component gives 0
+    when p <= 0 (the limit)."""
+    out = np.full(values.shape[0], np.nan)
+    for i, row in enumerate(values.tolist()):
+        present = _covered(row, min_coverage)
+        if present is None or any(row[k] < 0 for k in present):
+            continue
+        total = sum(weights[k] for k in present)
+        if p <= 0 and any(row[k] == 0 for k in present):
+            out[i] = 0.0
+        elif p == 0:
+            out[i] = math.exp(sum(weights[k] * math.log(row[k]) for k in present) / total)
+        else:
+            out[i] = (sum(weights[k] * row[k] ** p for k in present) / total) ** (1.0 / p)
+    return out
+
+
+def geometric(values: np.ndarray, weights: np.ndarray, min_coverage: float) -> np.ndarray:
+    """Weighted geometric mean ``exp(sum(w log x) / sum(w))``; a zero component gives 0."""
+    return generalised(values, weights, 0.0, min_coverage)
+
+
+def harmonic(values: np.ndarray, weights: np.ndarray, min_coverage: float) -> np.ndarray:
+    """Weighted harmonic mean ``sum(w) / sum(w / x)``; a zero component gives 0."""
+    out = np.full(values.shape[0], np.nan)
+    for i, row in enumerate(values.tolist()):
+        present = _covered(row, min_coverage)
+        if present is None or any(row[k] < 0 for k in present):
+            continue
+        if any(row[k] == 0 for k in present):
+            out[i] = 0.0
+        else:
+            out[i] = sum(weights[k] for k in present) / sum(weights[k] / row[k] for k in present)
+    return out
+
+
+def copeland(values: np.ndarray, weights: np.ndarray, min_coverage: float) -> np.ndarray:
+    """Weighted Copeland outranking score: wins minus losses against every other scored unit.
+
+    Unit i beats j when the weight of the components where i is ahead, plus half the weight of
+    the ties, exceeds half of the weight of the components both have; units below the coverage
+    threshold get no score and are no one's opponent."""
+    rows = values.tolist()
+    scored = [_covered(row, min_coverage) is not None for row in rows]
+    out = np.full(len(rows), np.nan)
+    for i, row_i in enumerate(rows):
+        if not scored[i]:
+            continue
+        score = 0.0
+        for j, row_j in enumerate(rows):
+            if j == i or not scored[j]:
+                continue
+            both = [k for k in range(len(row_i)) if math.isfinite(row_i[k]) and math.isfinite(row_j[k])]
+            total = sum(weights[k] for k in both)
+            if total == 0:
+                continue
+            ahead = sum(weights[k] for k in both if row_i[k] > row_j[k])
+            tied = sum(weights[k] for k in both if row_i[k] == row_j[k])
+            share = (ahead + 0.5 * tied) / total
+            score += 1.0 if share > 0.5 else -1.0 if share < 0.5 else 0.0
+        out[i] = score
+    return out
+
+
+def aggregate_tree(values: np.ndarray, child_ptr: np.ndarray, child_idx: np.ndarray,
+                   child_weight: np.ndarray, method: np.ndarray, param: np.ndarray,
+                   min_coverage: np.ndarray) -> np.ndarray:
+    """Compute every aggregate column of ``values`` (n_units, n_nodes) from its children, in
+    post-order (see :class:`engine.schema.CompiledTree`); indicator columns are kept."""
+    result = np.array(values, dtype=np.float64, copy=True)
+    n_indicators = result.shape[1] - len(method)
+    for a in range(len(method)):
+        kids = child_idx[child_ptr[a]:child_ptr[a + 1]]
+        w = child_weight[child_ptr[a]:child_ptr[a + 1]]
+        block = result[:, kids]
+        code = method[a]
+        if code == 0:
+            column = arithmetic(block, w, min_coverage[a])
+        elif code == 1:
+            column = geometric(block, w, min_coverage[a])
+        elif code == 2:
+            column = harmonic(block, w, min_coverage[a])
+        elif code == 3:
+            column = generalised(block, w, param[a], min_coverage[a])
+        else:
+            column = copeland(block, w, min_coverage[a])
+        result[:, n_indicators + a] = column
+    return result
+
+
+# ----------------------------------------------------------------------------- ranking
+
+def rank_desc(x: np.ndarray) -> np.ndarray:
+    """Descending competition rank per column: 1 + the number of present values strictly larger."""
+
+    def column(j, values):
+        present = _finite(values)
+        return [math.nan if not math.isfinite(v) else 1.0 + sum(1 for w in present if w > v) for v in values]
+
+    return _per_column(x, column)

@@ -1,0 +1,243 @@
+"""The scoring pipeline: stages composed into a recorded recipe, restartable from any stage.
+
+``score(framework, data)`` runs denominate → impute → screen → treat → normalise → aggregate →
+rescale → rank and returns a :class:`ScoreResult`: a Polars table (unit id, every node's score
+and rank), the recipe that produced it, and the intermediate arrays so that a later analysis can
+restart from any stage (a weights-only change re-runs aggregation and ranking only:
+:meth:`ScoreResult.reaggregate`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from . import __version__
+from .data import Dataset, Inputs, load_data, prepare
+from .errors import SchemaError
+from .io import write_table
+from .schema import Framework, load_framework
+from .stages import aggregate, denominate, impute, normalise, rank, rescale, screen, treat
+
+__all__ = ["STAGES", "Stages", "ScoreResult", "run_stages", "score", "as_dataset"]
+
+#: Stage names in pipeline order (the values ``up_to`` accepts).
+STAGES = ("denominate", "impute", "screen", "treat", "normalise", "aggregate", "rescale", "rank")
+RANK_SUFFIX = "_rank"
+
+
+@dataclass(frozen=True)
+class Stages:
+    """Intermediate arrays of one run; columns in framework order, rows = kept units after
+    ``screen`` (``kept`` maps them back to the input rows)."""
+
+    inputs: Inputs
+    denominated: np.ndarray | None = None
+    imputed: np.ndarray | None = None
+    kept: np.ndarray | None = None  #: bool (n_input_units,): units that passed screening.
+    treated: np.ndarray | None = None
+    normalised: np.ndarray | None = None
+    scores: np.ndarray | None = None  #: (n_units, n_nodes) after rescaling.
+    ranks: np.ndarray | None = None  #: (n_units, n_nodes), float, NaN = missing.
+    records: dict[str, Any] = field(default_factory=dict)  #: What each stage did.
+
+
+def run_stages(framework: Framework, inputs: Inputs, *, up_to: str = "rank", use_reference: bool = False,
+               weights: Mapping[str, float] | None = None) -> Stages:
+    """Run the stages in order and stop after ``up_to`` (COINr's ``up_to``)."""
+    if up_to not in STAGES:
+        raise ValueError(f"up_to must be one of {STAGES}, not {up_to!r}")
+    stop = STAGES.index(up_to)
+    inds = framework.indicators
+    records: dict[str, Any] = {}
+    scale = np.array([i.scale_factor for i in inds])
+    denominated = denominate(inputs.raw, inputs.denominators, scale)
+    records["denominate"] = {i.id: {"denominator": i.denominator, "scale_factor": i.scale_factor}
+                             for i in inds if i.denominator}
+    stages = Stages(inputs=inputs, denominated=denominated, records=records)
+    if stop < 1:
+        return stages
+    imputed, filled = impute(denominated, inds, inputs.groups)
+    records["impute"] = {"filled": filled, "methods": {i.id: i.imputation.to_dict() for i in inds}}
+    stages = replace(stages, imputed=imputed)
+    if stop < 2:
+        return stages
+    kept = screen(imputed, framework.screening)
+    records["screen"] = {"min_coverage": framework.screening,
+                         "removed": inputs.units.filter(pl.Series(~kept)).to_list()}
+    stages = replace(stages, kept=kept)
+    if stop < 3:
+        return stages
+    treated, treatment = treat(imputed[kept], inds)
+    records["treat"] = {"methods": {i.id: i.treatment.to_dict() for i in inds if i.treatment.name != "none"},
+                        "applied": treatment}
+    stages = replace(stages, treated=treated)
+    if stop < 4:
+        return stages
+    normalised = normalise(treated, inds, framework.constant_indicator, use_reference=use_reference)
+    records["normalise"] = {"constant_indicator": framework.constant_indicator,
+                            "methods": {i.id: {**i.normalisation.to_dict(), "direction": i.direction} for i in inds}}
+    stages = replace(stages, normalised=normalised)
+    if stop < 5:
+        return stages
+    tree = framework.compile(weights)
+    scores = aggregate(normalised, tree, use_reference=use_reference)
+    records["aggregate"] = _aggregate_record(framework, tree)
+    stages = replace(stages, scores=scores)
+    if stop < 6:
+        return stages
+    scores = rescale(scores, framework)
+    records["rescale"] = framework.rescale.to_dict()
+    stages = replace(stages, scores=scores)
+    if stop < 7:
+        return stages
+    ranks = rank(scores, use_reference=use_reference)
+    records["rank"] = {"order": "descending", "ties": "min", "missing": "stays missing"}
+    return replace(stages, ranks=ranks)
+
+
+def _aggregate_record(framework: Framework, tree) -> dict[str, Any]:
+    ids = framework.node_ids
+    nodes = {}
+    for a, agg in enumerate(framework.aggregates):
+        lo, hi = tree.child_ptr[a], tree.child_ptr[a + 1]
+        nodes[agg.id] = {**agg.aggregation.to_dict(), "min_coverage": agg.min_coverage,
+                         "weights": {ids[c]: float(w) for c, w in zip(tree.child_idx[lo:hi], tree.child_weight[lo:hi])}}
+    return nodes
+
+
+def as_dataset(framework: Framework, data: Dataset | pl.DataFrame | str | Path | None, **kwargs: Any) -> Dataset:
+    """Accept a Dataset, a DataFrame, a path or a shipped dataset name (None → the framework's
+    default dataset)."""
+    if isinstance(data, Dataset):
+        return data
+    if data is None:
+        data = framework.data.get("dataset")
+        if data is None:
+            raise SchemaError("no data given and the framework names no default dataset", node=None,
+                              path=framework.path, fix="pass data (a file, DataFrame or shipped dataset name)")
+    return load_data(data, framework=framework, **kwargs)
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """Scores and ranks of every node for every unit, with the recipe that produced them."""
+
+    table: pl.DataFrame  #: unit id [, label, groups], then ``<node>`` and ``<node>_rank`` per node.
+    recipe: dict[str, Any]  #: Everything needed to reproduce the run (JSON-serialisable).
+    framework: Framework
+    dataset: Dataset
+    stages: Stages
+
+    @property
+    def index_id(self) -> str:
+        return self.framework.root.id
+
+    def top(self, n: int = 10, node: str | None = None) -> pl.DataFrame:
+        """The ``n`` best units of ``node`` (default: the index), best first."""
+        node = node or self.index_id
+        cols = [self.dataset.unit, *([self.dataset.label] if self.dataset.label else []),
+                f"{node}{RANK_SUFFIX}", node]
+        return self.table.sort(f"{node}{RANK_SUFFIX}", nulls_last=True, maintain_order=True).select(cols).head(n)
+
+    def reaggregate(self, weights: Mapping[str, float]) -> ScoreResult:
+        """Re-run aggregation, rescaling and ranking only, with some node weights replaced."""
+        return _finish(self.framework, self.dataset, run_from_normalised(self.framework, self.stages, weights))
+
+    def write(self, path: str | Path) -> Path:
+        """Write the table (Parquet/CSV/Excel/Arrow by extension) with the recipe, atomically."""
+        return write_table(self.table, path, metadata=self.recipe)
+
+
+def run_from_normalised(framework: Framework, stages: Stages, weights: Mapping[str, float] | None) -> Stages:
+    tree = framework.compile(weights)
+    scores = rescale(aggregate(stages.normalised, tree), framework)
+    records = {**stages.records, "aggregate": _aggregate_record(framework, tree)}
+    return replace(stages, scores=scores, ranks=rank(scores), records=records)
+
+
+def score(framework: Framework | str | Path, data: Dataset | pl.DataFrame | str | Path | None = None, *,
+          use_reference: bool = False, weights: Mapping[str, float] | None = None, **load_kwargs: Any
+          ) -> ScoreResult:
+    """Score and rank every node of ``framework`` for every unit of ``data``.
+
+    Parameters
+    ----------
+    framework
+        A :class:`Framework`, a framework file path or a shipped framework name.
+    data
+        A :class:`Dataset`, a DataFrame, a data file path, a shipped dataset name, or None for the
+        framework's default dataset.
+    use_reference
+        Use the readable reference twins instead of the Numba kernels.
+    weights
+        Optional replacement weights by node id (relative to siblings).
+    **load_kwargs
+        ``unit``, ``groups``, ``label``, ``sheet`` for :func:`engine.data.load_data`.
+
+    Returns
+    -------
+    ScoreResult
+
+    Raises
+    ------
+    SchemaError, DataError
+        Before any computation, for an invalid framework or data that do not fit it.
+    """
+    framework = load_framework(framework)
+    dataset = as_dataset(framework, data, **load_kwargs)
+    _check_names(framework, dataset)
+    inputs = prepare(framework, dataset)
+    stages = run_stages(framework, inputs, use_reference=use_reference, weights=weights)
+    return _finish(framework, dataset, stages)
+
+
+def _check_names(framework: Framework, dataset: Dataset) -> None:
+    reserved = {dataset.unit, *dataset.groups, *([dataset.label] if dataset.label else [])}
+    ids = set(framework.node_ids)
+    for node_id in framework.node_ids:
+        if node_id in reserved or f"{node_id}{RANK_SUFFIX}" in reserved | ids:
+            raise SchemaError(f"node id clashes with a result column ({node_id!r} or {node_id + RANK_SUFFIX!r})",
+                              node=node_id, path=framework.path,
+                              fix="rename the node (ids name the score and rank columns of the result)")
+
+
+def _preorder(framework: Framework) -> list[str]:
+    order: list[str] = []
+
+    def visit(node_id: str) -> None:
+        order.append(node_id)
+        node = framework.node(node_id)
+        for child in getattr(node, "children", ()):
+            visit(child)
+
+    visit(framework.root.id)
+    return order
+
+
+def _finish(framework: Framework, dataset: Dataset, stages: Stages) -> ScoreResult:
+    inputs, kept = stages.inputs, stages.kept
+    position = {node_id: k for k, node_id in enumerate(framework.node_ids)}
+    columns: dict[str, pl.Series] = {dataset.unit: inputs.units.filter(pl.Series(kept))}
+    for extra in ([dataset.label] if dataset.label else []) + list(dataset.groups):
+        columns[extra] = dataset.table[extra].filter(pl.Series(kept))
+    for node_id in _preorder(framework):
+        k = position[node_id]
+        columns[node_id] = pl.Series(node_id, stages.scores[:, k]).fill_nan(None)
+        columns[node_id + RANK_SUFFIX] = pl.Series(node_id + RANK_SUFFIX, stages.ranks[:, k]).fill_nan(None).cast(pl.Int32)
+    table = pl.DataFrame(columns)
+    root_rank = framework.root.id + RANK_SUFFIX
+    table = table.sort(root_rank, nulls_last=True, maintain_order=True)
+    recipe = {
+        "engine": {"name": "cityrank", "version": __version__},
+        "framework": {"id": framework.id, "digest": framework.digest, "path": framework.path},
+        "data": {"source": dataset.source, "unit": dataset.unit, "n_units": int(kept.sum()),
+                 "synthetic": bool(dataset.meta.get("synthetic", False))},
+        "stages": stages.records,
+    }
+    return ScoreResult(table=table, recipe=recipe, framework=framework, dataset=dataset, stages=stages)

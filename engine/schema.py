@@ -1,0 +1,532 @@
+"""Framework files: load, validate against ``schemas/framework.schema.json``, and freeze.
+
+A framework is a flat list of nodes in which every node but the root names its ``parent``; a
+node with a ``column`` is an indicator.  Loading checks, in this order: readable YAML/JSON with no
+recursive aliases → JSON Schema (unknown keys, types, non-positive weights) → ids unique → one
+root → parents exist → no cycles → indicator/aggregate key consistency → method parameters.
+Every failure is a :class:`~engine.errors.SchemaError` naming the node and the fix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import yaml
+from jsonschema import Draft202012Validator
+
+from .errors import SchemaError, preview
+from .resources import load_schema, shipped_frameworks
+
+__all__ = [
+    "Method",
+    "Indicator",
+    "Aggregate",
+    "Framework",
+    "CompiledTree",
+    "load_framework",
+    "framework_from_dict",
+    "NORMALISATION_DEFAULTS",
+]
+
+#: Parameter defaults of every normalisation method (the schema documents each key).
+NORMALISATION_DEFAULTS: dict[str, dict[str, Any]] = {
+    "minmax": {"range": [0.0, 100.0]},
+    "zscore": {"mean": 0.0, "sd": 1.0},
+    "rank": {},
+    "borda": {},
+    "percentile": {"scale": 1.0},
+    "fraction_of_max": {"scale": 1.0},
+    "distance_to_max": {"scale": 1.0},
+    "distance_to_target": {"scale": 1.0, "cap": True},
+    "goalposts": {"scale": 1.0},
+}
+TREATMENT_DEFAULTS: dict[str, dict[str, Any]] = {
+    "none": {},
+    "log": {},
+    "skew_kurtosis": {"winmax": 5, "skew_threshold": 2.0, "kurtosis_threshold": 3.5},
+}
+IMPUTATION_DEFAULTS: dict[str, dict[str, Any]] = {
+    "none": {}, "mean": {}, "median": {}, "group_mean": {}, "group_median": {},
+}
+AGGREGATION_DEFAULTS: dict[str, dict[str, Any]] = {
+    "arithmetic": {}, "geometric": {}, "harmonic": {}, "generalised": {}, "copeland": {},
+}
+#: Aggregation codes used by the kernels (engine.kernels.aggregate).
+AGGREGATION_CODES = {"arithmetic": 0, "geometric": 1, "harmonic": 2, "generalised": 3, "copeland": 4}
+
+_INDICATOR_ONLY = ("column", "direction", "unit", "denominator", "scale_factor", "imputation",
+                   "treatment", "normalisation")
+_AGGREGATE_ONLY = ("aggregation", "min_coverage")
+
+
+@dataclass(frozen=True)
+class Method:
+    """A stage method and its resolved parameters (defaults filled in)."""
+
+    #: Registry key of the method, e.g. ``"minmax"``.
+    name: str
+    #: Parameters with defaults filled in (read-only mapping).
+    params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    def __getitem__(self, key: str) -> Any:
+        return self.params[key]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.name, **{k: _plain(v) for k, v in self.params.items()}}
+
+
+@dataclass(frozen=True)
+class Indicator:
+    """A leaf of the tree: one data column and how it is prepared."""
+
+    id: str  #: Unique node id.
+    parent: str  #: Id of the parent node.
+    labels: Mapping[str, str]  #: ``{"en": ..., "zh": ...}``.
+    weight: float  #: Weight relative to siblings, as written in the file.
+    column: str  #: Raw data column.
+    direction: int  #: +1 more is better, -1 less is better.
+    unit: str | None
+    denominator: str | None
+    scale_factor: float
+    imputation: Method
+    treatment: Method
+    normalisation: Method
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """A non-leaf node: aggregates its children."""
+
+    id: str
+    parent: str | None  #: None for the root.
+    labels: Mapping[str, str]
+    weight: float
+    aggregation: Method
+    min_coverage: float
+    children: tuple[str, ...]  #: Child ids in file order.
+
+
+@dataclass(frozen=True)
+class CompiledTree:
+    """The aggregation tree as flat arrays for the kernels.
+
+    Columns of the value matrix are the indicators (``0 .. n_indicators-1``, in framework order)
+    followed by the aggregates in post-order (children before parents; the root is last).
+    """
+
+    n_indicators: int
+    child_ptr: np.ndarray  #: int64 (n_aggregates + 1,): CSR offsets into child_idx.
+    child_idx: np.ndarray  #: int64: value-matrix column of each child.
+    child_weight: np.ndarray  #: float64: weight of each child, renormalised to sum 1 per parent.
+    method: np.ndarray  #: int64 (n_aggregates,): AGGREGATION_CODES.
+    param: np.ndarray  #: float64 (n_aggregates,): exponent p of the generalised mean.
+    min_coverage: np.ndarray  #: float64 (n_aggregates,).
+
+    @property
+    def n_aggregates(self) -> int:
+        return len(self.method)
+
+    @property
+    def n_nodes(self) -> int:
+        return self.n_indicators + self.n_aggregates
+
+
+@dataclass(frozen=True)
+class Framework:
+    """A validated, immutable index framework."""
+
+    id: str
+    labels: Mapping[str, str]
+    description: str
+    source: str
+    data: Mapping[str, Any]  #: Data hints (unit, unit_label, groups, dataset, synthetic).
+    indicators: tuple[Indicator, ...]  #: In file order.
+    aggregates: tuple[Aggregate, ...]  #: Post-order: children before parents, root last.
+    rescale: Method
+    screening: float | None  #: Unit screening threshold, or None.
+    constant_indicator: str
+    document: Mapping[str, Any]  #: The validated document as loaded.
+    path: str | None
+    digest: str  #: sha256 of the canonical JSON of the document.
+
+    # -- tree queries -------------------------------------------------------------------------
+    @property
+    def root(self) -> Aggregate:
+        return self.aggregates[-1]
+
+    @property
+    def node_ids(self) -> tuple[str, ...]:
+        """Ids in value-matrix column order: indicators, then aggregates in post-order."""
+        return tuple(i.id for i in self.indicators) + tuple(a.id for a in self.aggregates)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Every data column the framework reads (indicators and denominators), no repeats."""
+        seen: dict[str, None] = {}
+        for ind in self.indicators:
+            seen[ind.column] = None
+            if ind.denominator:
+                seen[ind.denominator] = None
+        return tuple(seen)
+
+    def node(self, node_id: str) -> Indicator | Aggregate:
+        for node in (*self.indicators, *self.aggregates):
+            if node.id == node_id:
+                return node
+        raise KeyError(node_id)
+
+    def depth(self, node_id: str) -> int:
+        """Distance from the root (root = 0)."""
+        depth, node = 0, self.node(node_id)
+        while node.parent is not None:
+            node, depth = self.node(node.parent), depth + 1
+        return depth
+
+    def compile(self, weights: Mapping[str, float] | None = None) -> CompiledTree:
+        """Flatten the tree for the kernels, optionally with replacement weights by node id."""
+        position = {node_id: k for k, node_id in enumerate(self.node_ids)}
+        ptr, idx, wts, method, param, cover = [0], [], [], [], [], []
+        for agg in self.aggregates:
+            raw = np.array([(weights or {}).get(c, self.node(c).weight) for c in agg.children], float)
+            idx.extend(position[c] for c in agg.children)
+            wts.extend(raw / raw.sum())
+            ptr.append(len(idx))
+            method.append(AGGREGATION_CODES[agg.aggregation.name])
+            param.append(float(agg.aggregation.params.get("p", 1.0)))
+            cover.append(agg.min_coverage)
+        return CompiledTree(
+            n_indicators=len(self.indicators),
+            child_ptr=np.asarray(ptr, np.int64),
+            child_idx=np.asarray(idx, np.int64),
+            child_weight=np.asarray(wts, np.float64),
+            method=np.asarray(method, np.int64),
+            param=np.asarray(param, np.float64),
+            min_coverage=np.asarray(cover, np.float64),
+        )
+
+    def effective_weights(self) -> dict[str, float]:
+        """Global weight of every indicator: product of sibling-normalised weights to the root."""
+        local: dict[str, float] = {}
+        for agg in self.aggregates:
+            total = sum(self.node(c).weight for c in agg.children)
+            for c in agg.children:
+                local[c] = self.node(c).weight / total
+        result = {}
+        for ind in self.indicators:
+            w, node = 1.0, ind
+            while node.parent is not None:
+                w *= local[node.id]
+                node = self.node(node.parent)
+            result[ind.id] = w
+        return result
+
+
+# ---------------------------------------------------------------------------------------------
+# loading
+# ---------------------------------------------------------------------------------------------
+
+def load_framework(path_or_name: str | Path | Framework) -> Framework:
+    """Load a framework from a YAML/JSON file or by the name of a shipped framework.
+
+    Parameters
+    ----------
+    path_or_name
+        A path to a ``.yaml``/``.yml``/``.json`` file, or the name of a shipped framework
+        (``cityrank frameworks`` lists them).  A :class:`Framework` is returned unchanged.
+
+    Raises
+    ------
+    SchemaError
+        The file is missing, unreadable or invalid; the message names the node and the fix.
+    """
+    if isinstance(path_or_name, Framework):
+        return path_or_name
+    text = str(path_or_name)
+    shipped = shipped_frameworks()
+    path = Path(text)
+    if not path.exists():
+        if text in shipped:
+            path = shipped[text]
+        else:
+            raise SchemaError(
+                f"no framework file or shipped framework named {text!r}",
+                path=text,
+                fix=f"give a path to a YAML/JSON file or one of: {', '.join(shipped) or '(none shipped)'}",
+            )
+    try:
+        raw_text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SchemaError(f"cannot read the file ({exc})", path=str(path),
+                          fix="check the path and that the file is UTF-8 text") from exc
+    try:
+        if path.suffix.lower() == ".json":
+            document = json.loads(raw_text)
+        else:
+            document = yaml.safe_load(raw_text)
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        raise SchemaError(f"not valid YAML/JSON: {exc}", path=str(path),
+                          fix="fix the syntax at the position given") from exc
+    return framework_from_dict(document, path=str(path))
+
+
+def framework_from_dict(document: Any, *, path: str | None = None) -> Framework:
+    """Validate a framework document (already parsed) and freeze it into a :class:`Framework`."""
+    _reject_recursion(document, path)
+    _check_json_schema(document, path)
+    return _build(document, path)
+
+
+def _reject_recursion(obj: Any, path: str | None, _active: set[int] | None = None) -> None:
+    """A YAML alias can make a document contain itself; reject that before anything recurses."""
+    active = _active if _active is not None else set()
+    if isinstance(obj, dict | list):
+        if id(obj) in active:
+            raise SchemaError("the document refers to itself through a YAML alias (a cycle)",
+                              path=path, fix="replace the recursive alias (*name) by a plain value")
+        active.add(id(obj))
+        for value in obj.values() if isinstance(obj, dict) else obj:
+            _reject_recursion(value, path, active)
+        active.discard(id(obj))
+
+
+def _node_of(document: Any, error_path: list[Any]) -> str | None:
+    if len(error_path) >= 2 and error_path[0] == "nodes" and isinstance(error_path[1], int):
+        try:
+            node = document["nodes"][error_path[1]]
+            return str(node.get("id", f"#{error_path[1]}")) if isinstance(node, dict) else f"#{error_path[1]}"
+        except (IndexError, KeyError, TypeError):
+            return None
+    return None
+
+
+def _check_json_schema(document: Any, path: str | None) -> None:
+    validator = Draft202012Validator(load_schema("framework"))
+    errors = sorted(validator.iter_errors(document), key=lambda e: (list(e.absolute_path), e.message))
+    if not errors:
+        return
+    err = errors[0]
+    where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
+    node = _node_of(document, list(err.absolute_path))
+    key = err.absolute_path[-1] if err.absolute_path else None
+    if err.validator == "additionalProperties":
+        allowed = sorted(err.schema.get("properties", {}))
+        fix = f"remove or rename the unknown key; allowed keys here: {', '.join(allowed)}"
+    elif key == "weight":
+        fix = "give the weight as a positive number (weights are relative to siblings)"
+    elif err.validator == "enum":
+        fix = f"use one of {preview(err.validator_value, 20)}"
+    elif err.validator == "required":
+        fix = "add the missing key"
+    else:
+        fix = "see schemas/framework.schema.json and docs/frameworks.md for this key"
+    more = f" ({len(errors) - 1} more problem(s) after this one)" if len(errors) > 1 else ""
+    raise SchemaError(f"invalid at {where}: {err.message}{more}", node=node, path=path, fix=fix)
+
+
+def _resolve(kind: str, defaults: dict[str, dict[str, Any]], spec: Mapping[str, Any] | None,
+             fallback: Mapping[str, Any] | None) -> Method:
+    """Merge a method spec onto the framework default: parameters are inherited only when the
+    method is the same; the method's own defaults fill the rest."""
+    base = dict(fallback or {"method": next(iter(defaults))})
+    if spec is None:
+        chosen = base
+    elif spec.get("method") == base.get("method"):
+        chosen = {**base, **spec}
+    else:
+        chosen = dict(spec)
+    name = chosen.pop("method")
+    params = {**defaults[name], **chosen}
+    return Method(name, MappingProxyType(params))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _build(document: dict[str, Any], path: str | None) -> Framework:  # noqa: C901 - one linear check list
+    nodes = document["nodes"]
+    ids = [n["id"] for n in nodes]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise SchemaError(f"duplicate node id(s): {preview(duplicates)}", node=duplicates[0], path=path,
+                          fix="give every node a unique id")
+    by_id = {n["id"]: n for n in nodes}
+    roots = [n["id"] for n in nodes if "parent" not in n]
+    if len(roots) != 1:
+        raise SchemaError(
+            f"exactly one node must have no parent (the index); found {len(roots)}: {preview(roots)}",
+            node=roots[0] if roots else None, path=path,
+            fix="give every node except the index a `parent`",
+        )
+    root = roots[0]
+    for n in nodes:
+        if "parent" in n and n["parent"] not in by_id:
+            raise SchemaError(f"parent {n['parent']!r} does not exist", node=n["id"], path=path,
+                              fix=f"set `parent` to one of the node ids, e.g. {root!r}")
+        if n.get("parent") == n["id"]:
+            raise SchemaError("the node is its own parent (a cycle)", node=n["id"], path=path,
+                              fix="set `parent` to another node")
+    children: dict[str, list[str]] = {i: [] for i in ids}
+    for n in nodes:
+        if "parent" in n:
+            children[n["parent"]].append(n["id"])
+    # Reachability from the root: whatever is not reached sits on a cycle (or hangs from one).
+    reached, stack = set(), [root]
+    while stack:
+        current = stack.pop()
+        if current in reached:
+            continue
+        reached.add(current)
+        stack.extend(children[current])
+    unreached = [i for i in ids if i not in reached]
+    if unreached:
+        raise SchemaError(f"node(s) not connected to the index {root!r}: their parents form a cycle: "
+                          f"{preview(unreached)}", node=unreached[0], path=path,
+                          fix="break the cycle so that following `parent` always ends at the index")
+
+    defaults = document.get("defaults", {})
+    constant_policy = defaults.get("constant_indicator", "midpoint")
+    groups = list(document.get("data", {}).get("groups", []))
+    indicators: list[Indicator] = []
+    for n in nodes:
+        is_indicator = "column" in n
+        if is_indicator and children[n["id"]]:
+            raise SchemaError(f"an indicator (it has a `column`) cannot have children; children: "
+                              f"{preview(children[n['id']])}", node=n["id"], path=path,
+                              fix="remove `column` to make it an aggregate, or re-parent the children")
+        if not is_indicator and not children[n["id"]]:
+            raise SchemaError("the node has neither a `column` (indicator) nor children (aggregate)",
+                              node=n["id"], path=path,
+                              fix="add `column: <data column>` or give it child nodes")
+        misplaced = [k for k in (_AGGREGATE_ONLY if is_indicator else _INDICATOR_ONLY) if k in n]
+        if misplaced:
+            kind = "an indicator" if is_indicator else "an aggregate"
+            raise SchemaError(f"key(s) {preview(misplaced)} do not apply to {kind}", node=n["id"],
+                              path=path, fix="remove them (see docs/frameworks.md)")
+        if n["id"] == root and is_indicator:
+            raise SchemaError("the index (root) cannot be an indicator", node=n["id"], path=path,
+                              fix="add an aggregate root node")
+        if not is_indicator:
+            continue
+        normalisation = _resolve("normalisation", NORMALISATION_DEFAULTS, n.get("normalisation"),
+                                 defaults.get("normalisation", {"method": "minmax"}))
+        _check_normalisation(n["id"], normalisation, path)
+        imputation = _resolve("imputation", IMPUTATION_DEFAULTS, n.get("imputation"),
+                              defaults.get("imputation", {"method": "none"}))
+        if imputation.name.startswith("group_"):
+            group = imputation.params.get("group")
+            if group is None:
+                raise SchemaError(f"imputation {imputation.name!r} needs a `group` column", node=n["id"],
+                                  path=path, fix="add `group: <column>` to the imputation")
+            if groups and group not in groups:
+                raise SchemaError(f"imputation group {group!r} is not among data.groups {groups}",
+                                  node=n["id"], path=path, fix="add it to data.groups")
+        treatment = _resolve("treatment", TREATMENT_DEFAULTS, n.get("treatment"),
+                             defaults.get("treatment", {"method": "none"}))
+        indicators.append(Indicator(
+            id=n["id"], parent=n["parent"], labels=MappingProxyType(dict(n["labels"])),
+            weight=float(n.get("weight", 1.0)), column=n["column"], direction=int(n.get("direction", 1)),
+            unit=n.get("unit"), denominator=n.get("denominator"),
+            scale_factor=float(n.get("scale_factor", 1.0)), imputation=imputation, treatment=treatment,
+            normalisation=normalisation,
+        ))
+
+    aggregates: list[Aggregate] = []
+
+    def visit(node_id: str) -> None:
+        for child in children[node_id]:
+            visit(child)
+        n = by_id[node_id]
+        if "column" in n:
+            return
+        aggregation = _resolve("aggregation", AGGREGATION_DEFAULTS, n.get("aggregation"),
+                               defaults.get("aggregation", {"method": "arithmetic"}))
+        if aggregation.name == "generalised" and "p" not in aggregation.params:
+            raise SchemaError("the generalised mean needs an exponent `p`", node=node_id, path=path,
+                              fix="add `p: <number>` to the aggregation (1 arithmetic, 0 geometric, -1 harmonic)")
+        aggregates.append(Aggregate(
+            id=node_id, parent=n.get("parent"), labels=MappingProxyType(dict(n["labels"])),
+            weight=float(n.get("weight", 1.0)), aggregation=aggregation,
+            min_coverage=float(n.get("min_coverage", defaults.get("min_coverage", 0.0))),
+            children=tuple(children[node_id]),
+        ))
+
+    visit(root)
+    rescale_doc = document.get("rescale", {"method": "none"})
+    rescale = Method(rescale_doc["method"], MappingProxyType({"scope": rescale_doc.get("scope", "index")}))
+    screening = document.get("screening", {}).get("min_coverage")
+    canonical = json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    framework = Framework(
+        id=document["id"], labels=MappingProxyType(dict(document["labels"])),
+        description=document.get("description", ""), source=document.get("source", ""),
+        data=MappingProxyType(dict(document.get("data", {}))), indicators=tuple(indicators),
+        aggregates=tuple(aggregates), rescale=rescale,
+        screening=None if screening is None else float(screening),
+        constant_indicator=constant_policy, document=MappingProxyType(document), path=path,
+        digest=hashlib.sha256(canonical.encode()).hexdigest(),
+    )
+    _check_positive_inputs(framework, path)
+    return framework
+
+
+def _check_normalisation(node: str, method: Method, path: str | None) -> None:
+    p = method.params
+    if method.name == "minmax":
+        lo, hi = p["range"]
+        if not lo < hi:
+            raise SchemaError(f"minmax range [{lo}, {hi}] must have lo < hi", node=node, path=path,
+                              fix="write the range as [lower, upper], e.g. [0, 100]")
+    elif method.name == "goalposts":
+        if "goalposts" not in p:
+            raise SchemaError("goalposts normalisation needs `goalposts: [lower, upper]`", node=node,
+                              path=path, fix="add the two goalposts in the indicator's units")
+        lo, hi = p["goalposts"]
+        if not lo < hi:
+            raise SchemaError(f"goalposts [{lo}, {hi}] must have lower < upper", node=node, path=path,
+                              fix="write them as [lower, upper]; use direction -1 for less-is-better")
+    elif method.name == "distance_to_target" and "target" not in p:
+        raise SchemaError("distance_to_target needs a `target`", node=node, path=path,
+                          fix="add `target: <value in the indicator's units>`")
+    unused = set(p) - set(NORMALISATION_DEFAULTS[method.name]) - {"goalposts", "target"}
+    if unused:
+        raise SchemaError(f"parameter(s) {preview(sorted(unused))} do not apply to {method.name!r}",
+                          node=node, path=path, fix=f"remove them; {method.name} takes "
+                          f"{', '.join(NORMALISATION_DEFAULTS[method.name]) or 'no parameters'}")
+
+
+def _can_be_negative(framework: Framework, node_id: str) -> bool:
+    node = framework.node(node_id)
+    if isinstance(node, Indicator):
+        m = node.normalisation
+        if m.name == "minmax":
+            return m["range"][0] < 0
+        return m.name == "zscore"
+    if node.aggregation.name == "copeland":
+        return True
+    return any(_can_be_negative(framework, c) for c in node.children)
+
+
+def _check_positive_inputs(framework: Framework, path: str | None) -> None:
+    """Geometric/harmonic means and power means with p <= 0 need inputs >= 0: decide statically."""
+    for agg in framework.aggregates:
+        name, p = agg.aggregation.name, agg.aggregation.params.get("p", 1.0)
+        needs_positive = name in ("geometric", "harmonic") or (name == "generalised" and p <= 0)
+        if not needs_positive:
+            continue
+        bad = [c for c in agg.children if _can_be_negative(framework, c)]
+        if bad:
+            raise SchemaError(
+                f"{name} aggregation needs non-negative inputs, but child(ren) {preview(bad)} can be "
+                "negative (z-scores, a minmax range below 0, or Copeland scores)", node=agg.id, path=path,
+                fix="normalise those children onto a positive range, e.g. minmax with range [1, 100], "
+                "or aggregate this node arithmetically",
+            )

@@ -1,0 +1,43 @@
+"""Aggregation stage (the whole tree, post-order) and the final rescaling."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..kernels import aggregate as kernels
+from ..kernels import reference
+from ..schema import CompiledTree, Framework
+
+__all__ = ["aggregate", "rescale"]
+
+
+def aggregate(normalised: np.ndarray, tree: CompiledTree, *, use_reference: bool = False) -> np.ndarray:
+    """Scores of every node: (n_units, n_nodes), indicators first, aggregates in post-order.
+
+    Only this stage (and ranking) needs to run again when weights change: pass a tree compiled
+    with other weights (:meth:`engine.schema.Framework.compile`)."""
+    values = np.empty((normalised.shape[0], tree.n_nodes), np.float64)
+    values[:, : tree.n_indicators] = normalised
+    values[:, tree.n_indicators:] = np.nan
+    args = (tree.child_ptr, tree.child_idx, tree.child_weight, tree.method, tree.param, tree.min_coverage)
+    if use_reference:
+        return reference.aggregate_tree(values, *args)
+    return kernels.aggregate_tree(values, *args)
+
+
+def rescale(values: np.ndarray, framework: Framework) -> np.ndarray:
+    """Apply the framework's final rescaling (``none``, ``x100``, ``top``) to the index column, or
+    to every aggregate column when ``scope: aggregates``."""
+    method = framework.rescale
+    if method.name == "none":
+        return values
+    out = values.copy()
+    n_ind = len(framework.indicators)
+    columns = range(n_ind, out.shape[1]) if method["scope"] == "aggregates" else [out.shape[1] - 1]
+    for c in columns:
+        if method.name == "x100":
+            out[:, c] = out[:, c] * 100.0
+        else:
+            top = np.nanmax(out[:, c]) if np.isfinite(out[:, c]).any() else np.nan
+            out[:, c] = out[:, c] / top if top > 0 else out[:, c]
+    return out

@@ -1,0 +1,63 @@
+"""Imputation of missing indicator values, and unit screening by data availability."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from ..errors import ImputationWarning
+from ..schema import Indicator
+
+__all__ = ["impute", "screen"]
+
+
+def _fill(column: np.ndarray, statistic) -> np.ndarray:
+    present = column[~np.isnan(column)]
+    value = statistic(present) if present.size else np.nan
+    return np.where(np.isnan(column), value, column)
+
+
+def impute(x: np.ndarray, indicators: tuple[Indicator, ...], groups: dict[str, np.ndarray]
+           ) -> tuple[np.ndarray, dict[str, int]]:
+    """Fill missing values per indicator; returns the new array and the count filled per indicator.
+
+    Methods: ``mean``/``median`` of the indicator's column; ``group_mean``/``group_median`` of
+    the column within the unit's group (COINr ``i_mean_grp``).  A value stays missing when its
+    whole group is missing for that indicator, or when the unit has no group (with an
+    :class:`ImputationWarning`).
+    """
+    out = np.array(x, dtype=np.float64, copy=True)
+    filled: dict[str, int] = {}
+    left: list[str] = []
+    for j, ind in enumerate(indicators):
+        name = ind.imputation.name
+        column = out[:, j]
+        before = int(np.isnan(column).sum())
+        if name == "none" or before == 0:
+            continue
+        statistic = np.mean if name.endswith("mean") else np.median
+        if name in ("mean", "median"):
+            column[:] = _fill(column, statistic)
+        else:
+            codes = groups[ind.imputation.params["group"]]
+            for code in np.unique(codes[codes >= 0]):
+                rows = codes == code
+                column[rows] = _fill(column[rows], statistic)
+        after = int(np.isnan(column).sum())
+        filled[ind.id] = before - after
+        if after:
+            left.append(f"{ind.id} ({after})")
+    if left:
+        warnings.warn(f"imputation left values missing (whole group missing, or no group) in: {', '.join(left)}",
+                      ImputationWarning, stacklevel=2)
+    return out, filled
+
+
+def screen(x: np.ndarray, min_coverage: float | None) -> np.ndarray:
+    """Boolean mask of the units kept: share of present indicator values >= ``min_coverage``
+    (COINr ``Screen(unit_screen = "byNA")``: a unit is dropped when strictly below)."""
+    if min_coverage is None:
+        return np.ones(x.shape[0], dtype=bool)
+    coverage = (~np.isnan(x)).sum(axis=1) / x.shape[1]
+    return coverage >= min_coverage
