@@ -91,6 +91,9 @@ def load_data(
     unit = unit or hints.get("unit")
     groups = tuple(groups) if groups is not None else tuple(hints.get("groups", ()))
     label = label or hints.get("unit_label")
+    if label == unit:
+        label = None
+    groups = tuple(g for g in groups if g not in (unit, label))
     meta: dict = {}
     if isinstance(source, pl.DataFrame):
         table, origin = source, "<DataFrame>"

@@ -1,0 +1,159 @@
+"""Command line: ``cityrank demo | frameworks | datasets | validate | score``.
+
+The CLI stays thin: arguments → :mod:`engine` API → a printed table or an output file.  Bad input
+exits with status 2 and a one-paragraph message naming the offending node/column/units and the fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+
+import polars as pl
+
+from . import __version__
+from .errors import EngineError
+from .resources import shipped_datasets, shipped_frameworks
+
+__all__ = ["main"]
+
+
+def _format_top(result, n: int, node: str | None = None) -> str:
+    node = node or result.index_id
+    top = result.top(n, node)
+    label = result.dataset.label
+    lines = [f"{'rank':>4}  {'unit':<10} {'name':<28} {'score':>10}"]
+    for row in top.iter_rows(named=True):
+        name = str(row[label]) if label else ""
+        value = row[node]
+        shown = f"{value:>10.4f}" if value is not None else f"{'—':>10}"
+        rank = row[f"{node}_rank"]
+        lines.append(f"{rank if rank is not None else '—':>4}  {row[result.dataset.unit]!s:<10} {name[:28]:<28} {shown}")
+    return "\n".join(lines)
+
+
+def _cmd_frameworks(args: argparse.Namespace) -> int:
+    from .schema import load_framework
+
+    for name in shipped_frameworks():
+        fw = load_framework(name)
+        zh = f" / {fw.labels['zh']}" if "zh" in fw.labels else ""
+        print(f"{name}: {fw.labels['en']}{zh}")
+        print(f"    {len(fw.indicators)} indicators, {len(fw.aggregates)} aggregates; default data: "
+              f"{fw.data.get('dataset', '—')}{' (SYNTHETIC)' if fw.data.get('synthetic') else ''}")
+        if fw.source:
+            print(f"    source: {fw.source}")
+    return 0
+
+
+def _cmd_datasets(args: argparse.Namespace) -> int:
+    for name, path in shipped_datasets().items():
+        print(f"{name}: {path.name}")
+    return 0
+
+
+def _load_kwargs(args: argparse.Namespace) -> dict:
+    kwargs = {}
+    if getattr(args, "unit", None):
+        kwargs["unit"] = args.unit
+    if getattr(args, "groups", None):
+        kwargs["groups"] = args.groups
+    if getattr(args, "label", None):
+        kwargs["label"] = args.label
+    if getattr(args, "sheet", None):
+        kwargs["sheet"] = args.sheet
+    return kwargs
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from . import validate
+
+    fw = validate(args.framework, args.data, **_load_kwargs(args))
+    what = f" and data {args.data!r}" if args.data else ""
+    print(f"ok: framework {fw.id!r} ({len(fw.indicators)} indicators, {len(fw.aggregates)} aggregates){what} valid")
+    return 0
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    from .pipeline import score
+
+    started = time.perf_counter()
+    result = score(args.framework, args.data, **_load_kwargs(args))
+    elapsed = time.perf_counter() - started
+    if result.recipe["data"]["synthetic"]:
+        print("NOTE: this dataset is SYNTHETIC (generated), not observed data.")
+    if args.out:
+        path = result.write(args.out)
+        print(f"wrote {result.table.height} units × {len(result.framework.node_ids)} nodes to {path}")
+    print(f"{result.framework.labels['en']} — {result.table.height} units, scored in {elapsed:.2f} s")
+    print(_format_top(result, args.top, args.node))
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .pipeline import score
+
+    print(f"cityrank {__version__} demo: COINr's ASEM example (51 countries, 49 indicators)")
+    started = time.perf_counter()
+    result = score("asem")
+    print(f"scored in {time.perf_counter() - started:.2f} s (includes JIT compilation on first run)\n")
+    print(_format_top(result, args.top))
+    removed = result.recipe["stages"]["screen"]["removed"]
+    print(f"\nscreened out: {', '.join(map(str, removed)) or 'none'}; "
+          f"indicators treated for outliers: {len(result.recipe['stages']['treat']['applied'])}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cityrank", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"cityrank {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="score the embedded default data and print the top of the ranking")
+    demo.add_argument("--top", type=int, default=10, help="how many units to print (default 10)")
+    demo.set_defaults(run=_cmd_demo)
+
+    sub.add_parser("frameworks", help="list the shipped frameworks").set_defaults(run=_cmd_frameworks)
+    sub.add_parser("datasets", help="list the shipped datasets").set_defaults(run=_cmd_datasets)
+
+    def data_options(p: argparse.ArgumentParser, required_data: bool = False) -> None:
+        p.add_argument("--framework", "-f", required=True, help="framework file (YAML/JSON) or shipped name")
+        p.add_argument("--data", "-d", required=required_data,
+                       help="data file (CSV/Parquet/Arrow/Excel) or shipped dataset; default: the framework's")
+        p.add_argument("--unit", help="unit id column (default: the framework's data.unit)")
+        p.add_argument("--groups", nargs="*", help="group columns (default: the framework's data.groups)")
+        p.add_argument("--label", help="display-name column")
+        p.add_argument("--sheet", help="Excel sheet name (default: the first)")
+
+    validate = sub.add_parser("validate", help="check a framework (and data against it) without computing")
+    data_options(validate)
+    validate.set_defaults(run=_cmd_validate)
+
+    score = sub.add_parser("score", help="score and rank every node; write .parquet/.csv/.xlsx/.arrow")
+    data_options(score)
+    score.add_argument("--out", "-o", help="output file; the format follows the extension")
+    score.add_argument("--top", type=int, default=10, help="how many units to print (default 10)")
+    score.add_argument("--node", help="node whose ranking is printed (default: the index)")
+    score.set_defaults(run=_cmd_score)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``cityrank`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    pl.Config.set_tbl_rows(30)
+    try:
+        return int(args.run(args) or 0)
+    except EngineError as exc:
+        print(f"cityrank: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cityrank: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
