@@ -48,7 +48,7 @@ def read_table(path: str | Path, *, sheet: str | None = None) -> pl.DataFrame:
         elif kind == "parquet":
             table = pl.read_parquet(path)
         elif kind == "ipc":
-            table = pl.read_ipc(path, memory_map=False)
+            table = pl.read_ipc(path)
         else:
             table = pl.read_excel(path, sheet_name=sheet) if sheet else pl.read_excel(path)
     except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
@@ -89,8 +89,15 @@ def load_data(
     """
     hints = dict(framework.data) if framework is not None else {}
     unit = unit or hints.get("unit")
-    groups = tuple(groups) if groups is not None else tuple(hints.get("groups", ()))
-    label = label or hints.get("unit_label")
+    # Columns named explicitly must exist; the framework's hints are used when the data have them.
+    optional = set()
+    if groups is None:
+        groups = tuple(hints.get("groups", ()))
+        optional.update(groups)
+    groups = tuple(groups)
+    if label is None and hints.get("unit_label"):
+        label = hints["unit_label"]
+        optional.add(label)
     if label == unit:
         label = None
     groups = tuple(g for g in groups if g not in (unit, label))
@@ -111,6 +118,9 @@ def load_data(
     if unit is None:
         raise DataError("no unit id column given", path=origin,
                         fix="pass --unit COLUMN (or `unit=`), or set data.unit in the framework")
+    groups = tuple(g for g in groups if g in table.columns or g not in optional)
+    if label is not None and label in optional and label not in table.columns:
+        label = None
     missing = [c for c in (unit, *groups, *([label] if label else [])) if c not in table.columns]
     if missing:
         raise DataError(f"column(s) {preview(missing)} not found; the file has {preview(table.columns, 8)}",

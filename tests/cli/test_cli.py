@@ -1,0 +1,47 @@
+"""The console script: every command, exit codes, and one-paragraph errors."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from engine.cli import main
+
+
+def test_demo_prints_the_top_of_the_ranking(capsys):
+    assert main(["demo", "--top", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "CHE" in out and "Switzerland" in out and "68.3837" in out
+
+
+def test_frameworks_and_datasets_list_shipped_items(capsys):
+    assert main(["frameworks"]) == 0
+    assert "asem:" in capsys.readouterr().out
+    assert main(["datasets"]) == 0
+    assert "asem: asem.csv" in capsys.readouterr().out
+
+
+def test_validate_ok(capsys):
+    assert main(["validate", "-f", "asem", "-d", "asem"]) == 0
+    assert capsys.readouterr().out.startswith("ok: framework 'asem'")
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv", ".xlsx"])
+def test_score_writes_the_output(tmp_path, capsys, suffix):
+    out = tmp_path / f"r{suffix}"
+    assert main(["score", "-f", "asem", "-o", str(out), "--top", "2", "--node", "Sust"]) == 0
+    assert out.exists() and "wrote 51 units × 60 nodes" in capsys.readouterr().out
+
+
+def test_bad_input_exits_2_with_one_paragraph(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    pl.DataFrame({"uCode": ["A", "A"], "LPI": [1.0, 2.0]}).write_csv(bad)
+    assert main(["score", "-f", "asem", "-d", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cityrank: error:") and "duplicate unit ids" in err and "Fix:" in err
+    assert err.count("\n") == 1
+
+
+def test_unknown_framework_exits_2(capsys):
+    assert main(["validate", "-f", "no-such-framework"]) == 2
+    assert "no framework file or shipped framework named 'no-such-framework'" in capsys.readouterr().err
