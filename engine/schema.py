@@ -61,9 +61,11 @@ AGGREGATION_DEFAULTS: dict[str, dict[str, Any]] = {
 #: Aggregation codes used by the kernels (engine.kernels.aggregate).
 AGGREGATION_CODES = {"arithmetic": 0, "geometric": 1, "harmonic": 2, "generalised": 3, "copeland": 4}
 
-_INDICATOR_ONLY = ("column", "direction", "unit", "denominator", "scale_factor", "imputation",
+_INDICATOR_ONLY = ("column", "components", "direction", "unit", "denominator", "scale_factor", "imputation",
                    "treatment", "normalisation")
-_AGGREGATE_ONLY = ("aggregation", "min_coverage")
+_AGGREGATE_ONLY = ("aggregation", "min_coverage", "weighting")
+#: Weighting methods computed from the data (the children's scores) rather than the file.
+DATA_DRIVEN_WEIGHTING = ("entropy", "critic", "pca")
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,7 @@ class Indicator:
     parent: str  #: Id of the parent node.
     labels: Mapping[str, str]  #: ``{"en": ..., "zh": ...}``.
     weight: float  #: Weight relative to siblings, as written in the file.
-    column: str  #: Raw data column.
+    column: str | None  #: Raw data column (None when the value is a weighted sum of ``components``).
     direction: int  #: +1 more is better, -1 less is better.
     unit: str | None
     denominator: str | None
@@ -98,6 +100,12 @@ class Indicator:
     imputation: Method
     treatment: Method
     normalisation: Method
+    components: Mapping[str, float] | None = None  #: ``{column: weight}`` summed into the raw value.
+
+    @property
+    def source_columns(self) -> tuple[str, ...]:
+        """The data columns this indicator reads (its column, or its components)."""
+        return tuple(self.components) if self.components else (self.column,)
 
 
 @dataclass(frozen=True)
@@ -111,6 +119,7 @@ class Aggregate:
     aggregation: Method
     min_coverage: float
     children: tuple[str, ...]  #: Child ids in file order.
+    weighting: Method = field(default_factory=lambda: Method("manual"))  #: How children's weights are set.
 
 
 @dataclass(frozen=True)
@@ -151,6 +160,7 @@ class Framework:
     aggregates: tuple[Aggregate, ...]  #: Post-order: children before parents, root last.
     rescale: Method
     screening: float | None  #: Unit screening threshold, or None.
+    tiers: Mapping[str, Any] | None  #: ``{"k", "node", "method"}`` or None.
     constant_indicator: str
     document: Mapping[str, Any]  #: The validated document as loaded.
     path: str | None
@@ -171,7 +181,8 @@ class Framework:
         """Every data column the framework reads (indicators and denominators), no repeats."""
         seen: dict[str, None] = {}
         for ind in self.indicators:
-            seen[ind.column] = None
+            for column in ind.source_columns:
+                seen[column] = None
             if ind.denominator:
                 seen[ind.denominator] = None
         return tuple(seen)
@@ -398,7 +409,10 @@ def _build(document: dict[str, Any], path: str | None) -> Framework:  # noqa: C9
     groups = list(document.get("data", {}).get("groups", []))
     indicators: list[Indicator] = []
     for n in nodes:
-        is_indicator = "column" in n
+        is_indicator = "column" in n or "components" in n
+        if "column" in n and "components" in n:
+            raise SchemaError("an indicator has either `column` or `components`, not both", node=n["id"],
+                              path=path, fix="keep `column` for a data column, `components` for a weighted sum")
         if is_indicator and children[n["id"]]:
             raise SchemaError(f"an indicator (it has a `column`) cannot have children; children: "
                               f"{preview(children[n['id']])}", node=n["id"], path=path,
@@ -434,10 +448,11 @@ def _build(document: dict[str, Any], path: str | None) -> Framework:  # noqa: C9
                              defaults.get("treatment", {"method": "none"}))
         indicators.append(Indicator(
             id=n["id"], parent=n["parent"], labels=MappingProxyType(dict(n["labels"])),
-            weight=float(n.get("weight", 1.0)), column=n["column"], direction=int(n.get("direction", 1)),
+            weight=float(n.get("weight", 1.0)), column=n.get("column"), direction=int(n.get("direction", 1)),
             unit=n.get("unit"), denominator=n.get("denominator"),
             scale_factor=float(n.get("scale_factor", 1.0)), imputation=imputation, treatment=treatment,
             normalisation=normalisation,
+            components=MappingProxyType({k: float(v) for k, v in n["components"].items()}) if "components" in n else None,
         ))
 
     aggregates: list[Aggregate] = []
@@ -446,7 +461,7 @@ def _build(document: dict[str, Any], path: str | None) -> Framework:  # noqa: C9
         for child in children[node_id]:
             visit(child)
         n = by_id[node_id]
-        if "column" in n:
+        if "column" in n or "components" in n:
             return
         aggregation = _resolve("aggregation", AGGREGATION_DEFAULTS, n.get("aggregation"),
                                defaults.get("aggregation", {"method": "arithmetic"}))
@@ -458,12 +473,20 @@ def _build(document: dict[str, Any], path: str | None) -> Framework:  # noqa: C9
             weight=float(n.get("weight", 1.0)), aggregation=aggregation,
             min_coverage=float(n.get("min_coverage", defaults.get("min_coverage", 0.0))),
             children=tuple(children[node_id]),
+            weighting=_weighting(node_id, n.get("weighting"), children[node_id], path),
         ))
 
     visit(root)
     rescale_doc = document.get("rescale", {"method": "none"})
     rescale = Method(rescale_doc["method"], MappingProxyType({"scope": rescale_doc.get("scope", "index")}))
     screening = document.get("screening", {}).get("min_coverage")
+    tiers = None
+    if "tiers" in document:
+        tiers = {"k": int(document["tiers"]["k"]), "node": document["tiers"].get("node", root),
+                 "method": document["tiers"].get("method", "jenks")}
+        if tiers["node"] not in by_id or "column" in by_id[tiers["node"]] or "components" in by_id[tiers["node"]]:
+            raise SchemaError(f"tiers.node {tiers['node']!r} is not an aggregate node", node=tiers["node"], path=path,
+                              fix=f"name an aggregate node, e.g. the index {root!r}")
     canonical = json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     framework = Framework(
         id=document["id"], labels=MappingProxyType(dict(document["labels"])),
@@ -471,6 +494,7 @@ def _build(document: dict[str, Any], path: str | None) -> Framework:  # noqa: C9
         data=MappingProxyType(dict(document.get("data", {}))), indicators=tuple(indicators),
         aggregates=tuple(aggregates), rescale=rescale,
         screening=None if screening is None else float(screening),
+        tiers=None if tiers is None else MappingProxyType(tiers),
         constant_indicator=constant_policy, document=MappingProxyType(document), path=path,
         digest=hashlib.sha256(canonical.encode()).hexdigest(),
     )
@@ -530,3 +554,41 @@ def _check_positive_inputs(framework: Framework, path: str | None) -> None:
                 fix="normalise those children onto a positive range, e.g. minmax with range [1, 100], "
                 "or aggregate this node arithmetically",
             )
+
+
+def _weighting(node: str, spec: Mapping[str, Any] | None, children: list[str], path: str | None) -> Method:
+    """Validate a node's ``weighting`` block (the AHP matrix shape, order and reciprocity)."""
+    if spec is None:
+        return Method("manual")
+    params = {k: v for k, v in spec.items() if k != "method"}
+    name = spec["method"]
+    if name != "ahp":
+        extra = sorted(params)
+        if extra:
+            raise SchemaError(f"weighting {name!r} takes no parameters, got {preview(extra)}", node=node, path=path,
+                              fix="remove them (matrix/order/eigenvector/random_index belong to `ahp`)")
+        return Method(name, MappingProxyType({}))
+    if "matrix" not in params:
+        raise SchemaError("AHP weighting needs a pairwise comparison `matrix`", node=node, path=path,
+                          fix="add `matrix:` with one row per child")
+    order = list(params.get("order", children))
+    if sorted(order) != sorted(children):
+        raise SchemaError(f"AHP `order` {preview(order)} must list exactly the children {preview(children)}",
+                          node=node, path=path, fix="list every child id once")
+    matrix = np.asarray(params["matrix"], dtype=float)
+    k = len(children)
+    if matrix.shape != (k, k):
+        raise SchemaError(f"AHP matrix is {matrix.shape[0]}×{matrix.shape[1] if matrix.ndim == 2 else '?'} "
+                          f"but the node has {k} children", node=node, path=path,
+                          fix=f"give a {k}×{k} matrix, rows and columns in the order {order}")
+    for i in range(k):
+        for j in range(k):
+            if not np.isclose(matrix[i, j] * matrix[j, i], 1.0, rtol=1e-2):
+                raise SchemaError(f"AHP matrix is not reciprocal at ({order[i]}, {order[j]}): "
+                                  f"{matrix[i, j]} × {matrix[j, i]} ≠ 1", node=node, path=path,
+                                  fix="make a[j][i] = 1 / a[i][j] and a[i][i] = 1")
+    return Method("ahp", MappingProxyType({
+        "matrix": matrix.tolist(), "order": order,
+        "eigenvector": params.get("eigenvector", "principal"),
+        "random_index": params.get("random_index", "saaty"),
+    }))

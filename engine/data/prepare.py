@@ -85,7 +85,7 @@ def prepare(framework: Framework, dataset: Dataset) -> Inputs:
     if table.height == 0:
         raise DataError("the data have no rows", path=dataset.source, fix="check the file")
 
-    missing = [(ind.id, c) for ind in framework.indicators for c in (ind.column, ind.denominator)
+    missing = [(ind.id, c) for ind in framework.indicators for c in (*ind.source_columns, ind.denominator)
                if c is not None and c not in table.columns]
     if missing:
         node, column = missing[0]
@@ -104,9 +104,13 @@ def prepare(framework: Framework, dataset: Dataset) -> Inputs:
         return cache[column]
 
     for j, ind in enumerate(framework.indicators):
-        raw[:, j] = column_values(ind.column, ind.id)
+        if ind.components:
+            raw[:, j] = sum(w * column_values(c, ind.id) for c, w in ind.components.items())
+        else:
+            raw[:, j] = column_values(ind.column, ind.id)
         if np.isnan(raw[:, j]).all():
-            raise DataError("the indicator has no value for any unit", node=ind.id, column=ind.column,
+            raise DataError("the indicator has no value for any unit", node=ind.id,
+                            column=", ".join(ind.source_columns),
                             fix="fill the column or remove the indicator from the framework")
         if ind.denominator:
             d = column_values(ind.denominator, ind.id)
@@ -141,14 +145,15 @@ def _check_domain(framework: Framework, j: int, values: np.ndarray, ids: pl.Seri
     present = values[np.isfinite(values)]
     if ind.treatment.name == "log" and (present <= 0).any():
         bad = ids.filter(pl.Series(np.isfinite(values) & (values <= 0))).to_list()
-        raise DataError("log treatment needs values > 0", node=ind.id, column=ind.column, units=bad,
+        raise DataError("log treatment needs values > 0", node=ind.id, column=", ".join(ind.source_columns), units=bad,
                         fix="use treatment skew_kurtosis (its log shifts the values) or none")
     if ind.normalisation.name == "fraction_of_max" and (present * ind.direction < 0).any():
         bad = ids.filter(pl.Series(np.isfinite(values) & (values * ind.direction < 0))).to_list()
         raise DataError("fraction_of_max needs values >= 0 after applying the direction"
                         + (" (direction -1 makes them negative)" if ind.direction < 0 else ""),
-                        node=ind.id, column=ind.column, units=bad,
+                        node=ind.id, column=", ".join(ind.source_columns), units=bad,
                         fix="use minmax or distance_to_max for this indicator")
     if framework.constant_indicator == "error" and len(np.unique(present)) == 1:
-        raise DataError(f"constant indicator (every unit has {present[0]!r})", node=ind.id, column=ind.column,
+        raise DataError(f"constant indicator (every unit has {present[0]!r})", node=ind.id,
+                        column=", ".join(ind.source_columns),
                         fix="remove the indicator, or set defaults.constant_indicator to midpoint or missing")
