@@ -80,7 +80,13 @@ def _cmd_score(args: argparse.Namespace) -> int:
     from .pipeline import score
 
     started = time.perf_counter()
-    result = score(args.framework, args.data, **_load_kwargs(args))
+    framework = args.framework
+    if args.tiers:
+        from .schema import framework_from_dict, load_framework
+
+        fw = load_framework(args.framework)
+        framework = framework_from_dict({**dict(fw.document), "tiers": {"k": args.tiers}}, path=fw.path)
+    result = score(framework, args.data, **_load_kwargs(args))
     elapsed = time.perf_counter() - started
     if result.recipe["data"]["synthetic"]:
         print("NOTE: this dataset is SYNTHETIC (generated), not observed data.")
@@ -103,6 +109,80 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     removed = result.recipe["stages"]["screen"]["removed"]
     print(f"\nscreened out: {', '.join(map(str, removed)) or 'none'}; "
           f"indicators treated for outliers: {len(result.recipe['stages']['treat']['applied'])}")
+    return 0
+
+
+def _cmd_weights(args: argparse.Namespace) -> int:
+    from .schema import DATA_DRIVEN_WEIGHTING, load_framework
+    from .stages.weights import resolve_weights
+
+    fw = load_framework(args.framework)
+    if any(a.weighting.name in DATA_DRIVEN_WEIGHTING for a in fw.aggregates):
+        from .pipeline import score
+
+        result = score(fw, args.data, **_load_kwargs(args))
+        weights, record = result.stages.weights, result.recipe["stages"].get("weighting", {})
+    else:
+        weights, record = resolve_weights(fw, None)
+    effective = fw.effective_weights(weights)
+    print(f"{fw.labels['en']}: effective (global) weight of every indicator")
+    print(f"{'indicator':<28} {'parent':<22} {'local':>8} {'global':>9}")
+    for ind in fw.indicators:
+        siblings = fw.node(ind.parent).children
+        local = weights[ind.id] / sum(weights[c] for c in siblings)
+        print(f"{ind.id:<28} {ind.parent:<22} {local:>8.4f} {effective[ind.id]:>9.5f}")
+    print(f"{'sum':<28} {'':<22} {'':>8} {sum(effective.values()):>9.5f}")
+    for node, rec in record.items():
+        if rec.get("method") == "ahp":
+            flag = "  (CR >= 0.1: inconsistent)" if rec["cr"] >= 0.1 else ""
+            print(f"AHP {node}: lambda_max={rec['lambda_max']:.5f} CI={rec['ci']:.5f} CR={rec['cr']:.4f} "
+                  f"(RI {rec['random_index_table']} {rec['random_index']}){flag}")
+        else:
+            print(f"{rec['method']} weighting at {node}")
+    return 0
+
+
+def _cmd_groups(args: argparse.Namespace) -> int:
+    from .groups import aggregate_groups
+    from .pipeline import score
+
+    result = score(args.framework, args.data, **_load_kwargs(args))
+    nodes = [result.index_id, *[c for c in result.framework.root.children if c in result.table.columns]]
+    if args.by not in result.table.columns:
+        table = result.dataset.table.select(result.dataset.unit, args.by) if args.by in result.dataset.table.columns \
+            else None
+        if table is None:
+            from .errors import DataError
+
+            raise DataError("group column not found in the data", column=args.by,
+                            fix=f"choose a column of the data file, e.g. {', '.join(result.dataset.groups) or 'province'}")
+        scored = result.table.join(table, on=result.dataset.unit, how="left")
+    else:
+        scored = result.table
+    groups = aggregate_groups(scored, args.by, nodes, how=args.how)
+    if args.out:
+        from .io import write_table
+
+        write_table(groups, args.out, metadata={"groups": {"by": args.by, "how": args.how}, **result.recipe})
+        print(f"wrote {groups.height} groups to {args.out}")
+    print(groups)
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from .groups import compare_editions
+    from .pipeline import score
+
+    old = score(args.framework, args.old, **_load_kwargs(args))
+    new = score(args.framework, args.new, **_load_kwargs(args))
+    node = args.node or old.index_id
+    table = compare_editions(old.table, new.table, old.dataset.unit, node)
+    if args.out:
+        from .io import write_table
+
+        write_table(table, args.out, metadata={"old": old.recipe, "new": new.recipe})
+        print(f"wrote {table.height} units to {args.out}")
+    print(table.head(args.top))
     return 0
 
 
@@ -136,7 +216,29 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--out", "-o", help="output file; the format follows the extension")
     score.add_argument("--top", type=int, default=10, help="how many units to print (default 10)")
     score.add_argument("--node", help="node whose ranking is printed (default: the index)")
+    score.add_argument("--tiers", type=int, metavar="K", help="classify the index into K tiers (Fisher-Jenks)")
     score.set_defaults(run=_cmd_score)
+
+    weights = sub.add_parser("weights", help="print the effective (global) weight of every indicator")
+    data_options(weights)
+    weights.set_defaults(run=_cmd_weights)
+
+    groups = sub.add_parser("groups", help="aggregate unit scores by a group column and rank the groups")
+    data_options(groups)
+    groups.add_argument("--by", required=True, help="group column (e.g. province)")
+    groups.add_argument("--how", default="sum", choices=["sum", "mean", "median", "max", "min"])
+    groups.add_argument("--out", "-o", help="output file (.parquet/.csv/.xlsx/.arrow)")
+    groups.set_defaults(run=_cmd_groups)
+
+    compare = sub.add_parser("compare", help="rank change per unit between two editions (two data files)")
+    compare.add_argument("--framework", "-f", required=True, help="framework file or shipped name")
+    compare.add_argument("--old", required=True, help="data of the earlier edition")
+    compare.add_argument("--new", required=True, help="data of the later edition")
+    compare.add_argument("--unit", help="unit id column")
+    compare.add_argument("--node", help="node to compare (default: the index)")
+    compare.add_argument("--top", type=int, default=20, help="rows to print")
+    compare.add_argument("--out", "-o", help="output file (.parquet/.csv/.xlsx/.arrow)")
+    compare.set_defaults(run=_cmd_compare)
     return parser
 
 

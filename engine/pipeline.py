@@ -23,12 +23,14 @@ from .errors import SchemaError
 from .io import write_table
 from .schema import Framework, load_framework
 from .stages import aggregate, denominate, impute, normalise, rank, rescale, screen, treat
+from .stages.weights import resolve_weights
 
 __all__ = ["STAGES", "Stages", "ScoreResult", "run_stages", "score", "as_dataset"]
 
 #: Stage names in pipeline order (the values ``up_to`` accepts).
 STAGES = ("denominate", "impute", "screen", "treat", "normalise", "aggregate", "rescale", "rank")
 RANK_SUFFIX = "_rank"
+TIER_SUFFIX = "_tier"
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,8 @@ class Stages:
     normalised: np.ndarray | None = None
     scores: np.ndarray | None = None  #: (n_units, n_nodes) after rescaling.
     ranks: np.ndarray | None = None  #: (n_units, n_nodes), float, NaN = missing.
+    weights: dict[str, float] | None = None  #: Resolved sibling-relative weight of every non-root node.
+    tiers: np.ndarray | None = None  #: int64 (n_units,), 1 = best tier, 0 = no score; None without tiers.
     records: dict[str, Any] = field(default_factory=dict)  #: What each stage did.
 
 
@@ -85,10 +89,13 @@ def run_stages(framework: Framework, inputs: Inputs, *, up_to: str = "rank", use
     stages = replace(stages, normalised=normalised)
     if stop < 5:
         return stages
-    tree = framework.compile(weights)
+    resolved, weighting = resolve_weights(framework, normalised, weights)
+    tree = framework.compile(resolved)
     scores = aggregate(normalised, tree, use_reference=use_reference)
     records["aggregate"] = _aggregate_record(framework, tree)
-    stages = replace(stages, scores=scores)
+    if weighting:
+        records["weighting"] = weighting
+    stages = replace(stages, scores=scores, weights=resolved)
     if stop < 6:
         return stages
     scores = rescale(scores, framework)
@@ -98,7 +105,19 @@ def run_stages(framework: Framework, inputs: Inputs, *, up_to: str = "rank", use
         return stages
     ranks = rank(scores, use_reference=use_reference)
     records["rank"] = {"order": "descending", "ties": "min", "missing": "stays missing"}
-    return replace(stages, ranks=ranks)
+    return _with_tiers(framework, replace(stages, ranks=ranks))
+
+
+def _with_tiers(framework: Framework, stages: Stages) -> Stages:
+    if framework.tiers is None:
+        return stages
+    from .tiers import assign_tiers
+
+    column = framework.node_ids.index(framework.tiers["node"])
+    tiers = assign_tiers(stages.scores[:, column], framework.tiers["k"])
+    records = {**stages.records, "tiers": {**dict(framework.tiers), "sizes": {
+        int(t): int((tiers == t).sum()) for t in np.unique(tiers) if t > 0}}}
+    return replace(stages, tiers=tiers, records=records)
 
 
 def _aggregate_record(framework: Framework, tree) -> dict[str, Any]:
@@ -155,10 +174,16 @@ class ScoreResult:
 
 
 def run_from_normalised(framework: Framework, stages: Stages, weights: Mapping[str, float] | None) -> Stages:
-    tree = framework.compile(weights)
+    """Restart at aggregation: new weights (on top of the resolved ones), same normalised data."""
+    resolved = {**stages.weights, **(weights or {})}
+    unknown = [n for n in (weights or {}) if n not in stages.weights]
+    if unknown:
+        resolve_weights(framework, None, {unknown[0]: 1.0})  # raises the SchemaError naming the node
+    tree = framework.compile(resolved)
     scores = rescale(aggregate(stages.normalised, tree), framework)
     records = {**stages.records, "aggregate": _aggregate_record(framework, tree)}
-    return replace(stages, scores=scores, ranks=rank(scores), records=records)
+    return _with_tiers(framework, replace(stages, scores=scores, ranks=rank(scores), records=records,
+                                          weights=resolved))
 
 
 def score(framework: Framework | str | Path, data: Dataset | pl.DataFrame | str | Path | None = None, *,
@@ -201,8 +226,10 @@ def _check_names(framework: Framework, dataset: Dataset) -> None:
     reserved = {dataset.unit, *dataset.groups, *([dataset.label] if dataset.label else [])}
     ids = set(framework.node_ids)
     for node_id in framework.node_ids:
-        if node_id in reserved or f"{node_id}{RANK_SUFFIX}" in reserved | ids:
-            raise SchemaError(f"node id clashes with a result column ({node_id!r} or {node_id + RANK_SUFFIX!r})",
+        derived = {f"{node_id}{RANK_SUFFIX}", f"{node_id}{TIER_SUFFIX}"}
+        if node_id in reserved or derived & (reserved | ids):
+            raise SchemaError(f"node id clashes with a result column ({node_id!r}, {node_id + RANK_SUFFIX!r} "
+                              f"or {node_id + TIER_SUFFIX!r})",
                               node=node_id, path=framework.path,
                               fix="rename the node (ids name the score and rank columns of the result)")
 
@@ -230,6 +257,9 @@ def _finish(framework: Framework, dataset: Dataset, stages: Stages) -> ScoreResu
         k = position[node_id]
         columns[node_id] = pl.Series(node_id, stages.scores[:, k]).fill_nan(None)
         columns[node_id + RANK_SUFFIX] = pl.Series(node_id + RANK_SUFFIX, stages.ranks[:, k]).fill_nan(None).cast(pl.Int32)
+    if stages.tiers is not None:
+        name = f"{framework.tiers['node']}{TIER_SUFFIX}"
+        columns[name] = pl.Series(name, stages.tiers).replace(0, None).cast(pl.Int32)
     table = pl.DataFrame(columns)
     root_rank = framework.root.id + RANK_SUFFIX
     table = table.sort(root_rank, nulls_last=True, maintain_order=True)

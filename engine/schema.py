@@ -222,13 +222,18 @@ class Framework:
             min_coverage=np.asarray(cover, np.float64),
         )
 
-    def effective_weights(self) -> dict[str, float]:
-        """Global weight of every indicator: product of sibling-normalised weights to the root."""
+    def effective_weights(self, weights: Mapping[str, float] | None = None) -> dict[str, float]:
+        """Global weight of every indicator: product of sibling-normalised weights to the root.
+
+        ``weights`` replaces the file's weights by node id (e.g. resolved AHP/entropy weights)."""
+        def weight(node_id: str) -> float:
+            return (weights or {}).get(node_id, self.node(node_id).weight)
+
         local: dict[str, float] = {}
         for agg in self.aggregates:
-            total = sum(self.node(c).weight for c in agg.children)
+            total = sum(weight(c) for c in agg.children)
             for c in agg.children:
-                local[c] = self.node(c).weight / total
+                local[c] = weight(c) / total
         result = {}
         for ind in self.indicators:
             w, node = 1.0, ind
