@@ -1,0 +1,89 @@
+"""Designs: U(0,1) columns keyed by (seed, block), and their mapping to replicate parameters.
+
+Randomness is drawn here, outside the kernels: block ``b`` of a run with seed ``s`` always uses
+``PCG64(SeedSequence(s, spawn_key=(b,)))``, so a replicate depends only on (seed, block, position)
+— never on threads, partitions or workers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import gammaincinv
+
+from .spec import Factor
+
+__all__ = ["Parameters", "block_uniforms", "map_parameters", "n_columns"]
+
+
+@dataclass(frozen=True)
+class Parameters:
+    """Per-replicate inputs of the Monte Carlo kernel (rows = replicates)."""
+
+    node_weight: np.ndarray  #: float64 (n, n_nodes): raw weights; renormalised within parents by the kernel.
+    variant: np.ndarray  #: int64 (n,): index of the normalised matrix (treatment × normalisation).
+    agg_code: np.ndarray  #: int64 (n, n_aggregates): aggregation method per node.
+    excluded: np.ndarray  #: int64 (n,): excluded indicator column, −1 for none.
+
+    def __len__(self) -> int:
+        return self.node_weight.shape[0]
+
+
+def n_columns(factors: list[Factor]) -> int:
+    return sum(f.width for f in factors)
+
+
+def block_uniforms(seed: int, block: int, block_size: int, columns: int) -> np.ndarray:
+    """The U(0,1) design of one block: (block_size, columns), a pure function of (seed, block)."""
+    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(block,))))
+    return rng.random((block_size, columns))
+
+
+def map_parameters(u: np.ndarray, factors: list[Factor], problem) -> Parameters:
+    """Map design rows ``u`` (n, columns) to kernel parameters.
+
+    * noise: ``w (1 + φ (2U − 1))``; range: ``lo + U (hi − lo)``;
+    * Dirichlet(c · w) for a sibling group, by the inverse gamma CDF of each coordinate, rescaled
+      to the group's nominal total;
+    * discrete choices are triggers: ``floor(U k)`` picks one of k alternatives;
+    * exclusion: ``floor(U (n_indicators + 1)) − 1`` (−1 = keep all).
+    """
+    n = u.shape[0]
+    position = problem.position
+    node_weight = np.tile(problem.nominal_weight, (n, 1))
+    agg_code = np.tile(problem.base_codes, (n, 1))
+    excluded = np.full(n, -1, np.int64)
+    norm_choice = np.zeros(n, np.int64)
+    treatment_on = np.ones(n, np.int64) if problem.has_treatment_variants else np.zeros(n, np.int64)
+    for f in factors:
+        col = u[:, f.column:f.column + f.width]
+        if f.kind == "noise":
+            k = position[f.nodes[0]]
+            node_weight[:, k] = problem.nominal_weight[k] * (1.0 + f.params["noise"] * (2.0 * col[:, 0] - 1.0))
+        elif f.kind == "range":
+            lo, hi = f.params["range"]
+            node_weight[:, position[f.nodes[0]]] = lo + col[:, 0] * (hi - lo)
+        elif f.kind == "dirichlet":
+            ks = [position[m] for m in f.nodes]
+            nominal = problem.nominal_weight[ks]
+            shape = f.params["concentration"] * nominal / nominal.sum()
+            gammas = gammaincinv(shape[None, :], np.clip(col, 1e-300, 1.0 - 1e-16))
+            gammas = np.maximum(gammas, 1e-300)
+            node_weight[:, ks] = gammas / gammas.sum(axis=1, keepdims=True) * nominal.sum()
+        elif f.kind == "normalisation":
+            norm_choice = np.minimum((col[:, 0] * len(f.params["choices"])).astype(np.int64),
+                                     len(f.params["choices"]) - 1)
+        elif f.kind == "aggregation":
+            choice = np.minimum((col[:, 0] * len(f.params["codes"])).astype(np.int64), len(f.params["codes"]) - 1)
+            codes = np.asarray(f.params["codes"], np.int64)[choice]
+            for node in f.nodes:
+                agg_code[:, problem.aggregate_index[node]] = codes
+        elif f.kind == "exclusion":
+            m = problem.n_indicators + 1
+            excluded = np.minimum((col[:, 0] * m).astype(np.int64), m - 1) - 1
+        elif f.kind == "treatment":
+            treatment_on = (col[:, 0] < 0.5).astype(np.int64)
+    variant = problem.variant_index(treatment_on, norm_choice)
+    return Parameters(np.ascontiguousarray(node_weight), np.ascontiguousarray(variant),
+                      np.ascontiguousarray(agg_code), excluded)

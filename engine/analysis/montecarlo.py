@@ -1,0 +1,200 @@
+"""Monte Carlo uncertainty analysis: chunks of blocks → mergeable statistics → exact summaries.
+
+A run is a sequence of blocks of ``block_size`` replicates; chunks (a fixed number of consecutive
+blocks) are the unit of work for the backends and of checkpointing.  The state of a chunk is
+integer histograms (exact, mergeable in any order) and per-block float moments (summed in block
+order at the end), so a result is bit-identical for any number of threads, chunks, partitions or
+workers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from ..kernels import montecarlo as kernel
+from .design import block_uniforms, map_parameters, n_columns
+from .problem import Problem
+from .spec import Factor
+
+__all__ = ["ChunkState", "run_chunk", "run_design", "RankStatistics", "summarise", "quantile_from_counts"]
+
+
+@dataclass
+class ChunkState:
+    """Mergeable statistics of a set of blocks."""
+
+    hist: np.ndarray  #: int64 (n_targets, n_units, n_units + 1); last column = replicates without a rank.
+    shift_hist: np.ndarray  #: int64 (n_targets, n_units²/2 + 2): total absolute rank shift per replicate.
+    pair_count: np.ndarray  #: int64 (n_targets, n_pairs, n_pairs).
+    moments: dict[int, np.ndarray] = field(default_factory=dict)  #: block -> (n_targets, n_units, 2).
+    blocks: set[int] = field(default_factory=set)
+    shift: dict[int, np.ndarray] = field(default_factory=dict)  #: block -> R_S per replicate (n_targets, B).
+
+    @classmethod
+    def empty(cls, problem: Problem) -> ChunkState:
+        n_t, n_u, n_p = len(problem.targets), problem.n_units, len(problem.pair_units)
+        return cls(np.zeros((n_t, n_u, n_u + 1), np.int64), np.zeros((n_t, n_u * n_u // 2 + 2), np.int64),
+                   np.zeros((n_t, n_p, n_p), np.int64))
+
+    def merge(self, other: ChunkState) -> ChunkState:
+        overlap = self.blocks & other.blocks
+        if overlap:
+            raise ValueError(f"blocks counted twice: {sorted(overlap)[:5]}")
+        return ChunkState(self.hist + other.hist, self.shift_hist + other.shift_hist,
+                          self.pair_count + other.pair_count, {**self.moments, **other.moments},
+                          self.blocks | other.blocks, {**self.shift, **other.shift})
+
+    @property
+    def n_replicates(self) -> int:
+        return int(self.hist[0, 0].sum())
+
+    def score_moments(self) -> np.ndarray:
+        """Σ score and Σ score² (n_targets, n_units, 2), summed over blocks in block order."""
+        total = np.zeros_like(next(iter(self.moments.values())))
+        for b in sorted(self.moments):
+            total += self.moments[b]
+        return total
+
+
+def _kernel_call(problem: Problem, params, block_size: int, n_lanes: int, keep_ranks: bool):
+    n, n_t, n_u, n_p = len(params), len(problem.targets), problem.n_units, len(problem.pair_units)
+    n_blocks = n // block_size
+    hist = np.zeros((n_lanes, n_t, n_u, n_u + 1), np.int64)
+    shift_hist = np.zeros((n_lanes, n_t, n_u * n_u // 2 + 2), np.int64)
+    pair_count = np.zeros((n_lanes, n_t, n_p, n_p), np.int64)
+    moments = np.zeros((n_blocks, n_t, n_u, 2))
+    shift_out = np.zeros((n, n_t))
+    ranks = np.zeros((n if keep_ranks else 0, n_t, n_u), np.int64)
+    kernel.montecarlo_blocks(
+        problem.zt, problem.linear_variant, problem.child_ptr, problem.child_idx, problem.param,
+        problem.min_coverage, problem.any_coverage, params.node_weight, params.variant, params.agg_code,
+        params.excluded, problem.targets, problem.nominal_rank, problem.nominal_order, problem.pair_units,
+        block_size, n_lanes, hist, shift_hist, pair_count, moments, shift_out, ranks)
+    return hist.sum(axis=0), shift_hist.sum(axis=0), pair_count.sum(axis=0), moments, shift_out, ranks
+
+
+def run_chunk(problem: Problem, factors: list[Factor], seed: int, first_block: int, stop_block: int,
+              block_size: int, n_lanes: int = 1, keep_shift: bool = False) -> ChunkState:
+    """Run blocks ``first_block .. stop_block - 1`` of a Monte Carlo run."""
+    columns = n_columns(factors)
+    u = np.concatenate([block_uniforms(seed, b, block_size, columns) for b in range(first_block, stop_block)])
+    params = map_parameters(u, factors, problem)
+    hist, shift_hist, pairs, moments, shift_out, _ = _kernel_call(problem, params, block_size, n_lanes, False)
+    blocks = range(first_block, stop_block)
+    state = ChunkState(hist, shift_hist, pairs, {b: moments[k] for k, b in enumerate(blocks)}, set(blocks))
+    if keep_shift:
+        state.shift = {b: shift_out[k * block_size:(k + 1) * block_size].T.copy() for k, b in enumerate(blocks)}
+    return state
+
+
+def run_design(problem: Problem, params, block_size: int, n_lanes: int = 1, keep_ranks: bool = False):
+    """Run explicit replicates (e.g. a user's weight design or a Sobol design).
+
+    Returns ``(state, shift_out, ranks)``; ``ranks`` is (n, n_targets, n_units) when
+    ``keep_ranks`` (callers bound n), else empty."""
+    n = len(params)
+    if n % block_size:
+        raise ValueError(f"the number of replicates ({n}) must be a multiple of block_size ({block_size})")
+    hist, shift_hist, pairs, moments, shift_out, ranks = _kernel_call(problem, params, block_size, n_lanes,
+                                                                      keep_ranks)
+    state = ChunkState(hist, shift_hist, pairs, {b: moments[b] for b in range(n // block_size)},
+                       set(range(n // block_size)))
+    return state, shift_out, ranks
+
+
+def quantile_from_counts(counts: np.ndarray, q: float) -> float:
+    """``numpy.quantile(sample, q)`` (linear interpolation, R type 7) of the sample in which value
+    ``k + 1`` occurs ``counts[k]`` times."""
+    n = int(counts.sum())
+    if n == 0:
+        return float("nan")
+    h = (n - 1) * q
+    lo = int(np.floor(h))
+    cumulative = np.cumsum(counts)
+    x_lo = int(np.searchsorted(cumulative, lo, side="right")) + 1
+    x_hi = int(np.searchsorted(cumulative, min(lo + 1, n - 1), side="right")) + 1
+    return x_lo + (h - lo) * (x_hi - x_lo)
+
+
+@dataclass(frozen=True)
+class RankStatistics:
+    """Summaries of a Monte Carlo run, one set per target node."""
+
+    units: dict[str, pl.DataFrame]  #: target -> per-unit table.
+    acceptability: dict[str, pl.DataFrame]  #: target -> unit × rank probabilities.
+    pairs: dict[str, pl.DataFrame]  #: target -> P(a ahead of b).
+    rank_shift: dict[str, pl.DataFrame]  #: target -> distribution of R_S.
+    rank_shift_summary: dict[str, dict[str, float]]
+    n_replicates: int
+
+
+def summarise(problem: Problem, state: ChunkState, top_k: tuple[int, ...] = (1, 3, 10)) -> RankStatistics:
+    """Exact per-unit statistics from the histograms (no raw ranks needed)."""
+    n_rep = state.n_replicates
+    moments = state.score_moments()
+    ranks_axis = np.arange(1, problem.n_units + 1, dtype=np.int64)
+    units_tables, accept, pairs, shifts, shift_summary = {}, {}, {}, {}, {}
+    for t, target in enumerate(problem.target_ids):
+        hist = state.hist[t]
+        counts = hist[:, :-1]
+        ranked = counts.sum(axis=1)
+        sum_r = counts @ ranks_axis  # exact integers
+        sum_r2 = counts @ (ranks_axis * ranks_axis)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = sum_r / ranked
+            var = np.maximum(sum_r2 / ranked - mean * mean, 0.0)
+            score_mean = moments[t, :, 0] / ranked
+            score_var = np.maximum(moments[t, :, 1] / ranked - score_mean * score_mean, 0.0)
+        columns: dict[str, Any] = {
+            "unit": problem.units,
+            "nominal_score": problem.nominal_score[t],
+            "nominal_rank": np.where(problem.nominal_rank[t] > 0, problem.nominal_rank[t], 0),
+            "mean_rank": mean,
+            "median_rank": [quantile_from_counts(c, 0.5) for c in counts],
+            "q05_rank": [quantile_from_counts(c, 0.05) for c in counts],
+            "q95_rank": [quantile_from_counts(c, 0.95) for c in counts],
+            "rank_sd": np.sqrt(var),
+            "best_rank": [int(np.flatnonzero(c)[0]) + 1 if c.any() else 0 for c in counts],
+            "worst_rank": [int(np.flatnonzero(c)[-1]) + 1 if c.any() else 0 for c in counts],
+        }
+        for k in top_k:
+            columns[f"p_top{k}"] = counts[:, :k].sum(axis=1) / n_rep
+        lo, hi = problem.tier_bounds[t, :, 0], problem.tier_bounds[t, :, 1]
+        cumulative = np.concatenate([np.zeros((len(counts), 1), np.int64), np.cumsum(counts, axis=1)], axis=1)
+        rows = np.arange(len(counts))
+        same = np.where(lo > 0, cumulative[rows, np.maximum(hi, 0)] - cumulative[rows, np.maximum(lo - 1, 0)], 0)
+        columns["nominal_tier"] = problem.tier_of[t]
+        columns["p_same_tier"] = same / n_rep
+        columns["p_missing"] = hist[:, -1] / n_rep
+        columns["score_mean"] = score_mean
+        columns["score_sd"] = np.sqrt(score_var)
+        table = pl.DataFrame(columns).with_columns(
+            pl.col("nominal_rank").replace(0, None), (pl.col("q95_rank") - pl.col("q05_rank")).alias("rank_range_90"))
+        units_tables[target] = table.sort("nominal_rank", nulls_last=True, maintain_order=True)
+        accept[target] = pl.DataFrame({"unit": problem.units, **{
+            f"rank_{r}": counts[:, r - 1] / n_rep for r in range(1, problem.n_units + 1)}})
+        if len(problem.pair_units):
+            names = [problem.units[i] for i in problem.pair_units]
+            pc = state.pair_count[t] / n_rep
+            pairs[target] = pl.DataFrame({"unit_a": [a for a in names for _ in names],
+                                          "unit_b": [b for _ in names for b in names],
+                                          "p_a_ahead_of_b": pc.ravel()}).filter(pl.col("unit_a") != pl.col("unit_b"))
+        n_ranked = int((problem.nominal_rank[t] > 0).sum())
+        totals = np.flatnonzero(state.shift_hist[t])
+        freq = state.shift_hist[t][totals]
+        shifts[target] = pl.DataFrame({"total_shift": totals, "rank_shift": totals / n_ranked,
+                                       "replicates": freq, "probability": freq / n_rep})
+        shift_counts = np.zeros(int(totals.max()) + 1 if len(totals) else 1, np.int64)
+        shift_counts[totals] = freq
+        # quantile_from_counts indexes values from 1: shift the support by one and back.
+        shift_summary[target] = {
+            "mean": float((totals * freq).sum() / n_rep / n_ranked),
+            **{name: (quantile_from_counts(shift_counts, q) - 1) / n_ranked
+               for name, q in (("q05", 0.05), ("median", 0.5), ("q95", 0.95))},
+            "max": float(totals.max() / n_ranked) if len(totals) else 0.0,
+        }
+    return RankStatistics(units_tables, accept, pairs, shifts, shift_summary, n_rep)

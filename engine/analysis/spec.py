@@ -1,0 +1,214 @@
+"""Uncertainty specification: file → validated :class:`UncertaintySpec` → named factors.
+
+A *factor* is one column of the U(0,1) design: a node's weight noise or range, one coordinate of a
+Dirichlet draw, the normalisation choice, one aggregation choice, the indicator exclusion, the
+treatment switch.  Monte Carlo draws the columns pseudo-randomly; Sobol analysis draws them from
+a scrambled Sobol sequence and groups them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonschema import Draft202012Validator
+
+from ..errors import SchemaError, preview
+from ..resources import load_schema
+from ..schema import AGGREGATION_CODES, AGGREGATION_DEFAULTS, NORMALISATION_DEFAULTS, Framework, Method
+
+__all__ = ["UncertaintySpec", "Factor", "load_spec", "resolve_factors", "DEFAULT_BLOCK_SIZE"]
+
+DEFAULT_BLOCK_SIZE = 8192
+
+
+@dataclass(frozen=True)
+class UncertaintySpec:
+    """A validated uncertainty specification (see ``schemas/uncertainty.schema.json``)."""
+
+    replicates: int = 10_000
+    seed: int | None = None
+    block_size: int = DEFAULT_BLOCK_SIZE
+    targets: tuple[str, ...] = ()
+    top_k: tuple[int, ...] = (1, 3, 10)
+    pairs: tuple[Any, ...] = ()
+    tiers: int | None = None
+    weights: tuple[Mapping[str, Any], ...] = ()
+    normalisation: tuple[Method, ...] = ()
+    aggregation: tuple[Mapping[str, Any], ...] = ()
+    exclusion: bool = False
+    treatment: bool = False
+    groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    document: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dict(self.document), "replicates": self.replicates, "seed": self.seed,
+                "block_size": self.block_size}
+
+
+@dataclass(frozen=True)
+class Factor:
+    """One column of the design (or several, for a Dirichlet group)."""
+
+    name: str  #: e.g. ``weight:Conn``, ``normalisation``, ``aggregation:depth1``, ``exclusion``.
+    kind: str  #: noise | range | dirichlet | normalisation | aggregation | exclusion | treatment
+    column: int  #: First design column.
+    width: int = 1  #: Number of design columns (Dirichlet groups use one per sibling).
+    nodes: tuple[str, ...] = ()  #: Nodes the factor acts on.
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _method(kind: str, spec: Any, defaults: dict[str, dict[str, Any]], where: str) -> Method:
+    spec = {"method": spec} if isinstance(spec, str) else dict(spec)
+    name = spec.pop("method", None)
+    if name not in defaults:
+        raise SchemaError(f"unknown {kind} method {name!r} in {where}", path=None,
+                          fix=f"use one of {', '.join(defaults)}")
+    return Method(name, {**defaults[name], **spec})
+
+
+def load_spec(source: str | Path | Mapping[str, Any] | UncertaintySpec | None, **overrides: Any) -> UncertaintySpec:
+    """Load and validate a specification from a YAML/JSON file, a dict or nothing (defaults).
+
+    ``overrides`` (e.g. ``replicates``, ``seed``, ``block_size`` from the command line) replace
+    the file's values when not None."""
+    if isinstance(source, UncertaintySpec):
+        document = dict(source.document)
+    elif source is None:
+        document = {}
+    elif isinstance(source, Mapping):
+        document = dict(source)
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise SchemaError("uncertainty specification not found", path=str(path), fix="check the path")
+        text = path.read_text(encoding="utf-8")
+        try:
+            document = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text) or {}
+        except (yaml.YAMLError, json.JSONDecodeError) as exc:
+            raise SchemaError(f"not valid YAML/JSON: {exc}", path=str(path), fix="fix the syntax") from exc
+    document.update({k: v for k, v in overrides.items() if v is not None})
+    errors = sorted(Draft202012Validator(load_schema("uncertainty")).iter_errors(document),
+                    key=lambda e: list(e.absolute_path))
+    if errors:
+        err = errors[0]
+        where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
+        raise SchemaError(f"invalid uncertainty specification at {where}: {err.message}",
+                          fix="see schemas/uncertainty.schema.json and docs/uncertainty.md")
+    for rule in document.get("weights", []):
+        if ("depth" in rule) == ("nodes" in rule):
+            raise SchemaError(f"weight rule {rule} must give exactly one of `depth` or `nodes`",
+                              fix="select the nodes by depth (1 = dimensions) or list them")
+        if sum(k in rule for k in ("noise", "dirichlet", "range")) != 1:
+            raise SchemaError(f"weight rule {rule} must give exactly one of `noise`, `dirichlet`, `range`",
+                              fix="e.g. {depth: 1, noise: 0.25}")
+        if "range" in rule and not rule["range"][0] < rule["range"][1]:
+            raise SchemaError(f"weight range {rule['range']} must have low < high", fix="write [low, high]")
+    for rule in document.get("aggregation", []):
+        if ("depth" in rule) == ("nodes" in rule):
+            raise SchemaError(f"aggregation rule {rule} must give exactly one of `depth` or `nodes`",
+                              fix="select the aggregate nodes by depth (0 = the index) or list them")
+    return UncertaintySpec(
+        replicates=int(document.get("replicates", 10_000)),
+        seed=document.get("seed"),
+        block_size=int(document.get("block_size", DEFAULT_BLOCK_SIZE)),
+        targets=tuple(document.get("targets", ())),
+        top_k=tuple(document.get("top_k", (1, 3, 10))),
+        pairs=tuple(document.get("pairs", ())),
+        tiers=document.get("tiers"),
+        weights=tuple(document.get("weights", ())),
+        normalisation=tuple(_method("normalisation", c, NORMALISATION_DEFAULTS, "normalisation.choices")
+                            for c in document.get("normalisation", {}).get("choices", ())),
+        aggregation=tuple(document.get("aggregation", ())),
+        exclusion=bool(document.get("exclusion", False)),
+        treatment=bool(document.get("treatment", False)),
+        groups={k: tuple(v) for k, v in document.get("groups", {}).items()},
+        document=document,
+    )
+
+
+def resolve_factors(spec: UncertaintySpec, framework: Framework) -> list[Factor]:
+    """Turn the spec's rules into design columns, checking every node name against the framework."""
+    factors: list[Factor] = []
+    column = 0
+    ids = set(framework.node_ids)
+    aggregates = {a.id for a in framework.aggregates}
+    taken: dict[str, int] = {}
+
+    def select(rule: Mapping[str, Any], kind: str, pool: set[str]) -> list[str]:
+        if "nodes" in rule:
+            unknown = [n for n in rule["nodes"] if n not in pool]
+            if unknown:
+                raise SchemaError(f"{kind} rule names unknown or unsuitable node(s) {preview(unknown)}",
+                                  node=unknown[0], fix=f"use node ids of the framework, e.g. {sorted(pool)[:3]}")
+            return list(rule["nodes"])
+        chosen = [n for n in framework.node_ids if n in pool and framework.depth(n) == rule["depth"]]
+        if not chosen:
+            raise SchemaError(f"{kind} rule: no node at depth {rule['depth']}",
+                              fix="depth 0 is the index, 1 its children, and so on")
+        return chosen
+
+    for k, rule in enumerate(spec.weights):
+        nodes = select(rule, "weight", ids - {framework.root.id})
+        for n in nodes:
+            if n in taken:
+                raise SchemaError(f"node's weight is varied by two rules (#{taken[n]} and #{k})", node=n,
+                                  fix="keep one rule per node")
+            taken[n] = k
+        if "dirichlet" in rule:
+            by_parent: dict[str, list[str]] = {}
+            for n in nodes:
+                by_parent.setdefault(framework.node(n).parent, []).append(n)
+            for parent, members in by_parent.items():
+                siblings = framework.node(parent).children
+                if sorted(members) != sorted(siblings):
+                    raise SchemaError("a Dirichlet rule must cover whole sibling groups", node=parent,
+                                      fix=f"include all of {list(siblings)} or use noise/range")
+                factors.append(Factor(f"dirichlet:{parent}", "dirichlet", column, len(members), tuple(members),
+                                      {"concentration": float(rule["dirichlet"])}))
+                column += len(members)
+        else:
+            for n in nodes:
+                kind = "noise" if "noise" in rule else "range"
+                params = {"noise": float(rule["noise"])} if kind == "noise" else {"range": tuple(rule["range"])}
+                factors.append(Factor(f"weight:{n}", kind, column, 1, (n,), params))
+                column += 1
+    if spec.normalisation:
+        factors.append(Factor("normalisation", "normalisation", column, 1, (),
+                              {"choices": spec.normalisation}))
+        column += 1
+    for k, rule in enumerate(spec.aggregation):
+        nodes = select(rule, "aggregation", aggregates)
+        choices = [_method("aggregation", c, AGGREGATION_DEFAULTS, f"aggregation[{k}]") for c in rule["choices"]]
+        for c in choices:
+            if c.name == "generalised" and "p" not in c.params:
+                raise SchemaError("a generalised-mean choice needs `p`", fix="write {method: generalised, p: 2}")
+        label = f"depth{rule['depth']}" if "depth" in rule else "+".join(nodes)
+        factors.append(Factor(f"aggregation:{label}", "aggregation", column, 1, tuple(nodes),
+                              {"choices": tuple(choices), "codes": tuple(AGGREGATION_CODES[c.name] for c in choices),
+                               "p": tuple(float(c.params.get("p", 1.0)) for c in choices)}))
+        column += 1
+    if spec.exclusion:
+        factors.append(Factor("exclusion", "exclusion", column))
+        column += 1
+    if spec.treatment:
+        if all(i.treatment.name == "none" for i in framework.indicators):
+            raise SchemaError("treatment on/off varies nothing: the framework treats no indicator",
+                              fix="remove `treatment: true` or give the framework a treatment")
+        factors.append(Factor("treatment", "treatment", column))
+        column += 1
+    for target in spec.targets:
+        if target not in aggregates:
+            raise SchemaError("target is not an aggregate node", node=target,
+                              fix=f"use the index {framework.root.id!r} or one of its aggregates")
+    names = {f.name for f in factors}
+    for group, members in spec.groups.items():
+        unknown = [m for m in members if m not in names]
+        if unknown:
+            raise SchemaError(f"group {group!r} names unknown factor(s) {preview(unknown)}",
+                              fix=f"factors are: {', '.join(sorted(names))}")
+    return factors

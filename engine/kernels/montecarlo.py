@@ -1,0 +1,267 @@
+"""The fused Monte Carlo kernel: per replicate, weights → scores of the target nodes → ranks →
+integer statistics, without ever holding a (units × replicates) array.
+
+Layout: normalised indicator values are stored transposed, ``zt[variant, indicator, unit]``, so
+that the score loops run over units (contiguous, vectorised by LLVM without reassociation).
+
+Per replicate ``r`` (all inputs precomputed by :mod:`engine.analysis.design`):
+
+* ``node_weight[r]`` raw weights of every node (indicators first, then aggregates in post-order),
+  renormalised here within each parent; ``excluded[r]`` (−1 = none) gets weight 0;
+* ``variant[r]`` picks the normalised matrix (normalisation × treatment alternative);
+* ``agg_code[r, a]`` is the aggregation method of aggregate ``a`` (codes of
+  :mod:`engine.kernels.aggregate`).
+
+Scores: when the replicate's tree is entirely arithmetic, has no coverage threshold and its
+variant has no missing value, a target's score is ``Σ_j W_j z_j`` with the effective weights
+``W_j`` (products of local weights from indicator j up to the target), summed over j in
+indicator order; otherwise the tree is evaluated node by node with the aggregation kernels'
+policies.  Ranks: descending competition ranks (ties share the minimum rank, missing = 0), by an
+insertion sort that starts from the nominal order (cheap for perturbed rankings).
+
+Accumulated (integers are exact and mergeable in any order; float moments are per block):
+
+* ``hist[lane, t, unit, rank - 1]`` (column ``n_units`` counts replicates where the unit has no
+  rank);
+* ``shift_hist[lane, t, S]``: S = Σ_units |rank − nominal rank| over units ranked in both, so the
+  mean absolute rank shift R_S = S / n_ranked; ``shift_out[r, t]`` = R_S of replicate r;
+* ``pair_count[lane, t, a, b]``: replicates where selected unit a is ranked strictly ahead of b;
+* ``moments[block, t, unit, 0|1]``: Σ score and Σ score² over the block's replicates;
+* optionally ``ranks_out[r, t, unit]`` (for the Sobol estimators, chunk-local).
+
+The readable twin is :func:`engine.kernels.reference.montecarlo_blocks`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ._jit import PARALLEL_JIT, jit
+from .aggregate import ARITHMETIC, COPELAND, copeland
+
+__all__ = ["montecarlo_blocks"]
+
+
+@jit
+def local_weights(node_weight, excluded, child_ptr, child_idx, out):
+    """Sibling-normalised weights of every node (root weight 1); an excluded indicator gets 0."""
+    n_indicators = node_weight.shape[0] - (child_ptr.shape[0] - 1)
+    out[:] = 0.0
+    out[node_weight.shape[0] - 1] = 1.0
+    for a in range(child_ptr.shape[0] - 1):
+        total = 0.0
+        for c in range(child_ptr[a], child_ptr[a + 1]):
+            node = child_idx[c]
+            if node != excluded:
+                total += node_weight[node]
+        for c in range(child_ptr[a], child_ptr[a + 1]):
+            node = child_idx[c]
+            if node != excluded and total > 0.0:
+                out[node] = node_weight[node] / total
+    return n_indicators
+
+
+@jit
+def effective_weights(local, child_ptr, child_idx, target, n_indicators, eff):
+    """eff[j] = product of local weights from node j up to ``target`` (0 outside its subtree)."""
+    eff[:] = 0.0
+    eff[target] = 1.0
+    for a in range(child_ptr.shape[0] - 2, -1, -1):  # reverse post-order: parents before children
+        node = n_indicators + a
+        if eff[node] == 0.0:
+            continue
+        for c in range(child_ptr[a], child_ptr[a + 1]):
+            eff[child_idx[c]] = eff[node] * local[child_idx[c]]
+
+
+@jit
+def linear_scores(zt, eff, n_indicators, out):
+    """out[i] = Σ_j eff[j] zt[j, i], j in indicator order (vectorised over units)."""
+    out[:] = 0.0
+    for j in range(n_indicators):
+        w = eff[j]
+        if w != 0.0:
+            row = zt[j]
+            for i in range(out.shape[0]):
+                out[i] += w * row[i]
+
+
+@jit
+def tree_scores(zt, local, child_ptr, child_idx, codes, param, min_coverage, values):
+    """Evaluate every aggregate node into ``values[n_indicators + a]`` (rows = nodes, columns = units)."""
+    n_indicators = zt.shape[0]
+    n_units = zt.shape[1]
+    for a in range(child_ptr.shape[0] - 1):
+        row = values[n_indicators + a]
+        start = child_ptr[a]
+        stop = child_ptr[a + 1]
+        code = codes[a]
+        if code == COPELAND:
+            kept = 0
+            for c in range(start, stop):
+                if local[child_idx[c]] != 0.0:
+                    kept += 1
+            block = np.empty((n_units, kept), np.float64)
+            w = np.empty(kept, np.float64)
+            k = 0
+            for c in range(start, stop):
+                node = child_idx[c]
+                if local[node] == 0.0:
+                    continue  # excluded
+                w[k] = local[node]
+                for i in range(n_units):
+                    block[i, k] = zt[node, i] if node < n_indicators else values[node, i]
+                k += 1
+            copeland(block, w, min_coverage[a], row)
+            continue
+        p = param[a]
+        for i in range(n_units):
+            count = 0
+            used = 0
+            negative = False
+            zero = False
+            num = 0.0
+            den = 0.0
+            for c in range(start, stop):
+                node = child_idx[c]
+                w = local[node]
+                if w == 0.0:
+                    continue  # excluded: not a component at all
+                used += 1
+                v = zt[node, i] if node < n_indicators else values[node, i]
+                if not np.isfinite(v):
+                    continue
+                count += 1
+                if code == ARITHMETIC:
+                    num += w * v
+                elif v < 0.0:
+                    negative = True
+                elif v == 0.0:
+                    zero = True
+                elif code == 1:  # geometric
+                    num += w * np.log(v)
+                elif code == 2:  # harmonic
+                    num += w / v
+                elif p == 0.0:
+                    num += w * np.log(v)
+                else:
+                    num += w * v ** p
+                den += w
+            if count == 0 or count < min_coverage[a] * used:
+                row[i] = np.nan
+            elif code == ARITHMETIC:
+                row[i] = num / den
+            elif negative:
+                row[i] = np.nan
+            elif zero and (code == 1 or code == 2 or p <= 0.0):
+                row[i] = 0.0
+            elif code == 1 or (code == 3 and p == 0.0):
+                row[i] = np.exp(num / den)
+            elif code == 2:
+                row[i] = den / num
+            else:
+                row[i] = (num / den) ** (1.0 / p)
+
+
+@jit
+def rank_scores(score, order, key, rank):
+    """Descending competition ranks (missing → 0) by insertion sort of ``order`` (in/out)."""
+    n = score.shape[0]
+    for i in range(n):
+        v = score[i]
+        key[i] = v if np.isfinite(v) else -np.inf
+    for k in range(1, n):
+        unit = order[k]
+        value = key[unit]
+        m = k - 1
+        while m >= 0 and key[order[m]] < value:
+            order[m + 1] = order[m]
+            m -= 1
+        order[m + 1] = unit
+    current = 0
+    for p in range(n):
+        unit = order[p]
+        if not np.isfinite(score[unit]):
+            rank[unit] = 0
+            continue
+        if p == 0 or key[unit] != key[order[p - 1]]:
+            current = p + 1
+        rank[unit] = current
+
+
+@njit(**PARALLEL_JIT)
+def montecarlo_blocks(zt, linear_variant, child_ptr, child_idx, param, min_coverage, any_coverage,
+                      node_weight, variant, agg_code, excluded, targets, nominal_rank, nominal_order,
+                      pair_units, block_size, n_lanes,
+                      hist, shift_hist, pair_count, moments, shift_out, ranks_out):
+    """Run ``node_weight.shape[0]`` replicates (whole blocks of ``block_size``) and accumulate.
+
+    Blocks are dealt to ``n_lanes`` lanes (lane l takes blocks l, l + n_lanes, …); each lane has its
+    own integer accumulators, so results do not depend on the number of lanes or threads.
+    ``ranks_out`` has shape (0, …) when per-replicate ranks are not wanted.
+    """
+    n_replicates = node_weight.shape[0]
+    n_blocks = n_replicates // block_size
+    n_nodes = node_weight.shape[1]
+    n_units = zt.shape[2]
+    n_indicators = zt.shape[1]
+    n_agg = child_ptr.shape[0] - 1
+    n_targets = targets.shape[0]
+    keep_ranks = ranks_out.shape[0] > 0
+    for lane in prange(n_lanes):
+        local = np.empty(n_nodes, np.float64)
+        eff = np.empty(n_nodes, np.float64)
+        values = np.empty((n_nodes, n_units), np.float64)
+        score = np.empty(n_units, np.float64)
+        key = np.empty(n_units, np.float64)
+        rank = np.empty(n_units, np.int64)
+        order = np.empty((n_targets, n_units), np.int64)
+        for b in range(lane, n_blocks, n_lanes):
+            for t in range(n_targets):
+                order[t, :] = nominal_order[t]
+            for r in range(b * block_size, (b + 1) * block_size):
+                z = zt[variant[r]]
+                local_weights(node_weight[r], excluded[r], child_ptr, child_idx, local)
+                linear = linear_variant[variant[r]] and not any_coverage
+                if linear:
+                    for a in range(n_agg):
+                        if agg_code[r, a] != ARITHMETIC:
+                            linear = False
+                            break
+                if not linear:
+                    tree_scores(z, local, child_ptr, child_idx, agg_code[r], param, min_coverage, values)
+                for t in range(n_targets):
+                    if linear:
+                        effective_weights(local, child_ptr, child_idx, targets[t], n_indicators, eff)
+                        linear_scores(z, eff, n_indicators, score)
+                    else:
+                        score[:] = values[targets[t]]
+                    rank_scores(score, order[t], key, rank)
+                    total = 0
+                    ranked = 0
+                    for i in range(n_units):
+                        ri = rank[i]
+                        if ri > 0:
+                            hist[lane, t, i, ri - 1] += 1
+                            s = score[i]
+                            moments[b, t, i, 0] += s
+                            moments[b, t, i, 1] += s * s
+                            if nominal_rank[t, i] > 0:
+                                total += abs(ri - nominal_rank[t, i])
+                                ranked += 1
+                        else:
+                            hist[lane, t, i, n_units] += 1
+                    shift_hist[lane, t, total] += 1
+                    shift_out[r, t] = total / ranked if ranked > 0 else np.nan
+                    for pa in range(pair_units.shape[0]):
+                        ra = rank[pair_units[pa]]
+                        if ra == 0:
+                            continue
+                        for pb in range(pair_units.shape[0]):
+                            rb = rank[pair_units[pb]]
+                            if rb > 0 and ra < rb:
+                                pair_count[lane, t, pa, pb] += 1
+                    if keep_ranks:
+                        for i in range(n_units):
+                            ranks_out[r, t, i] = rank[i]
