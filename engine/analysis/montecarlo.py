@@ -72,7 +72,7 @@ def _kernel_call(problem: Problem, params, block_size: int, n_lanes: int, keep_r
     kernel.montecarlo_blocks(
         problem.zt, problem.linear_variant, problem.child_ptr, problem.child_idx, problem.param,
         problem.min_coverage, problem.any_coverage, params.node_weight, params.variant, params.agg_code,
-        params.excluded, problem.targets, problem.nominal_rank, problem.nominal_order, problem.pair_units,
+        params.excluded, problem.targets, problem.nominal_rank, problem.pair_units,
         block_size, n_lanes, hist, shift_hist, pair_count, moments, shift_out, ranks)
     return hist.sum(axis=0), shift_hist.sum(axis=0), pair_count.sum(axis=0), moments, shift_out, ranks
 

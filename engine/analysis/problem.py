@@ -46,7 +46,6 @@ class Problem:
     targets: np.ndarray  #: int64 (n_targets,): value-matrix column of each target node.
     target_ids: tuple[str, ...]
     nominal_rank: np.ndarray  #: int64 (n_targets, n_units), 0 = missing.
-    nominal_order: np.ndarray  #: int64 (n_targets, n_units): units by nominal rank.
     nominal_score: np.ndarray  #: float64 (n_targets, n_units).
     pair_units: np.ndarray  #: int64: unit rows of the pairwise comparisons.
     tier_of: np.ndarray  #: int64 (n_targets, n_units): nominal tier (1 = best, 0 = none).
@@ -147,7 +146,6 @@ def build_problem(result: ScoreResult, spec: UncertaintySpec, factors: list[Fact
         has_treatment_variants=spec.treatment, method_variants=len(matrices) > 1,
         targets=targets, target_ids=tuple(target_ids),
         nominal_rank=np.zeros((len(targets), len(units)), np.int64),
-        nominal_order=np.tile(np.arange(len(units)), (len(targets), 1)),
         nominal_score=np.ascontiguousarray(stages.scores[:, targets].T),
         pair_units=np.array([lookup[p] for p in spec.pairs], np.int64),
         tier_of=np.zeros((len(targets), len(units)), np.int64),
@@ -157,14 +155,12 @@ def build_problem(result: ScoreResult, spec: UncertaintySpec, factors: list[Fact
     # Nominal ranks from the kernel itself (the same float operations as every replicate).
     nominal_rank = evaluate_ranks(problem, nominal_weight[None, :], np.zeros(1, np.int64),
                                   problem.base_codes[None, :], np.full(1, -1, np.int64))[0]
-    order = np.argsort(np.where(nominal_rank > 0, nominal_rank, np.iinfo(np.int64).max), axis=1, kind="stable")
     k = spec.tiers or (framework.tiers["k"] if framework.tiers else 5)
     tier_of = np.zeros_like(nominal_rank)
     bounds = np.zeros((len(targets), len(units), 2), np.int64)
     for t in range(len(targets)):
         tier_of[t], bounds[t] = _tiers(framework, problem.nominal_score[t], nominal_rank[t], k)
-    return replace(problem, nominal_rank=nominal_rank, nominal_order=np.ascontiguousarray(order),
-                   tier_of=tier_of, tier_bounds=bounds)
+    return replace(problem, nominal_rank=nominal_rank, tier_of=tier_of, tier_bounds=bounds)
 
 
 def evaluate_ranks(problem: Problem, node_weight, variant, agg_code, excluded) -> np.ndarray:
@@ -177,7 +173,7 @@ def evaluate_ranks(problem: Problem, node_weight, variant, agg_code, excluded) -
         problem.min_coverage, problem.any_coverage, np.ascontiguousarray(node_weight, np.float64),
         np.ascontiguousarray(variant, np.int64), np.ascontiguousarray(agg_code, np.int64),
         np.ascontiguousarray(excluded, np.int64), problem.targets,
-        np.zeros((n_t, n_u), np.int64), np.tile(np.arange(n_u), (n_t, 1)), problem.pair_units, 1, 1,
+        np.zeros((n_t, n_u), np.int64), problem.pair_units, 1, 1,
         np.zeros((1, n_t, n_u, n_u + 1), np.int64), np.zeros((1, n_t, n_u * n_u // 2 + 2), np.int64),
         np.zeros((1, n_t, len(problem.pair_units), len(problem.pair_units)), np.int64),
         np.zeros((n, n_t, n_u, 2)), np.zeros((n, n_t)), ranks)

@@ -16,8 +16,8 @@ Scores: when the replicate's tree is entirely arithmetic, has no coverage thresh
 variant has no missing value, a target's score is ``Σ_j W_j z_j`` with the effective weights
 ``W_j`` (products of local weights from indicator j up to the target), summed over j in
 indicator order; otherwise the tree is evaluated node by node with the aggregation kernels'
-policies.  Ranks: descending competition ranks (ties share the minimum rank, missing = 0), by an
-insertion sort that starts from the nominal order (cheap for perturbed rankings).
+policies.  Ranks: descending competition ranks (ties share the minimum rank, missing = 0), by a
+radix sort of order-preserving integer keys (:func:`rank_scores`, O(n_units)).
 
 Accumulated (integers are exact and mergeable in any order; float moments are per block):
 
@@ -165,34 +165,77 @@ def tree_scores(zt, local, child_ptr, child_idx, codes, param, min_coverage, val
 
 
 @jit
-def rank_scores(score, order, key, rank):
-    """Descending competition ranks (missing → 0) by insertion sort of ``order`` (in/out)."""
+def rank_scores(score, key, prefix, order, spare, counts, rank):
+    """Descending competition ranks of ``score`` into ``rank`` (missing → 0), in O(n).
+
+    Each score becomes an order-preserving unsigned key (descending: larger score → smaller
+    key; missing → largest key; −0.0 is 0.0).  An LSD radix sort on the key's upper 32 bits
+    (four 8-bit passes, skipping passes where every key has the same digit) orders the units;
+    an insertion pass on the full 64-bit keys then fixes the rare neighbours that share a prefix.
+    Ties are decided on the float values, so equal scores share the minimum rank.
+    Returns the sorted order (one of ``order``/``spare``).
+    """
     n = score.shape[0]
+    top_bit = np.uint64(0x8000000000000000)
+    bits = score.view(np.uint64)
     for i in range(n):
         v = score[i]
-        key[i] = v if np.isfinite(v) else -np.inf
-    for k in range(1, n):
-        unit = order[k]
-        value = key[unit]
-        m = k - 1
-        while m >= 0 and key[order[m]] < value:
-            order[m + 1] = order[m]
+        if np.isfinite(v):
+            b = np.uint64(0) if v == 0.0 else bits[i]
+            ascending = ~b if b & top_bit else b | top_bit
+            k = ~ascending
+        else:
+            k = np.uint64(0xFFFFFFFFFFFFFFFF)
+        key[i] = k
+        prefix[i] = np.uint32(k >> np.uint64(32))
+        order[i] = i
+    counts[:, :] = 0
+    for i in range(n):
+        p = prefix[i]
+        counts[0, p & 255] += 1
+        counts[1, (p >> 8) & 255] += 1
+        counts[2, (p >> 16) & 255] += 1
+        counts[3, (p >> 24) & 255] += 1
+    src = order
+    dst = spare
+    for d in range(4):
+        shift = 8 * d
+        if counts[d, (prefix[0] >> shift) & 255] == n:
+            continue  # every key has this digit: the pass would not move anything
+        total = 0
+        for c in range(256):
+            count = counts[d, c]
+            counts[d, c] = total
+            total += count
+        for p in range(n):
+            unit = src[p]
+            c = (prefix[unit] >> shift) & 255
+            dst[counts[d, c]] = unit
+            counts[d, c] += 1
+        src, dst = dst, src
+    for p in range(1, n):  # full-key fix-up among equal prefixes
+        unit = src[p]
+        k = key[unit]
+        m = p - 1
+        while m >= 0 and key[src[m]] > k:
+            src[m + 1] = src[m]
             m -= 1
-        order[m + 1] = unit
+        src[m + 1] = unit
     current = 0
     for p in range(n):
-        unit = order[p]
+        unit = src[p]
         if not np.isfinite(score[unit]):
             rank[unit] = 0
-            continue
-        if p == 0 or key[unit] != key[order[p - 1]]:
-            current = p + 1
-        rank[unit] = current
+        else:
+            if p == 0 or score[unit] != score[src[p - 1]]:
+                current = p + 1
+            rank[unit] = current
+    return src
 
 
 @njit(**PARALLEL_JIT)
 def montecarlo_blocks(zt, linear_variant, child_ptr, child_idx, param, min_coverage, any_coverage,
-                      node_weight, variant, agg_code, excluded, targets, nominal_rank, nominal_order,
+                      node_weight, variant, agg_code, excluded, targets, nominal_rank,
                       pair_units, block_size, n_lanes,
                       hist, shift_hist, pair_count, moments, shift_out, ranks_out):
     """Run ``node_weight.shape[0]`` replicates (whole blocks of ``block_size``) and accumulate.
@@ -214,12 +257,13 @@ def montecarlo_blocks(zt, linear_variant, child_ptr, child_idx, param, min_cover
         eff = np.empty(n_nodes, np.float64)
         values = np.empty((n_nodes, n_units), np.float64)
         score = np.empty(n_units, np.float64)
-        key = np.empty(n_units, np.float64)
+        key = np.empty(n_units, np.uint64)
+        prefix = np.empty(n_units, np.uint32)
+        order = np.empty(n_units, np.int64)
+        spare = np.empty(n_units, np.int64)
+        counts = np.zeros((4, 256), np.int64)
         rank = np.empty(n_units, np.int64)
-        order = np.empty((n_targets, n_units), np.int64)
         for b in range(lane, n_blocks, n_lanes):
-            for t in range(n_targets):
-                order[t, :] = nominal_order[t]
             for r in range(b * block_size, (b + 1) * block_size):
                 z = zt[variant[r]]
                 local_weights(node_weight[r], excluded[r], child_ptr, child_idx, local)
@@ -237,7 +281,7 @@ def montecarlo_blocks(zt, linear_variant, child_ptr, child_idx, param, min_cover
                         linear_scores(z, eff, n_indicators, score)
                     else:
                         score[:] = values[targets[t]]
-                    rank_scores(score, order[t], key, rank)
+                    rank_scores(score, key, prefix, order, spare, counts, rank)
                     total = 0
                     ranked = 0
                     for i in range(n_units):

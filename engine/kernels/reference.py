@@ -27,6 +27,8 @@ __all__ = [
     "distance_to_target", "goalposts",
     "arithmetic", "geometric", "harmonic", "generalised", "copeland", "aggregate_tree",
     "rank_desc",
+    "jenks",
+    "montecarlo_blocks",
 ]
 
 
@@ -283,3 +285,165 @@ def rank_desc(x: np.ndarray) -> np.ndarray:
         return [math.nan if not math.isfinite(v) else 1.0 + sum(1 for w in present if w > v) for v in values]
 
     return _per_column(x, column)
+
+
+# ----------------------------------------------------------------------------- tiers
+
+def jenks(sorted_values: np.ndarray, k: int) -> np.ndarray:
+    """Fisher–Jenks natural breaks: ``k + 1`` breaks (min, upper bound of each class) of the
+    partition of ``sorted_values`` (ascending, finite) into ``k`` contiguous classes with the least
+    total within-class sum of squares.
+
+    Runs of equal values are never split (the DP works on the distinct values and their counts);
+    ``k`` above the number ``d`` of distinct values gives ``d`` classes and repeats the max as the
+    remaining breaks; on equal totals the highest class starts as late as possible, then the next.
+    """
+    distinct: list[float] = []
+    counts: list[float] = []
+    for v in sorted_values.tolist():
+        if distinct and v == distinct[-1]:
+            counts[-1] += 1.0
+        else:
+            distinct.append(v)
+            counts.append(1.0)
+    d = len(distinct)
+    n_classes = min(k, d)
+
+    def within_ss(i: int, j: int) -> float:
+        """Sum of squared deviations from their mean of distinct[i..j] with multiplicities, by the
+        weighted running update (West 1979), adding values from j down to i."""
+        weight = mean = ss = 0.0
+        for t in range(j, i - 1, -1):
+            weight += counts[t]
+            delta = distinct[t] - mean
+            mean += delta * counts[t] / weight
+            ss += counts[t] * delta * (distinct[t] - mean)
+        return ss
+
+    ss = [[within_ss(i, j) if i <= j else math.nan for j in range(d)] for i in range(d)]
+
+    # best[c][j]: least total within-class SS of distinct[0..j] in c + 1 classes (j >= c);
+    # first[c][j]: where the last of those classes starts.
+    best = [[ss[0][j] for j in range(d)]]
+    first = [[0] * d]
+    for c in range(1, n_classes):
+        best.append([math.nan] * d)
+        first.append([0] * d)
+        for j in range(c, d):
+            lowest, start = math.inf, j
+            for i in range(j, c - 1, -1):  # latest start first: it wins equal totals
+                total = best[c - 1][i - 1] + ss[i][j]
+                if total < lowest:
+                    lowest, start = total, i
+            best[c][j], first[c][j] = lowest, start
+
+    uppers = []
+    end = d - 1
+    for c in range(n_classes - 1, -1, -1):
+        uppers.append(distinct[end])
+        end = first[c][end] - 1
+    breaks = [distinct[0], *reversed(uppers)] + [distinct[-1]] * (k - n_classes)
+    return np.array(breaks, dtype=np.float64)
+
+
+
+# ----------------------------------------------------------------------------- Monte Carlo
+
+def _mc_local_weights(node_weight, excluded, child_ptr, child_idx):
+    """Weights renormalised within each parent; the excluded indicator (if any) weighs 0."""
+    local = [0.0] * len(node_weight)
+    local[-1] = 1.0
+    for a in range(len(child_ptr) - 1):
+        kids = [int(c) for c in child_idx[child_ptr[a]:child_ptr[a + 1]] if c != excluded]
+        total = sum(node_weight[c] for c in kids)
+        for c in kids:
+            local[c] = node_weight[c] / total if total > 0 else 0.0
+    return local
+
+
+def _mc_linear_score(z, local, child_ptr, child_idx, target):
+    """Σ_j W_j z_j with W_j the product of local weights from indicator j up to the target."""
+    n_ind, n_units = z.shape
+    eff = [0.0] * len(local)
+    eff[target] = 1.0
+    for a in reversed(range(len(child_ptr) - 1)):
+        node = n_ind + a
+        for c in child_idx[child_ptr[a]:child_ptr[a + 1]]:
+            eff[c] = eff[node] * local[c] if eff[node] != 0.0 else 0.0
+    score = [0.0] * n_units
+    for j in range(n_ind):
+        if eff[j] != 0.0:
+            for i in range(n_units):
+                score[i] += eff[j] * z[j, i]
+    return score
+
+
+def _mc_tree_values(z, local, child_ptr, child_idx, codes, param, min_coverage):
+    """Every node's scores (rows = nodes), aggregating children in post-order; excluded children
+    (local weight 0) are not components; coverage counts the remaining ones."""
+    n_ind, n_units = z.shape
+    values = [list(z[j]) for j in range(n_ind)] + [None] * (len(child_ptr) - 1)
+    for a in range(len(child_ptr) - 1):
+        kids = [int(c) for c in child_idx[child_ptr[a]:child_ptr[a + 1]] if local[c] != 0.0]
+        w = np.array([local[c] for c in kids])
+        block = np.array([[values[c][i] for c in kids] for i in range(n_units)]).reshape(n_units, len(kids))
+        code = int(codes[a])
+        if code == 0:
+            column = arithmetic(block, w, min_coverage[a])
+        elif code == 1:
+            column = geometric(block, w, min_coverage[a])
+        elif code == 2:
+            column = harmonic(block, w, min_coverage[a])
+        elif code == 3:
+            column = generalised(block, w, param[a], min_coverage[a])
+        else:
+            column = copeland(block, w, min_coverage[a])
+        values[n_ind + a] = list(column)
+    return values
+
+
+def montecarlo_blocks(zt, linear_variant, child_ptr, child_idx, param, min_coverage, any_coverage,
+                      node_weight, variant, agg_code, excluded, targets, nominal_rank,
+                      pair_units, block_size):
+    """Readable twin of :func:`engine.kernels.montecarlo.montecarlo_blocks` (one lane).
+
+    Returns ``(hist, shift_hist, pair_count, moments, shift_out, ranks)`` with the kernel's
+    meanings, without the lane axis; ``ranks`` holds every replicate's ranks (0 = missing)."""
+    n_rep = node_weight.shape[0]
+    n_units = zt.shape[2]
+    n_t = len(targets)
+    hist = np.zeros((n_t, n_units, n_units + 1), np.int64)
+    shift_hist = np.zeros((n_t, n_units * n_units // 2 + 2), np.int64)
+    pair_count = np.zeros((n_t, len(pair_units), len(pair_units)), np.int64)
+    moments = np.zeros((n_rep // block_size, n_t, n_units, 2))
+    shift_out = np.full((n_rep, n_t), np.nan)
+    ranks = np.zeros((n_rep, n_t, n_units), np.int64)
+    for r in range(n_rep):
+        z = zt[variant[r]]
+        local = _mc_local_weights(node_weight[r], excluded[r], child_ptr, child_idx)
+        linear = bool(linear_variant[variant[r]]) and not any_coverage and all(c == 0 for c in agg_code[r])
+        values = None if linear else _mc_tree_values(z, local, child_ptr, child_idx, agg_code[r], param,
+                                                     min_coverage)
+        for t, target in enumerate(targets):
+            score = _mc_linear_score(z, local, child_ptr, child_idx, target) if linear else values[target]
+            present = [s for s in score if math.isfinite(s)]
+            rank_t = [1 + sum(1 for o in present if o > s) if math.isfinite(s) else 0 for s in score]
+            ranks[r, t] = rank_t
+            total, ranked = 0, 0
+            for i, ri in enumerate(rank_t):
+                if ri > 0:
+                    hist[t, i, ri - 1] += 1
+                    moments[r // block_size, t, i, 0] += score[i]
+                    moments[r // block_size, t, i, 1] += score[i] * score[i]
+                    if nominal_rank[t, i] > 0:
+                        total += abs(ri - nominal_rank[t, i])
+                        ranked += 1
+                else:
+                    hist[t, i, n_units] += 1
+            shift_hist[t, total] += 1
+            shift_out[r, t] = total / ranked if ranked else math.nan
+            for pa, ua in enumerate(pair_units):
+                for pb, ub in enumerate(pair_units):
+                    if rank_t[ua] > 0 and rank_t[ub] > 0 and rank_t[ua] < rank_t[ub]:
+                        pair_count[t, pa, pb] += 1
+    return hist, shift_hist, pair_count, moments, shift_out, ranks

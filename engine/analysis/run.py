@@ -1,0 +1,238 @@
+"""``engine.uncertainty``: prepare → run blocks on a backend → exact statistics → tables/files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from .. import __version__
+from ..errors import SchemaError
+from ..io import write_json, write_table
+from ..pipeline import ScoreResult, score
+from ..progress import Progress
+from .design import Parameters
+from .montecarlo import ChunkState, RankStatistics, run_chunk, run_design, summarise
+from .problem import Problem, build_problem
+from .spec import UncertaintySpec, load_spec, resolve_factors
+
+__all__ = ["UncertaintyResult", "uncertainty", "versions"]
+
+
+def versions() -> dict[str, str]:
+    import dask
+    import numba
+
+    return {"cityrank": __version__, "python": platform.python_version(), "numpy": np.__version__,
+            "numba": numba.__version__, "polars": pl.__version__, "dask": dask.__version__}
+
+
+@dataclass(frozen=True)
+class UncertaintyResult:
+    """Rank distributions of a Monte Carlo run (per target node) and its manifest."""
+
+    statistics: RankStatistics
+    manifest: dict[str, Any]
+    problem: Problem
+
+    @property
+    def units(self) -> pl.DataFrame:
+        """Per-unit table of the first target (the index by default)."""
+        return self.statistics.units[self.problem.target_ids[0]]
+
+    def least_stable(self, n: int = 10) -> pl.DataFrame:
+        """Units with the widest 90 % rank interval (then the largest rank sd)."""
+        return self.units.sort(["rank_range_90", "rank_sd"], descending=True, nulls_last=True).head(n)
+
+    def write(self, folder: str | Path) -> Path:
+        """Write per-unit tables, acceptability matrices, pairwise and R_S tables (Parquet) and
+        ``manifest.json``, each atomically."""
+        folder = Path(folder)
+        stats = self.statistics
+        for target in self.problem.target_ids:
+            suffix = "" if target == self.problem.target_ids[0] else f"_{target}"
+            write_table(stats.units[target], folder / f"units{suffix}.parquet", metadata=self.manifest)
+            write_table(stats.acceptability[target], folder / f"acceptability{suffix}.parquet")
+            write_table(stats.rank_shift[target], folder / f"rank_shift{suffix}.parquet")
+            if target in stats.pairs:
+                write_table(stats.pairs[target], folder / f"pairs{suffix}.parquet")
+        write_json(folder / "manifest.json", self.manifest)
+        return folder
+
+
+def _chunk(problem: Problem, factors, seed: int, block_size: int, first: int, stop: int) -> ChunkState:
+    """Dask task: blocks [first, stop) with one lane."""
+    return run_chunk(problem, factors, seed, first, stop, block_size, n_lanes=1)
+
+
+def _fingerprint(result: ScoreResult, spec: UncertaintySpec, seed: int, n_blocks: int) -> dict[str, Any]:
+    data_digest = hashlib.sha256(np.ascontiguousarray(result.stages.inputs.raw).tobytes()).hexdigest()
+    return {"framework": result.framework.digest, "data": data_digest, "seed": seed,
+            "block_size": spec.block_size, "spec": json.loads(json.dumps(dict(spec.document), default=str)),
+            "n_blocks": n_blocks, "engine": __version__}
+
+
+def uncertainty(framework, data=None, spec: str | Path | Mapping | UncertaintySpec | None = None, *,
+                replicates: int | None = None, seed: int | None = None, block_size: int | None = None,
+                backend: str = "threads", threads: int | None = None, client: Any = None,
+                scheduler: str | None = None, workers: int | None = None, out: str | Path | None = None,
+                resume: bool = False, progress: bool = False, design: Any = None,
+                chunk_blocks: int | None = None, **load_kwargs: Any) -> UncertaintyResult:
+    """Monte Carlo uncertainty analysis of the ranking.
+
+    Parameters
+    ----------
+    framework, data
+        As for :func:`engine.score` (a nominal run is made first).
+    spec
+        Uncertainty specification (file, dict or :class:`UncertaintySpec`); ``replicates``,
+        ``seed`` and ``block_size`` override it.
+    backend
+        ``serial``, ``threads`` (default) or ``dask``; ``threads`` sets the Numba lanes; ``client``,
+        ``scheduler`` (address) or ``workers`` (local cluster size) select the Dask cluster.
+    out, resume
+        Output folder: chunk checkpoints and, at the end, the tables and ``manifest.json``;
+        ``resume=True`` continues a killed run from its stored chunks (bit-identical result).
+    design
+        Explicit replicates instead of random draws: an array (n, n_nodes) of raw node weights in
+        ``framework.node_ids`` order, or a mapping ``{node_id: array (n,)}`` (other nodes nominal).
+    progress
+        Show a progress bar on stderr.
+
+    Returns
+    -------
+    UncertaintyResult
+    """
+    started = time.perf_counter()
+    spec = load_spec(spec, replicates=replicates, seed=seed, block_size=block_size)
+    if backend not in ("serial", "threads", "dask"):
+        raise SchemaError(f"unknown backend {backend!r}", fix="use serial, threads or dask")
+    nominal = score(framework, data, **load_kwargs)
+    factors = resolve_factors(spec, nominal.framework)
+    problem = build_problem(nominal, spec, factors)
+    run_seed = spec.seed if spec.seed is not None else int(np.random.SeedSequence().entropy % (2**63))
+
+    if design is not None:
+        params = _design_parameters(problem, design)
+        n = len(params)
+        size = spec.block_size if n % spec.block_size == 0 else n
+        state, _, _ = run_design(problem, params, size, n_lanes=1 if backend == "serial" else (threads or 1))
+        return _finish(problem, spec, state, run_seed, started, {"backend": backend, "design": "explicit"}, out)
+
+    n_blocks = -(-spec.replicates // spec.block_size)
+    chunk_blocks = chunk_blocks or max(1, 65536 // spec.block_size)
+    from ..backends import chunk_ranges, run_dask, run_local
+
+    store = None
+    done: dict[tuple[int, int], ChunkState] = {}
+    if out is not None:
+        from .store import ChunkStore
+
+        store = ChunkStore(out, _fingerprint(nominal, spec, run_seed, n_blocks), resume=resume)
+        done = store.load() if resume else {}
+    ranges = chunk_ranges(n_blocks, chunk_blocks, set(done))
+    bar = Progress(n_blocks * spec.block_size, enabled=progress)
+    bar.update(sum(len(s.blocks) for s in done.values()) * spec.block_size)
+    state = ChunkState.empty(problem)
+    for chunk_state in done.values():
+        state = state.merge(chunk_state)
+
+    def on_chunk(chunk: tuple[int, int], chunk_state: ChunkState) -> None:
+        if store is not None:
+            store.save(chunk, chunk_state)
+        bar.update((chunk[1] - chunk[0]) * spec.block_size)
+
+    info: dict[str, Any] = {"backend": backend}
+    if backend == "dask":
+        from ..backends.distributed import connect
+
+        dask_client, owned = connect(client, scheduler, workers)
+        info["workers"] = len(dask_client.scheduler_info().get("workers", {}))
+        try:
+            token = hashlib.sha256(json.dumps(_fingerprint(nominal, spec, run_seed, n_blocks),
+                                              default=str).encode()).hexdigest()[:16]
+            merged = run_dask(dask_client, _chunk, (problem.without_result(), factors, run_seed, spec.block_size),
+                              token, ranges, on_chunk)
+        finally:
+            if owned:
+                dask_client.close()
+                if getattr(dask_client, "cluster", None) is not None:
+                    dask_client.cluster.close()
+        if merged is not None:
+            state = state.merge(merged)
+    else:
+        lanes = 1 if backend == "serial" else threads
+        info["threads"] = lanes or __import__("numba").get_num_threads()
+
+        def accumulate(chunk: tuple[int, int], chunk_state: ChunkState) -> None:
+            nonlocal state
+            state = state.merge(chunk_state)
+            on_chunk(chunk, chunk_state)
+
+        run_local(lambda first, stop, n_lanes: run_chunk(problem, factors, run_seed, first, stop, spec.block_size,
+                                                         n_lanes), ranges, lanes, accumulate)
+    bar.close()
+    info["resumed_chunks"] = len(done)
+    return _finish(problem, spec, state, run_seed, started, info, out)
+
+
+def _design_parameters(problem: Problem, design: Any) -> Parameters:
+    ids = problem.framework.node_ids
+    if isinstance(design, Mapping):
+        n = len(next(iter(design.values())))
+        weights = np.tile(problem.nominal_weight, (n, 1))
+        for node, values in design.items():
+            if node not in problem.position:
+                raise SchemaError("design names an unknown node", node=node, fix=f"use ids such as {ids[:3]}")
+            weights[:, problem.position[node]] = np.asarray(values, float)
+    else:
+        weights = np.asarray(design, float)
+        if weights.ndim != 2 or weights.shape[1] != len(ids):
+            raise SchemaError(f"design must be (n_replicates, {len(ids)}) raw node weights in framework.node_ids order",
+                              fix="or pass a mapping {node_id: weights}")
+    if (weights < 0).any() or not np.isfinite(weights).all():
+        raise SchemaError("design weights must be finite and >= 0", fix="check the design array")
+    n = weights.shape[0]
+    return Parameters(np.ascontiguousarray(weights), np.zeros(n, np.int64),
+                      np.ascontiguousarray(np.tile(problem.base_codes, (n, 1))), np.full(n, -1, np.int64))
+
+
+def _finish(problem: Problem, spec: UncertaintySpec, state: ChunkState, seed: int, started: float,
+            info: dict[str, Any], out: str | Path | None) -> UncertaintyResult:
+    stats = summarise(problem, state, spec.top_k)
+    wall = time.perf_counter() - started
+    n = stats.n_replicates
+    failed = {t: int(state.hist[k][:, -1].sum()) for k, t in enumerate(problem.target_ids)}
+    framework = problem.framework
+    manifest = {
+        "kind": "uncertainty",
+        "framework": {"id": framework.id, "digest": framework.digest, "path": framework.path},
+        "data": problem.result.recipe["data"] if problem.result is not None else None,
+        "spec": spec.to_dict() | {"seed": seed},
+        "factors": [f.name for f in resolve_factors(spec, framework)] if spec.document else [],
+        "targets": list(problem.target_ids),
+        "replicates": n,
+        "block_size": spec.block_size,
+        "seed": seed,
+        "versions": versions(),
+        "wall_time_s": wall,
+        "replicates_per_s": n / wall if wall > 0 else None,
+        "missing_ranks": failed,
+        "rank_shift": stats.rank_shift_summary,
+        "nominal_matches_pipeline": bool(np.array_equal(
+            problem.nominal_rank[0], np.nan_to_num(problem.result.stages.ranks[:, problem.targets[0]]).astype(np.int64)))
+        if problem.result is not None else None,
+        **info,
+    }
+    result = UncertaintyResult(stats, manifest, problem)
+    if out is not None:
+        result.write(out)
+    return result

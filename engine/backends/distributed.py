@@ -1,0 +1,65 @@
+"""Dask backend: one task per chunk, scattered problem, tree reduction of the states.
+
+The task key contains the run's token and the chunk's block range, so keys differ between chunks
+and runs; tasks are pure functions of (problem, seed, blocks), so a task lost with a worker is
+simply recomputed and the result stays bit-identical.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..analysis.montecarlo import ChunkState
+from ..errors import BackendError
+
+__all__ = ["run_dask", "connect"]
+
+
+def connect(client: Any = None, scheduler: str | None = None, workers: int | None = None):
+    """Return ``(client, owned)``: the given client, one connected to ``scheduler``, or a new local
+    cluster of ``workers`` single-threaded processes (``owned`` = we must close it)."""
+    if client is not None:
+        return client, False
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError as exc:  # pragma: no cover - dask[distributed] is a dependency
+        raise BackendError("dask.distributed is not installed", fix="pip install 'dask[distributed]'") from exc
+    if scheduler:
+        try:
+            return Client(scheduler, timeout="20s"), True
+        except (OSError, TimeoutError) as exc:
+            raise BackendError(f"cannot reach the Dask scheduler at {scheduler!r}: {exc}",
+                               fix="start it with `dask scheduler` and check the address (tcp://host:port)") from exc
+    cluster = LocalCluster(n_workers=workers or 2, threads_per_worker=1, processes=True, dashboard_address=None)
+    return Client(cluster), True
+
+
+def _merge(a: ChunkState, b: ChunkState) -> ChunkState:
+    return a.merge(b)
+
+
+def run_dask(client: Any, chunk_fn: Callable, args: tuple, token: str, ranges: list[tuple[int, int]],
+             on_chunk: Callable[[tuple[int, int], ChunkState], None]) -> ChunkState | None:
+    """Submit ``chunk_fn(*args, first, stop)`` per range; report each chunk as it completes
+    (for checkpointing and progress) and return the tree-reduced state."""
+    from dask.distributed import as_completed
+
+    if not ranges:
+        return None
+    scattered = client.scatter(list(args), broadcast=True)
+    futures = {client.submit(chunk_fn, *scattered, first, stop, key=f"cityrank-{token}-chunk-{first}-{stop}",
+                             retries=3): (first, stop) for first, stop in ranges}
+    level = list(futures)
+    depth = 0
+    while len(level) > 1:
+        nxt = []
+        for k in range(0, len(level) - 1, 2):
+            nxt.append(client.submit(_merge, level[k], level[k + 1], key=f"cityrank-{token}-merge-{depth}-{k}",
+                                     retries=3))
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level, depth = nxt, depth + 1
+    for future in as_completed(list(futures)):
+        on_chunk(futures[future], future.result())
+    return level[0].result()
