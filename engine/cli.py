@@ -186,6 +186,35 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_uncertainty(args: argparse.Namespace) -> int:
+    from .analysis.run import uncertainty
+
+    out = args.resume or args.out
+    backend = "dask" if (args.scheduler or args.workers) else args.backend
+    result = uncertainty(args.framework, args.data, args.spec, replicates=args.replicates, seed=args.seed,
+                         block_size=args.block_size, backend=backend, threads=args.threads,
+                         scheduler=args.scheduler, workers=args.workers, out=out, resume=bool(args.resume),
+                         progress=not args.quiet, **_load_kwargs(args))
+    m = result.manifest
+    if m["data"] and m["data"].get("synthetic"):
+        print("NOTE: this dataset is SYNTHETIC (generated), not observed data.")
+    print(f"{m['replicates']:,} replicates in {m['wall_time_s']:.2f} s ({m['replicates_per_s']:,.0f}/s, "
+          f"backend {m['backend']}); mean rank shift R_S = {m['rank_shift'][result.problem.target_ids[0]]['mean']:.3f}")
+    _print_unstable(result, args.top)
+    if out:
+        print(f"wrote units.parquet, acceptability.parquet, rank_shift.parquet, manifest.json to {out}")
+    return 0
+
+
+def _print_unstable(result, n: int) -> None:
+    table = result.least_stable(n)
+    print(f"least stable units (widest 90% rank interval):")
+    print(f"{'unit':<12} {'nominal':>7} {'median':>7} {'5%':>6} {'95%':>6} {'P(same tier)':>13}")
+    for row in table.iter_rows(named=True):
+        print(f"{row['unit']!s:<12} {row['nominal_rank'] or 0:>7} {row['median_rank']:>7.1f} {row['q05_rank']:>6.1f} "
+              f"{row['q95_rank']:>6.1f} {row['p_same_tier']:>13.3f}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cityrank", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"cityrank {__version__}")
@@ -239,6 +268,22 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--top", type=int, default=20, help="rows to print")
     compare.add_argument("--out", "-o", help="output file (.parquet/.csv/.xlsx/.arrow)")
     compare.set_defaults(run=_cmd_compare)
+
+    unc = sub.add_parser("uncertainty", help="Monte Carlo rank distributions under weight/method perturbations")
+    data_options(unc)
+    unc.add_argument("--spec", "-s", help="uncertainty specification (YAML/JSON); default: ±25%% noise on every weight")
+    unc.add_argument("--replicates", "-n", type=int, help="number of replicates (overrides the spec)")
+    unc.add_argument("--seed", type=int, help="seed (overrides the spec; default: fresh entropy, recorded)")
+    unc.add_argument("--block-size", type=int, help="replicates per work block (a multiple or divisor of 1024)")
+    unc.add_argument("--backend", choices=["threads", "serial", "dask"], default="threads")
+    unc.add_argument("--threads", type=int, help="Numba threads for the threads backend")
+    unc.add_argument("--scheduler", help="address of a running Dask scheduler (tcp://host:port)")
+    unc.add_argument("--workers", type=int, help="start a local Dask cluster with this many worker processes")
+    unc.add_argument("--out", "-o", help="output folder (tables, manifest, checkpoints)")
+    unc.add_argument("--resume", metavar="DIR", help="resume a killed run from the checkpoints in DIR")
+    unc.add_argument("--top", type=int, default=10, help="least stable units to print")
+    unc.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    unc.set_defaults(run=_cmd_uncertainty)
     return parser
 
 

@@ -14,7 +14,11 @@ from scipy.special import gammaincinv
 
 from .spec import Factor
 
-__all__ = ["Parameters", "block_uniforms", "map_parameters", "n_columns"]
+__all__ = ["Parameters", "RNG_BLOCK", "block_uniforms", "replicate_uniforms", "map_parameters", "n_columns"]
+
+#: Replicates per random stream: replicate r uses the stream of RNG block r // RNG_BLOCK.  Fixed,
+#: so that the draws do not depend on the block size of the work, on chunks, threads or workers.
+RNG_BLOCK = 1024
 
 
 @dataclass(frozen=True)
@@ -29,15 +33,26 @@ class Parameters:
     def __len__(self) -> int:
         return self.node_weight.shape[0]
 
+    def slice(self, start: int, stop: int) -> Parameters:
+        return Parameters(self.node_weight[start:stop], self.variant[start:stop], self.agg_code[start:stop],
+                          self.excluded[start:stop])
+
 
 def n_columns(factors: list[Factor]) -> int:
     return sum(f.width for f in factors)
 
 
-def block_uniforms(seed: int, block: int, block_size: int, columns: int) -> np.ndarray:
-    """The U(0,1) design of one block: (block_size, columns), a pure function of (seed, block)."""
+def block_uniforms(seed: int, block: int, columns: int) -> np.ndarray:
+    """The U(0,1) design of one RNG block: (RNG_BLOCK, columns), a pure function of (seed, block)."""
     rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(block,))))
-    return rng.random((block_size, columns))
+    return rng.random((RNG_BLOCK, columns))
+
+
+def replicate_uniforms(seed: int, start: int, stop: int, columns: int) -> np.ndarray:
+    """Design rows of replicates ``start .. stop - 1`` (each row depends only on seed and index)."""
+    first, last = start // RNG_BLOCK, (stop - 1) // RNG_BLOCK
+    u = np.concatenate([block_uniforms(seed, b, columns) for b in range(first, last + 1)])
+    return u[start - first * RNG_BLOCK: stop - first * RNG_BLOCK]
 
 
 def map_parameters(u: np.ndarray, factors: list[Factor], problem) -> Parameters:

@@ -16,11 +16,11 @@ import numpy as np
 import polars as pl
 
 from ..kernels import montecarlo as kernel
-from .design import block_uniforms, map_parameters, n_columns
+from .design import RNG_BLOCK, map_parameters, n_columns, replicate_uniforms
 from .problem import Problem
 from .spec import Factor
 
-__all__ = ["ChunkState", "run_chunk", "run_design", "RankStatistics", "summarise", "quantile_from_counts"]
+__all__ = ["ChunkState", "run_chunk", "run_design", "moment_block", "RankStatistics", "summarise", "quantile_from_counts"]
 
 
 @dataclass
@@ -30,9 +30,10 @@ class ChunkState:
     hist: np.ndarray  #: int64 (n_targets, n_units, n_units + 1); last column = replicates without a rank.
     shift_hist: np.ndarray  #: int64 (n_targets, n_units²/2 + 2): total absolute rank shift per replicate.
     pair_count: np.ndarray  #: int64 (n_targets, n_pairs, n_pairs).
-    moments: dict[int, np.ndarray] = field(default_factory=dict)  #: block -> (n_targets, n_units, 2).
-    blocks: set[int] = field(default_factory=set)
-    shift: dict[int, np.ndarray] = field(default_factory=dict)  #: block -> R_S per replicate (n_targets, B).
+    #: moment block -> (n_targets, n_units, 2); moment blocks are RNG blocks (or the work blocks
+    #: when those are smaller), so float sums do not depend on chunks, threads or workers.
+    moments: dict[int, np.ndarray] = field(default_factory=dict)
+    blocks: set[int] = field(default_factory=set)  #: Work blocks included.
 
     @classmethod
     def empty(cls, problem: Problem) -> ChunkState:
@@ -46,7 +47,7 @@ class ChunkState:
             raise ValueError(f"blocks counted twice: {sorted(overlap)[:5]}")
         return ChunkState(self.hist + other.hist, self.shift_hist + other.shift_hist,
                           self.pair_count + other.pair_count, {**self.moments, **other.moments},
-                          self.blocks | other.blocks, {**self.shift, **other.shift})
+                          self.blocks | other.blocks)
 
     @property
     def n_replicates(self) -> int:
@@ -77,17 +78,31 @@ def _kernel_call(problem: Problem, params, block_size: int, n_lanes: int, keep_r
     return hist.sum(axis=0), shift_hist.sum(axis=0), pair_count.sum(axis=0), moments, shift_out, ranks
 
 
+def moment_block(block_size: int) -> int:
+    """Replicates per moment block: the RNG block, or the work block when that is smaller."""
+    if block_size % RNG_BLOCK and RNG_BLOCK % block_size:
+        raise ValueError(f"block_size {block_size} must be a multiple or a divisor of {RNG_BLOCK}")
+    return min(block_size, RNG_BLOCK)
+
+
 def run_chunk(problem: Problem, factors: list[Factor], seed: int, first_block: int, stop_block: int,
-              block_size: int, n_lanes: int = 1, keep_shift: bool = False) -> ChunkState:
-    """Run blocks ``first_block .. stop_block - 1`` of a Monte Carlo run."""
-    columns = n_columns(factors)
-    u = np.concatenate([block_uniforms(seed, b, block_size, columns) for b in range(first_block, stop_block)])
-    params = map_parameters(u, factors, problem)
-    hist, shift_hist, pairs, moments, shift_out, _ = _kernel_call(problem, params, block_size, n_lanes, False)
-    blocks = range(first_block, stop_block)
-    state = ChunkState(hist, shift_hist, pairs, {b: moments[k] for k, b in enumerate(blocks)}, set(blocks))
-    if keep_shift:
-        state.shift = {b: shift_out[k * block_size:(k + 1) * block_size].T.copy() for k, b in enumerate(blocks)}
+              block_size: int, n_lanes: int = 1, n_replicates: int | None = None) -> ChunkState:
+    """Run work blocks ``first_block .. stop_block - 1`` of a Monte Carlo run of ``n_replicates``
+    (the last block may be partial)."""
+    start = first_block * block_size
+    stop = stop_block * block_size if n_replicates is None else min(stop_block * block_size, n_replicates)
+    params = map_parameters(replicate_uniforms(seed, start, stop, n_columns(factors)), factors, problem)
+    size = moment_block(block_size)
+    whole = (stop - start) // size * size
+    state = ChunkState.empty(problem)
+    for lo, hi, kernel_block in ((0, whole, size), (whole, stop - start, stop - start - whole)):
+        if hi <= lo:
+            continue
+        hist, shift_hist, pairs, moments, _, _ = _kernel_call(problem, params.slice(lo, hi), kernel_block,
+                                                              n_lanes, False)
+        first = (start + lo) // size
+        state = state.merge(ChunkState(hist, shift_hist, pairs, {first + k: moments[k] for k in range(len(moments))}))
+    state.blocks = set(range(first_block, stop_block))
     return state
 
 

@@ -19,12 +19,12 @@ from ..errors import SchemaError
 from ..io import write_json, write_table
 from ..pipeline import ScoreResult, score
 from ..progress import Progress
-from .design import Parameters
+from .design import RNG_BLOCK, Parameters
 from .montecarlo import ChunkState, RankStatistics, run_chunk, run_design, summarise
 from .problem import Problem, build_problem
 from .spec import UncertaintySpec, load_spec, resolve_factors
 
-__all__ = ["UncertaintyResult", "uncertainty", "versions"]
+__all__ = ["UncertaintyResult", "uncertainty", "versions", "with_default_factors"]
 
 
 def versions() -> dict[str, str]:
@@ -68,9 +68,10 @@ class UncertaintyResult:
         return folder
 
 
-def _chunk(problem: Problem, factors, seed: int, block_size: int, first: int, stop: int) -> ChunkState:
+def _chunk(problem: Problem, factors, seed: int, block_size: int, n_replicates: int, first: int, stop: int
+           ) -> ChunkState:
     """Dask task: blocks [first, stop) with one lane."""
-    return run_chunk(problem, factors, seed, first, stop, block_size, n_lanes=1)
+    return run_chunk(problem, factors, seed, first, stop, block_size, n_lanes=1, n_replicates=n_replicates)
 
 
 def _fingerprint(result: ScoreResult, spec: UncertaintySpec, seed: int, n_blocks: int) -> dict[str, Any]:
@@ -116,6 +117,7 @@ def uncertainty(framework, data=None, spec: str | Path | Mapping | UncertaintySp
     if backend not in ("serial", "threads", "dask"):
         raise SchemaError(f"unknown backend {backend!r}", fix="use serial, threads or dask")
     nominal = score(framework, data, **load_kwargs)
+    spec = with_default_factors(spec, nominal.framework)
     factors = resolve_factors(spec, nominal.framework)
     problem = build_problem(nominal, spec, factors)
     run_seed = spec.seed if spec.seed is not None else int(np.random.SeedSequence().entropy % (2**63))
@@ -127,6 +129,9 @@ def uncertainty(framework, data=None, spec: str | Path | Mapping | UncertaintySp
         state, _, _ = run_design(problem, params, size, n_lanes=1 if backend == "serial" else (threads or 1))
         return _finish(problem, spec, state, run_seed, started, {"backend": backend, "design": "explicit"}, out)
 
+    if spec.block_size % RNG_BLOCK and RNG_BLOCK % spec.block_size:
+        raise SchemaError(f"block_size {spec.block_size} must be a multiple or a divisor of {RNG_BLOCK}",
+                          fix="use e.g. 1024, 4096 or 8192 (or 64, 256 for tiny runs)")
     n_blocks = -(-spec.replicates // spec.block_size)
     chunk_blocks = chunk_blocks or max(1, 65536 // spec.block_size)
     from ..backends import chunk_ranges, run_dask, run_local
@@ -139,8 +144,8 @@ def uncertainty(framework, data=None, spec: str | Path | Mapping | UncertaintySp
         store = ChunkStore(out, _fingerprint(nominal, spec, run_seed, n_blocks), resume=resume)
         done = store.load() if resume else {}
     ranges = chunk_ranges(n_blocks, chunk_blocks, set(done))
-    bar = Progress(n_blocks * spec.block_size, enabled=progress)
-    bar.update(sum(len(s.blocks) for s in done.values()) * spec.block_size)
+    bar = Progress(spec.replicates, enabled=progress)
+    bar.update(sum(min(c[1] * spec.block_size, spec.replicates) - c[0] * spec.block_size for c in done))
     state = ChunkState.empty(problem)
     for chunk_state in done.values():
         state = state.merge(chunk_state)
@@ -148,7 +153,7 @@ def uncertainty(framework, data=None, spec: str | Path | Mapping | UncertaintySp
     def on_chunk(chunk: tuple[int, int], chunk_state: ChunkState) -> None:
         if store is not None:
             store.save(chunk, chunk_state)
-        bar.update((chunk[1] - chunk[0]) * spec.block_size)
+        bar.update(min(chunk[1] * spec.block_size, spec.replicates) - chunk[0] * spec.block_size)
 
     info: dict[str, Any] = {"backend": backend}
     if backend == "dask":
@@ -159,7 +164,8 @@ def uncertainty(framework, data=None, spec: str | Path | Mapping | UncertaintySp
         try:
             token = hashlib.sha256(json.dumps(_fingerprint(nominal, spec, run_seed, n_blocks),
                                               default=str).encode()).hexdigest()[:16]
-            merged = run_dask(dask_client, _chunk, (problem.without_result(), factors, run_seed, spec.block_size),
+            merged = run_dask(dask_client, _chunk, (problem.without_result(), factors, run_seed, spec.block_size,
+                                                    spec.replicates),
                               token, ranges, on_chunk)
         finally:
             if owned:
@@ -178,10 +184,20 @@ def uncertainty(framework, data=None, spec: str | Path | Mapping | UncertaintySp
             on_chunk(chunk, chunk_state)
 
         run_local(lambda first, stop, n_lanes: run_chunk(problem, factors, run_seed, first, stop, spec.block_size,
-                                                         n_lanes), ranges, lanes, accumulate)
+                                                         n_lanes, spec.replicates), ranges, lanes, accumulate)
     bar.close()
     info["resumed_chunks"] = len(done)
     return _finish(problem, spec, state, run_seed, started, info, out)
+
+
+def with_default_factors(spec: UncertaintySpec, framework) -> UncertaintySpec:
+    """A spec that varies nothing gets COINr's default: ±25 % uniform noise on every weight."""
+    varied = ("weights", "normalisation", "aggregation", "exclusion", "treatment")
+    if any(spec.document.get(k) for k in varied):
+        return spec
+    depths = sorted({framework.depth(n) for n in framework.node_ids if n != framework.root.id})
+    document = {**dict(spec.document), "weights": [{"depth": d, "noise": 0.25} for d in depths]}
+    return load_spec(document)
 
 
 def _design_parameters(problem: Problem, design: Any) -> Parameters:
@@ -221,6 +237,7 @@ def _finish(problem: Problem, spec: UncertaintySpec, state: ChunkState, seed: in
         "targets": list(problem.target_ids),
         "replicates": n,
         "block_size": spec.block_size,
+        "rng_block": RNG_BLOCK,
         "seed": seed,
         "versions": versions(),
         "wall_time_s": wall,

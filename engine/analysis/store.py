@@ -49,9 +49,10 @@ class ChunkStore:
         return self.chunks / f"chunk_{first:09d}_{stop:09d}.npz"
 
     def save(self, chunk: tuple[int, int], state: ChunkState) -> None:
-        blocks = sorted(state.moments)
+        keys = sorted(state.moments)
         arrays = {"hist": state.hist, "shift_hist": state.shift_hist, "pair_count": state.pair_count,
-                  "blocks": np.array(blocks, np.int64), "moments": np.stack([state.moments[b] for b in blocks])}
+                  "blocks": np.array(sorted(state.blocks), np.int64), "moment_keys": np.array(keys, np.int64),
+                  "moments": np.stack([state.moments[b] for b in keys])}
 
         def write(tmp: Path) -> None:
             with open(tmp, "wb") as handle:
@@ -64,7 +65,8 @@ class ChunkStore:
         for path in sorted(self.chunks.glob("chunk_*.npz")):
             first, stop = (int(x) for x in path.stem.split("_")[1:3])
             with np.load(path) as data:
-                blocks = [int(b) for b in data["blocks"]]
+                keys = [int(b) for b in data["moment_keys"]]
                 done[(first, stop)] = ChunkState(data["hist"], data["shift_hist"], data["pair_count"],
-                                                 {b: data["moments"][k] for k, b in enumerate(blocks)}, set(blocks))
+                                                 {b: data["moments"][k] for k, b in enumerate(keys)},
+                                                 {int(b) for b in data["blocks"]})
         return done

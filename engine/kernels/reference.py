@@ -368,8 +368,10 @@ def _mc_linear_score(z, local, child_ptr, child_idx, target):
     eff[target] = 1.0
     for a in reversed(range(len(child_ptr) - 1)):
         node = n_ind + a
+        if eff[node] == 0.0:
+            continue  # outside the target's subtree
         for c in child_idx[child_ptr[a]:child_ptr[a + 1]]:
-            eff[c] = eff[node] * local[c] if eff[node] != 0.0 else 0.0
+            eff[c] = eff[node] * local[c]
     score = [0.0] * n_units
     for j in range(n_ind):
         if eff[j] != 0.0:

@@ -1,0 +1,10 @@
+"""Deterministic SYNTHETIC data generators that ship with cityrank.
+
+Every generated table says it is synthetic (a ``synthetic`` column, the dataset docs in
+``engine/datasets/*.md`` and the framework's ``data.synthetic``).  AI cities for ``ai-city-2024``
+are in :mod:`engine.synthetic.cities`; AI firms are in :mod:`engine.synthetic.firms`.
+"""
+
+from .cities import generate_ai_cities
+
+__all__ = ["generate_ai_cities"]

@@ -1,0 +1,41 @@
+"""Small problems for the analysis tests (seeded, built at fixture time, not import time)."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from engine.schema import framework_from_dict
+
+
+def city_framework(n_indicators: int = 6, **extra) -> dict:
+    """Index -> 2 dimensions -> 3 sub-dimensions -> indicators x0.. (a miniature city index)."""
+    nodes = [{"id": "Index", "labels": {"en": "Index"}},
+             {"id": "D1", "parent": "Index", "labels": {"en": "D1"}},
+             {"id": "D2", "parent": "Index", "labels": {"en": "D2"}, "weight": 2},
+             {"id": "S1", "parent": "D1", "labels": {"en": "S1"}},
+             {"id": "S2", "parent": "D1", "labels": {"en": "S2"}},
+             {"id": "S3", "parent": "D2", "labels": {"en": "S3"}}]
+    parents = ["S1", "S2", "S3"]
+    for j in range(n_indicators):
+        nodes.append({"id": f"x{j}", "parent": parents[j % 3], "labels": {"en": f"x{j}"}, "column": f"x{j}"})
+    return {"id": "mini", "labels": {"en": "Mini"}, "data": {"unit": "unit"}, "nodes": nodes, **extra}
+
+
+def city_data(n_units: int = 40, n_indicators: int = 6, seed: int = 3, missing: float = 0.0,
+              ties: bool = False) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    values = rng.lognormal(0.0, 1.0, (n_units, n_indicators))
+    if ties:
+        values[1] = values[0]  # two identical units tie in every replicate
+        values[:, 2] = np.round(values[:, 2])
+    if missing:
+        values[rng.random(values.shape) < missing] = np.nan
+    return pl.DataFrame({"unit": [f"c{i:03d}" for i in range(n_units)],
+                         **{f"x{j}": values[:, j] for j in range(n_indicators)}})
+
+
+@pytest.fixture
+def mini():
+    return framework_from_dict(city_framework()), city_data()

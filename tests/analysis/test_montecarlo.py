@@ -1,0 +1,185 @@
+"""Monte Carlo engine: determinism, an independent NumPy check, exact statistics, specs."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+import engine
+from engine.analysis.montecarlo import quantile_from_counts, run_design, summarise
+from engine.analysis.run import _design_parameters, uncertainty
+from engine.errors import SchemaError
+from engine.schema import framework_from_dict
+from tests.analysis.conftest import city_data, city_framework
+
+SPEC = {"weights": [{"depth": 1, "noise": 0.25}, {"depth": 2, "noise": 0.25}, {"depth": 3, "noise": 0.25}],
+        "pairs": ["c000", "c001", "c002"], "top_k": [1, 5]}
+
+
+@pytest.fixture(scope="module")
+def mini_fw():
+    return framework_from_dict(city_framework())
+
+
+@pytest.fixture(scope="module")
+def mini_data():
+    return city_data(n_units=60)
+
+
+@pytest.fixture(scope="module")
+def reference_run(mini_fw, mini_data):
+    return uncertainty(mini_fw, mini_data, SPEC, replicates=8192, seed=7, block_size=2048, threads=2)
+
+
+@pytest.mark.parametrize("options", [
+    {"backend": "serial"},
+    {"threads": 1},
+    {"threads": 2, "chunk_blocks": 1},
+    {"threads": 2, "chunk_blocks": 3},
+    {"block_size": 1024},
+    {"block_size": 4096},
+    {"block_size": 8192},
+])
+def test_results_are_bit_identical_for_any_threads_chunks_and_block_size(mini_fw, mini_data, reference_run, options):
+    options = {"block_size": 2048, **options}
+    run = uncertainty(mini_fw, mini_data, SPEC, replicates=8192, seed=7, **options)
+    assert run.units.equals(reference_run.units)
+    for target in run.statistics.acceptability:
+        assert run.statistics.acceptability[target].equals(reference_run.statistics.acceptability[target])
+        assert run.statistics.pairs[target].equals(reference_run.statistics.pairs[target])
+        assert run.statistics.rank_shift[target].equals(reference_run.statistics.rank_shift[target])
+
+
+def test_small_blocks_give_identical_rank_histograms(mini_fw, mini_data, reference_run):
+    """Blocks smaller than the RNG block draw the same replicates; only float moment grouping may differ."""
+    run = uncertainty(mini_fw, mini_data, SPEC, replicates=8192, seed=7, block_size=256)
+    rank_columns = [c for c in reference_run.units.columns if not c.startswith("score_")]
+    assert run.units.select(rank_columns).equals(reference_run.units.select(rank_columns))
+    np.testing.assert_allclose(run.units["score_mean"], reference_run.units["score_mean"], rtol=1e-12)
+
+
+def test_exact_replicate_count_and_seed_matters(mini_fw, mini_data):
+    a = uncertainty(mini_fw, mini_data, SPEC, replicates=3000, seed=7, block_size=1024)
+    assert a.manifest["replicates"] == 3000
+    b = uncertainty(mini_fw, mini_data, SPEC, replicates=3000, seed=8, block_size=1024)
+    assert not a.units.equals(b.units)
+    prefix = uncertainty(mini_fw, mini_data, SPEC, replicates=2048, seed=7, block_size=1024)
+    assert prefix.manifest["replicates"] == 2048 and not prefix.units.equals(a.units)
+
+
+def test_explicit_design_equals_an_independent_numpy_computation(mini_fw, mini_data):
+    """Same draws, computed by plain NumPy: effective weights, scores, competition ranks, histogram."""
+    rng = np.random.default_rng(5)
+    nominal = engine.score(mini_fw, mini_data)
+    ids = mini_fw.node_ids
+    n = 2000
+    design = rng.uniform(0.5, 1.5, (n, len(ids)))
+    result = uncertainty(mini_fw, mini_data, {}, design=design, block_size=1000)
+    # Plain NumPy: local weights within parents, effective indicator weights, Σ_j W_j z_j in
+    # indicator order (the kernel's order), then ranks and counts.
+    z = nominal.stages.normalised  # (units, indicators)
+    n_ind = len(mini_fw.indicators)
+    parent = {node.id: node.parent for node in (*mini_fw.indicators, *mini_fw.aggregates)}
+    children = {a.id: a.children for a in mini_fw.aggregates}
+    col = {node: k for k, node in enumerate(ids)}
+    counts = np.zeros((z.shape[0], z.shape[0]), np.int64)
+    for r in range(n):
+        w = design[r]
+        eff = np.ones(n_ind)
+        for j, ind in enumerate(mini_fw.indicators):
+            node = ind.id
+            while parent[node] is not None:
+                siblings = children[parent[node]]
+                eff[j] *= w[col[node]] / sum(w[col[s]] for s in siblings)
+                node = parent[node]
+        score = np.zeros(z.shape[0])
+        for j in range(n_ind):
+            score += eff[j] * z[:, j]
+        ranks = 1 + (score[None, :] > score[:, None]).sum(axis=1)
+        counts[np.arange(z.shape[0]), ranks - 1] += 1
+    np.testing.assert_array_equal(result.problem and result.statistics.acceptability["Index"].drop("unit").to_numpy() * n,
+                                  counts)
+
+
+def test_histogram_statistics_equal_numpy_on_the_raw_ranks(mini_fw, mini_data):
+    nominal = engine.score(mini_fw, mini_data)
+    spec = engine.analysis.spec.load_spec(SPEC, replicates=1000, seed=1, block_size=1000)
+    from engine.analysis.problem import build_problem
+    from engine.analysis.spec import resolve_factors
+
+    factors = resolve_factors(spec, mini_fw)
+    problem = build_problem(nominal, spec, factors)
+    rng = np.random.default_rng(9)
+    params = _design_parameters(problem, rng.uniform(0.2, 2.0, (1000, len(mini_fw.node_ids))))
+    state, shift, ranks = run_design(problem, params, 1000, keep_ranks=True)
+    table = summarise(problem, state, (1, 5)).units["Index"]
+    raw = ranks[:, 0, :]
+    for i, unit in enumerate(problem.units):
+        row = table.filter(pl.col("unit") == unit).row(0, named=True)
+        q05, q50, q95 = np.quantile(raw[:, i], [0.05, 0.5, 0.95])
+        assert (row["q05_rank"], row["median_rank"], row["q95_rank"]) == (q05, q50, q95)
+        assert row["mean_rank"] == pytest.approx(raw[:, i].mean(), rel=1e-12)
+        assert row["rank_sd"] == pytest.approx(raw[:, i].std(), rel=1e-9, abs=1e-12)
+        assert row["p_top5"] == (raw[:, i] <= 5).mean()
+        assert row["best_rank"] == raw[:, i].min() and row["worst_rank"] == raw[:, i].max()
+    nominal_ranks = problem.nominal_rank[0]
+    np.testing.assert_allclose(shift[:, 0], np.abs(raw - nominal_ranks).mean(axis=1), rtol=1e-15)
+
+
+@pytest.mark.parametrize("q", [0.0, 0.05, 0.25, 0.5, 0.9, 0.95, 1.0])
+def test_quantile_from_counts_equals_numpy(q):
+    rng = np.random.default_rng(2)
+    sample = rng.integers(1, 12, 57)
+    counts = np.bincount(sample, minlength=12)[1:]
+    assert quantile_from_counts(counts, q) == np.quantile(sample, q)
+
+
+def test_pairwise_probabilities_are_complementary(reference_run):
+    pairs = reference_run.statistics.pairs["Index"]
+    ab = pairs.filter((pl.col("unit_a") == "c000") & (pl.col("unit_b") == "c001"))["p_a_ahead_of_b"].item()
+    ba = pairs.filter((pl.col("unit_a") == "c001") & (pl.col("unit_b") == "c000"))["p_a_ahead_of_b"].item()
+    assert 0 <= ab <= 1 and ab + ba == pytest.approx(1.0)  # no ties in this data
+
+
+def test_probabilities_and_acceptability_are_consistent(reference_run):
+    units = reference_run.units
+    accept = reference_run.statistics.acceptability["Index"]
+    np.testing.assert_allclose(accept.drop("unit").to_numpy().sum(axis=1), 1.0)
+    np.testing.assert_allclose(accept.drop("unit").to_numpy().sum(axis=0), 1.0)
+    assert units["p_top1"].sum() == pytest.approx(1.0)
+    assert ((units["p_same_tier"] >= 0) & (units["p_same_tier"] <= 1)).all()
+    assert (units["q05_rank"] <= units["median_rank"]).all() and (units["median_rank"] <= units["q95_rank"]).all()
+
+
+def test_zero_noise_reproduces_the_nominal_ranking(mini_fw, mini_data):
+    run = uncertainty(mini_fw, mini_data, {"weights": [{"depth": 1, "noise": 0.0}]},
+                      replicates=64, seed=1, block_size=64)
+    nominal = engine.score(mini_fw, mini_data)
+    ranks = dict(zip(nominal.table["unit"].to_list(), nominal.table["Index_rank"].to_list()))
+    assert all(row["median_rank"] == ranks[row["unit"]] for row in run.units.iter_rows(named=True))
+    assert run.manifest["rank_shift"]["Index"]["max"] == 0.0
+    assert run.manifest["nominal_matches_pipeline"]
+
+
+def test_default_spec_is_noise_on_every_weight(mini_fw, mini_data):
+    run = uncertainty(mini_fw, mini_data, None, replicates=1024, seed=3, block_size=1024)
+    assert run.manifest["spec"]["weights"] == [{"depth": d, "noise": 0.25} for d in (1, 2, 3)]
+
+
+@pytest.mark.parametrize(("spec", "match"), [
+    ({"weights": [{"depth": 1}]}, "exactly one of `noise`, `dirichlet`, `range`"),
+    ({"weights": [{"nodes": ["nope"], "noise": 0.1}]}, "unknown or unsuitable node"),
+    ({"weights": [{"depth": 1, "noise": 0.1}, {"nodes": ["D1"], "noise": 0.2}]}, "varied by two rules"),
+    ({"weights": [{"nodes": ["S1"], "dirichlet": 3}]}, "whole sibling groups"),
+    ({"weights": [{"depth": 1, "noise": 1.5}]}, "invalid uncertainty specification"),
+    ({"treatment": True}, "varies nothing"),
+    ({"normalisation": {"choices": ["goalposts"]}}, "cannot be a global"),
+    ({"pairs": ["zzz"]}, "unknown unit"),
+    ({"targets": ["x0"]}, "not an aggregate"),
+    ({"replicates": 10, "block_size": 3000}, "multiple or a divisor of 1024"),
+])
+def test_bad_specs_fail_before_any_replicate(mini_fw, mini_data, spec, match):
+    with pytest.raises(SchemaError, match=match):
+        uncertainty(mini_fw, mini_data, spec, replicates=spec.pop("replicates", 64), seed=1,
+                    block_size=spec.pop("block_size", 64))
