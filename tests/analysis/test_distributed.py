@@ -1,0 +1,135 @@
+"""Dask backend on a real loopback cluster, worker loss, and resuming a killed run.
+
+A scheduler and two single-threaded worker processes are started as separate processes on
+127.0.0.1 (no other address is used)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.analysis.run import uncertainty
+
+pytestmark = pytest.mark.dask
+
+SPEC = {"weights": [{"depth": 1, "noise": 0.25}, {"depth": 2, "noise": 0.25}], "pairs": ["CHE", "NLD"]}
+
+
+def _wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cluster")
+    scheduler_file = folder / "scheduler.json"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    bin_dir = Path(sys.executable).parent
+    scheduler = subprocess.Popen([str(bin_dir / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0",
+                                  "--no-dashboard", "--scheduler-file", str(scheduler_file)],
+                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for(scheduler_file.exists, 60, "the scheduler")
+    workers = [subprocess.Popen([str(bin_dir / "dask"), "worker", "--scheduler-file", str(scheduler_file),
+                                 "--nthreads", "1", "--nworkers", "1", "--no-dashboard", "--host", "127.0.0.1",
+                                 "--no-nanny"],
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
+    from dask.distributed import Client
+
+    client = Client(scheduler_file=str(scheduler_file), timeout="60s")
+    client.wait_for_workers(2, timeout=60)
+    yield client, workers, scheduler_file, env
+    client.close()
+    for process in (*workers, scheduler):
+        process.kill()
+        process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def in_process():
+    return uncertainty("asem", spec=SPEC, replicates=40_960, seed=11, block_size=1024, threads=2)
+
+
+def test_dask_cluster_equals_in_process(cluster, in_process):
+    client = cluster[0]
+    run = uncertainty("asem", spec=SPEC, replicates=40_960, seed=11, block_size=1024, backend="dask",
+                      client=client, chunk_blocks=4)
+    assert run.manifest["workers"] >= 2
+    assert run.units.equals(in_process.units)
+    assert run.statistics.acceptability["Index"].equals(in_process.statistics.acceptability["Index"])
+    assert run.statistics.pairs["Index"].equals(in_process.statistics.pairs["Index"])
+    assert run.statistics.rank_shift["Index"].equals(in_process.statistics.rank_shift["Index"])
+
+
+def test_killing_a_worker_mid_run_loses_nothing(cluster, tmp_path):
+    client, workers, scheduler_file, env = cluster
+    replicates = 409_600
+    expected = uncertainty("asem", spec=SPEC, replicates=replicates, seed=12, block_size=1024, threads=2)
+    out = tmp_path / "run"
+    box = {}
+
+    def run() -> None:
+        box["result"] = uncertainty("asem", spec=SPEC, replicates=replicates, seed=12, block_size=1024,
+                                    backend="dask", client=client, chunk_blocks=8, out=out)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    _wait_for(lambda: len(list((out / "chunks").glob("chunk_*.npz"))) >= 2, 120, "two completed chunks")
+    victim = workers.pop(0)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=30)
+    # Keep two workers for later tests: start a replacement.
+    workers.append(subprocess.Popen([str(Path(sys.executable).parent / "dask"), "worker", "--scheduler-file",
+                                     str(scheduler_file), "--nthreads", "1", "--nworkers", "1", "--no-dashboard",
+                                     "--host", "127.0.0.1", "--no-nanny"], env=env,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    thread.join(timeout=600)
+    assert not thread.is_alive()
+    assert box["result"].units.equals(expected.units)
+    assert box["result"].statistics.acceptability["Index"].equals(expected.statistics.acceptability["Index"])
+
+
+def test_a_killed_run_resumes_bit_identically(tmp_path):
+    replicates = 600_000
+    out = tmp_path / "killed"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text("weights:\n  - {depth: 1, noise: 0.25}\n  - {depth: 2, noise: 0.25}\npairs: [CHE, NLD]\n")
+    command = [sys.executable, "-m", "engine.cli", "uncertainty", "-f", "asem", "--spec", str(spec_file),
+               "-n", str(replicates), "--seed", "13", "--block-size", "1024", "--threads", "1", "-q",
+               "--out", str(out)]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for(lambda: len(list((out / "chunks").glob("chunk_*.npz"))) >= 2, 300, "two completed chunks")
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    stored = len(list((out / "chunks").glob("chunk_*.npz")))
+    assert 2 <= stored < -(-replicates // 65536), "the run should have been killed midway"
+    resumed = uncertainty("asem", spec=str(spec_file), replicates=replicates, seed=13, block_size=1024, out=out,
+                          resume=True)
+    assert resumed.manifest["resumed_chunks"] == stored
+    expected = uncertainty("asem", spec=str(spec_file), replicates=replicates, seed=13, block_size=1024)
+    assert resumed.units.equals(expected.units)
+    assert resumed.statistics.rank_shift["Index"].equals(expected.statistics.rank_shift["Index"])
+    assert (out / "manifest.json").exists() and (out / "units.parquet").exists()
+
+
+def test_resuming_into_a_different_run_is_refused(tmp_path):
+    from engine.errors import DataError
+
+    out = tmp_path / "run"
+    uncertainty("asem", spec=SPEC, replicates=2048, seed=1, block_size=1024, out=out)
+    with pytest.raises(DataError, match="cannot resume: the folder holds a different run"):
+        uncertainty("asem", spec=SPEC, replicates=2048, seed=2, block_size=1024, out=out, resume=True)
