@@ -44,17 +44,17 @@ import polars as pl
 from ..resources import DATASET_DIR
 
 __all__ = [
-    "DEFAULT_SEED",
-    "PREFECTURES_FILE",
-    "COVARIATES_FILE",
-    "OUTPUT_FILE",
-    "COVARIATES",
-    "COMPONENT_COLUMNS",
     "COLUMNS",
-    "load_prefectures",
-    "load_covariates",
+    "COMPONENT_COLUMNS",
+    "COVARIATES",
+    "COVARIATES_FILE",
+    "DEFAULT_SEED",
+    "OUTPUT_FILE",
+    "PREFECTURES_FILE",
     "ai_capacity",
     "generate_ai_cities",
+    "load_covariates",
+    "load_prefectures",
     "read_ai_cities",
     "write_ai_cities",
 ]
@@ -290,7 +290,7 @@ def generate_ai_cities(seed: int = DEFAULT_SEED) -> pl.DataFrame:
     # chosen to give exactly 16 and 3; Shenzhen's and Shanghai's to lead.
     total_parks = _counts(rng, kappa, 150, 1.2, 0.4)
     shares = rng.dirichlet(8.0 * np.array([0.07, 0.18, 0.21, 0.54]), size=n)
-    bands = np.array([rng.multinomial(int(t), s) for t, s in zip(total_parks, shares)], float)
+    bands = np.array([rng.multinomial(int(t), s) for t, s in zip(total_parks, shares, strict=True)], float)
     fixed_parks = {SHENZHEN: (12, 26, 30, 70), SHANGHAI: (10, 24, 28, 64), BEIJING: (8, 20, 24, 60),
                    CHENGDU: (2, 4, 3, 9)}
     free = np.ones(n, bool)
@@ -339,7 +339,7 @@ def generate_ai_cities(seed: int = DEFAULT_SEED) -> pl.DataFrame:
     firms = col(_counts(rng, kappa, 20000, 1.2, 0.45)).set({SHENZHEN: 23871, BEIJING: 13067, SHANGHAI: 11442})
     firms = firms.below(10000).values()
     layer_shares = rng.dirichlet(12.0 * np.array([0.40, 0.08, 0.52]), size=n)
-    layers = np.array([rng.multinomial(int(t), s) for t, s in zip(firms, layer_shares)], float)
+    layers = np.array([rng.multinomial(int(t), s) for t, s in zip(firms, layer_shares, strict=True)], float)
     base = col(layers[:, 0]).set({SHENZHEN: 8546, XIAN: 6480, BEIJING: 5300, SHANGHAI: 5120}).below(5120)
     fifth = np.flatnonzero(~base.fixed)[np.argmax(base.v[~base.fixed])]
     base.v[fifth] = max(base.v[fifth], 5040.0)  # the report: the top 5 all have more than 5,000

@@ -314,6 +314,7 @@ COVERAGES = (0.0, 0.5, 1.0)
 #: (method, p) pairs; p is None for methods without an exponent.
 AGGREGATIONS = [("arithmetic", None), ("geometric", None), ("harmonic", None), ("copeland", None),
                 *[("generalised", p) for p in (-2.0, -1.0, 0.0, 0.5, 1.0, 3.0)]]
+AGGREGATION_IDS = [name if p is None else f"{name}-p={p}" for name, p in AGGREGATIONS]
 EXACT = ("arithmetic", "harmonic", "copeland")  # pure arithmetic in the same order
 
 
@@ -339,7 +340,7 @@ def assert_same(name: str, actual: np.ndarray, expected: np.ndarray) -> None:
 @pytest.mark.parametrize("min_coverage", COVERAGES)
 @pytest.mark.parametrize("weights", list(WEIGHTS))
 @pytest.mark.parametrize("units", list(UNIT_SLICES))
-@pytest.mark.parametrize(("name", "p"), AGGREGATIONS, ids=[f"{n}" if p is None else f"{n}-p={p}" for n, p in AGGREGATIONS])
+@pytest.mark.parametrize(("name", "p"), AGGREGATIONS, ids=AGGREGATION_IDS)
 def test_aggregation_kernel_equals_twin_on_edge_cases(name, p, units, weights, min_coverage):
     """Kernel == twin (NaN positions exactly) for every method × edge row × weights × coverage."""
     values = np.ascontiguousarray(AGGREGATION_ROWS[UNIT_SLICES[units]])
@@ -352,7 +353,7 @@ def test_aggregation_kernel_equals_twin_on_edge_cases(name, p, units, weights, m
 
 
 @pytest.mark.parametrize("home", ["kernel", "twin"])
-@pytest.mark.parametrize(("name", "p"), AGGREGATIONS, ids=[f"{n}" if p is None else f"{n}-p={p}" for n, p in AGGREGATIONS])
+@pytest.mark.parametrize(("name", "p"), AGGREGATIONS, ids=AGGREGATION_IDS)
 def test_coverage_threshold(name, p, home):
     """A unit is scored iff its share of present components is >= min_coverage and > 0."""
     values = np.array([[nan, 5.0, nan], [nan, 5.0, 7.0], [1.0, 5.0, 7.0], [nan, nan, nan]])
