@@ -65,9 +65,10 @@ def write_table(table: pl.DataFrame, path: str | Path, *, metadata: dict[str, An
             return atomic_write(path, lambda tmp: pq.write_table(arrow, tmp))
         return atomic_write(path, lambda tmp: feather.write_feather(arrow, tmp, compression="uncompressed"))
     if suffix == ".csv":
+        written = atomic_write(path, lambda tmp: table.write_csv(tmp))
         if metadata is not None:
             write_json(path.with_name(path.name + ".recipe.json"), metadata)
-        return atomic_write(path, lambda tmp: table.write_csv(tmp))
+        return written
 
     def excel(tmp: Path) -> None:
         import xlsxwriter

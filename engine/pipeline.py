@@ -178,7 +178,8 @@ def run_from_normalised(framework: Framework, stages: Stages, weights: Mapping[s
     resolved = {**stages.weights, **(weights or {})}
     unknown = [n for n in (weights or {}) if n not in stages.weights]
     if unknown:
-        resolve_weights(framework, None, {unknown[0]: 1.0})  # raises the SchemaError naming the node
+        raise SchemaError("cannot set the weight of an unknown node (or of the index)", node=unknown[0],
+                          path=framework.path, fix=f"use one of the node ids, e.g. {framework.node_ids[0]!r}")
     tree = framework.compile(resolved)
     scores = rescale(aggregate(stages.normalised, tree), framework)
     records = {**stages.records, "aggregate": _aggregate_record(framework, tree)}

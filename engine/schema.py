@@ -296,7 +296,22 @@ def framework_from_dict(document: Any, *, path: str | None = None) -> Framework:
     """Validate a framework document (already parsed) and freeze it into a :class:`Framework`."""
     _reject_recursion(document, path)
     _check_json_schema(document, path)
+    _reject_non_finite(document, document, [], path)
     return _build(document, path)
+
+
+def _reject_non_finite(document: Any, obj: Any, where: list[Any], path: str | None) -> None:
+    """JSON Schema bounds are false for NaN, and YAML/JSON accept .nan/.inf: reject them here."""
+    if isinstance(obj, float) and not np.isfinite(obj):
+        key = "/".join(str(p) for p in where)
+        raise SchemaError(f"non-finite number {obj!r} at {key}", node=_node_of(document, where), path=path,
+                          fix="write a finite number")
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            _reject_non_finite(document, v, [*where, k], path)
+    elif isinstance(obj, list):
+        for k, v in enumerate(obj):
+            _reject_non_finite(document, v, [*where, k], path)
 
 
 def _reject_recursion(obj: Any, path: str | None, _active: set[int] | None = None) -> None:
@@ -344,6 +359,22 @@ def _check_json_schema(document: Any, path: str | None) -> None:
         fix = "see schemas/framework.schema.json and docs/frameworks.md for this key"
     more = f" ({len(errors) - 1} more problem(s) after this one)" if len(errors) > 1 else ""
     raise SchemaError(f"invalid at {where}: {err.message}{more}", node=node, path=path, fix=fix)
+
+
+#: Parameters each method of the other stages accepts (normalisation is checked separately).
+STAGE_PARAMETERS = {
+    "imputation": {"group_mean": {"group"}, "group_median": {"group"}},
+    "treatment": {"skew_kurtosis": {"winmax", "skew_threshold", "kurtosis_threshold"}},
+    "aggregation": {"generalised": {"p"}},
+}
+
+
+def _check_parameters(kind: str, node: str, method: Method, path: str | None) -> None:
+    allowed = STAGE_PARAMETERS[kind].get(method.name, set())
+    unused = sorted(set(method.params) - allowed)
+    if unused:
+        raise SchemaError(f"{kind} parameter(s) {preview(unused)} do not apply to {method.name!r}", node=node,
+                          path=path, fix=f"remove them; {method.name} takes {', '.join(sorted(allowed)) or 'no parameters'}")
 
 
 def _resolve(kind: str, defaults: dict[str, dict[str, Any]], spec: Mapping[str, Any] | None,
@@ -419,9 +450,10 @@ def _build(document: dict[str, Any], path: str | None) -> Framework:  # noqa: C9
             raise SchemaError("an indicator has either `column` or `components`, not both", node=n["id"],
                               path=path, fix="keep `column` for a data column, `components` for a weighted sum")
         if is_indicator and children[n["id"]]:
-            raise SchemaError(f"an indicator (it has a `column`) cannot have children; children: "
+            key = "column" if "column" in n else "components"
+            raise SchemaError(f"an indicator (it has `{key}`) cannot have children; children: "
                               f"{preview(children[n['id']])}", node=n["id"], path=path,
-                              fix="remove `column` to make it an aggregate, or re-parent the children")
+                              fix=f"remove `{key}` to make it an aggregate, or re-parent the children")
         if not is_indicator and not children[n["id"]]:
             raise SchemaError("the node has neither a `column` (indicator) nor children (aggregate)",
                               node=n["id"], path=path,
@@ -441,6 +473,7 @@ def _build(document: dict[str, Any], path: str | None) -> Framework:  # noqa: C9
         _check_normalisation(n["id"], normalisation, path)
         imputation = _resolve("imputation", IMPUTATION_DEFAULTS, n.get("imputation"),
                               defaults.get("imputation", {"method": "none"}))
+        _check_parameters("imputation", n["id"], imputation, path)
         if imputation.name.startswith("group_"):
             group = imputation.params.get("group")
             if group is None:
@@ -451,6 +484,7 @@ def _build(document: dict[str, Any], path: str | None) -> Framework:  # noqa: C9
                                   node=n["id"], path=path, fix="add it to data.groups")
         treatment = _resolve("treatment", TREATMENT_DEFAULTS, n.get("treatment"),
                              defaults.get("treatment", {"method": "none"}))
+        _check_parameters("treatment", n["id"], treatment, path)
         indicators.append(Indicator(
             id=n["id"], parent=n["parent"], labels=MappingProxyType(dict(n["labels"])),
             weight=float(n.get("weight", 1.0)), column=n.get("column"), direction=int(n.get("direction", 1)),
@@ -470,6 +504,7 @@ def _build(document: dict[str, Any], path: str | None) -> Framework:  # noqa: C9
             return
         aggregation = _resolve("aggregation", AGGREGATION_DEFAULTS, n.get("aggregation"),
                                defaults.get("aggregation", {"method": "arithmetic"}))
+        _check_parameters("aggregation", node_id, aggregation, path)
         if aggregation.name == "generalised" and "p" not in aggregation.params:
             raise SchemaError("the generalised mean needs an exponent `p`", node=node_id, path=path,
                               fix="add `p: <number>` to the aggregation (1 arithmetic, 0 geometric, -1 harmonic)")
@@ -525,7 +560,8 @@ def _check_normalisation(node: str, method: Method, path: str | None) -> None:
     elif method.name == "distance_to_target" and "target" not in p:
         raise SchemaError("distance_to_target needs a `target`", node=node, path=path,
                           fix="add `target: <value in the indicator's units>`")
-    unused = set(p) - set(NORMALISATION_DEFAULTS[method.name]) - {"goalposts", "target"}
+    own = {"goalposts": {"goalposts"}, "distance_to_target": {"target"}}.get(method.name, set())
+    unused = set(p) - set(NORMALISATION_DEFAULTS[method.name]) - own
     if unused:
         raise SchemaError(f"parameter(s) {preview(sorted(unused))} do not apply to {method.name!r}",
                           node=node, path=path, fix=f"remove them; {method.name} takes "
@@ -580,7 +616,11 @@ def _weighting(node: str, spec: Mapping[str, Any] | None, children: list[str], p
     if sorted(order) != sorted(children):
         raise SchemaError(f"AHP `order` {preview(order)} must list exactly the children {preview(children)}",
                           node=node, path=path, fix="list every child id once")
-    matrix = np.asarray(params["matrix"], dtype=float)
+    try:
+        matrix = np.asarray(params["matrix"], dtype=float)
+    except ValueError as exc:
+        raise SchemaError("AHP matrix rows have different lengths", node=node, path=path,
+                          fix=f"give a square matrix with one row and one column per child ({len(children)})") from exc
     k = len(children)
     if matrix.shape != (k, k):
         raise SchemaError(f"AHP matrix is {matrix.shape[0]}×{matrix.shape[1] if matrix.ndim == 2 else '?'} "

@@ -43,14 +43,19 @@ def read_table(path: str | Path, *, sheet: str | None = None) -> pl.DataFrame:
         raise DataError("file not found", path=str(path), fix="check the path")
     try:
         if kind == "csv":
-            table = pl.read_csv(path, infer_schema_length=None, separator="\t" if path.suffix == ".tsv" else ",",
+            table = pl.read_csv(path, infer_schema_length=None, separator="\t" if path.suffix.lower() == ".tsv" else ",",
                                 null_values=["", "NA", "NaN", "nan", "null"])
         elif kind == "parquet":
             table = pl.read_parquet(path)
         elif kind == "ipc":
             table = pl.read_ipc(path)
         else:
-            table = pl.read_excel(path, sheet_name=sheet) if sheet else pl.read_excel(path)
+            try:
+                table = pl.read_excel(path, sheet_name=sheet) if sheet else pl.read_excel(path)
+            except (pl.exceptions.PolarsError, OSError, ValueError):
+                raise
+            except Exception as exc:  # fastexcel's CalamineError & co. are not PolarsErrors
+                raise ValueError(str(exc)) from exc
     except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
         raise DataError(f"cannot read the file: {exc}", path=str(path),
                         fix="check that the file is a valid " + kind + " file") from exc

@@ -37,6 +37,9 @@ class Inputs:
 def _numeric_column(table: pl.DataFrame, column: str, unit: str, node: str | None) -> np.ndarray:
     """The column as float64 (NaN for missing), or a DataError naming the non-numeric cells."""
     series = table[column]
+    if series.dtype.is_nested():
+        raise DataError(f"nested values ({series.dtype}) where numbers are expected", node=node, column=column,
+                        fix="flatten the column into one number per unit")
     if series.dtype == pl.Null:
         return np.full(table.height, np.nan)
     if series.dtype.is_numeric() or series.dtype == pl.Boolean:
@@ -154,6 +157,6 @@ def _check_domain(framework: Framework, j: int, values: np.ndarray, ids: pl.Seri
                         node=ind.id, column=", ".join(ind.source_columns), units=bad,
                         fix="use minmax or distance_to_max for this indicator")
     if framework.constant_indicator == "error" and len(np.unique(present)) == 1:
-        raise DataError(f"constant indicator (every unit has {present[0]!r})", node=ind.id,
+        raise DataError(f"constant indicator (every unit has {float(present[0])!r})", node=ind.id,
                         column=", ".join(ind.source_columns),
                         fix="remove the indicator, or set defaults.constant_indicator to midpoint or missing")
