@@ -151,7 +151,7 @@ def normalisation_params(draw, name: str, x: np.ndarray) -> tuple[np.ndarray, ..
         # Integer targets: target - min is then never a tiny non-zero divisor.
         target = draw(_column_params(n_cols, st.integers(-int(BOUND), int(BOUND)).map(float)))
         cap = np.array(draw(st.lists(st.booleans(), min_size=n_cols, max_size=n_cols)), dtype=np.bool_)
-        return target, draw(scale), cap, draw(_fill(n_cols))
+        return target, draw(scale), cap
     if name == "goalposts":
         lo, hi = draw(_ordered_pairs(n_cols, -int(BOUND), int(BOUND)))
         return lo, hi, draw(scale)
@@ -176,7 +176,7 @@ def fixed_params(name: str, x: np.ndarray, fill: float = np.nan) -> tuple[np.nda
     finite = [x[np.isfinite(x[:, j]), j] for j in range(n_cols)]
     if name == "distance_to_target":
         target = np.array([col.max() + 1.0 if col.size else 1.0 for col in finite])
-        return target, ones, np.ones(n_cols, dtype=np.bool_), fills
+        return target, ones, np.ones(n_cols, dtype=np.bool_)
     if name == "goalposts":
         lo = np.array([np.sort(col)[col.size // 10] if col.size else 0.0 for col in finite])
         hi = np.array([np.sort(col)[(9 * col.size) // 10] if col.size else 1.0 for col in finite])

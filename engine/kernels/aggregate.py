@@ -30,7 +30,7 @@ def _present(row, min_coverage):
     for v in row:
         if np.isfinite(v):
             count += 1
-    if count < min_coverage * row.shape[0]:
+    if count / row.shape[0] < min_coverage:
         return 0
     return count
 
@@ -55,7 +55,10 @@ def arithmetic(values, weights, min_coverage, out):
 
 @jit
 def generalised(values, weights, p, min_coverage, out):
-    """(sum(w x^p) / sum(w))^(1/p) over present components; p = 0: exp(sum(w log x) / sum(w))."""
+    """(sum(w x^p) / sum(w))^(1/p) over present components, computed as
+    M (sum(w (x/M)^p) / sum(w))^(1/p) with M the row maximum (p > 0) or minimum (p < 0), so that
+    no power overflows; p = 0:
+    exp(sum(w log x) / sum(w))."""
     for i in range(values.shape[0]):
         out[i] = np.nan
         if _present(values[i], min_coverage) == 0:
@@ -74,14 +77,23 @@ def generalised(values, weights, p, min_coverage, out):
         if p <= 0.0 and zero:
             out[i] = 0.0
             continue
+        # Scale M: the row maximum for p > 0, the minimum for p < 0, so (x/M)^p <= 1 never overflows.
+        top = 0.0 if p > 0.0 else np.inf
+        for k in range(values.shape[1]):
+            v = values[i, k]
+            if np.isfinite(v) and ((p > 0.0 and v > top) or (p < 0.0 and v < top)):
+                top = v
+        if top == 0.0:
+            out[i] = 0.0
+            continue
         num = 0.0
         den = 0.0
         for k in range(values.shape[1]):
             v = values[i, k]
             if np.isfinite(v):
-                num += weights[k] * (np.log(v) if p == 0.0 else v ** p)
+                num += weights[k] * (np.log(v) if p == 0.0 else (v / top) ** p)
                 den += weights[k]
-        out[i] = np.exp(num / den) if p == 0.0 else (num / den) ** (1.0 / p)
+        out[i] = np.exp(num / den) if p == 0.0 else (num / den) ** (1.0 / p) * top
     return out
 
 

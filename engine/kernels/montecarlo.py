@@ -117,6 +117,14 @@ def tree_scores(zt, local, child_ptr, child_idx, codes, param, min_coverage, val
             continue
         p = param[a]
         for i in range(n_units):
+            top = 0.0 if p > 0.0 else np.inf  # power-mean scale: max (p > 0) or min (p < 0)
+            if code == 3 and p != 0.0:
+                for c in range(start, stop):
+                    node = child_idx[c]
+                    if local[node] != 0.0:
+                        v = zt[node, i] if node < n_indicators else values[node, i]
+                        if np.isfinite(v) and ((p > 0.0 and v > top) or (p < 0.0 and v < top)):
+                            top = v
             count = 0
             used = 0
             negative = False
@@ -146,9 +154,9 @@ def tree_scores(zt, local, child_ptr, child_idx, codes, param, min_coverage, val
                 elif p == 0.0:
                     num += w * np.log(v)
                 else:
-                    num += w * v ** p
+                    num += w * (v / top) ** p
                 den += w
-            if count == 0 or count < min_coverage[a] * used:
+            if count == 0 or count / used < min_coverage[a]:
                 row[i] = np.nan
             elif code == ARITHMETIC:
                 row[i] = num / den
@@ -160,8 +168,10 @@ def tree_scores(zt, local, child_ptr, child_idx, codes, param, min_coverage, val
                 row[i] = np.exp(num / den)
             elif code == 2:
                 row[i] = den / num
+            elif top == 0.0:
+                row[i] = 0.0
             else:
-                row[i] = (num / den) ** (1.0 / p)
+                row[i] = (num / den) ** (1.0 / p) * top
 
 
 @jit

@@ -52,17 +52,19 @@ def minmax(x, lo, hi, fill, out):
 
 @jit
 def zscore(x, mean, sd, fill, out):
-    """(x - mean(x)) / sd(x) * sd + mean, sample sd (n - 1); sd(x) = 0 or n < 2 -> fill."""
+    """(x - mean(x)) / sd(x) * sd + mean, sample sd (n - 1); constant column or n < 2 -> fill.
+
+    Constancy is decided on the values (min == max), not on the rounded sd, which need not be 0
+    for a constant column (0.1, 0.1, 0.1 has a rounded mean of 0.10000000000000002)."""
     for j in range(x.shape[1]):
-        count = 0
+        count, low, high = _range(x[:, j])
         total = 0.0
         for i in range(x.shape[0]):
             if np.isfinite(x[i, j]):
                 total += x[i, j]
-                count += 1
         centre = total / count if count > 0 else np.nan
         spread = 0.0
-        if count > 1:
+        if count > 1 and high > low:
             squares = 0.0
             for i in range(x.shape[0]):
                 if np.isfinite(x[i, j]):
@@ -146,16 +148,19 @@ def distance_to_max(x, scale, fill, out):
 
 
 @jit
-def distance_to_target(x, target, scale, cap, fill, out):
-    """(1 - (target - x) / (target - min)) * scale, capped at scale where cap[j]; target = min -> fill."""
+def distance_to_target(x, target, scale, cap, out):
+    """(1 - (target - x) / (target - min)) * scale, capped at scale where cap[j].
+
+    When no unit falls short of the target (target <= min), every unit has reached it and gets
+    ``scale`` (the formula's denominator would be <= 0 and reverse the order)."""
     for j in range(x.shape[1]):
         count, low, high = _range(x[:, j])
         for i in range(x.shape[0]):
             v = x[i, j]
             if not np.isfinite(v):
                 out[i, j] = np.nan
-            elif target[j] == low:
-                out[i, j] = fill[j]
+            elif target[j] <= low:
+                out[i, j] = scale[j]
             else:
                 d = 1.0 - (target[j] - v) / (target[j] - low)
                 if cap[j] and d > 1.0:

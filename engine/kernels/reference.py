@@ -65,13 +65,15 @@ def minmax(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, fill: np.ndarray) -> n
 
 
 def zscore(x: np.ndarray, mean: np.ndarray, sd: np.ndarray, fill: np.ndarray) -> np.ndarray:
-    """``(x - mean(x)) / sd(x) * sd + mean`` with the sample sd (n - 1); sd = 0 or n < 2 -> ``fill``."""
+    """``(x - mean(x)) / sd(x) * sd + mean`` with the sample sd (n - 1); a constant column (min = max)
+    or n < 2 -> ``fill``."""
 
     def column(j, values):
         present = _finite(values)
         n = len(present)
         centre = sum(present) / n if n else math.nan
-        spread = math.sqrt(sum((v - centre) * (v - centre) for v in present) / (n - 1)) if n > 1 else 0.0
+        constant = n < 2 or max(present) == min(present)
+        spread = 0.0 if constant else math.sqrt(sum((v - centre) * (v - centre) for v in present) / (n - 1))
         return [math.nan if not math.isfinite(v) else
                 fill[j] if spread == 0.0 else (v - centre) / spread * sd[j] + mean[j] for v in values]
 
@@ -128,10 +130,10 @@ def distance_to_max(x: np.ndarray, scale: np.ndarray, fill: np.ndarray) -> np.nd
     return _per_column(x, column)
 
 
-def distance_to_target(x: np.ndarray, target: np.ndarray, scale: np.ndarray, cap: np.ndarray,
-                       fill: np.ndarray) -> np.ndarray:
-    """``(1 - (target - x) / (target - min)) * scale``, capped at ``scale`` where ``cap``;
-    target = min -> ``fill``.  (Direction is applied to x and target before the call.)"""
+def distance_to_target(x: np.ndarray, target: np.ndarray, scale: np.ndarray, cap: np.ndarray) -> np.ndarray:
+    """``(1 - (target - x) / (target - min)) * scale``, capped at ``scale`` where ``cap``; when no
+    unit falls short of the target (target <= min) every unit gets ``scale``.  (Direction is
+    applied to x and target before the call.)"""
 
     def column(j, values):
         present = _finite(values)
@@ -140,8 +142,8 @@ def distance_to_target(x: np.ndarray, target: np.ndarray, scale: np.ndarray, cap
         for v in values:
             if not math.isfinite(v):
                 result.append(math.nan)
-            elif target[j] == bottom:
-                result.append(fill[j])
+            elif target[j] <= bottom:
+                result.append(scale[j])  # every unit has reached the target
             else:
                 d = 1.0 - (target[j] - v) / (target[j] - bottom)
                 if cap[j] and d > 1.0:
@@ -167,7 +169,7 @@ def goalposts(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, scale: np.ndarray) 
 def _covered(row: list[float], min_coverage: float) -> list[int] | None:
     """Indices of present components, or None when coverage is below the threshold (or zero)."""
     present = [k for k, v in enumerate(row) if math.isfinite(v)]
-    if not present or len(present) < min_coverage * len(row):
+    if not present or len(present) / len(row) < min_coverage:
         return None
     return present
 
@@ -193,12 +195,16 @@ def generalised(values: np.ndarray, weights: np.ndarray, p: float, min_coverage:
         if present is None or any(row[k] < 0 for k in present):
             continue
         total = sum(weights[k] for k in present)
+        # Scale M: the row maximum for p > 0, the minimum for p < 0, so (x/M)^p <= 1 never overflows.
+        top = max(row[k] for k in present) if p > 0 else min(row[k] for k in present)
         if p <= 0 and any(row[k] == 0 for k in present):
+            out[i] = 0.0
+        elif top == 0:
             out[i] = 0.0
         elif p == 0:
             out[i] = math.exp(sum(weights[k] * math.log(row[k]) for k in present) / total)
         else:
-            out[i] = (sum(weights[k] * row[k] ** p for k in present) / total) ** (1.0 / p)
+            out[i] = (sum(weights[k] * float(row[k] / top) ** float(p) for k in present) / total) ** (1.0 / p) * top
     return out
 
 

@@ -58,7 +58,7 @@ def _target(inds, midpoint):
     scale = _array(i.normalisation["scale"] for i in inds)
     target = _array(i.normalisation["target"] * i.direction for i in inds)
     cap = np.array([bool(i.normalisation["cap"]) for i in inds])
-    return target, scale, cap, _fill(scale / 2, midpoint)
+    return target, scale, cap  # no degenerate case: target <= min means every unit reached it
 
 
 def _goalposts(inds, midpoint):

@@ -143,7 +143,7 @@ EDGE_MATRICES: dict[str, np.ndarray] = {
 }
 
 #: Methods whose parameters include ``fill`` (the value of a constant column).
-FILLED = ("minmax", "zscore", "percentile", "fraction_of_max", "distance_to_max", "distance_to_target")
+FILLED = ("minmax", "zscore", "percentile", "fraction_of_max", "distance_to_max")
 
 NORMALISATION_CASES = [
     pytest.param(name, case, fill, id=f"{name}-{case}-fill={fill}")
@@ -184,9 +184,10 @@ def test_normalisation_missing_policy(name, case):
 
 
 #: (method, case) pairs where the statistic the method divides by is zero, so ``fill`` is written:
-#: max - min (one distinct value), n - 1 (one present unit), max (fraction_of_max), target - min.
+#: max - min (one distinct value), n - 1 (one present unit), max (fraction_of_max).  distance_to_target
+#: has no degenerate case: a target at or below the minimum means every unit reached it (scale).
 FILL_CASES = [
-    *[(name, case) for name in ("minmax", "zscore", "distance_to_max", "distance_to_target")
+    *[(name, case) for name in ("minmax", "zscore", "distance_to_max")
       for case in ("constant", "constant_with_nan", "all_zero", "one_present")],
     ("percentile", "one_present"),
     ("fraction_of_max", "all_zero"),
@@ -197,21 +198,15 @@ FILL_CASES = [
 @pytest.mark.parametrize(("name", "case"), FILL_CASES)
 def test_degenerate_column_gets_fill(name, case, fill):
     """A column whose divisor is zero gets ``fill`` in every present cell and NaN elsewhere (both
-    homes); for distance_to_target the target is put at the column's only value."""
+    homes)."""
     x = EDGE_MATRICES[case]
     present = np.isfinite(x)
     params = fixed_params(name, x, fill)
-    if name == "distance_to_target":
-        params = (x[present][:1].copy(), *params[1:])
     expected = np.where(present, fill, nan)
     np.testing.assert_array_equal(run_kernel(name, x, params), expected)
     np.testing.assert_array_equal(getattr(reference, name)(x, *params), expected)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "zscore: a constant column whose mean is not exactly representable (0.1 three times: "
-    "sum/3 = 0.10000000000000002) gets spread = 1.7e-17 != 0, so every unit gets -0.8165 "
-    "instead of fill; the constant test is `spread == 0.0` on the rounded sd (kernel and twin)"))
 @pytest.mark.parametrize("home", ["kernel", "twin"])
 def test_zscore_constant_column_with_inexact_mean_gets_fill(home):
     """zscore of [0.1, 0.1, 0.1] (a constant indicator, flagged as such by the stage) is ``fill``."""
@@ -252,19 +247,15 @@ def test_distance_to_target_equals_twin(cap, direction, target):
     if direction < 0:  # the stage flips both, so the "minimum" is then -9
         target = -{9.0: 1.0, 4.0: 4.0, 1.0: 9.0}[target]
     x = base * direction
-    params = (np.array([target]), np.array([2.0]), np.array([cap]), np.array([0.5]))
+    params = (np.array([target]), np.array([2.0]), np.array([cap]))
     np.testing.assert_array_equal(run_kernel("distance_to_target", x, params), reference.distance_to_target(x, *params))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "distance_to_target with the target below the column minimum (every unit already beyond it): "
-    "1 - (target - x) / (target - min) has a negative denominator, so x = [3, 5, 4], target 2, cap "
-    "gives [0, -2, -1]: the best unit scores lowest and nobody gets the capped score (kernel and twin)"))
 @pytest.mark.parametrize("home", ["kernel", "twin"])
 def test_distance_to_target_units_beyond_target_get_full_score(home):
     """With cap, every unit at or beyond the target scores ``scale``; order is never reversed."""
     x = np.array([[3.0], [5.0], [4.0]])
-    params = (np.array([2.0]), np.ones(1), np.array([True]), np.array([nan]))
+    params = (np.array([2.0]), np.ones(1), np.array([True]))
     out = run_kernel("distance_to_target", x, params) if home == "kernel" else reference.distance_to_target(x, *params)
     np.testing.assert_array_equal(out, [[1.0], [1.0], [1.0]])
 
@@ -364,10 +355,6 @@ def test_coverage_threshold(name, p, home):
         np.testing.assert_array_equal(np.isfinite(out), expected, err_msg=f"min_coverage={min_coverage}")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "coverage test `count < min_coverage * k` is done in floats: 0.28 * 25 = 7.000000000000001, so a "
-    "node with 7 of 25 children present (share 7/25 == 0.28 exactly) is missing at min_coverage=0.28; "
-    "also 0.07 * 100, 0.14 * 50 (kernel _present and twin _covered)"))
 @pytest.mark.parametrize("home", ["kernel", "twin"])
 def test_coverage_share_equal_to_threshold_is_kept(home):
     """A share of present components equal to min_coverage (7/25 == 0.28) keeps the unit."""
@@ -413,9 +400,6 @@ def test_means_of_a_hand_computed_row(home):
                                rtol=1e-15)
 
 
-@pytest.mark.xfail(strict=True, raises=OverflowError, reason=(
-    "reference.generalised([[1e-200, 1.0]], [0.5, 0.5], p=-2.0, 0.0) raises OverflowError "
-    "(Python float ** float overflows on 1e-200 ** -2.0); the kernel returns 0.0 instead"))
 def test_generalised_tiny_component_twin_agrees_with_kernel():
     """Twin and kernel agree on a power mean with p < 0 and a tiny (but normal) component."""
     values, w = np.array([[1e-200, 1.0]]), np.array([0.5, 0.5])
@@ -423,9 +407,6 @@ def test_generalised_tiny_component_twin_agrees_with_kernel():
                                run_aggregation("generalised", values, w, -2.0, 0.0), rtol=1e-12, atol=0)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "generalised p=-2 of [1e-200, 1.0] (equal weights) overflows 1e-200 ** -2 to inf and returns 0.0; "
-    "the exact mean is (0.5e400 + 0.5) ** -0.5 = 1.41421356e-200, representable"))
 def test_generalised_tiny_component_does_not_overflow():
     """The kernel's power mean of representable inputs is accurate even when x**p overflows."""
     values, w = np.array([[1e-200, 1.0]]), np.array([0.5, 0.5])
