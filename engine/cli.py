@@ -20,17 +20,35 @@ from .resources import shipped_datasets, shipped_frameworks
 __all__ = ["main"]
 
 
-def _format_top(result, n: int, node: str | None = None) -> str:
+def _width(text: str) -> int:
+    """Display width in a terminal (CJK characters take two columns)."""
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * max(0, width - _width(text))
+
+
+def _format_top(result, n: int, node: str | None = None, tier: bool = False) -> str:
     node = node or result.index_id
     top = result.top(n, node)
     label = result.dataset.label
-    lines = [f"{'rank':>4}  {'unit':<10} {'name':<28} {'score':>10}"]
+    tier_column = f"{result.framework.tiers['node']}_tier" if tier and result.framework.tiers else None
+    tiers = dict(zip(result.table[result.dataset.unit].to_list(), result.table[tier_column].to_list())) \
+        if tier_column in result.table.columns else {}
+    lines = [f"{'rank':>4}  {_pad('unit', 10)} {_pad('name', 28)} {'score':>10}" + ("  tier" if tiers else "")]
     for row in top.iter_rows(named=True):
         name = str(row[label]) if label else ""
         value = row[node]
         shown = f"{value:>10.4f}" if value is not None else f"{'—':>10}"
         rank = row[f"{node}_rank"]
-        lines.append(f"{rank if rank is not None else '—':>4}  {row[result.dataset.unit]!s:<10} {name[:28]:<28} {shown}")
+        unit = row[result.dataset.unit]
+        line = f"{rank if rank is not None else '—':>4}  {_pad(str(unit), 10)} {_pad(name[:14], 28)} {shown}"
+        if tiers:
+            line += f"  {tiers.get(unit) or '—':>4}"
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -99,16 +117,28 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from .analysis.run import uncertainty
     from .pipeline import score
 
-    print(f"cityrank {__version__} demo: COINr's ASEM example (51 countries, 49 indicators)")
-    started = time.perf_counter()
-    result = score("asem")
-    print(f"scored in {time.perf_counter() - started:.2f} s (includes JIT compilation on first run)\n")
-    print(_format_top(result, args.top))
-    removed = result.recipe["stages"]["screen"]["removed"]
-    print(f"\nscreened out: {', '.join(map(str, removed)) or 'none'}; "
-          f"indicators treated for outliers: {len(result.recipe['stages']['treat']['applied'])}")
+    print(f"cityrank {__version__} demo (first run includes JIT compilation)\n")
+    for name, note in (("china-city-innovation-2023", "REAL data: China City Statistical Yearbook 2024"),
+                       ("ai-city-2024", "SYNTHETIC data calibrated to the 2024 AI city report")):
+        started = time.perf_counter()
+        result = score(name)
+        tiers = result.recipe["stages"].get("tiers", {}).get("sizes", {})
+        print(f"== {result.framework.labels['en']} / {result.framework.labels.get('zh', '')}")
+        print(f"   {note}; {result.table.height} cities; scored in {time.perf_counter() - started:.2f} s; "
+              f"tier sizes {dict(sorted(tiers.items()))}")
+        print(_format_top(result, args.top, tier=True))
+        print()
+    print(f"== Weight sensitivity: {args.replicates:,} Monte Carlo replicates, ±25% noise on every weight "
+          "(china-city-innovation-2023)")
+    run = uncertainty("china-city-innovation-2023", replicates=args.replicates, seed=2024, progress=False)
+    m = run.manifest
+    print(f"   {m['replicates']:,} replicates in {m['wall_time_s']:.2f} s ({m['replicates_per_s']:,.0f}/s); "
+          f"mean rank shift R_S = {m['rank_shift']['Index']['mean']:.2f} "
+          f"(95th percentile {m['rank_shift']['Index']['q95']:.2f})")
+    _print_unstable(run, args.top)
     return 0
 
 
@@ -209,10 +239,15 @@ def _cmd_uncertainty(args: argparse.Namespace) -> int:
 def _print_unstable(result, n: int) -> None:
     table = result.least_stable(n)
     print(f"least stable units (widest 90% rank interval):")
-    print(f"{'unit':<12} {'nominal':>7} {'median':>7} {'5%':>6} {'95%':>6} {'P(same tier)':>13}")
+    labels = {}
+    dataset = result.problem.result.dataset if result.problem.result is not None else None
+    if dataset is not None and dataset.label:
+        labels = dict(zip(dataset.table[dataset.unit].to_list(), dataset.table[dataset.label].to_list()))
+    print(f"{_pad('unit', 10)} {_pad('name', 14)} {'nominal':>7} {'median':>7} {'5%':>6} {'95%':>6} {'P(same tier)':>13}")
     for row in table.iter_rows(named=True):
-        print(f"{row['unit']!s:<12} {row['nominal_rank'] or 0:>7} {row['median_rank']:>7.1f} {row['q05_rank']:>6.1f} "
-              f"{row['q95_rank']:>6.1f} {row['p_same_tier']:>13.3f}")
+        name = str(labels.get(row["unit"], ""))[:7]
+        print(f"{_pad(str(row['unit']), 10)} {_pad(name, 14)} {row['nominal_rank'] or 0:>7} {row['median_rank']:>7.1f} "
+              f"{row['q05_rank']:>6.1f} {row['q95_rank']:>6.1f} {row['p_same_tier']:>13.3f}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -220,8 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"cityrank {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="score the embedded default data and print the top of the ranking")
+    demo = sub.add_parser("demo", help="score the shipped city datasets and run a weight-sensitivity study")
     demo.add_argument("--top", type=int, default=10, help="how many units to print (default 10)")
+    demo.add_argument("--replicates", type=int, default=100_000, help="Monte Carlo replicates (default 100,000)")
     demo.set_defaults(run=_cmd_demo)
 
     sub.add_parser("frameworks", help="list the shipped frameworks").set_defaults(run=_cmd_frameworks)

@@ -8,10 +8,28 @@ import pytest
 from engine.cli import main
 
 
-def test_demo_prints_the_top_of_the_ranking(capsys):
-    assert main(["demo", "--top", "3"]) == 0
+def test_demo_prints_both_city_rankings_and_the_least_stable_units(capsys):
+    assert main(["demo", "--top", "3", "--replicates", "4096"]) == 0
+    out = capsys.readouterr().out
+    assert "REAL data" in out and "297 cities" in out and "杭州市" in out
+    assert "SYNTHETIC data" in out and "337 cities" in out and "北京市" in out and "tier" in out
+    assert "4,096 replicates" in out and "least stable units" in out
+
+
+def test_score_asem_prints_coinr_example(capsys):
+    assert main(["score", "-f", "asem", "--top", "3"]) == 0
     out = capsys.readouterr().out
     assert "CHE" in out and "Switzerland" in out and "68.3837" in out
+
+
+def test_uncertainty_command_writes_tables(tmp_path, capsys):
+    out = tmp_path / "mc"
+    assert main(["uncertainty", "-f", "asem", "-n", "2048", "--seed", "3", "--block-size", "1024", "-q",
+                 "-o", str(out), "--top", "3"]) == 0
+    text = capsys.readouterr().out
+    assert "2,048 replicates" in text and "least stable units" in text
+    assert {p.name for p in out.iterdir()} >= {"units.parquet", "acceptability.parquet", "rank_shift.parquet",
+                                               "manifest.json", "chunks"}
 
 
 def test_frameworks_and_datasets_list_shipped_items(capsys):
