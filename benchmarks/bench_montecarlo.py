@@ -1,0 +1,212 @@
+"""Monte Carlo benchmark: the engine against a NumPy baseline and the floor, measured in one run.
+
+Problem: the shipped ``ai-city-2024`` framework on its 337-city dataset (25 indicators, 4 → 9 → 25
+tree), weights-only perturbation (±25 % uniform noise on every weight, COINr's default).
+
+* **engine** — ``engine.uncertainty`` (threads backend with 1 and 2 threads; Dask with 2 local
+  worker processes), timed after a warm-up call in the same process (JIT compile time is measured
+  separately, in a fresh process with an empty Numba cache).
+* **numpy** — what a careful NumPy user writes: per batch of 8,192 replicates, perturbed weights
+  renormalised within parents and multiplied down the tree, scores by one matmul, ranks by argsort
+  + inverse permutation (ties broken arbitrarily — the baseline does less than the engine), and a
+  rank histogram with ``np.add.at``.
+* **floor** — the same matmul plus ``np.sort`` of the same score keys: no ranking, no counting.
+
+Each case runs in its own process so that its peak resident memory is its own.
+
+    python benchmarks/bench_montecarlo.py                 # 10^4, 10^5, 10^6 (a few minutes)
+    python benchmarks/bench_montecarlo.py --sizes 10000   # quick
+
+Writes ``benchmarks/results/montecarlo.json`` and ``benchmarks/results/montecarlo.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SPEC = {"weights": [{"depth": 1, "noise": 0.25}, {"depth": 2, "noise": 0.25}, {"depth": 3, "noise": 0.25}]}
+BATCH = 8192
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _problem():
+    import numpy as np
+
+    import engine
+
+    result = engine.score("ai-city-2024")
+    fw = result.framework
+    z = np.ascontiguousarray(result.stages.normalised)  # (units, indicators)
+    ids = fw.node_ids
+    col = {n: k for k, n in enumerate(ids)}
+    nominal = np.array([result.stages.weights.get(n, 1.0) for n in ids])
+    # path of every indicator to the root, as node columns
+    parent = {n.id: n.parent for n in (*fw.indicators, *fw.aggregates)}
+    paths = []
+    for ind in fw.indicators:
+        path, node = [], ind.id
+        while parent[node] is not None:
+            path.append(col[node])
+            node = parent[node]
+        paths.append(path)
+    siblings = {col[c]: [col[s] for s in fw.node(fw.node(c).parent).children] for c in ids if parent[c] is not None}
+    return z, nominal, paths, siblings, len(ids) - 1
+
+
+def case_numpy(n: int, floor: bool) -> dict:
+    """The NumPy baseline (or the floor) on the same problem and the same kind of draws."""
+    import numpy as np
+
+    z, nominal, paths, siblings, n_varied = _problem()
+    n_units, n_ind = z.shape
+    rng = np.random.default_rng(7)
+    hist = np.zeros((n_units, n_units), np.int64)
+    started = time.perf_counter()
+    done = 0
+    while done < n:
+        b = min(BATCH, n - done)
+        u = rng.random((b, len(nominal)))
+        w = nominal * (1.0 + 0.25 * (2.0 * u - 1.0))
+        local = np.empty_like(w)
+        for c, sib in siblings.items():
+            local[:, c] = w[:, c] / w[:, sib].sum(axis=1)
+        eff = np.ones((b, n_ind))
+        for j, path in enumerate(paths):
+            for c in path:
+                eff[:, j] *= local[:, c]
+        scores = eff @ z.T  # (b, units)
+        if floor:
+            np.sort(scores, axis=1)
+        else:
+            order = np.argsort(-scores, axis=1)
+            ranks = np.empty_like(order)
+            np.put_along_axis(ranks, order, np.arange(n_units)[None, :].repeat(b, 0), axis=1)
+            np.add.at(hist, (np.tile(np.arange(n_units), b), ranks.ravel()), 1)
+        done += b
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "peak_mb": _peak_mb()}
+
+
+def case_engine(n: int, threads: int, backend: str) -> dict:
+    import numba
+
+    from engine.analysis.run import uncertainty
+
+    options = {"backend": backend, "threads": threads} if backend != "dask" else {"backend": "dask"}
+    client = None
+    if backend == "dask":
+        from dask.distributed import Client, LocalCluster
+
+        client = Client(LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None))
+        options["client"] = client
+    else:
+        numba.set_num_threads(threads)
+    uncertainty("ai-city-2024", spec=SPEC, replicates=min(n, 65536), seed=1, **options)  # warm-up (JIT, workers)
+    started = time.perf_counter()
+    run = uncertainty("ai-city-2024", spec=SPEC, replicates=n, seed=7, **options)
+    seconds = time.perf_counter() - started
+    if client is not None:
+        client.close()
+    return {"seconds": seconds, "peak_mb": _peak_mb(), "rank_shift": run.manifest["rank_shift"]}
+
+
+def case_compile() -> dict:
+    """JIT compile time of the pipeline kernels and the Monte Carlo kernel (empty Numba cache)."""
+    started = time.perf_counter()
+    import engine
+    from engine.analysis.run import uncertainty
+
+    imported = time.perf_counter()
+    engine.score("ai-city-2024")
+    scored = time.perf_counter()
+    uncertainty("ai-city-2024", spec=SPEC, replicates=1024, seed=1, threads=2)
+    done = time.perf_counter()
+    return {"import_s": imported - started, "pipeline_compile_s": scored - imported,
+            "montecarlo_compile_s": done - scored, "peak_mb": _peak_mb()}
+
+
+def _run_case(args: list[str], env: dict | None = None) -> dict:
+    output = subprocess.run([sys.executable, __file__, "--case", *args], capture_output=True, text=True,
+                            check=True, cwd=HERE.parent,
+                            env={**os.environ, "PYTHONPATH": str(HERE.parent), **(env or {})})
+    return json.loads(output.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--no-dask", action="store_true", help="skip the Dask cases")
+    parser.add_argument("--case", nargs="*", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.case:
+        kind, *rest = args.case
+        if kind == "numpy":
+            result = case_numpy(int(rest[0]), floor=False)
+        elif kind == "floor":
+            result = case_numpy(int(rest[0]), floor=True)
+        elif kind == "engine":
+            result = case_engine(int(rest[0]), int(rest[1]), rest[2])
+        else:
+            result = case_compile()
+        print(json.dumps(result))
+        return
+
+    with tempfile.TemporaryDirectory() as cache:
+        compile_times = _run_case(["compile"], env={"NUMBA_CACHE_DIR": cache})
+    rows = []
+    for n in args.sizes:
+        numpy_base = _run_case(["numpy", str(n)])
+        floor = _run_case(["floor", str(n)])
+        configs = [("threads", 1), ("threads", 2)] + ([] if args.no_dask else [("dask", 2)])
+        for backend, threads in configs:
+            eng = _run_case(["engine", str(n), str(threads), backend])
+            rows.append({
+                "replicates": n, "backend": backend, "threads_or_workers": threads,
+                "engine_s": eng["seconds"], "engine_rep_per_s": n / eng["seconds"],
+                "numpy_s": numpy_base["seconds"], "floor_s": floor["seconds"],
+                "speedup_vs_numpy": numpy_base["seconds"] / eng["seconds"],
+                "ratio_to_floor": eng["seconds"] / floor["seconds"],
+                "engine_peak_mb": eng["peak_mb"], "numpy_peak_mb": numpy_base["peak_mb"],
+            })
+            print(f"{n:>9,} {backend:>7} x{threads}: engine {eng['seconds']:.3f} s ({n / eng['seconds']:,.0f}/s), "
+                  f"numpy {numpy_base['seconds']:.3f} s, floor {floor['seconds']:.3f} s, "
+                  f"{rows[-1]['speedup_vs_numpy']:.1f}x numpy, {rows[-1]['ratio_to_floor']:.2f}x floor, "
+                  f"peak {eng['peak_mb']:.0f} MB", flush=True)
+    import numba
+    import numpy
+
+    report = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+                          "numpy": numpy.__version__, "numba": numba.__version__},
+              "problem": "ai-city-2024 on ai_cities_synthetic (337 units x 25 indicators), weights only",
+              "compile": compile_times, "rows": rows}
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    (out / "montecarlo.json").write_text(json.dumps(report, indent=2))
+    lines = ["| replicates | backend | threads/workers | engine s | replicates/s | NumPy s | floor s | × NumPy | × floor | peak MB |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['replicates']:,} | {r['backend']} | {r['threads_or_workers']} | {r['engine_s']:.3f} | "
+                     f"{r['engine_rep_per_s']:,.0f} | {r['numpy_s']:.3f} | {r['floor_s']:.3f} | "
+                     f"{r['speedup_vs_numpy']:.1f} | {r['ratio_to_floor']:.2f} | {r['engine_peak_mb']:.0f} |")
+    lines.append("")
+    lines.append(f"JIT compile (empty cache): pipeline kernels {compile_times['pipeline_compile_s']:.1f} s, "
+                 f"Monte Carlo kernel {compile_times['montecarlo_compile_s']:.1f} s.")
+    (out / "montecarlo.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
