@@ -28,7 +28,7 @@ __all__ = [
     "arithmetic", "geometric", "harmonic", "generalised", "copeland", "aggregate_tree",
     "rank_desc",
     "jenks",
-    "montecarlo_blocks",
+    "montecarlo_blocks", "montecarlo_scores", "montecarlo_accumulate",
 ]
 
 
@@ -436,6 +436,73 @@ def montecarlo_blocks(zt, linear_variant, child_ptr, child_idx, param, min_cover
             score = _mc_linear_score(z, local, child_ptr, child_idx, target) if linear else values[target]
             present = [s for s in score if math.isfinite(s)]
             rank_t = [1 + sum(1 for o in present if o > s) if math.isfinite(s) else 0 for s in score]
+            ranks[r, t] = rank_t
+            total, ranked = 0, 0
+            for i, ri in enumerate(rank_t):
+                if ri > 0:
+                    hist[t, i, ri - 1] += 1
+                    moments[r // block_size, t, i, 0] += score[i]
+                    moments[r // block_size, t, i, 1] += score[i] * score[i]
+                    if nominal_rank[t, i] > 0:
+                        total += abs(ri - nominal_rank[t, i])
+                        ranked += 1
+                else:
+                    hist[t, i, n_units] += 1
+            shift_hist[t, total] += 1
+            shift_out[r, t] = total / ranked if ranked else math.nan
+            for pa, ua in enumerate(pair_units):
+                for pb, ub in enumerate(pair_units):
+                    if rank_t[ua] > 0 and rank_t[ub] > 0 and rank_t[ua] < rank_t[ub]:
+                        pair_count[t, pa, pb] += 1
+    return hist, shift_hist, pair_count, moments, shift_out, ranks
+
+
+
+def _pack_key(score: float, unit: int, bits: int) -> int:
+    """Descending-order 64-bit key of a score with its low ``bits`` replaced by the unit index."""
+    if not math.isfinite(score):
+        key = 2**64 - 1
+    else:
+        raw = int(np.float64(0.0 if score == 0.0 else score).view(np.uint64))
+        ascending = (~raw & (2**64 - 1)) if raw >> 63 else raw | (1 << 63)
+        key = ~ascending & (2**64 - 1)
+    return (key & ~((1 << bits) - 1)) | unit
+
+
+def montecarlo_scores(zt, linear_variant, child_ptr, child_idx, param, min_coverage, any_coverage,
+                      node_weight, variant, agg_code, excluded, targets):
+    """Readable twin of :func:`engine.kernels.montecarlo.montecarlo_scores`: ``(scores, keys)``."""
+    n_rep, n_units, n_t = node_weight.shape[0], zt.shape[2], len(targets)
+    bits = max(1, (n_units - 1).bit_length())
+    scores = np.zeros((n_rep, n_t, n_units))
+    keys = np.zeros((n_rep, n_t, n_units), np.uint64)
+    for r in range(n_rep):
+        z = zt[variant[r]]
+        local = _mc_local_weights(node_weight[r], excluded[r], child_ptr, child_idx)
+        linear = bool(linear_variant[variant[r]]) and not any_coverage and all(c == 0 for c in agg_code[r])
+        values = None if linear else _mc_tree_values(z, local, child_ptr, child_idx, agg_code[r], param,
+                                                     min_coverage)
+        for t, target in enumerate(targets):
+            scores[r, t] = _mc_linear_score(z, local, child_ptr, child_idx, target) if linear else values[target]
+            keys[r, t] = [_pack_key(float(v), i, bits) for i, v in enumerate(scores[r, t])]
+    return scores, keys
+
+
+def montecarlo_accumulate(scores, keys, nominal_rank, pair_units, block_size):
+    """Readable twin of :func:`engine.kernels.montecarlo.montecarlo_accumulate` (one lane): ranks
+    are computed from the scores alone (the keys are not needed for the result)."""
+    n_rep, n_t, n_units = scores.shape
+    hist = np.zeros((n_t, n_units, n_units + 1), np.int64)
+    shift_hist = np.zeros((n_t, n_units * n_units // 2 + 2), np.int64)
+    pair_count = np.zeros((n_t, len(pair_units), len(pair_units)), np.int64)
+    moments = np.zeros((n_rep // block_size, n_t, n_units, 2))
+    shift_out = np.full((n_rep, n_t), np.nan)
+    ranks = np.zeros((n_rep, n_t, n_units), np.int64)
+    for r in range(n_rep):
+        for t in range(n_t):
+            score = [float(v) for v in scores[r, t]]
+            present = [v for v in score if math.isfinite(v)]
+            rank_t = [1 + sum(1 for o in present if o > v) if math.isfinite(v) else 0 for v in score]
             ranks[r, t] = rank_t
             total, ranked = 0, 0
             for i, ri in enumerate(rank_t):

@@ -84,3 +84,44 @@ def test_radix_ranks_equal_competition_ranks(scores):
                    np.empty(n, np.int64), np.zeros((4, 256), np.int64), rank)
     expected = reference.rank_desc(score[:, None])[:, 0]
     np.testing.assert_array_equal(rank, np.nan_to_num(expected, nan=0.0).astype(np.int64))
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_split_kernels_equal_their_twins(case):
+    """montecarlo_scores (scores and packed keys) and montecarlo_accumulate (after NumPy sorts the
+    keys) against their twins, and the split path against the fused kernel."""
+    framework_extra, spec_doc, data_args = CASES[case]
+    data_args = dict(data_args)
+    n_units = data_args.pop("n_units", 40)
+    framework = framework_from_dict(city_framework(**framework_extra))
+    data = city_data(n_units=n_units, **data_args)
+    block, n = 8, 32
+    spec = load_spec(spec_doc, replicates=n, seed=5, block_size=block)
+    if n_units == 1:
+        with pytest.warns(engine.ConstantIndicatorWarning):
+            nominal = engine.score(framework, data)
+    else:
+        nominal = engine.score(framework, data)
+    factors = resolve_factors(spec, framework)
+    problem = build_problem(nominal, spec, factors)
+    p = map_parameters(replicate_uniforms(5, 0, n, n_columns(factors)), factors, problem)
+    args = (problem.zt, problem.linear_variant, problem.child_ptr, problem.child_idx, problem.param,
+            problem.min_coverage, problem.any_coverage, p.node_weight, p.variant, p.agg_code, p.excluded,
+            problem.targets)
+    n_t, n_u, n_p = len(problem.targets), problem.n_units, len(problem.pair_units)
+    scores, keys = np.empty((n, n_t, n_u)), np.empty((n, n_t, n_u), np.uint64)
+    mc.montecarlo_scores(*args, scores, keys)
+    twin_scores, twin_keys = reference.montecarlo_scores(*args)
+    np.testing.assert_array_equal(scores, twin_scores)
+    np.testing.assert_array_equal(keys, twin_keys)
+    keys.sort(axis=-1)
+    out = (np.zeros((2, n_t, n_u, n_u + 1), np.int64), np.zeros((2, n_t, n_u * n_u // 2 + 2), np.int64),
+           np.zeros((2, n_t, n_p, n_p), np.int64), np.zeros((n // block, n_t, n_u, 2)), np.zeros((n, n_t)),
+           np.zeros((n, n_t, n_u), np.int64))
+    mc.montecarlo_accumulate(scores, keys, problem.nominal_rank, problem.pair_units, block, 2, *out)
+    twin = reference.montecarlo_accumulate(scores, keys, problem.nominal_rank, problem.pair_units, block)
+    for kernel_out, twin_out in zip((out[0].sum(0), out[1].sum(0), out[2].sum(0), *out[3:]), twin):
+        np.testing.assert_array_equal(kernel_out, twin_out)
+    fused = reference.montecarlo_blocks(*args, problem.nominal_rank, problem.pair_units, block)
+    for split_out, fused_out in zip(twin, fused):
+        np.testing.assert_array_equal(split_out, fused_out)
