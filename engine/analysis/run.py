@@ -70,8 +70,16 @@ class UncertaintyResult:
 
 def _chunk(problem: Problem, factors, seed: int, block_size: int, n_replicates: int, first: int, stop: int
            ) -> ChunkState:
-    """Dask task: blocks [first, stop) with one lane."""
-    return run_chunk(problem, factors, seed, first, stop, block_size, n_lanes=1, n_replicates=n_replicates)
+    """Dask task: blocks [first, stop) with one lane and one Numba thread (a worker process runs
+    one task per thread it has; more Numba threads would oversubscribe its cores)."""
+    import numba
+
+    previous = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        return run_chunk(problem, factors, seed, first, stop, block_size, n_lanes=1, n_replicates=n_replicates)
+    finally:
+        numba.set_num_threads(previous)
 
 
 def _fingerprint(result: ScoreResult, spec: UncertaintySpec, seed: int, n_blocks: int) -> dict[str, Any]:
