@@ -243,6 +243,43 @@ def rank_scores(score, key, prefix, order, spare, counts, rank):
     return src
 
 
+@jit
+def accumulate_replicate(score, rank, nominal_rank, pair_units, hist, shift_hist, pair_count, moments,
+                         shift_row, t, ranks_out, r):
+    """Add one replicate's ranks of one target to the accumulators (slices for that lane/target):
+    the rank histogram (last column = no rank), Σ score and Σ score² of the block, the histogram of
+    the total absolute rank shift, R_S of the replicate, the pairwise "ahead" counts, and the raw
+    ranks when ``ranks_out`` is not empty."""
+    n_units = score.shape[0]
+    total = 0
+    ranked = 0
+    for i in range(n_units):
+        ri = rank[i]
+        if ri > 0:
+            hist[i, ri - 1] += 1
+            s = score[i]
+            moments[i, 0] += s
+            moments[i, 1] += s * s
+            if nominal_rank[i] > 0:
+                total += abs(ri - nominal_rank[i])
+                ranked += 1
+        else:
+            hist[i, n_units] += 1
+    shift_hist[total] += 1
+    shift_row[t] = total / ranked if ranked > 0 else np.nan
+    for pa in range(pair_units.shape[0]):
+        ra = rank[pair_units[pa]]
+        if ra == 0:
+            continue
+        for pb in range(pair_units.shape[0]):
+            rb = rank[pair_units[pb]]
+            if rb > 0 and ra < rb:
+                pair_count[pa, pb] += 1
+    if ranks_out.shape[0] > 0:
+        for i in range(n_units):
+            ranks_out[r, t, i] = rank[i]
+
+
 @njit(**PARALLEL_JIT)
 def montecarlo_blocks(zt, linear_variant, child_ptr, child_idx, param, min_coverage, any_coverage,
                       node_weight, variant, agg_code, excluded, targets, nominal_rank,
@@ -261,7 +298,6 @@ def montecarlo_blocks(zt, linear_variant, child_ptr, child_idx, param, min_cover
     n_indicators = zt.shape[1]
     n_agg = child_ptr.shape[0] - 1
     n_targets = targets.shape[0]
-    keep_ranks = ranks_out.shape[0] > 0
     for lane in prange(n_lanes):
         local = np.empty(n_nodes, np.float64)
         eff = np.empty(n_nodes, np.float64)
@@ -292,33 +328,8 @@ def montecarlo_blocks(zt, linear_variant, child_ptr, child_idx, param, min_cover
                     else:
                         score[:] = values[targets[t]]
                     rank_scores(score, key, prefix, order, spare, counts, rank)
-                    total = 0
-                    ranked = 0
-                    for i in range(n_units):
-                        ri = rank[i]
-                        if ri > 0:
-                            hist[lane, t, i, ri - 1] += 1
-                            s = score[i]
-                            moments[b, t, i, 0] += s
-                            moments[b, t, i, 1] += s * s
-                            if nominal_rank[t, i] > 0:
-                                total += abs(ri - nominal_rank[t, i])
-                                ranked += 1
-                        else:
-                            hist[lane, t, i, n_units] += 1
-                    shift_hist[lane, t, total] += 1
-                    shift_out[r, t] = total / ranked if ranked > 0 else np.nan
-                    for pa in range(pair_units.shape[0]):
-                        ra = rank[pair_units[pa]]
-                        if ra == 0:
-                            continue
-                        for pb in range(pair_units.shape[0]):
-                            rb = rank[pair_units[pb]]
-                            if rb > 0 and ra < rb:
-                                pair_count[lane, t, pa, pb] += 1
-                    if keep_ranks:
-                        for i in range(n_units):
-                            ranks_out[r, t, i] = rank[i]
+                    accumulate_replicate(score, rank, nominal_rank[t], pair_units, hist[lane, t], shift_hist[lane, t],
+                                         pair_count[lane, t], moments[b, t], shift_out[r], t, ranks_out, r)
 
 
 # ----------------------------------------------------------------------------- split hot path
@@ -410,7 +421,6 @@ def montecarlo_accumulate(scores, keys, nominal_rank, pair_units, block_size, n_
     n_blocks = n_replicates // block_size
     mask = np.uint64((1 << index_bits(n_units)) - 1)
     high = ~mask
-    keep_ranks = ranks_out.shape[0] > 0
     for lane in prange(n_lanes):
         order = np.empty(n_units, np.int64)
         rank = np.empty(n_units, np.int64)
@@ -451,30 +461,5 @@ def montecarlo_accumulate(scores, keys, nominal_rank, pair_units, block_size, n_
                                         current = k + 1
                                     rank[unit] = current
                         p = q
-                    total = 0
-                    ranked = 0
-                    for i in range(n_units):
-                        ri = rank[i]
-                        if ri > 0:
-                            hist[lane, t, i, ri - 1] += 1
-                            s = score[i]
-                            moments[b, t, i, 0] += s
-                            moments[b, t, i, 1] += s * s
-                            if nominal_rank[t, i] > 0:
-                                total += abs(ri - nominal_rank[t, i])
-                                ranked += 1
-                        else:
-                            hist[lane, t, i, n_units] += 1
-                    shift_hist[lane, t, total] += 1
-                    shift_out[r, t] = total / ranked if ranked > 0 else np.nan
-                    for pa in range(pair_units.shape[0]):
-                        ra = rank[pair_units[pa]]
-                        if ra == 0:
-                            continue
-                        for pb in range(pair_units.shape[0]):
-                            rb = rank[pair_units[pb]]
-                            if rb > 0 and ra < rb:
-                                pair_count[lane, t, pa, pb] += 1
-                    if keep_ranks:
-                        for i in range(n_units):
-                            ranks_out[r, t, i] = rank[i]
+                    accumulate_replicate(score, rank, nominal_rank[t], pair_units, hist[lane, t], shift_hist[lane, t],
+                                         pair_count[lane, t], moments[b, t], shift_out[r], t, ranks_out, r)

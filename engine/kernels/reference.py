@@ -410,6 +410,28 @@ def _mc_tree_values(z, local, child_ptr, child_idx, codes, param, min_coverage):
     return values
 
 
+def _mc_accumulate(score, rank_t, nominal_rank, pair_units, hist, shift_hist, pair_count, moments) -> float:
+    """Add one replicate of one target to the accumulators; returns its R_S."""
+    n_units = len(score)
+    total, ranked = 0, 0
+    for i, ri in enumerate(rank_t):
+        if ri > 0:
+            hist[i, ri - 1] += 1
+            moments[i, 0] += score[i]
+            moments[i, 1] += score[i] * score[i]
+            if nominal_rank[i] > 0:
+                total += abs(ri - nominal_rank[i])
+                ranked += 1
+        else:
+            hist[i, n_units] += 1
+    shift_hist[total] += 1
+    for pa, ua in enumerate(pair_units):
+        for pb, ub in enumerate(pair_units):
+            if rank_t[ua] > 0 and rank_t[ub] > 0 and rank_t[ua] < rank_t[ub]:
+                pair_count[pa, pb] += 1
+    return total / ranked if ranked else math.nan
+
+
 def montecarlo_blocks(zt, linear_variant, child_ptr, child_idx, param, min_coverage, any_coverage,
                       node_weight, variant, agg_code, excluded, targets, nominal_rank,
                       pair_units, block_size):
@@ -437,23 +459,8 @@ def montecarlo_blocks(zt, linear_variant, child_ptr, child_idx, param, min_cover
             present = [s for s in score if math.isfinite(s)]
             rank_t = [1 + sum(1 for o in present if o > s) if math.isfinite(s) else 0 for s in score]
             ranks[r, t] = rank_t
-            total, ranked = 0, 0
-            for i, ri in enumerate(rank_t):
-                if ri > 0:
-                    hist[t, i, ri - 1] += 1
-                    moments[r // block_size, t, i, 0] += score[i]
-                    moments[r // block_size, t, i, 1] += score[i] * score[i]
-                    if nominal_rank[t, i] > 0:
-                        total += abs(ri - nominal_rank[t, i])
-                        ranked += 1
-                else:
-                    hist[t, i, n_units] += 1
-            shift_hist[t, total] += 1
-            shift_out[r, t] = total / ranked if ranked else math.nan
-            for pa, ua in enumerate(pair_units):
-                for pb, ub in enumerate(pair_units):
-                    if rank_t[ua] > 0 and rank_t[ub] > 0 and rank_t[ua] < rank_t[ub]:
-                        pair_count[t, pa, pb] += 1
+            shift_out[r, t] = _mc_accumulate(score, rank_t, nominal_rank[t], pair_units, hist[t], shift_hist[t],
+                                             pair_count[t], moments[r // block_size, t])
     return hist, shift_hist, pair_count, moments, shift_out, ranks
 
 
@@ -504,21 +511,6 @@ def montecarlo_accumulate(scores, keys, nominal_rank, pair_units, block_size):
             present = [v for v in score if math.isfinite(v)]
             rank_t = [1 + sum(1 for o in present if o > v) if math.isfinite(v) else 0 for v in score]
             ranks[r, t] = rank_t
-            total, ranked = 0, 0
-            for i, ri in enumerate(rank_t):
-                if ri > 0:
-                    hist[t, i, ri - 1] += 1
-                    moments[r // block_size, t, i, 0] += score[i]
-                    moments[r // block_size, t, i, 1] += score[i] * score[i]
-                    if nominal_rank[t, i] > 0:
-                        total += abs(ri - nominal_rank[t, i])
-                        ranked += 1
-                else:
-                    hist[t, i, n_units] += 1
-            shift_hist[t, total] += 1
-            shift_out[r, t] = total / ranked if ranked else math.nan
-            for pa, ua in enumerate(pair_units):
-                for pb, ub in enumerate(pair_units):
-                    if rank_t[ua] > 0 and rank_t[ub] > 0 and rank_t[ua] < rank_t[ub]:
-                        pair_count[t, pa, pb] += 1
+            shift_out[r, t] = _mc_accumulate(score, rank_t, nominal_rank[t], pair_units, hist[t], shift_hist[t],
+                                             pair_count[t], moments[r // block_size, t])
     return hist, shift_hist, pair_count, moments, shift_out, ranks
