@@ -1,4 +1,4 @@
-"""Shared fixtures.  No unseeded randomness at import time; nothing here reads ../shared."""
+"""Shared fixtures.  No unseeded randomness at import time; nothing here reads the shared reference folder."""
 
 from __future__ import annotations
 

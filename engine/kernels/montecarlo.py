@@ -175,6 +175,18 @@ def tree_scores(zt, local, child_ptr, child_idx, codes, param, min_coverage, val
 
 
 @jit
+def is_linear(variant_complete, any_coverage, codes):
+    """A replicate's target scores are plain weighted sums when its variant has no missing value,
+    no node has a coverage threshold and every node aggregates arithmetically."""
+    if not variant_complete or any_coverage:
+        return False
+    for code in codes:
+        if code != ARITHMETIC:
+            return False
+    return True
+
+
+@jit
 def rank_scores(score, key, prefix, order, spare, counts, rank):
     """Descending competition ranks of ``score`` into ``rank`` (missing → 0), in O(n).
 
@@ -296,7 +308,6 @@ def montecarlo_blocks(zt, linear_variant, child_ptr, child_idx, param, min_cover
     n_nodes = node_weight.shape[1]
     n_units = zt.shape[2]
     n_indicators = zt.shape[1]
-    n_agg = child_ptr.shape[0] - 1
     n_targets = targets.shape[0]
     for lane in prange(n_lanes):
         local = np.empty(n_nodes, np.float64)
@@ -313,12 +324,7 @@ def montecarlo_blocks(zt, linear_variant, child_ptr, child_idx, param, min_cover
             for r in range(b * block_size, (b + 1) * block_size):
                 z = zt[variant[r]]
                 local_weights(node_weight[r], excluded[r], child_ptr, child_idx, local)
-                linear = linear_variant[variant[r]] and not any_coverage
-                if linear:
-                    for a in range(n_agg):
-                        if agg_code[r, a] != ARITHMETIC:
-                            linear = False
-                            break
+                linear = is_linear(linear_variant[variant[r]], any_coverage, agg_code[r])
                 if not linear:
                     tree_scores(z, local, child_ptr, child_idx, agg_code[r], param, min_coverage, values)
                 for t in range(n_targets):
@@ -379,20 +385,13 @@ def montecarlo_scores(zt, linear_variant, child_ptr, child_idx, param, min_cover
     n_nodes = node_weight.shape[1]
     n_units = zt.shape[2]
     n_indicators = zt.shape[1]
-    n_agg = child_ptr.shape[0] - 1
     bits = index_bits(n_units)
     for r in prange(n_replicates):
         local = np.empty(n_nodes, np.float64)
         eff = np.empty(n_nodes, np.float64)
         z = zt[variant[r]]
         local_weights(node_weight[r], excluded[r], child_ptr, child_idx, local)
-        linear = linear_variant[variant[r]] and not any_coverage
-        if linear:
-            for a in range(n_agg):
-                if agg_code[r, a] != ARITHMETIC:
-                    linear = False
-                    break
-        if linear:
+        if is_linear(linear_variant[variant[r]], any_coverage, agg_code[r]):
             for t in range(targets.shape[0]):
                 effective_weights(local, child_ptr, child_idx, targets[t], n_indicators, eff)
                 linear_scores(z, eff, n_indicators, scores_out[r, t])

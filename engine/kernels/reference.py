@@ -410,6 +410,18 @@ def _mc_tree_values(z, local, child_ptr, child_idx, codes, param, min_coverage):
     return values
 
 
+def _mc_replicate_scores(zt, linear_variant, child_ptr, child_idx, param, min_coverage, any_coverage,
+                         node_weight, variant, agg_code, excluded, targets) -> list[list[float]]:
+    """One replicate's scores of every target: plain weighted sums when the tree is all arithmetic
+    on complete data without coverage thresholds, the tree evaluated node by node otherwise."""
+    z = zt[variant]
+    local = _mc_local_weights(node_weight, excluded, child_ptr, child_idx)
+    if bool(linear_variant[variant]) and not any_coverage and all(c == 0 for c in agg_code):
+        return [_mc_linear_score(z, local, child_ptr, child_idx, target) for target in targets]
+    values = _mc_tree_values(z, local, child_ptr, child_idx, agg_code, param, min_coverage)
+    return [values[target] for target in targets]
+
+
 def _mc_accumulate(score, rank_t, nominal_rank, pair_units, hist, shift_hist, pair_count, moments) -> float:
     """Add one replicate of one target to the accumulators; returns its R_S."""
     n_units = len(score)
@@ -449,13 +461,10 @@ def montecarlo_blocks(zt, linear_variant, child_ptr, child_idx, param, min_cover
     shift_out = np.full((n_rep, n_t), np.nan)
     ranks = np.zeros((n_rep, n_t, n_units), np.int64)
     for r in range(n_rep):
-        z = zt[variant[r]]
-        local = _mc_local_weights(node_weight[r], excluded[r], child_ptr, child_idx)
-        linear = bool(linear_variant[variant[r]]) and not any_coverage and all(c == 0 for c in agg_code[r])
-        values = None if linear else _mc_tree_values(z, local, child_ptr, child_idx, agg_code[r], param,
-                                                     min_coverage)
-        for t, target in enumerate(targets):
-            score = _mc_linear_score(z, local, child_ptr, child_idx, target) if linear else values[target]
+        target_scores = _mc_replicate_scores(zt, linear_variant, child_ptr, child_idx, param, min_coverage,
+                                             any_coverage, node_weight[r], variant[r], agg_code[r], excluded[r],
+                                             targets)
+        for t, score in enumerate(target_scores):
             present = [s for s in score if math.isfinite(s)]
             rank_t = [1 + sum(1 for o in present if o > s) if math.isfinite(s) else 0 for s in score]
             ranks[r, t] = rank_t
@@ -484,13 +493,11 @@ def montecarlo_scores(zt, linear_variant, child_ptr, child_idx, param, min_cover
     scores = np.zeros((n_rep, n_t, n_units))
     keys = np.zeros((n_rep, n_t, n_units), np.uint64)
     for r in range(n_rep):
-        z = zt[variant[r]]
-        local = _mc_local_weights(node_weight[r], excluded[r], child_ptr, child_idx)
-        linear = bool(linear_variant[variant[r]]) and not any_coverage and all(c == 0 for c in agg_code[r])
-        values = None if linear else _mc_tree_values(z, local, child_ptr, child_idx, agg_code[r], param,
-                                                     min_coverage)
-        for t, target in enumerate(targets):
-            scores[r, t] = _mc_linear_score(z, local, child_ptr, child_idx, target) if linear else values[target]
+        target_scores = _mc_replicate_scores(zt, linear_variant, child_ptr, child_idx, param, min_coverage,
+                                             any_coverage, node_weight[r], variant[r], agg_code[r], excluded[r],
+                                             targets)
+        for t, score in enumerate(target_scores):
+            scores[r, t] = score
             keys[r, t] = [_pack_key(float(v), i, bits) for i, v in enumerate(scores[r, t])]
     return scores, keys
 

@@ -1,6 +1,6 @@
 """engine.weighting: AHP, entropy, CRITIC, PCA and equal weights against published values and oracles.
 
-Sources of the expected values (see ../shared/REFERENCES.md):
+Sources of the expected values (the project reference notes, REFERENCES.md §3–4):
 - §3 AHP: Saaty's drinks matrix, the leader and car examples (principal eigenvector, λmax, CI, CR).
 - §4 objective weights: the 5×4 matrix whose entropy and CRITIC weights pymcdm, scikit-criteria and
   pyDecision agree on to 1e-8; the OECD/JRC Handbook (2008) §6.1 factor-analysis procedure.
