@@ -99,7 +99,7 @@ def _split_call(problem: Problem, params, block_size: int, n_lanes: int):
     keys = np.empty((n, n_t, n_u), np.uint64)
     kernel.montecarlo_scores(problem.zt, problem.linear_variant, problem.child_ptr, problem.child_idx, problem.param,
                              problem.min_coverage, problem.any_coverage, params.node_weight, params.variant,
-                             params.agg_code, params.excluded, problem.targets, scores, keys)
+                             params.agg_code, params.excluded, problem.targets, n_lanes, scores, keys)
     _sort_keys(keys)
     hist = np.zeros((n_lanes, n_t, n_u, n_u + 1), np.int64)
     shift_hist = np.zeros((n_lanes, n_t, n_u * n_u // 2 + 2), np.int64)

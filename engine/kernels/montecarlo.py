@@ -88,8 +88,67 @@ def linear_scores(zt, eff, n_indicators, out):
 
 
 @jit
-def tree_scores(zt, local, child_ptr, child_idx, codes, param, min_coverage, values):
-    """Evaluate every aggregate node into ``values[n_indicators + a]`` (rows = nodes, columns = units)."""
+def _children_finite(zt, values, local, child_idx, start, stop):
+    """Whether every (non-excluded) child of a node has a value for every unit."""
+    n_indicators = zt.shape[0]
+    for c in range(start, stop):
+        node = child_idx[c]
+        if local[node] == 0.0:
+            continue
+        src = zt[node] if node < n_indicators else values[node]
+        for i in range(src.shape[0]):
+            if not np.isfinite(src[i]):
+                return False
+    return True
+
+
+@jit
+def _complete_node(zt, values, local, child_idx, start, stop, code, row):
+    """Arithmetic or geometric node whose children all have values (and no coverage threshold):
+    the same float operations per unit as the general loop, but child-outer / unit-inner so that
+    the loops run over contiguous rows."""
+    n_indicators = zt.shape[0]
+    n_units = row.shape[0]
+    num = np.zeros(n_units)
+    den = 0.0
+    zero = np.zeros(n_units, np.bool_)
+    negative = np.zeros(n_units, np.bool_)
+    for c in range(start, stop):
+        node = child_idx[c]
+        w = local[node]
+        if w == 0.0:
+            continue  # excluded
+        src = zt[node] if node < n_indicators else values[node]
+        if code == ARITHMETIC:
+            for i in range(n_units):
+                num[i] += w * src[i]
+        else:
+            for i in range(n_units):
+                v = src[i]
+                if v < 0.0:
+                    negative[i] = True
+                elif v == 0.0:
+                    zero[i] = True
+                else:
+                    num[i] += w * np.log(v)
+        den += w
+    for i in range(n_units):
+        if den == 0.0:
+            row[i] = np.nan
+        elif code == ARITHMETIC:
+            row[i] = num[i] / den
+        elif negative[i]:
+            row[i] = np.nan
+        elif zero[i]:
+            row[i] = 0.0
+        else:
+            row[i] = np.exp(num[i] / den)
+
+
+@jit
+def tree_scores(zt, local, child_ptr, child_idx, codes, param, min_coverage, values, complete):
+    """Evaluate every aggregate node into ``values[n_indicators + a]`` (rows = nodes, columns = units).
+    ``complete``: the variant has no missing value and no node has a coverage threshold."""
     n_indicators = zt.shape[0]
     n_units = zt.shape[1]
     for a in range(child_ptr.shape[0] - 1):
@@ -116,6 +175,10 @@ def tree_scores(zt, local, child_ptr, child_idx, codes, param, min_coverage, val
             copeland(block, w, min_coverage[a], row)
             continue
         p = param[a]
+        if complete and (code == ARITHMETIC or code == 1) and _children_finite(zt, values, local, child_idx,
+                                                                                start, stop):
+            _complete_node(zt, values, local, child_idx, start, stop, code, row)
+            continue
         for i in range(n_units):
             top = 0.0 if p > 0.0 else np.inf  # power-mean scale: max (p > 0) or min (p < 0)
             if code == 3 and p != 0.0:
@@ -326,7 +389,8 @@ def montecarlo_blocks(zt, linear_variant, child_ptr, child_idx, param, min_cover
                 local_weights(node_weight[r], excluded[r], child_ptr, child_idx, local)
                 linear = is_linear(linear_variant[variant[r]], any_coverage, agg_code[r])
                 if not linear:
-                    tree_scores(z, local, child_ptr, child_idx, agg_code[r], param, min_coverage, values)
+                    tree_scores(z, local, child_ptr, child_idx, agg_code[r], param, min_coverage, values,
+                                linear_variant[variant[r]] and not any_coverage)
                 for t in range(n_targets):
                     if linear:
                         effective_weights(local, child_ptr, child_idx, targets[t], n_indicators, eff)
@@ -379,29 +443,34 @@ def pack_keys(score, bits, out):
 
 @njit(**PARALLEL_JIT)
 def montecarlo_scores(zt, linear_variant, child_ptr, child_idx, param, min_coverage, any_coverage,
-                      node_weight, variant, agg_code, excluded, targets, scores_out, keys_out):
-    """Scores (n, n_targets, n_units) of every replicate and their packed sort keys."""
+                      node_weight, variant, agg_code, excluded, targets, n_lanes, scores_out, keys_out):
+    """Scores (n, n_targets, n_units) of every replicate and their packed sort keys.
+
+    Replicates are split into ``n_lanes`` contiguous ranges, each with its own buffers; every
+    replicate's result depends only on its own parameters."""
     n_replicates = node_weight.shape[0]
     n_nodes = node_weight.shape[1]
     n_units = zt.shape[2]
     n_indicators = zt.shape[1]
     bits = index_bits(n_units)
-    for r in prange(n_replicates):
+    for lane in prange(n_lanes):
         local = np.empty(n_nodes, np.float64)
         eff = np.empty(n_nodes, np.float64)
-        z = zt[variant[r]]
-        local_weights(node_weight[r], excluded[r], child_ptr, child_idx, local)
-        if is_linear(linear_variant[variant[r]], any_coverage, agg_code[r]):
-            for t in range(targets.shape[0]):
-                effective_weights(local, child_ptr, child_idx, targets[t], n_indicators, eff)
-                linear_scores(z, eff, n_indicators, scores_out[r, t])
-                pack_keys(scores_out[r, t], bits, keys_out[r, t])
-        else:
-            values = np.empty((n_nodes, n_units), np.float64)
-            tree_scores(z, local, child_ptr, child_idx, agg_code[r], param, min_coverage, values)
-            for t in range(targets.shape[0]):
-                scores_out[r, t, :] = values[targets[t]]
-                pack_keys(scores_out[r, t], bits, keys_out[r, t])
+        values = np.empty((n_nodes, n_units), np.float64)
+        for r in range(lane * n_replicates // n_lanes, (lane + 1) * n_replicates // n_lanes):
+            z = zt[variant[r]]
+            local_weights(node_weight[r], excluded[r], child_ptr, child_idx, local)
+            if is_linear(linear_variant[variant[r]], any_coverage, agg_code[r]):
+                for t in range(targets.shape[0]):
+                    effective_weights(local, child_ptr, child_idx, targets[t], n_indicators, eff)
+                    linear_scores(z, eff, n_indicators, scores_out[r, t])
+                    pack_keys(scores_out[r, t], bits, keys_out[r, t])
+            else:
+                tree_scores(z, local, child_ptr, child_idx, agg_code[r], param, min_coverage, values,
+                            linear_variant[variant[r]] and not any_coverage)
+                for t in range(targets.shape[0]):
+                    scores_out[r, t, :] = values[targets[t]]
+                    pack_keys(scores_out[r, t], bits, keys_out[r, t])
 
 
 @njit(**PARALLEL_JIT)

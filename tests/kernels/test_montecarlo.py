@@ -110,7 +110,7 @@ def test_split_kernels_equal_their_twins(case):
             problem.targets)
     n_t, n_u, n_p = len(problem.targets), problem.n_units, len(problem.pair_units)
     scores, keys = np.empty((n, n_t, n_u)), np.empty((n, n_t, n_u), np.uint64)
-    mc.montecarlo_scores(*args, scores, keys)
+    mc.montecarlo_scores(*args, 2, scores, keys)
     twin_scores, twin_keys = reference.montecarlo_scores(*args)
     np.testing.assert_array_equal(scores, twin_scores)
     np.testing.assert_array_equal(keys, twin_keys)
