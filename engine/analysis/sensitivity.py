@@ -156,7 +156,17 @@ def sensitivity(framework, data=None, spec=None, *, base_samples: int = 1024, se
         raise SchemaError(f"base_samples must be at least 2, got {base_samples}", fix="use a power of two, e.g. 1024")
     spec = load_spec(spec, seed=seed)
     nominal = score(framework, data, **load_kwargs)
-    spec = with_default_factors(spec, nominal.framework)
+    defaulted = with_default_factors(spec, nominal.framework)
+    if defaulted is not spec and not spec.groups:
+        # The default (noise on every weight) is analysed by level: one group per depth.
+        fw = nominal.framework
+        by_depth: dict[int, list[str]] = {}
+        for node in fw.node_ids:
+            if node != fw.root.id:
+                by_depth.setdefault(fw.depth(node), []).append(f"weight:{node}")
+        defaulted = load_spec({**dict(defaulted.document),
+                               "groups": {f"weights:depth{d}": members for d, members in sorted(by_depth.items())}})
+    spec = defaulted
     factors = resolve_factors(spec, nominal.framework)
     problem = build_problem(nominal, spec, factors)
     groups = factor_groups(factors, dict(spec.groups))
