@@ -241,16 +241,21 @@ def _cmd_sensitivity(args: argparse.Namespace) -> int:
 
     backend = "dask" if (args.scheduler or args.workers) else args.backend
     result = sensitivity(args.framework, args.data, args.spec, base_samples=args.base_samples, seed=args.seed,
-                         n_boot=args.bootstrap, threads=args.threads, backend=backend, scheduler=args.scheduler,
+                         n_boot=args.bootstrap, second_order=args.second_order, threads=args.threads, backend=backend, scheduler=args.scheduler,
                          workers=args.workers, out=args.out, progress=not args.quiet, **_load_kwargs(args))
     m = result.manifest
-    print(f"{m['evaluations']:,} evaluations ({m['base_samples']:,} base samples × {len(m['groups']) + 2}) in "
+    print(f"{m['evaluations']:,} evaluations ({m['base_samples']:,} base samples × "
+          f"{m['evaluations'] // m['base_samples']}) in "
           f"{m['wall_time_s']:.2f} s ({m['evaluations_per_s']:,.0f}/s)")
     print(f"Sobol indices of the mean absolute rank shift R_S (95% bootstrap intervals):")
     print(f"{'group':<28} {'first':>8} {'':>17} {'total':>8}")
     for row in result.indices.sort("total", descending=True).iter_rows(named=True):
         print(f"{row['group']:<28} {row['first']:>8.3f} [{row['first_lo']:>6.3f}, {row['first_hi']:>6.3f}] "
               f"{row['total']:>8.3f} [{row['total_lo']:>6.3f}, {row['total_hi']:>6.3f}]")
+    if result.second is not None:
+        print("second-order indices of R_S:")
+        for row in result.second.sort("second", descending=True).iter_rows(named=True):
+            print(f"  {row['group_a']} × {row['group_b']}: {row['second']:.3f}")
     if args.out:
         print(f"wrote indices.parquet, unit_rank_indices.parquet, unit_score_indices.parquet, manifest.json to {args.out}")
     return 0
@@ -347,6 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     sens.add_argument("--base-samples", "-N", type=int, default=1024, help="base samples N (a power of two)")
     sens.add_argument("--seed", type=int, help="seed of the scrambled Sobol design")
     sens.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for the intervals")
+    sens.add_argument("--second-order", action="store_true", help="also second-order indices of R_S (N (2g + 2) runs)")
     sens.add_argument("--backend", choices=["threads", "serial", "dask"], default="threads")
     sens.add_argument("--threads", type=int)
     sens.add_argument("--scheduler", help="address of a running Dask scheduler")

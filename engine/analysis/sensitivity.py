@@ -97,17 +97,25 @@ def _sums(y_a: np.ndarray, y_b: np.ndarray, y_ab: np.ndarray) -> dict[str, np.nd
 
 
 def _batch(problem: Problem, factors: list[Factor], a: np.ndarray, b: np.ndarray,
-           groups: list[tuple[str, list[int]]]) -> dict[str, Any]:
-    """Evaluate one batch of base samples (A, B and every AB_i) and reduce it."""
+           groups: list[tuple[str, list[int]]], second_order: bool = False) -> dict[str, Any]:
+    """Evaluate one batch of base samples (A, B, every AB_i and, for second order, every BA_i)
+    and reduce it."""
     matrices = [a, b]
     for _, columns in groups:
         ab = a.copy()
         ab[:, columns] = b[:, columns]
         matrices.append(ab)
-    ranks, scores, shift = _evaluate(problem, factors, np.concatenate(matrices))
     n, g = len(a), len(groups)
-    split = lambda y: (y[:n], y[n:2 * n], y[2 * n:].reshape(g, n, *y.shape[1:]))  # noqa: E731
-    return {"rank": _sums(*split(ranks)), "score": _sums(*split(scores)), "shift": shift}
+    if second_order:
+        for _, columns in groups:
+            ba = b.copy()
+            ba[:, columns] = a[:, columns]
+            matrices.append(ba)
+    ranks, scores, shift = _evaluate(problem, factors, np.concatenate(matrices))
+    stop = (g + 2) * n
+    split = lambda y: (y[:n], y[n:2 * n], y[2 * n:stop].reshape(g, n, *y.shape[1:]))  # noqa: E731
+    return {"rank": _sums(*split(ranks)), "score": _sums(*split(scores)), "shift": shift[:stop],
+            "shift_ba": shift[stop:].reshape(g, n) if second_order else None}
 
 
 def _indices_from_sums(parts: list[dict[str, np.ndarray]], n: int, g: int) -> tuple[np.ndarray, np.ndarray]:
@@ -131,9 +139,12 @@ class SensitivityResult:
     unit_rank: pl.DataFrame  #: unit, group, first, total (output: the unit's rank).
     unit_score: pl.DataFrame  #: unit, group, first, total (output: the unit's score).
     manifest: dict[str, Any]
+    second: pl.DataFrame | None = None  #: group_a, group_b, second (R_S), with ``second_order``.
 
     def write(self, folder: str | Path) -> Path:
         folder = Path(folder)
+        if self.second is not None:
+            write_table(self.second, folder / "second_order.parquet")
         write_table(self.indices, folder / "indices.parquet", metadata=self.manifest)
         write_table(self.unit_rank, folder / "unit_rank_indices.parquet")
         write_table(self.unit_score, folder / "unit_score_indices.parquet")
@@ -142,10 +153,11 @@ class SensitivityResult:
 
 
 def sensitivity(framework, data=None, spec=None, *, base_samples: int = 1024, seed: int | None = None,
-                n_boot: int = 200, threads: int | None = None, backend: str = "threads", client: Any = None,
+                n_boot: int = 200, second_order: bool = False, threads: int | None = None, backend: str = "threads", client: Any = None,
                 scheduler: str | None = None, workers: int | None = None, out: str | Path | None = None,
                 progress: bool = False, **load_kwargs: Any) -> SensitivityResult:
-    """Sobol first- and total-order indices of the ranking, from N (g + 2) evaluations.
+    """Sobol first- and total-order indices of the ranking, from N (g + 2) evaluations
+    (N (2 g + 2) with ``second_order``, which adds the second-order indices of R_S).
 
     ``base_samples`` N should be a power of two (scrambled Sobol points); see
     docs/sensitivity.md for the N that gives stable answers."""
@@ -174,7 +186,8 @@ def sensitivity(framework, data=None, spec=None, *, base_samples: int = 1024, se
     a, b = sobol.sobol_design(base_samples, n_columns(factors), run_seed)
     batches = [(lo, min(lo + BATCH, base_samples)) for lo in range(0, base_samples, BATCH)]
     g = len(groups)
-    bar = Progress(base_samples * (g + 2), unit="evaluations", enabled=progress)
+    per_sample = 2 * g + 2 if second_order else g + 2
+    bar = Progress(base_samples * per_sample, unit="evaluations", enabled=progress)
     results: dict[int, dict[str, Any]] = {}
     if backend == "dask" or client is not None or scheduler or workers:
         from ..backends.distributed import connect
@@ -182,13 +195,13 @@ def sensitivity(framework, data=None, spec=None, *, base_samples: int = 1024, se
         dask_client, owned = connect(client, scheduler, workers)
         try:
             shipped = dask_client.scatter([problem.without_result(), factors, groups], broadcast=True)
-            futures = {dask_client.submit(_batch, shipped[0], shipped[1], a[lo:hi], b[lo:hi], shipped[2],
+            futures = {dask_client.submit(_batch, shipped[0], shipped[1], a[lo:hi], b[lo:hi], shipped[2], second_order,
                                           key=f"cityrank-sobol-{run_seed}-{lo}"): lo for lo, hi in batches}
             from dask.distributed import as_completed
 
             for future in as_completed(list(futures)):
                 results[futures[future]] = future.result()
-                bar.update((min(futures[future] + BATCH, base_samples) - futures[future]) * (g + 2))
+                bar.update((min(futures[future] + BATCH, base_samples) - futures[future]) * per_sample)
         finally:
             if owned:
                 dask_client.close()
@@ -200,8 +213,8 @@ def sensitivity(framework, data=None, spec=None, *, base_samples: int = 1024, se
         numba.set_num_threads(max(1, lanes))
         try:
             for lo, hi in batches:
-                results[lo] = _batch(problem, factors, a[lo:hi], b[lo:hi], groups)
-                bar.update((hi - lo) * (g + 2))
+                results[lo] = _batch(problem, factors, a[lo:hi], b[lo:hi], groups, second_order)
+                bar.update((hi - lo) * per_sample)
         finally:
             numba.set_num_threads(previous)
     bar.close()
@@ -214,14 +227,20 @@ def sensitivity(framework, data=None, spec=None, *, base_samples: int = 1024, se
         y_b.append(r["shift"][n:2 * n])
         y_ab.append(r["shift"][2 * n:].reshape(g, n))
     names = tuple(name for name, _ in groups)
+    y_ba = np.concatenate([r["shift_ba"] for r in ordered], axis=1) if second_order else None
     rs = sobol.estimate(np.concatenate(y_a), np.concatenate(y_b), np.concatenate(y_ab, axis=1), groups=names,
-                        n_boot=n_boot, seed=run_seed)
+                        n_boot=n_boot, seed=run_seed, y_ba=y_ba)
     rank_first, rank_total = _indices_from_sums([r["rank"] for r in ordered], base_samples, g)
     score_first, score_total = _indices_from_sums([r["score"] for r in ordered], base_samples, g)
     ci = rs.first_ci if rs.first_ci is not None else np.full((g, 2), np.nan)
     cit = rs.total_ci if rs.total_ci is not None else np.full((g, 2), np.nan)
     indices = pl.DataFrame({"group": list(names), "first": rs.first, "first_lo": ci[:, 0], "first_hi": ci[:, 1],
                             "total": rs.total, "total_lo": cit[:, 0], "total_hi": cit[:, 1]})
+    second = None
+    if rs.second is not None:
+        pairs = [(i, j) for i in range(g) for j in range(i + 1, g)]
+        second = pl.DataFrame({"group_a": [names[i] for i, _ in pairs], "group_b": [names[j] for _, j in pairs],
+                               "second": [float(rs.second[i, j]) for i, j in pairs]})
 
     def per_unit(first: np.ndarray, total: np.ndarray) -> pl.DataFrame:
         return pl.DataFrame({"unit": [u for _ in names for u in problem.units],
@@ -229,7 +248,7 @@ def sensitivity(framework, data=None, spec=None, *, base_samples: int = 1024, se
                              "first": first.ravel(), "total": total.ravel()})
 
     wall = time.perf_counter() - started
-    evaluations = base_samples * (g + 2)
+    evaluations = base_samples * per_sample
     manifest = {
         "kind": "sensitivity", "framework": {"id": problem.framework.id, "digest": problem.framework.digest},
         "data": nominal.recipe["data"], "spec": spec.to_dict() | {"seed": run_seed},
@@ -240,7 +259,8 @@ def sensitivity(framework, data=None, spec=None, *, base_samples: int = 1024, se
         "seed": run_seed, "versions": versions(), "wall_time_s": wall, "evaluations_per_s": evaluations / wall,
         "shift_mean": float(shift.mean()),
     }
-    result = SensitivityResult(indices, per_unit(rank_first, rank_total), per_unit(score_first, score_total), manifest)
+    result = SensitivityResult(indices, per_unit(rank_first, rank_total), per_unit(score_first, score_total), manifest,
+                               second)
     if out is not None:
         result.write(out)
     return result

@@ -105,3 +105,15 @@ def test_cli_sensitivity_writes_tables(tmp_path, capsys):
     assert "1,280 evaluations" in text and "weights:depth1" in text and "weights:depth3" in text
     assert {p.name for p in out.iterdir()} == {"indices.parquet", "unit_rank_indices.parquet",
                                                "unit_score_indices.parquet", "manifest.json"}
+
+
+def test_second_order_indices_of_the_rank_shift(asem_run):
+    run = sensitivity("asem", spec=SPEC, base_samples=1024, seed=3, n_boot=100, second_order=True)
+    assert run.manifest["evaluations"] == 1024 * (2 * 4 + 2)
+    assert run.second.height == 4 * 3 // 2
+    # the same A, B and AB_i evaluations: per-unit indices do not change; R_S indices shift only
+    # through the centring (which pools the BA_i outputs, as SALib does)
+    assert run.unit_rank.equals(asem_run.unit_rank)
+    np.testing.assert_allclose(run.indices["total"], asem_run.indices["total"], atol=0.02)
+    values = run.second["second"].to_numpy()
+    assert np.isfinite(values).all() and (np.abs(values) < 1).all()
