@@ -92,8 +92,11 @@ def _sort_keys(keys: np.ndarray) -> None:
     keys.reshape(-1, keys.shape[-1]).sort(axis=1)
 
 
-def _split_call(problem: Problem, params, block_size: int, n_lanes: int):
-    """The fast path: scores + keys kernel, NumPy sort, accumulate kernel (same results as _kernel_call)."""
+def _split_call(problem: Problem, params, block_size: int, n_lanes: int, keep: bool = False):
+    """The fast path: scores + keys kernel, NumPy sort, accumulate kernel (same results as _kernel_call).
+
+    Returns the accumulators, and with ``keep`` also the scores (n, n_targets, n_units), R_S per
+    replicate (n, n_targets) and the ranks (n, n_targets, n_units) — callers bound n."""
     n, n_t, n_u, n_p = len(params), len(problem.targets), problem.n_units, len(problem.pair_units)
     scores = np.empty((n, n_t, n_u))
     keys = np.empty((n, n_t, n_u), np.uint64)
@@ -105,10 +108,12 @@ def _split_call(problem: Problem, params, block_size: int, n_lanes: int):
     shift_hist = np.zeros((n_lanes, n_t, n_u * n_u // 2 + 2), np.int64)
     pair_count = np.zeros((n_lanes, n_t, n_p, n_p), np.int64)
     moments = np.zeros((n // block_size, n_t, n_u, 2))
+    shift_out = np.zeros((n, n_t))
+    ranks = np.zeros((n if keep else 0, n_t, n_u), np.int64)
     kernel.montecarlo_accumulate(scores, keys, problem.nominal_rank, problem.pair_units, block_size, n_lanes,
-                                 hist, shift_hist, pair_count, moments, np.zeros((n, n_t)),
-                                 np.zeros((0, n_t, n_u), np.int64))
-    return hist.sum(axis=0), shift_hist.sum(axis=0), pair_count.sum(axis=0), moments
+                                 hist, shift_hist, pair_count, moments, shift_out, ranks)
+    accumulators = (hist.sum(axis=0), shift_hist.sum(axis=0), pair_count.sum(axis=0), moments)
+    return (*accumulators, scores, shift_out, ranks) if keep else accumulators
 
 
 def run_chunk(problem: Problem, factors: list[Factor], seed: int, first_block: int, stop_block: int,

@@ -135,7 +135,8 @@ def uncertainty(framework, data=None, spec: str | Path | Mapping | UncertaintySp
         n = len(params)
         size = spec.block_size if n % spec.block_size == 0 else n
         state, _, _ = run_design(problem, params, size, n_lanes=1 if backend == "serial" else (threads or 1))
-        return _finish(problem, spec, state, run_seed, started, {"backend": backend, "design": "explicit"}, out)
+        return _finish(problem, spec, factors, state, run_seed, started, {"backend": backend, "design": "explicit"},
+                       out)
 
     if spec.block_size % RNG_BLOCK and RNG_BLOCK % spec.block_size:
         raise SchemaError(f"block_size {spec.block_size} must be a multiple or a divisor of {RNG_BLOCK}",
@@ -195,7 +196,7 @@ def uncertainty(framework, data=None, spec: str | Path | Mapping | UncertaintySp
                                                          n_lanes, spec.replicates), ranges, lanes, accumulate)
     bar.close()
     info["resumed_chunks"] = len(done)
-    return _finish(problem, spec, state, run_seed, started, info, out)
+    return _finish(problem, spec, factors, state, run_seed, started, info, out)
 
 
 def with_default_factors(spec: UncertaintySpec, framework) -> UncertaintySpec:
@@ -229,7 +230,7 @@ def _design_parameters(problem: Problem, design: Any) -> Parameters:
                       np.ascontiguousarray(np.tile(problem.base_codes, (n, 1))), np.full(n, -1, np.int64))
 
 
-def _finish(problem: Problem, spec: UncertaintySpec, state: ChunkState, seed: int, started: float,
+def _finish(problem: Problem, spec: UncertaintySpec, factors, state: ChunkState, seed: int, started: float,
             info: dict[str, Any], out: str | Path | None) -> UncertaintyResult:
     stats = summarise(problem, state, spec.top_k)
     wall = time.perf_counter() - started
@@ -241,7 +242,7 @@ def _finish(problem: Problem, spec: UncertaintySpec, state: ChunkState, seed: in
         "framework": {"id": framework.id, "digest": framework.digest, "path": framework.path},
         "data": problem.result.recipe["data"] if problem.result is not None else None,
         "spec": spec.to_dict() | {"seed": seed},
-        "factors": [f.name for f in resolve_factors(spec, framework)] if spec.document else [],
+        "factors": [f.name for f in factors],
         "targets": list(problem.target_ids),
         "replicates": n,
         "block_size": spec.block_size,

@@ -32,10 +32,10 @@ import polars as pl
 
 from ..errors import SchemaError
 from ..io import write_json, write_table
-from ..kernels import montecarlo as kernel
 from ..pipeline import score
 from ..progress import Progress
 from .design import map_parameters, n_columns
+from .montecarlo import _split_call
 from .problem import Problem, build_problem
 from .run import versions, with_default_factors
 from .spec import Factor, load_spec, resolve_factors
@@ -65,26 +65,12 @@ def factor_groups(factors: list[Factor], groups: dict[str, tuple[str, ...]]) -> 
 
 
 def _evaluate(problem: Problem, factors: list[Factor], u: np.ndarray):
+    """Ranks and scores of the first target for design rows ``u`` (the Monte Carlo fast path, one
+    block), and R_S per row."""
     import numba
 
-    n_lanes = numba.get_num_threads()
-    """Ranks and scores of the first target for design rows ``u`` (via the split kernels), and
-    R_S per row."""
     params = map_parameters(u, factors, problem)
-    n, n_t, n_u = len(params), len(problem.targets), problem.n_units
-    scores = np.empty((n, n_t, n_u))
-    keys = np.empty((n, n_t, n_u), np.uint64)
-    kernel.montecarlo_scores(problem.zt, problem.linear_variant, problem.child_ptr, problem.child_idx, problem.param,
-                             problem.min_coverage, problem.any_coverage, params.node_weight, params.variant,
-                             params.agg_code, params.excluded, problem.targets, n_lanes, scores, keys)
-    keys.reshape(-1, n_u).sort(axis=1)
-    ranks = np.zeros((n, n_t, n_u), np.int64)
-    shift = np.zeros((n, n_t))
-    kernel.montecarlo_accumulate(scores, keys, problem.nominal_rank, problem.pair_units, n, 1,
-                                 np.zeros((1, n_t, n_u, n_u + 1), np.int64),
-                                 np.zeros((1, n_t, n_u * n_u // 2 + 2), np.int64),
-                                 np.zeros((1, n_t, len(problem.pair_units), len(problem.pair_units)), np.int64),
-                                 np.zeros((1, n_t, n_u, 2)), shift, ranks)
+    *_, scores, shift, ranks = _split_call(problem, params, len(params), numba.get_num_threads(), keep=True)
     return ranks[:, 0, :].astype(np.float64), scores[:, 0, :], shift[:, 0]
 
 

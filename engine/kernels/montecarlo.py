@@ -238,6 +238,17 @@ def tree_scores(zt, local, child_ptr, child_idx, codes, param, min_coverage, val
 
 
 @jit
+def descending_key(v, bits):
+    """Order-preserving unsigned key of a score for a descending sort: larger score → smaller key,
+    missing → the largest key, −0.0 is 0.0.  ``bits`` is the score's IEEE bit pattern."""
+    if not np.isfinite(v):
+        return np.uint64(0xFFFFFFFFFFFFFFFF)
+    b = np.uint64(0) if v == 0.0 else bits
+    ascending = ~b if b & np.uint64(0x8000000000000000) else b | np.uint64(0x8000000000000000)
+    return ~ascending
+
+
+@jit
 def is_linear(variant_complete, any_coverage, codes):
     """A replicate's target scores are plain weighted sums when its variant has no missing value,
     no node has a coverage threshold and every node aggregates arithmetically."""
@@ -261,16 +272,9 @@ def rank_scores(score, key, prefix, order, spare, counts, rank):
     Returns the sorted order (one of ``order``/``spare``).
     """
     n = score.shape[0]
-    top_bit = np.uint64(0x8000000000000000)
     bits = score.view(np.uint64)
     for i in range(n):
-        v = score[i]
-        if np.isfinite(v):
-            b = np.uint64(0) if v == 0.0 else bits[i]
-            ascending = ~b if b & top_bit else b | top_bit
-            k = ~ascending
-        else:
-            k = np.uint64(0xFFFFFFFFFFFFFFFF)
+        k = descending_key(score[i], bits[i])
         key[i] = k
         prefix[i] = np.uint32(k >> np.uint64(32))
         order[i] = i
@@ -427,18 +431,10 @@ def pack_keys(score, bits, out):
     Sorting the packed keys ascending orders units by descending score, except that scores equal
     in all but their lowest ``bits`` key bits are ordered by unit index (fixed up exactly later);
     missing scores get the largest key and sort last."""
-    top_bit = np.uint64(0x8000000000000000)
     low = np.uint64((1 << bits) - 1)
     raw = score.view(np.uint64)
     for i in range(score.shape[0]):
-        v = score[i]
-        if np.isfinite(v):
-            b = np.uint64(0) if v == 0.0 else raw[i]
-            ascending = ~b if b & top_bit else b | top_bit
-            k = ~ascending
-        else:
-            k = np.uint64(0xFFFFFFFFFFFFFFFF)
-        out[i] = (k & ~low) | np.uint64(i)
+        out[i] = (descending_key(score[i], raw[i]) & ~low) | np.uint64(i)
 
 
 @njit(**PARALLEL_JIT)

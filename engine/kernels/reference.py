@@ -255,6 +255,19 @@ def copeland(values: np.ndarray, weights: np.ndarray, min_coverage: float) -> np
     return out
 
 
+def _aggregate_block(block: np.ndarray, w: np.ndarray, code: int, p: float, min_coverage: float) -> np.ndarray:
+    """One node's column by its method code (engine.schema.AGGREGATION_CODES)."""
+    if code == 0:
+        return arithmetic(block, w, min_coverage)
+    if code == 1:
+        return geometric(block, w, min_coverage)
+    if code == 2:
+        return harmonic(block, w, min_coverage)
+    if code == 3:
+        return generalised(block, w, p, min_coverage)
+    return copeland(block, w, min_coverage)
+
+
 def aggregate_tree(values: np.ndarray, child_ptr: np.ndarray, child_idx: np.ndarray,
                    child_weight: np.ndarray, method: np.ndarray, param: np.ndarray,
                    min_coverage: np.ndarray) -> np.ndarray:
@@ -265,19 +278,8 @@ def aggregate_tree(values: np.ndarray, child_ptr: np.ndarray, child_idx: np.ndar
     for a in range(len(method)):
         kids = child_idx[child_ptr[a]:child_ptr[a + 1]]
         w = child_weight[child_ptr[a]:child_ptr[a + 1]]
-        block = result[:, kids]
-        code = method[a]
-        if code == 0:
-            column = arithmetic(block, w, min_coverage[a])
-        elif code == 1:
-            column = geometric(block, w, min_coverage[a])
-        elif code == 2:
-            column = harmonic(block, w, min_coverage[a])
-        elif code == 3:
-            column = generalised(block, w, param[a], min_coverage[a])
-        else:
-            column = copeland(block, w, min_coverage[a])
-        result[:, n_indicators + a] = column
+        result[:, n_indicators + a] = _aggregate_block(result[:, kids], w, int(method[a]), param[a],
+                                                       min_coverage[a])
     return result
 
 
@@ -395,18 +397,7 @@ def _mc_tree_values(z, local, child_ptr, child_idx, codes, param, min_coverage):
         kids = [int(c) for c in child_idx[child_ptr[a]:child_ptr[a + 1]] if local[c] != 0.0]
         w = np.array([local[c] for c in kids])
         block = np.array([[values[c][i] for c in kids] for i in range(n_units)]).reshape(n_units, len(kids))
-        code = int(codes[a])
-        if code == 0:
-            column = arithmetic(block, w, min_coverage[a])
-        elif code == 1:
-            column = geometric(block, w, min_coverage[a])
-        elif code == 2:
-            column = harmonic(block, w, min_coverage[a])
-        elif code == 3:
-            column = generalised(block, w, param[a], min_coverage[a])
-        else:
-            column = copeland(block, w, min_coverage[a])
-        values[n_ind + a] = list(column)
+        values[n_ind + a] = list(_aggregate_block(block, w, int(codes[a]), param[a], min_coverage[a]))
     return values
 
 
