@@ -1,4 +1,4 @@
-"""Where the files that ship with cityrank live (schemas, frameworks, datasets).
+"""Where the files that ship with cityrank live (schemas, frameworks, datasets, analysis specs).
 
 In a source checkout or an editable install the JSON Schemas are read from the top-level
 ``schemas/`` folder; a wheel carries the same files as ``engine/_schemas`` (see pyproject.toml).
@@ -14,6 +14,7 @@ from typing import Any
 PACKAGE_DIR = Path(__file__).resolve().parent
 FRAMEWORK_DIR = PACKAGE_DIR / "frameworks"
 DATASET_DIR = PACKAGE_DIR / "datasets"
+SPEC_DIR = PACKAGE_DIR / "specs"
 
 
 def schema_dir() -> Path:
@@ -46,3 +47,8 @@ def shipped_datasets() -> dict[str, Path]:
         for path in sorted(DATASET_DIR.glob(pattern)):
             found.setdefault(path.stem, path)
     return dict(sorted(found.items()))
+
+
+def shipped_specs() -> dict[str, Path]:
+    """Shipped analysis specifications by name (file stem, e.g. ``regional-ai-2023.bootstrap``)."""
+    return {path.stem: path for path in sorted(SPEC_DIR.glob("*.yaml"))}

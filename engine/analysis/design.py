@@ -33,6 +33,10 @@ class Parameters:
     def __len__(self) -> int:
         return self.node_weight.shape[0]
 
+    def take(self, index: np.ndarray) -> Parameters:
+        """Replicates ``index`` (in that order)."""
+        return Parameters(self.node_weight[index], self.variant[index], self.agg_code[index], self.excluded[index])
+
     def slice(self, start: int, stop: int) -> Parameters:
         return Parameters(self.node_weight[start:stop], self.variant[start:stop], self.agg_code[start:stop],
                           self.excluded[start:stop])

@@ -34,6 +34,9 @@ class ChunkState:
     #: when those are smaller), so float sums do not depend on chunks, threads or workers.
     moments: dict[int, np.ndarray] = field(default_factory=dict)
     blocks: set[int] = field(default_factory=set)  #: Work blocks included.
+    #: Further exact (integer) sums of an analysis, merged by addition (e.g. the bootstrap's
+    #: variance decomposition); name -> array.
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
     def empty(cls, problem: Problem) -> ChunkState:
@@ -45,9 +48,12 @@ class ChunkState:
         overlap = self.blocks & other.blocks
         if overlap:
             raise ValueError(f"blocks counted twice: {sorted(overlap)[:5]}")
+        extra = dict(self.extra)
+        for name, value in other.extra.items():
+            extra[name] = extra[name] + value if name in extra else value
         return ChunkState(self.hist + other.hist, self.shift_hist + other.shift_hist,
                           self.pair_count + other.pair_count, {**self.moments, **other.moments},
-                          self.blocks | other.blocks)
+                          self.blocks | other.blocks, extra)
 
     @property
     def n_replicates(self) -> int:

@@ -29,6 +29,7 @@ __all__ = [
     "rank_desc",
     "jenks",
     "montecarlo_blocks", "montecarlo_scores", "montecarlo_accumulate",
+    "normalise_column", "bootstrap_blocks",
 ]
 
 
@@ -508,6 +509,127 @@ def montecarlo_accumulate(scores, keys, nominal_rank, pair_units, block_size):
             score = [float(v) for v in scores[r, t]]
             present = [v for v in score if math.isfinite(v)]
             rank_t = [1 + sum(1 for o in present if o > v) if math.isfinite(v) else 0 for v in score]
+            ranks[r, t] = rank_t
+            shift_out[r, t] = _mc_accumulate(score, rank_t, nominal_rank[t], pair_units, hist[t], shift_hist[t],
+                                             pair_count[t], moments[r // block_size, t])
+    return hist, shift_hist, pair_count, moments, shift_out, ranks
+
+
+# ----------------------------------------------------------------------------- bootstrap
+
+def normalise_column(code, x, count, p0, p1, p2, cap):
+    """Readable twin of :func:`engine.kernels.bootstrap.normalise_column`: one column normalised
+    with statistics of the weighted sample (units with count > 0 and a finite value, each
+    ``count`` times), applied to every unit.  Codes follow NORMALISERS' order: 0 minmax,
+    1 zscore, 2 rank, 3 borda, 4 percentile, 5 fraction_of_max, 6 distance_to_max,
+    7 distance_to_target, 8 goalposts."""
+    sample = [(float(v), float(c)) for v, c in zip(x, count) if c > 0 and math.isfinite(v)]
+    total = sum(c for _, c in sample)
+    out = np.full(len(x), np.nan)
+    if not sample and code != 8:
+        return out
+    low = min((v for v, _ in sample), default=math.inf)
+    high = max((v for v, _ in sample), default=-math.inf)
+    centre = spread = 0.0
+    if code == 1:
+        s = 0.0
+        for v, c in sample:
+            s += c * v
+        centre = s / total
+        if total > 1 and high > low:
+            squares = 0.0
+            for v, c in sample:
+                squares += c * ((v - centre) * (v - centre))
+            spread = math.sqrt(squares / (total - 1.0))
+    for i, v in enumerate(float(value) for value in x):
+        if not math.isfinite(v):
+            continue
+        below = sum(c for w, c in sample if w < v)  # weighted number of sample values below v
+        if code == 0:
+            out[i] = p2 if high == low else (v - low) / (high - low) * (p1 - p0) + p0
+        elif code == 1:
+            out[i] = p2 if spread == 0.0 else (v - centre) / spread * p1 + p0
+        elif code == 2:
+            out[i] = 1.0 + below
+        elif code == 3:
+            out[i] = below
+        elif code == 4:
+            out[i] = p1 if total == 1.0 else below / (total - 1.0) * p0
+        elif code == 5:
+            out[i] = p1 if high == 0.0 else v / high * p0
+        elif code == 6:
+            out[i] = p1 if high == low else (1.0 - (high - v) / (high - low)) * p0
+        elif code == 7:
+            if p0 <= low:
+                out[i] = p1
+            else:
+                d = 1.0 - (p0 - v) / (p0 - low)
+                out[i] = (min(d, 1.0) if cap else d) * p1
+        else:
+            out[i] = min(1.0, max(0.0, (v - p0) / (p1 - p0))) * p2
+    return out
+
+
+def _poisson_weight(u: int, thresholds) -> int:
+    """Poisson weight by inversion: the number of CDF thresholds at or below the uniform u."""
+    return sum(1 for t in thresholds if u >= t)
+
+
+def _bootstrap_values(base, divisor, record_unit, record_values, uniform, thresholds, record_scale, derived,
+                      numerator, denominator, noise_index, noise_sd, noise_floor, eps):
+    """One replicate's undirected values entering normalisation."""
+    x = np.array(base, dtype=np.float64, copy=True)
+    if len(derived):
+        sums = np.zeros((x.shape[0], record_values.shape[1]))
+        for i, unit in enumerate(record_unit):
+            w = _poisson_weight(int(uniform[i]), thresholds)
+            if w and unit >= 0:
+                for c in range(record_values.shape[1]):
+                    sums[unit, c] += (w * record_scale) * record_values[i, c]
+        for d, j in enumerate(derived):
+            for unit in range(x.shape[0]):
+                num = sums[unit, numerator[d]]
+                if denominator[d] >= 0:
+                    den = sums[unit, denominator[d]]
+                    num = num / den if den > 0 else math.nan
+                x[unit, j] = num / divisor[unit, d]
+    for k, j in enumerate(noise_index):
+        for unit in range(x.shape[0]):
+            x[unit, j] = max(x[unit, j] + noise_sd[unit, k] * eps[unit, k], noise_floor[k])
+    return x
+
+
+def bootstrap_blocks(base, direction, divisor, count, record_unit, record_values, record_uniform, thresholds,
+                     record_scale, derived, numerator, denominator, noise_index, noise_sd, noise_floor, noise_eps,
+                     norm_code, norm_param, norm_cap, child_ptr, child_idx, param, min_coverage, any_coverage,
+                     node_weight, variant, agg_code, excluded, targets, nominal_rank, pair_units, block_size):
+    """Readable twin of :func:`engine.kernels.bootstrap.bootstrap_blocks` (one lane): per replicate,
+    values → normalisation fitted on the replicate's sample → target scores → ranks → the Monte
+    Carlo accumulators.  Returns ``(hist, shift_hist, pair_count, moments, shift_out, ranks)``."""
+    n_rep = node_weight.shape[0]
+    n_units, n_ind = base.shape
+    n_t = len(targets)
+    hist = np.zeros((n_t, n_units, n_units + 1), np.int64)
+    shift_hist = np.zeros((n_t, n_units * n_units // 2 + 2), np.int64)
+    pair_count = np.zeros((n_t, len(pair_units), len(pair_units)), np.int64)
+    moments = np.zeros((n_rep // block_size, n_t, n_units, 2))
+    shift_out = np.full((n_rep, n_t), np.nan)
+    ranks = np.zeros((n_rep, n_t, n_units), np.int64)
+    for r in range(n_rep):
+        weights = count[r] if count.shape[1] else np.ones(n_units)
+        x = _bootstrap_values(base, divisor, record_unit, record_values, record_uniform[r], thresholds, record_scale,
+                              derived, numerator, denominator, noise_index, noise_sd, noise_floor, noise_eps[r])
+        v = variant[r]
+        z = np.array([normalise_column(norm_code[v, j], x[:, j] * direction[j], weights, norm_param[v, 0, j],
+                                       norm_param[v, 1, j], norm_param[v, 2, j], norm_cap[v, j])
+                      for j in range(n_ind)]).reshape(n_ind, n_units)
+        complete = bool(np.isfinite(z).all())
+        target_scores = _mc_replicate_scores(z[None], np.array([complete]), child_ptr, child_idx, param,
+                                             min_coverage, any_coverage, node_weight[r], 0, agg_code[r],
+                                             excluded[r], targets)
+        for t, score in enumerate(target_scores):
+            present = [s for s in score if math.isfinite(s)]
+            rank_t = [1 + sum(1 for o in present if o > s) if math.isfinite(s) else 0 for s in score]
             ranks[r, t] = rank_t
             shift_out[r, t] = _mc_accumulate(score, rank_t, nominal_rank[t], pair_units, hist[t], shift_hist[t],
                                              pair_count[t], moments[r // block_size, t])

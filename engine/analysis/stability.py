@@ -1,0 +1,288 @@
+"""``bootstrap``: prepare → run blocks on a backend → rank statistics, variance shares, rank
+confidence sets → tables/files.  The bootstrap counterpart of :func:`engine.analysis.run.uncertainty`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from ..errors import DataError, SchemaError
+from ..io import write_json, write_table
+from ..pipeline import score
+from ..progress import Progress
+from ..resources import shipped_datasets, shipped_specs
+from .bootstrap import BootstrapProblem, build_bootstrap_problem, check_mode, run_bootstrap_chunk, variance_shares
+from .design import RNG_BLOCK
+from .montecarlo import ChunkState, RankStatistics, summarise
+from .problem import build_problem
+from .resample import BootstrapSpec, compile_records, load_bootstrap_spec
+from .run import versions
+from .spec import resolve_factors
+
+__all__ = ["BootstrapResult", "bootstrap", "default_bootstrap_spec"]
+
+
+@dataclass(frozen=True)
+class BootstrapResult:
+    """Rank distributions of a bootstrap run (per target), variance shares, confidence sets."""
+
+    statistics: RankStatistics
+    confidence: pl.DataFrame | None  #: Rank confidence sets of the first target (records/noise modes).
+    shares: dict[str, pl.DataFrame]  #: target -> variance shares by source (combined studies).
+    manifest: dict[str, Any]
+    problem: BootstrapProblem
+
+    @property
+    def target_ids(self) -> tuple[str, ...]:
+        return self.problem.problem.target_ids
+
+    @property
+    def units(self) -> pl.DataFrame:
+        """Per-unit table of the first target: bootstrap rank statistics, then (when computed)
+        the rank confidence sets and the variance shares."""
+        target = self.target_ids[0]
+        table = self.statistics.units[target]
+        if self.confidence is not None:
+            table = table.join(self.confidence.drop("estimate", "rank").rename({"se": "score_se"}), on="unit",
+                               how="left", maintain_order="left")
+        if target in self.shares:
+            shares = self.shares[target].filter(pl.col("unit") != "(all units)")
+            key = table["unit"].cast(pl.String)
+            table = table.with_columns(key.alias("_key")).join(
+                shares.rename({"unit": "_key"}), on="_key", how="left", maintain_order="left").drop("_key")
+        return table
+
+    def least_stable(self, n: int = 10) -> pl.DataFrame:
+        return self.units.sort(["rank_range_90", "rank_sd"], descending=True, nulls_last=True).head(n)
+
+    def write(self, folder: str | Path) -> Path:
+        """Per-unit tables (Parquet), acceptability, R_S, variance shares and ``manifest.json``,
+        each written atomically."""
+        folder = Path(folder)
+        stats = self.statistics
+        for target in self.target_ids:
+            suffix = "" if target == self.target_ids[0] else f"_{target}"
+            units = self.units if not suffix else stats.units[target]
+            write_table(units, folder / f"units{suffix}.parquet", metadata=self.manifest)
+            write_table(stats.acceptability[target], folder / f"acceptability{suffix}.parquet")
+            write_table(stats.rank_shift[target], folder / f"rank_shift{suffix}.parquet")
+            if target in stats.pairs:
+                write_table(stats.pairs[target], folder / f"pairs{suffix}.parquet")
+            if target in self.shares:
+                write_table(self.shares[target], folder / f"variance_shares{suffix}.parquet")
+        write_json(folder / "manifest.json", self.manifest)
+        return folder
+
+
+def default_bootstrap_spec(framework_id: str) -> Path | None:
+    """The shipped bootstrap specification of a framework (record derivations), if any."""
+    return shipped_specs().get(f"{framework_id}.bootstrap")
+
+
+def _read_records(records: Any) -> tuple[pl.DataFrame, str]:
+    from ..data.load import read_table
+
+    if isinstance(records, pl.DataFrame):
+        return records, "<DataFrame>"
+    path = Path(str(records))
+    if not path.exists() and str(records) in shipped_datasets():
+        path = shipped_datasets()[str(records)]
+    elif not path.exists():
+        raise DataError(f"no records file or shipped dataset named {str(records)!r}", path=str(records),
+                        fix=f"give a path, or one of the shipped datasets: {', '.join(shipped_datasets())}")
+    return read_table(path), str(path)
+
+
+def _chunk(bp: BootstrapProblem, seed: int, block_size: int, n_replicates: int, first: int, stop: int
+           ) -> ChunkState:
+    """Dask task: blocks [first, stop) with one lane and one Numba thread."""
+    import numba
+
+    previous = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        return run_bootstrap_chunk(bp, seed, first, stop, block_size, n_lanes=1, n_replicates=n_replicates)
+    finally:
+        numba.set_num_threads(previous)
+
+
+def _confidence(bp: BootstrapProblem, state: ChunkState, spec: BootstrapSpec, seed: int) -> pl.DataFrame | None:
+    """Mogstad et al. rank confidence sets of the first target from the nominal scores and their
+    bootstrap standard errors (sampling-only modes)."""
+    from .confidence import rank_confidence_sets
+
+    if bp.mode == "units" or spec.perturb is not None:
+        return None
+    p = bp.problem
+    moments = state.score_moments()[0]
+    ranked = state.hist[0][:, :-1].sum(axis=1)
+    estimate = p.nominal_score[0]
+    keep = np.isfinite(estimate) & (ranked > 1)
+    if keep.sum() < 2:
+        return None
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = moments[:, 0] / ranked
+        var = np.maximum(moments[:, 1] / ranked - mean * mean, 0.0) * ranked / np.maximum(ranked - 1, 1)
+    se = np.sqrt(var[keep])
+    # A unit whose score never moves has a degenerate interval; give it a negligible spread so
+    # the pairwise statistics stay defined (its comparisons are then decided by the others' errors).
+    floor = 1e-9 * max(1.0, float(np.abs(estimate[keep]).max()))
+    se = np.maximum(se, floor)
+    n_keep = int(keep.sum())
+    top_k = min(int(spec.confidence.get("top_k", 10)), n_keep - 1)
+    sets = rank_confidence_sets(estimate[keep], se, level=float(spec.confidence.get("level", 0.9)),
+                                top_k=top_k, n_draws=int(spec.confidence.get("draws", 1000)), seed=seed,
+                                units=[u for u, k in zip(p.units, keep) if k])
+    table = sets.table()
+    return table.rename({c: f"cs_{c}" for c in table.columns if c not in ("unit", "estimate", "se", "rank")})
+
+
+def bootstrap(framework, data=None, spec: str | Path | Mapping | BootstrapSpec | None = None, *,
+              records: Any = None, mode: str | None = None, replicates: int | None = None, seed: int | None = None,
+              block_size: int | None = None, backend: str = "threads", threads: int | None = None,
+              client: Any = None, scheduler: str | None = None, workers: int | None = None,
+              out: str | Path | None = None, progress: bool = False, chunk_blocks: int | None = None,
+              **load_kwargs: Any) -> BootstrapResult:
+    """Bootstrap rank stability of a ranking.
+
+    Parameters
+    ----------
+    framework, data
+        As for :func:`engine.score` (the nominal run).
+    spec
+        Bootstrap specification (file, dict or :class:`BootstrapSpec`); default: the framework's
+        shipped one (``engine/specs/<id>.bootstrap.yaml``) when it has one.  ``mode``,
+        ``replicates``, ``seed`` and ``block_size`` override it.
+    records
+        Record-level table (path, shipped dataset name or DataFrame) for mode ``records``.
+    backend, threads, client, scheduler, workers
+        As for :func:`engine.analysis.run.uncertainty`.
+    out
+        Output folder for the tables and ``manifest.json``.
+
+    Returns
+    -------
+    BootstrapResult
+    """
+    started = time.perf_counter()
+    fw_id = framework.id if hasattr(framework, "id") else str(framework)
+    if spec is None:
+        spec = default_bootstrap_spec(fw_id) or {}
+    spec = load_bootstrap_spec(spec, mode=mode, replicates=replicates, seed=seed, block_size=block_size)
+    if backend not in ("serial", "threads", "dask"):
+        raise SchemaError(f"unknown backend {backend!r}", fix="use serial, threads or dask")
+    if spec.mode == "records" and records is None:
+        raise SchemaError("mode records needs the record-level table", fix="pass --records FILE (records=…)")
+    nominal = score(framework, data, **load_kwargs)
+    check_mode(spec, nominal.framework)
+    uspec = spec.uncertainty_spec()
+    factors = resolve_factors(uspec, nominal.framework)
+    problem = build_problem(nominal, uspec, factors)
+    design, records_source = None, None
+    if spec.mode == "records":
+        table, records_source = _read_records(records)
+        design = compile_records(table, spec.records, nominal, problem.units, nominal.framework.data.get("unit"))
+    bp = build_bootstrap_problem(problem, spec, factors, design)
+    run_seed = spec.seed if spec.seed is not None else int(np.random.SeedSequence().entropy % (2**63))
+
+    n_blocks = -(-spec.replicates // spec.block_size)
+    chunk_blocks = chunk_blocks or max(1, 16384 // spec.block_size)
+    from ..backends import chunk_ranges, run_dask, run_local
+
+    ranges = chunk_ranges(n_blocks, chunk_blocks)
+    bar = Progress(spec.replicates, enabled=progress)
+    state = ChunkState.empty(problem)
+
+    def on_chunk(chunk: tuple[int, int], chunk_state: ChunkState) -> None:
+        bar.update(min(chunk[1] * spec.block_size, spec.replicates) - chunk[0] * spec.block_size)
+
+    info: dict[str, Any] = {"backend": backend}
+    if backend == "dask":
+        from ..backends.distributed import connect
+
+        dask_client, owned = connect(client, scheduler, workers)
+        info["workers"] = len(dask_client.scheduler_info().get("workers", {}))
+        try:
+            token = hashlib.sha256(json.dumps([nominal.framework.digest, spec.to_dict(), run_seed],
+                                              default=str).encode()).hexdigest()[:16]
+            merged = run_dask(dask_client, _chunk, (bp.without_result(), run_seed, spec.block_size, spec.replicates),
+                              token, ranges, on_chunk)
+        finally:
+            if owned:
+                dask_client.close()
+                if getattr(dask_client, "cluster", None) is not None:
+                    dask_client.cluster.close()
+        state = state.merge(merged)
+    else:
+        lanes = 1 if backend == "serial" else threads
+        info["threads"] = lanes or __import__("numba").get_num_threads()
+
+        def accumulate(chunk: tuple[int, int], chunk_state: ChunkState) -> None:
+            nonlocal state
+            state = state.merge(chunk_state)
+            on_chunk(chunk, chunk_state)
+
+        run_local(lambda first, stop, n_lanes: run_bootstrap_chunk(bp, run_seed, first, stop, spec.block_size,
+                                                                   n_lanes, spec.replicates),
+                  ranges, lanes, accumulate)
+    bar.close()
+    return _finish(bp, spec, state, run_seed, started, info, records_source, out)
+
+
+def _finish(bp: BootstrapProblem, spec: BootstrapSpec, state: ChunkState, seed: int, started: float,
+            info: dict[str, Any], records_source: str | None, out: str | Path | None) -> BootstrapResult:
+    p = bp.problem
+    stats = summarise(p, state, uspec_top_k(spec))
+    shares = variance_shares(p, state.extra["decomposition"]) if "decomposition" in state.extra else {}
+    confidence = _confidence(bp, state, spec, seed)
+    wall = time.perf_counter() - started
+    n = stats.n_replicates
+    framework = p.framework
+    overall = {t: {k: v for k, v in table.filter(pl.col("unit") == "(all units)").row(0, named=True).items()
+                   if k != "unit"} for t, table in shares.items()}
+    manifest = {
+        "kind": "bootstrap",
+        "mode": spec.mode,
+        "framework": {"id": framework.id, "digest": framework.digest, "path": framework.path},
+        "data": p.result.recipe["data"] if p.result is not None else None,
+        "records": None if bp.records is None else {
+            "source": records_source, "n_records": bp.records.n_records, "ignored_records": bp.records.ignored,
+            "derived": [framework.indicators[j].id for j in bp.records.derived],
+            "poisson_rate": bp.records.rate},
+        "units_drawn": bp.m_units or None,
+        "noisy_indicators": [framework.indicators[j].id for j in bp.noise_index],
+        "spec": spec.to_dict() | {"seed": seed},
+        "perturbation_factors": [f.name for f in bp.factors],
+        "targets": list(p.target_ids),
+        "replicates": n,
+        "evaluations": n * (2 if shares else 1),
+        "block_size": spec.block_size,
+        "rng_block": RNG_BLOCK,
+        "seed": seed,
+        "versions": versions(),
+        "wall_time_s": wall,
+        "replicates_per_s": n / wall if wall > 0 else None,
+        "missing_ranks": {t: int(state.hist[k][:, -1].sum()) for k, t in enumerate(p.target_ids)},
+        "rank_shift": stats.rank_shift_summary,
+        "variance_shares": overall,
+        "confidence": None if confidence is None else {
+            "level": float(spec.confidence.get("level", 0.9)), "top_k": int(spec.confidence.get("top_k", 10)),
+            "draws": int(spec.confidence.get("draws", 1000)), "method": "Mogstad, Romano, Shaikh & Wilhelm (2024)"},
+        **info,
+    }
+    result = BootstrapResult(stats, confidence, shares, manifest, bp)
+    if out is not None:
+        result.write(out)
+    return result
+
+
+def uspec_top_k(spec: BootstrapSpec) -> tuple[int, ...]:
+    return tuple(spec.document.get("top_k", (1, 3, 10)))
