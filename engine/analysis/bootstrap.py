@@ -36,6 +36,9 @@ DECOMPOSITION_SUMS = ("n", "a", "a2", "b", "b2", "b_cp", "b_a", "d_p2", "b_cs", 
 
 _CODES = {name: k for k, name in enumerate(NORMALISERS)}
 
+#: Per-unit variance shares are reported only for units whose rank variance reaches this (rank sd 0.1).
+MIN_SHARED_VARIANCE = 0.01
+
 
 @dataclass(frozen=True)
 class BootstrapProblem:
@@ -225,7 +228,7 @@ def run_bootstrap_chunk(bp: BootstrapProblem, seed: int, first_block: int, stop_
 def variance_shares(problem: Problem, sums: np.ndarray) -> dict[str, pl.DataFrame]:
     """Per target: per unit rank variance and its first-order shares (perturbation, sampling), the
     interaction (1 − both), and total-order indices; a last row ``(all units)`` weighs units by
-    their variance."""
+    their variance.  Units with a rank variance below :data:`MIN_SHARED_VARIANCE` get empty shares."""
     out = {}
     names = {k: i for i, k in enumerate(DECOMPOSITION_SUMS)}
     for t, target in enumerate(problem.target_ids):
@@ -247,6 +250,12 @@ def variance_shares(problem: Problem, sums: np.ndarray) -> dict[str, pl.DataFram
                 "total_sampling": [*(t_s / var), np.nansum(t_s) / np.nansum(var)],
             }, strict=False).with_columns(
                 (1.0 - pl.col("share_perturbation") - pl.col("share_sampling")).alias("share_interaction"))
+        # A unit whose rank (almost) never moves has no variance to share out: its ratios are
+        # noise (e.g. -8 and 9 for a rank variance of 1e-4), so they are left empty.
+        steady = pl.col("rank_variance") < MIN_SHARED_VARIANCE
+        ratios = ["share_perturbation", "share_sampling", "total_perturbation", "total_sampling", "share_interaction"]
+        table = table.with_columns(pl.when(steady & (pl.col("unit") != "(all units)")).then(None)
+                                   .otherwise(pl.col(c)).alias(c) for c in ratios)
         out[target] = table.with_columns(pl.col(pl.Float64).fill_nan(None))
     return out
 
