@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping
@@ -21,14 +20,11 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-import yaml
-from jsonschema import Draft202012Validator
 from scipy.stats import poisson
 
 from ..errors import DataError, SchemaError, preview
-from ..resources import load_schema
 from .design import RNG_BLOCK
-from .spec import UncertaintySpec, load_spec
+from .spec import UncertaintySpec, load_spec, read_document
 
 __all__ = ["BootstrapSpec", "RecordDesign", "SamplingDraws", "load_bootstrap_spec", "compile_records",
            "resample_size", "poisson_thresholds", "sampling_draws", "MODES"]
@@ -67,37 +63,12 @@ class BootstrapSpec:
                 "block_size": self.block_size}
 
 
-def _read(source: str | Path) -> dict[str, Any]:
-    path = Path(source)
-    if not path.is_file():
-        raise SchemaError("bootstrap specification not found", path=str(path), fix="check the path")
-    text = path.read_text(encoding="utf-8")
-    try:
-        return json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text) or {}
-    except (yaml.YAMLError, json.JSONDecodeError) as exc:
-        raise SchemaError(f"not valid YAML/JSON: {exc}", path=str(path), fix="fix the syntax") from exc
-
-
 def load_bootstrap_spec(source: str | Path | Mapping[str, Any] | BootstrapSpec | None, **overrides: Any
                         ) -> BootstrapSpec:
     """Load and validate a bootstrap specification; ``overrides`` (``mode``, ``replicates``,
     ``seed``, ``block_size`` from the command line) replace the file's values when not None."""
-    if isinstance(source, BootstrapSpec):
-        document = dict(source.document)
-    elif source is None:
-        document = {}
-    elif isinstance(source, Mapping):
-        document = dict(source)
-    else:
-        document = _read(source)
-    document.update({k: v for k, v in overrides.items() if v is not None})
-    errors = sorted(Draft202012Validator(load_schema("bootstrap")).iter_errors(document),
-                    key=lambda e: list(e.absolute_path))
-    if errors:
-        err = errors[0]
-        where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
-        raise SchemaError(f"invalid bootstrap specification at {where}: {err.message}",
-                          fix="see schemas/bootstrap.schema.json and docs/bootstrap.md")
+    document = read_document(source.document if isinstance(source, BootstrapSpec) else source, "bootstrap",
+                             overrides)
     mode = document.get("mode")
     if mode is None:
         raise SchemaError("the bootstrap specification gives no mode", fix="set mode: records, units or noise "

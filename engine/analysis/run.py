@@ -143,7 +143,7 @@ def uncertainty(framework, data=None, spec: str | Path | Mapping | UncertaintySp
                           fix="use e.g. 1024, 4096 or 8192 (or 64, 256 for tiny runs)")
     n_blocks = -(-spec.replicates // spec.block_size)
     chunk_blocks = chunk_blocks or max(1, 65536 // spec.block_size)
-    from ..backends import chunk_ranges, run_dask, run_local
+    from ..backends import chunk_ranges, execute
 
     store = None
     done: dict[tuple[int, int], ChunkState] = {}
@@ -164,36 +164,16 @@ def uncertainty(framework, data=None, spec: str | Path | Mapping | UncertaintySp
             store.save(chunk, chunk_state)
         bar.update(min(chunk[1] * spec.block_size, spec.replicates) - chunk[0] * spec.block_size)
 
-    info: dict[str, Any] = {"backend": backend}
-    if backend == "dask":
-        from ..backends.distributed import connect
-
-        dask_client, owned = connect(client, scheduler, workers)
-        info["workers"] = len(dask_client.scheduler_info().get("workers", {}))
-        try:
-            token = hashlib.sha256(json.dumps(_fingerprint(nominal, spec, run_seed, n_blocks),
-                                              default=str).encode()).hexdigest()[:16]
-            merged = run_dask(dask_client, _chunk, (problem.without_result(), factors, run_seed, spec.block_size,
-                                                    spec.replicates),
-                              token, ranges, on_chunk)
-        finally:
-            if owned:
-                dask_client.close()
-                if getattr(dask_client, "cluster", None) is not None:
-                    dask_client.cluster.close()
-        if merged is not None:
-            state = state.merge(merged)
-    else:
-        lanes = 1 if backend == "serial" else threads
-        info["threads"] = lanes or __import__("numba").get_num_threads()
-
-        def accumulate(chunk: tuple[int, int], chunk_state: ChunkState) -> None:
-            nonlocal state
-            state = state.merge(chunk_state)
-            on_chunk(chunk, chunk_state)
-
-        run_local(lambda first, stop, n_lanes: run_chunk(problem, factors, run_seed, first, stop, spec.block_size,
-                                                         n_lanes, spec.replicates), ranges, lanes, accumulate)
+    token = hashlib.sha256(json.dumps(_fingerprint(nominal, spec, run_seed, n_blocks), default=str).encode()
+                           ).hexdigest()[:16]
+    merged, info = execute(
+        backend, ranges, threads=threads, client=client, scheduler=scheduler, workers=workers, token=token,
+        local_chunk=lambda first, stop, n_lanes: run_chunk(problem, factors, run_seed, first, stop, spec.block_size,
+                                                           n_lanes, spec.replicates),
+        dask_task=_chunk, dask_args=(problem.without_result(), factors, run_seed, spec.block_size, spec.replicates),
+        on_chunk=on_chunk)
+    if merged is not None:
+        state = state.merge(merged)
     bar.close()
     info["resumed_chunks"] = len(done)
     return _finish(problem, spec, factors, state, run_seed, started, info, out)

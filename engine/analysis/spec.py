@@ -21,7 +21,7 @@ from ..errors import SchemaError, preview
 from ..resources import load_schema
 from ..schema import AGGREGATION_CODES, AGGREGATION_DEFAULTS, NORMALISATION_DEFAULTS, Framework, Method
 
-__all__ = ["UncertaintySpec", "Factor", "load_spec", "resolve_factors", "DEFAULT_BLOCK_SIZE"]
+__all__ = ["UncertaintySpec", "Factor", "load_spec", "read_document", "resolve_factors", "DEFAULT_BLOCK_SIZE"]
 
 DEFAULT_BLOCK_SIZE = 8192
 
@@ -71,34 +71,45 @@ def _method(kind: str, spec: Any, defaults: dict[str, dict[str, Any]], where: st
     return Method(name, {**defaults[name], **spec})
 
 
-def load_spec(source: str | Path | Mapping[str, Any] | UncertaintySpec | None, **overrides: Any) -> UncertaintySpec:
-    """Load and validate a specification from a YAML/JSON file, a dict or nothing (defaults).
-
-    ``overrides`` (e.g. ``replicates``, ``seed``, ``block_size`` from the command line) replace
-    the file's values when not None."""
-    if isinstance(source, UncertaintySpec):
-        document = dict(source.document)
-    elif source is None:
+def read_document(source: str | Path | Mapping[str, Any] | None, kind: str, overrides: Mapping[str, Any]
+                  ) -> dict[str, Any]:
+    """A specification document from a YAML/JSON file, a dict or nothing, with ``overrides``
+    applied (when not None) and validated against ``schemas/<kind>.schema.json``."""
+    if source is None:
         document = {}
     elif isinstance(source, Mapping):
         document = dict(source)
     else:
         path = Path(source)
         if not path.is_file():
-            raise SchemaError("uncertainty specification not found", path=str(path), fix="check the path")
+            raise SchemaError(f"{kind} specification not found", path=str(path), fix="check the path")
         text = path.read_text(encoding="utf-8")
         try:
             document = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text) or {}
         except (yaml.YAMLError, json.JSONDecodeError) as exc:
             raise SchemaError(f"not valid YAML/JSON: {exc}", path=str(path), fix="fix the syntax") from exc
     document.update({k: v for k, v in overrides.items() if v is not None})
-    errors = sorted(Draft202012Validator(load_schema("uncertainty")).iter_errors(document),
+    errors = sorted(Draft202012Validator(load_schema(kind)).iter_errors(document),
                     key=lambda e: list(e.absolute_path))
     if errors:
         err = errors[0]
         where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
-        raise SchemaError(f"invalid uncertainty specification at {where}: {err.message}",
-                          fix="see schemas/uncertainty.schema.json and docs/uncertainty.md")
+        raise SchemaError(f"invalid {kind} specification at {where}: {err.message}",
+                          fix=f"see schemas/{kind}.schema.json and docs/{DOCS[kind]}")
+    return document
+
+
+#: The page documenting each kind of specification.
+DOCS = {"uncertainty": "uncertainty.md", "bootstrap": "bootstrap.md"}
+
+
+def load_spec(source: str | Path | Mapping[str, Any] | UncertaintySpec | None, **overrides: Any) -> UncertaintySpec:
+    """Load and validate a specification from a YAML/JSON file, a dict or nothing (defaults).
+
+    ``overrides`` (e.g. ``replicates``, ``seed``, ``block_size`` from the command line) replace
+    the file's values when not None."""
+    document = read_document(source.document if isinstance(source, UncertaintySpec) else source, "uncertainty",
+                             overrides)
     for rule in document.get("weights", []):
         if ("depth" in rule) == ("nodes" in rule):
             raise SchemaError(f"weight rule {rule} must give exactly one of `depth` or `nodes`",

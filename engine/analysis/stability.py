@@ -195,7 +195,7 @@ def bootstrap(framework, data=None, spec: str | Path | Mapping | BootstrapSpec |
 
     n_blocks = -(-spec.replicates // spec.block_size)
     chunk_blocks = chunk_blocks or max(1, 16384 // spec.block_size)
-    from ..backends import chunk_ranges, run_dask, run_local
+    from ..backends import chunk_ranges, execute
 
     ranges = chunk_ranges(n_blocks, chunk_blocks)
     bar = Progress(spec.replicates, enabled=progress)
@@ -204,35 +204,15 @@ def bootstrap(framework, data=None, spec: str | Path | Mapping | BootstrapSpec |
     def on_chunk(chunk: tuple[int, int], chunk_state: ChunkState) -> None:
         bar.update(min(chunk[1] * spec.block_size, spec.replicates) - chunk[0] * spec.block_size)
 
-    info: dict[str, Any] = {"backend": backend}
-    if backend == "dask":
-        from ..backends.distributed import connect
-
-        dask_client, owned = connect(client, scheduler, workers)
-        info["workers"] = len(dask_client.scheduler_info().get("workers", {}))
-        try:
-            token = hashlib.sha256(json.dumps([nominal.framework.digest, spec.to_dict(), run_seed],
-                                              default=str).encode()).hexdigest()[:16]
-            merged = run_dask(dask_client, _chunk, (bp.without_result(), run_seed, spec.block_size, spec.replicates),
-                              token, ranges, on_chunk)
-        finally:
-            if owned:
-                dask_client.close()
-                if getattr(dask_client, "cluster", None) is not None:
-                    dask_client.cluster.close()
-        state = state.merge(merged)
-    else:
-        lanes = 1 if backend == "serial" else threads
-        info["threads"] = lanes or __import__("numba").get_num_threads()
-
-        def accumulate(chunk: tuple[int, int], chunk_state: ChunkState) -> None:
-            nonlocal state
-            state = state.merge(chunk_state)
-            on_chunk(chunk, chunk_state)
-
-        run_local(lambda first, stop, n_lanes: run_bootstrap_chunk(bp, run_seed, first, stop, spec.block_size,
-                                                                   n_lanes, spec.replicates),
-                  ranges, lanes, accumulate)
+    token = hashlib.sha256(json.dumps([nominal.framework.digest, spec.to_dict(), run_seed], default=str).encode()
+                           ).hexdigest()[:16]
+    merged, info = execute(
+        backend, ranges, threads=threads, client=client, scheduler=scheduler, workers=workers, token=token,
+        local_chunk=lambda first, stop, n_lanes: run_bootstrap_chunk(bp, run_seed, first, stop, spec.block_size,
+                                                                     n_lanes, spec.replicates),
+        dask_task=_chunk, dask_args=(bp.without_result(), run_seed, spec.block_size, spec.replicates),
+        on_chunk=on_chunk)
+    state = state.merge(merged)
     bar.close()
     return _finish(bp, spec, state, run_seed, started, info, records_source, out)
 

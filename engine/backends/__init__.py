@@ -10,13 +10,51 @@ Chunks are fixed ranges of whole blocks, never keyed by worker, so every backend
 bit-identical statistics.
 """
 
+from collections.abc import Callable
+from typing import Any
+
 from .local import run_local
 from .distributed import run_dask
 
-__all__ = ["run_local", "run_dask", "chunk_ranges"]
+__all__ = ["run_local", "run_dask", "chunk_ranges", "execute"]
 
 
 def chunk_ranges(n_blocks: int, chunk_blocks: int, done: set[tuple[int, int]] | None = None) -> list[tuple[int, int]]:
     """Fixed chunks ``[(first, stop), …]`` covering blocks 0 … n_blocks − 1, minus those done."""
     ranges = [(b, min(b + chunk_blocks, n_blocks)) for b in range(0, n_blocks, chunk_blocks)]
     return [r for r in ranges if not done or r not in done]
+
+
+def execute(backend: str, ranges: list[tuple[int, int]], *, local_chunk: Callable, dask_task: Callable,
+            dask_args: tuple, token: str, on_chunk: Callable, threads: int | None = None, client: Any = None,
+            scheduler: str | None = None, workers: int | None = None):
+    """Run the chunks on a backend; return ``(merged state or None, info)``.
+
+    ``local_chunk(first, stop, n_lanes)`` runs a chunk in process; ``dask_task(*dask_args, first,
+    stop)`` is the same chunk as a Dask task.  ``on_chunk(chunk, state)`` is called once per
+    completed chunk (progress, checkpoints)."""
+    info: dict[str, Any] = {"backend": backend}
+    if backend == "dask":
+        from .distributed import connect
+
+        dask_client, owned = connect(client, scheduler, workers)
+        info["workers"] = len(dask_client.scheduler_info().get("workers", {}))
+        try:
+            merged = run_dask(dask_client, dask_task, dask_args, token, ranges, on_chunk)
+        finally:
+            if owned:
+                dask_client.close()
+                if getattr(dask_client, "cluster", None) is not None:
+                    dask_client.cluster.close()
+        return merged, info
+    lanes = 1 if backend == "serial" else threads
+    info["threads"] = lanes or __import__("numba").get_num_threads()
+    merged = None
+
+    def accumulate(chunk: tuple[int, int], chunk_state) -> None:
+        nonlocal merged
+        merged = chunk_state if merged is None else merged.merge(chunk_state)
+        on_chunk(chunk, chunk_state)
+
+    run_local(local_chunk, ranges, lanes, accumulate)
+    return merged, info
