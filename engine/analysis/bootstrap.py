@@ -214,8 +214,8 @@ def run_bootstrap_chunk(bp: BootstrapProblem, seed: int, first_block: int, stop_
                                                                   keep_ranks=decompose)
             first = (lo + a) // size
             chunk = ChunkState(hist, shift_hist, pairs, {first + k: moments[k] for k in range(len(moments))})
-            if decompose:
-                n_pairs = (b - a) // 2 * 2
+            n_pairs = (b - a) // 2 * 2  # an odd last replicate has no partner and no cross evaluations
+            if decompose and n_pairs:
                 swap = np.arange(n_pairs) ^ 1  # cross evaluation e: perturbation of e ^ 1, resampling of e
                 crossed = evaluate(bp, sub_params.slice(0, n_pairs).take(swap), sub_draws.take(np.arange(n_pairs)),
                                    n_pairs, n_lanes=1, keep_ranks=True)[5]

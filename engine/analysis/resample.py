@@ -115,8 +115,10 @@ def resample_size(rule: int | str | None, n: int, what: str) -> int:
     if rule is None:
         return n
     if isinstance(rule, str):
-        exponent = float(re.fullmatch(r"n\^(.+)", rule).group(1))
-        return max(2, int(round(n ** exponent)))
+        match = re.fullmatch(r"n\^([0-9.]+)", rule)
+        if match is None:
+            raise SchemaError(f"{what}.m rule {rule!r} is not of the form n^a", fix='write e.g. "n^0.7" or an integer')
+        return max(2, int(round(n ** float(match.group(1)))))
     return int(rule)
 
 
@@ -290,8 +292,8 @@ def _check_nominal(design: RecordDesign, stages, framework, units: list[Any]) ->
     if len(bad):
         i, d = bad[0]
         ind = framework.indicators[design.derived[d]]
-        raise DataError(f"indicator {ind.id!r} of unit {units[i]!r} is {expected[i, d]!r} in the unit table but "
-                        f"{got[i, d]!r} from the records ({len(bad)} mismatch(es) in all; "
+        raise DataError(f"indicator {ind.id!r} of unit {units[i]!r} is {float(expected[i, d])!r} in the unit table "
+                        f"but {float(got[i, d])!r} from the records ({len(bad)} mismatch(es) in all; "
                         f"{int(both.sum())} values compared)", node=ind.id, column=ind.column, units=[units[i]],
                         fix="the unit table must be the records aggregated as the records section says: check "
                             "the derivation (stat, column, where), the unit column and the records file")

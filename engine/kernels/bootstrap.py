@@ -187,7 +187,7 @@ def replicate_values(base, divisor, record_unit, record_values, uniform_row, thr
             j = noise_index[k]
             for unit in range(x.shape[0]):
                 v = x[unit, j] + noise_sd[unit, k] * eps_row[unit, k]
-                x[unit, j] = v if v > noise_floor[k] else noise_floor[k]
+                x[unit, j] = noise_floor[k] if v < noise_floor[k] else v  # NaN (missing) stays NaN
 
 
 @njit(**PARALLEL_JIT)
