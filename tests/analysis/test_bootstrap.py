@@ -665,3 +665,53 @@ def test_resample_size_rejects_a_malformed_rule():
     """Rules that bypass the schema (direct calls) still get a typed error naming the form."""
     with pytest.raises(SchemaError, match=r"units\.m rule 'sqrt\(n\)' is not of the form n\^a"):
         resample_size("sqrt(n)", 100, "units")
+
+
+def test_records_with_a_denominator_and_screened_units():
+    """A record-derived count divided by a denominator (per 1,000 people) and a unit removed by
+    screening: the nominal check passes on the denominated values, the screened unit's records are
+    ignored (counted in the manifest), weight-1 records reproduce the nominal ranks, and the kernel
+    equals its twin."""
+    rng = np.random.default_rng(11)
+    n_units = 12
+    document = city_framework(screening={"min_coverage": 0.6})
+    document["nodes"][6] = {**document["nodes"][6], "denominator": "pop", "scale_factor": 1000}
+    fw = framework_from_dict(document)
+    firms = rng.integers(1, 9, n_units)
+    records = pl.DataFrame({"unit": [f"c{i:03d}" for i in range(n_units) for _ in range(firms[i])],
+                            "patents": rng.poisson(3.0, int(firms.sum())).astype(float)})
+    data = city_data(n_units=n_units).with_columns(
+        pl.Series("x0", firms.astype(float)), pl.Series("pop", rng.uniform(50, 500, n_units)))
+    data = data.with_columns(*(pl.when(pl.col("unit") == "c011").then(None).otherwise(pl.col(f"x{j}")).alias(f"x{j}")
+                               for j in range(1, 6)))  # c011 keeps 1 of 6 indicators: screened out
+    spec = {"mode": "records", "records": {"unit": "unit", "indicators": {"x0": {"stat": "count"}}}}
+    run = bootstrap(fw, data, spec=spec, records=records, replicates=256, seed=4, block_size=256)
+    assert "c011" not in run.units["unit"].to_list()
+    assert run.manifest["records"]["ignored_records"] == int(firms[11])
+    result = engine.score(fw, data)
+    parsed = load_bootstrap_spec(spec, replicates=8, block_size=8, seed=4)
+    uspec = parsed.uncertainty_spec()
+    from engine.analysis.problem import build_problem
+
+    problem = build_problem(result, uspec, [])
+    design = compile_records(records, parsed.records, result, problem.units, "unit")
+    np.testing.assert_allclose(design.divisor[:, 0], data["pop"].to_numpy()[:11] / 1000)
+    bp = build_bootstrap_problem(problem, parsed, [], design)
+    params = map_parameters(replicate_uniforms(4, 0, 8, 0), [], problem)
+    ones = sampling_draws(4, 0, 8, "records", n_records=records.height, n_units=bp.n_units)
+    ones = type(ones)(np.full_like(ones.record_uniform, 2**31), ones.count, ones.noise_eps)  # weight 1 each
+    ranks = evaluate(bp, params, ones, 8, 1, keep_ranks=True)[5]
+    assert (ranks == problem.nominal_rank[None]).all()
+    draws = sampling_draws(4, 0, 8, "records", n_records=records.height, n_units=bp.n_units)
+    got = evaluate(bp, params, draws, 8, 2, keep_ranks=True)
+    from engine.kernels import reference
+
+    p = problem
+    twin = reference.bootstrap_blocks(
+        bp.base, bp.direction, design.divisor, draws.count, design.unit, design.values, draws.record_uniform,
+        design.thresholds, 1.0 / design.rate, design.derived, design.numerator, design.denominator, bp.noise_index,
+        bp.noise_sd, bp.noise_floor, draws.noise_eps, bp.norm_code, bp.norm_param, bp.norm_cap, p.child_ptr,
+        p.child_idx, p.param, p.min_coverage, p.any_coverage, params.node_weight, params.variant, params.agg_code,
+        params.excluded, p.targets, p.nominal_rank, p.pair_units, 8)
+    for a, b in zip(got, twin):
+        np.testing.assert_array_equal(a, b)
