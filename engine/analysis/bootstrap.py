@@ -152,9 +152,10 @@ def _draws(bp: BootstrapProblem, seed: int, start: int, stop: int) -> SamplingDr
 
 
 def evaluate(bp: BootstrapProblem, params: Parameters, draws: SamplingDraws, block_size: int, n_lanes: int,
-             keep_ranks: bool = False):
+             keep_ranks: bool = False, keep_scores: bool = False):
     """Run the kernel on explicit replicates: returns ``(hist, shift_hist, pair_count, moments,
-    shift_out, ranks)`` (accumulators summed over lanes; ``ranks`` empty unless ``keep_ranks``)."""
+    shift_out, ranks, scores)`` (accumulators summed over lanes; ``ranks`` and ``scores`` empty
+    unless ``keep_ranks`` / ``keep_scores``; callers bound the number of replicates)."""
     p = bp.problem
     n, n_t, n_u, n_p = len(params), len(p.targets), p.n_units, len(p.pair_units)
     rec = bp.records
@@ -164,6 +165,7 @@ def evaluate(bp: BootstrapProblem, params: Parameters, draws: SamplingDraws, blo
     moments = np.zeros((n // block_size, n_t, n_u, 2))
     shift_out = np.zeros((n, n_t))
     ranks = np.zeros((n if keep_ranks else 0, n_t, n_u), np.int64)
+    scores = np.zeros((n if keep_scores else 0, n_t, n_u))
     empty_i = np.zeros(0, np.int64)
     kernel.bootstrap_blocks(
         bp.base, bp.direction, rec.divisor if rec else np.ones((n_u, 0)), draws.count,
@@ -173,8 +175,9 @@ def evaluate(bp: BootstrapProblem, params: Parameters, draws: SamplingDraws, blo
         bp.noise_index, bp.noise_sd, bp.noise_floor, draws.noise_eps,
         bp.norm_code, bp.norm_param, bp.norm_cap, p.child_ptr, p.child_idx, p.param, p.min_coverage,
         p.any_coverage, params.node_weight, params.variant, params.agg_code, params.excluded, p.targets,
-        p.nominal_rank, p.pair_units, block_size, n_lanes, hist, shift_hist, pair_count, moments, shift_out, ranks)
-    return hist.sum(axis=0), shift_hist.sum(axis=0), pair_count.sum(axis=0), moments, shift_out, ranks
+        p.nominal_rank, p.pair_units, block_size, n_lanes, hist, shift_hist, pair_count, moments, shift_out, ranks,
+        scores)
+    return hist.sum(axis=0), shift_hist.sum(axis=0), pair_count.sum(axis=0), moments, shift_out, ranks, scores
 
 
 def _decomposition_sums(main: np.ndarray, cross: np.ndarray) -> np.ndarray:
@@ -210,7 +213,7 @@ def run_bootstrap_chunk(bp: BootstrapProblem, seed: int, first_block: int, stop_
             if b <= a:
                 continue
             sub_params, sub_draws = params.slice(a, b), draws.take(np.arange(a, b))
-            hist, shift_hist, pairs, moments, _, ranks = evaluate(bp, sub_params, sub_draws, kernel_block, n_lanes,
+            hist, shift_hist, pairs, moments, _, ranks, _ = evaluate(bp, sub_params, sub_draws, kernel_block, n_lanes,
                                                                   keep_ranks=decompose)
             first = (lo + a) // size
             chunk = ChunkState(hist, shift_hist, pairs, {first + k: moments[k] for k in range(len(moments))})

@@ -19,8 +19,9 @@ from ..io import write_json, write_table
 from ..pipeline import score
 from ..progress import Progress
 from ..resources import shipped_datasets, shipped_specs
-from .bootstrap import BootstrapProblem, build_bootstrap_problem, check_mode, run_bootstrap_chunk, variance_shares
-from .design import RNG_BLOCK
+from .bootstrap import (BootstrapProblem, _draws, build_bootstrap_problem, check_mode, evaluate, run_bootstrap_chunk,
+                        variance_shares)
+from .design import RNG_BLOCK, map_parameters, n_columns, replicate_uniforms
 from .montecarlo import ChunkState, RankStatistics, summarise
 from .problem import build_problem
 from .resample import BootstrapSpec, compile_records, load_bootstrap_spec
@@ -114,35 +115,62 @@ def _chunk(bp: BootstrapProblem, seed: int, block_size: int, n_replicates: int, 
         numba.set_num_threads(previous)
 
 
-def _confidence(bp: BootstrapProblem, state: ChunkState, spec: BootstrapSpec, seed: int) -> pl.DataFrame | None:
-    """Mogstad et al. rank confidence sets of the first target from the nominal scores and their
-    bootstrap standard errors (sampling-only modes)."""
+#: Replicates whose scores estimate the covariance of the units' scores for the confidence sets
+#: (the first ones of the run: the same draws; a bounded (replicates × units) array).
+COVARIANCE_REPLICATES = 2048
+
+
+def _score_covariance(bp: BootstrapProblem, seed: int, n_replicates: int, keep: np.ndarray):
+    """Covariance of the kept units' target-0 scores over the run's first replicates, from the
+    replicates in which every kept unit has a score; None when fewer than max(100, 2 units) do."""
+    n = min(n_replicates, COVARIANCE_REPLICATES)
+    p = bp.problem
+    params = map_parameters(replicate_uniforms(seed, 0, n, n_columns(list(bp.factors))), list(bp.factors), p)
+    scores = evaluate(bp, params, _draws(bp, seed, 0, n), n, 1, keep_scores=True)[6][:, 0][:, keep]
+    rows = np.isfinite(scores).all(axis=1)
+    if rows.sum() < max(100, 2 * int(keep.sum())):
+        return None, int(rows.sum())
+    return np.cov(scores[rows].T), int(rows.sum())
+
+
+def _confidence(bp: BootstrapProblem, state: ChunkState, spec: BootstrapSpec, seed: int, n_replicates: int):
+    """Mogstad et al. rank confidence sets of the first target from the nominal scores and the
+    bootstrap covariance of the scores (sampling-only modes); returns (table, how)."""
     from .confidence import rank_confidence_sets
 
     if bp.mode == "units" or spec.perturb is not None:
-        return None
+        return None, None
     p = bp.problem
     moments = state.score_moments()[0]
     ranked = state.hist[0][:, :-1].sum(axis=1)
     estimate = p.nominal_score[0]
     keep = np.isfinite(estimate) & (ranked > 1)
     if keep.sum() < 2:
-        return None
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = moments[:, 0] / ranked
-        var = np.maximum(moments[:, 1] / ranked - mean * mean, 0.0) * ranked / np.maximum(ranked - 1, 1)
-    se = np.sqrt(var[keep])
-    # A unit whose score never moves has a degenerate interval; give it a negligible spread so
-    # the pairwise statistics stay defined (its comparisons are then decided by the others' errors).
-    floor = 1e-9 * max(1.0, float(np.abs(estimate[keep]).max()))
-    se = np.maximum(se, floor)
+        return None, None
+    units = [u for u, k in zip(p.units, keep) if k]
     n_keep = int(keep.sum())
-    top_k = min(int(spec.confidence.get("top_k", 10)), n_keep - 1)
-    sets = rank_confidence_sets(estimate[keep], se, level=float(spec.confidence.get("level", 0.9)),
-                                top_k=top_k, n_draws=int(spec.confidence.get("draws", 1000)), seed=seed,
-                                units=[u for u, k in zip(p.units, keep) if k])
+    options = {"level": float(spec.confidence.get("level", 0.9)),
+               "top_k": min(int(spec.confidence.get("top_k", 10)), n_keep - 1),
+               "n_draws": int(spec.confidence.get("draws", 1000)), "seed": seed, "units": units}
+    cov, rows = _score_covariance(bp, seed, n_replicates, keep)
+    sets, how = None, None
+    if cov is not None:
+        try:
+            sets = rank_confidence_sets(estimate[keep], cov=cov, **options)
+            how = {"covariance": "bootstrap", "replicates": rows}
+        except DataError:  # a degenerate covariance (e.g. two units whose scores never move)
+            sets = None
+    if sets is None:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = moments[:, 0] / ranked
+            var = np.maximum(moments[:, 1] / ranked - mean * mean, 0.0) * ranked / np.maximum(ranked - 1, 1)
+        # A unit whose score never moves has a degenerate interval; give it a negligible spread so
+        # the pairwise statistics stay defined (its comparisons are then decided by the others' errors).
+        floor = 1e-9 * max(1.0, float(np.abs(estimate[keep]).max()))
+        sets = rank_confidence_sets(estimate[keep], np.maximum(np.sqrt(var[keep]), floor), **options)
+        how = {"covariance": "diagonal (per-unit standard errors)", "complete_replicates": rows}
     table = sets.table()
-    return table.rename({c: f"cs_{c}" for c in table.columns if c not in ("unit", "estimate", "se", "rank")})
+    return table.rename({c: f"cs_{c}" for c in table.columns if c not in ("unit", "estimate", "se", "rank")}), how
 
 
 def bootstrap(framework, data=None, spec: str | Path | Mapping | BootstrapSpec | None = None, *,
@@ -222,7 +250,7 @@ def _finish(bp: BootstrapProblem, spec: BootstrapSpec, state: ChunkState, seed: 
     p = bp.problem
     stats = summarise(p, state, uspec_top_k(spec))
     shares = variance_shares(p, state.extra["decomposition"]) if "decomposition" in state.extra else {}
-    confidence = _confidence(bp, state, spec, seed)
+    confidence, how = _confidence(bp, state, spec, seed, stats.n_replicates)
     wall = time.perf_counter() - started
     n = stats.n_replicates
     framework = p.framework
@@ -255,7 +283,8 @@ def _finish(bp: BootstrapProblem, spec: BootstrapSpec, state: ChunkState, seed: 
         "variance_shares": overall,
         "confidence": None if confidence is None else {
             "level": float(spec.confidence.get("level", 0.9)), "top_k": int(spec.confidence.get("top_k", 10)),
-            "draws": int(spec.confidence.get("draws", 1000)), "method": "Mogstad, Romano, Shaikh & Wilhelm (2024)"},
+            "draws": int(spec.confidence.get("draws", 1000)), "method": "Mogstad, Romano, Shaikh & Wilhelm (2024)",
+            **how},
         **info,
     }
     result = BootstrapResult(stats, confidence, shares, manifest, bp)

@@ -195,7 +195,7 @@ def bootstrap_blocks(base, direction, divisor, count, record_unit, record_values
                      record_scale, derived, numerator, denominator, noise_index, noise_sd, noise_floor, noise_eps,
                      norm_code, norm_param, norm_cap, child_ptr, child_idx, param, min_coverage, any_coverage,
                      node_weight, variant, agg_code, excluded, targets, nominal_rank, pair_units, block_size,
-                     n_lanes, hist, shift_hist, pair_count, moments, shift_out, ranks_out):
+                     n_lanes, hist, shift_hist, pair_count, moments, shift_out, ranks_out, scores_out):
     """Run ``node_weight.shape[0]`` bootstrap replicates (whole blocks of ``block_size``) and
     accumulate, blocks dealt to ``n_lanes`` lanes as in the Monte Carlo kernel.
 
@@ -208,7 +208,9 @@ def bootstrap_blocks(base, direction, divisor, count, record_unit, record_values
     n_derived) its denominator ÷ scale factor (1 without); ``noise_index`` (n_noisy,),
     ``noise_sd`` (n_units, n_noisy), ``noise_floor`` (n_noisy,), ``noise_eps`` (n, n_units,
     n_noisy) (n_noisy = 0 without noise); ``norm_code`` (n_variants, n_indicators), ``norm_param`` (n_variants, 3,
-    n_indicators), ``norm_cap`` (n_variants, n_indicators); the rest as the Monte Carlo kernel.
+    n_indicators), ``norm_cap`` (n_variants, n_indicators); the rest as the Monte Carlo kernel, plus
+    ``scores_out`` (n, n_targets, n_units) — every replicate's scores (NaN = missing) — or shape
+    (0, …) when not wanted (callers bound n).
     """
     n_replicates = node_weight.shape[0]
     n_blocks = n_replicates // block_size
@@ -262,3 +264,5 @@ def bootstrap_blocks(base, direction, divisor, count, record_unit, record_values
                     rank_scores(score, key, prefix, order, spare, counts, rank)
                     accumulate_replicate(score, rank, nominal_rank[t], pair_units, hist[lane, t], shift_hist[lane, t],
                                          pair_count[lane, t], moments[b, t], shift_out[r], t, ranks_out, r)
+                    if scores_out.shape[0] > 0:
+                        scores_out[r, t, :] = score

@@ -605,7 +605,7 @@ def bootstrap_blocks(base, direction, divisor, count, record_unit, record_values
                      node_weight, variant, agg_code, excluded, targets, nominal_rank, pair_units, block_size):
     """Readable twin of :func:`engine.kernels.bootstrap.bootstrap_blocks` (one lane): per replicate,
     values → normalisation fitted on the replicate's sample → target scores → ranks → the Monte
-    Carlo accumulators.  Returns ``(hist, shift_hist, pair_count, moments, shift_out, ranks)``."""
+    Carlo accumulators.  Returns ``(hist, shift_hist, pair_count, moments, shift_out, ranks, scores)``."""
     n_rep = node_weight.shape[0]
     n_units, n_ind = base.shape
     n_t = len(targets)
@@ -615,6 +615,7 @@ def bootstrap_blocks(base, direction, divisor, count, record_unit, record_values
     moments = np.zeros((n_rep // block_size, n_t, n_units, 2))
     shift_out = np.full((n_rep, n_t), np.nan)
     ranks = np.zeros((n_rep, n_t, n_units), np.int64)
+    scores = np.zeros((n_rep, n_t, n_units))
     for r in range(n_rep):
         weights = count[r] if count.shape[1] else np.ones(n_units)
         x = _bootstrap_values(base, divisor, record_unit, record_values, record_uniform[r], thresholds, record_scale,
@@ -631,6 +632,7 @@ def bootstrap_blocks(base, direction, divisor, count, record_unit, record_values
             present = [s for s in score if math.isfinite(s)]
             rank_t = [1 + sum(1 for o in present if o > s) if math.isfinite(s) else 0 for s in score]
             ranks[r, t] = rank_t
+            scores[r, t] = score
             shift_out[r, t] = _mc_accumulate(score, rank_t, nominal_rank[t], pair_units, hist[t], shift_hist[t],
                                              pair_count[t], moments[r // block_size, t])
-    return hist, shift_hist, pair_count, moments, shift_out, ranks
+    return hist, shift_hist, pair_count, moments, shift_out, ranks, scores

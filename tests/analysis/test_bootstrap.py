@@ -703,7 +703,7 @@ def test_records_with_a_denominator_and_screened_units():
     ranks = evaluate(bp, params, ones, 8, 1, keep_ranks=True)[5]
     assert (ranks == problem.nominal_rank[None]).all()
     draws = sampling_draws(4, 0, 8, "records", n_records=records.height, n_units=bp.n_units)
-    got = evaluate(bp, params, draws, 8, 2, keep_ranks=True)
+    got = evaluate(bp, params, draws, 8, 2, keep_ranks=True, keep_scores=True)
     from engine.kernels import reference
 
     p = problem
@@ -715,3 +715,19 @@ def test_records_with_a_denominator_and_screened_units():
         params.excluded, p.targets, p.nominal_rank, p.pair_units, 8)
     for a, b in zip(got, twin):
         np.testing.assert_array_equal(a, b)
+
+
+def test_confidence_sets_use_the_bootstrap_covariance_and_say_so():
+    """Records mode: the sets use the covariance of the scores over the run's first replicates;
+    with fewer than 100 usable replicates they fall back to per-unit standard errors — the
+    manifest says which, and both contain the nominal rank."""
+    full = bootstrap(FW, records=RECORDS, replicates=1024, seed=6)
+    assert full.manifest["confidence"]["covariance"] == "bootstrap"
+    assert full.manifest["confidence"]["replicates"] == 1024
+    short = bootstrap(FW, records=RECORDS, replicates=64, seed=6, block_size=64)
+    assert short.manifest["confidence"]["covariance"].startswith("diagonal")
+    for run in (full, short):
+        units = run.units.drop_nulls("cs_ci_lower")
+        assert ((units["cs_ci_lower"] <= units["nominal_rank"]) & (units["nominal_rank"] <= units["cs_ci_upper"])).all()
+        assert ((units["cs_simultaneous_lower"] <= units["cs_ci_lower"])
+                & (units["cs_ci_upper"] <= units["cs_simultaneous_upper"])).all()

@@ -386,7 +386,7 @@ def _twin(bp, params, draws, block: int):
         p.targets, p.nominal_rank, p.pair_units, block)
 
 
-OUTPUTS = ("hist", "shift_hist", "pair_count", "moments", "shift_out", "ranks")
+OUTPUTS = ("hist", "shift_hist", "pair_count", "moments", "shift_out", "ranks", "scores")
 COMBINED = {"perturb": {"weights": [{"depth": 1, "noise": 0.25}, {"depth": 2, "noise": 0.25}],
                         "aggregation": [{"depth": 1, "choices": ["arithmetic", "geometric"]}],
                         "normalisation": {"choices": ["minmax", "rank", "zscore"]}},
@@ -407,7 +407,7 @@ BLOCKS_CASES = {
 
 @pytest.mark.parametrize("case", list(BLOCKS_CASES))
 def test_bootstrap_blocks_equals_twin(case):
-    """All six outputs exactly equal (the kernel and the twin add the same floats in the same
+    """All seven outputs (accumulators, ranks, scores) exactly equal (the kernel and the twin add the same floats in the same
     order), with one and with two lanes."""
     mode, extra, missing = BLOCKS_CASES[case]
     bp = _problem(mode, extra, missing)
@@ -415,7 +415,7 @@ def test_bootstrap_blocks_equals_twin(case):
     params, draws = _inputs(bp, 21, n)
     twin = _twin(bp, params, draws, block)
     for lanes in (1, 2):
-        out = evaluate(bp, params, draws, block, lanes, keep_ranks=True)
+        out = evaluate(bp, params, draws, block, lanes, keep_ranks=True, keep_scores=True)
         for name, got, expected in zip(OUTPUTS, out, twin):
             np.testing.assert_array_equal(got, expected, err_msg=f"{name}, {lanes} lane(s)")
     assert twin[0].sum() == n * bp.n_units * len(bp.problem.targets)  # every (replicate, unit) counted once
@@ -471,6 +471,6 @@ def test_bootstrap_blocks_equals_twin_noise_with_a_missing_value():
     block, n = 8, 16
     params, draws = _inputs(bp, 21, n)
     twin = _twin(bp, params, draws, block)
-    out = evaluate(bp, params, draws, block, 1, keep_ranks=True)
+    out = evaluate(bp, params, draws, block, 1, keep_ranks=True, keep_scores=True)
     for name, got, expected in zip(OUTPUTS, out, twin):
         np.testing.assert_array_equal(got, expected, err_msg=name)

@@ -92,7 +92,7 @@ def test_kernel_and_twin_take_the_same_parameters(module, name):
                 "montecarlo_accumulate": ["n_lanes", "hist", "shift_hist", "pair_count", "moments", "shift_out",
                                           "ranks_out"],
                 "bootstrap_blocks": ["n_lanes", "hist", "shift_hist", "pair_count", "moments", "shift_out",
-                                     "ranks_out"]}
+                                     "ranks_out", "scores_out"]}
     expected = [*twin_params, *trailing.get(name, ["out"])]
     assert kernel_params == expected
 
