@@ -437,8 +437,9 @@ def montecarlo_blocks(zt, linear_variant, child_ptr, child_idx, param, min_cover
 # The fused kernel above ranks with a scalar radix sort (~5 µs for 337 units on the project's
 # machine).  NumPy's vectorised (AVX-512) sort is several times faster, and ~2× faster again on
 # 32-bit than on 64-bit integers, so the fast path is: montecarlo_scores (scores + packed 32-bit
-# sort keys, parallel over replicates) → NumPy sorts the keys → montecarlo_accumulate (ranks and
-# statistics, parallel over lanes).  Both paths give the same integers and the same floats (tests
+# sort keys) → NumPy sorts the keys → montecarlo_accumulate (ranks and statistics).  These two
+# kernels are single-lane and release the GIL: engine.analysis.montecarlo runs one chain per lane
+# thread, so that one lane's NumPy sort overlaps the other lane's kernels.  Both paths give the same integers and the same floats (tests
 # compare them).  32 bits are enough: the rank histogram alone is n_units² integers, so n_units
 # stays far below 2^16, leaving ≥ 16 bits (≥ 65,534 levels) for the quantised score.
 
@@ -508,37 +509,36 @@ def pack_keys(score, bits, out):
         out[i] = np.uint32((q << bits) | i)
 
 
-@njit(**PARALLEL_JIT)
+@jit
 def montecarlo_scores(zt, linear_variant, child_ptr, child_idx, param, min_coverage, any_coverage,
-                      node_weight, variant, agg_code, excluded, targets, n_lanes, scores_out, keys_out):
+                      node_weight, variant, agg_code, excluded, targets, scores_out, keys_out):
     """Scores (n, n_targets, n_units) of every replicate and their packed 32-bit sort keys
     (:func:`pack_keys`; ``keys_out`` is uint32).
 
-    Replicates are split into ``n_lanes`` contiguous ranges, each with its own buffers; every
-    replicate's result depends only on its own parameters."""
-    n_replicates = node_weight.shape[0]
+    One lane (no threads of its own, releases the GIL): :mod:`engine.analysis.montecarlo` runs
+    one call per lane thread on disjoint replicates; every replicate's result depends only on its
+    own parameters."""
     n_nodes = node_weight.shape[1]
     n_units = zt.shape[2]
     n_indicators = zt.shape[1]
     bits = index_bits(n_units)
-    for lane in prange(n_lanes):
-        local = np.empty(n_nodes, np.float64)
-        eff = np.empty(n_nodes, np.float64)
-        values = np.empty((n_nodes, n_units), np.float64)
-        for r in range(lane * n_replicates // n_lanes, (lane + 1) * n_replicates // n_lanes):
-            z = zt[variant[r]]
-            local_weights(node_weight[r], excluded[r], child_ptr, child_idx, local)
-            if is_linear(linear_variant[variant[r]], any_coverage, agg_code[r]):
-                for t in range(targets.shape[0]):
-                    effective_weights(local, child_ptr, child_idx, targets[t], n_indicators, eff)
-                    linear_scores(z, eff, n_indicators, scores_out[r, t])
-                    pack_keys(scores_out[r, t], bits, keys_out[r, t])
-            else:
-                tree_scores(z, local, child_ptr, child_idx, agg_code[r], param, min_coverage, values,
-                            linear_variant[variant[r]] and not any_coverage)
-                for t in range(targets.shape[0]):
-                    scores_out[r, t, :] = values[targets[t]]
-                    pack_keys(scores_out[r, t], bits, keys_out[r, t])
+    local = np.empty(n_nodes, np.float64)
+    eff = np.empty(n_nodes, np.float64)
+    values = np.empty((n_nodes, n_units), np.float64)
+    for r in range(node_weight.shape[0]):
+        z = zt[variant[r]]
+        local_weights(node_weight[r], excluded[r], child_ptr, child_idx, local)
+        if is_linear(linear_variant[variant[r]], any_coverage, agg_code[r]):
+            for t in range(targets.shape[0]):
+                effective_weights(local, child_ptr, child_idx, targets[t], n_indicators, eff)
+                linear_scores(z, eff, n_indicators, scores_out[r, t])
+                pack_keys(scores_out[r, t], bits, keys_out[r, t])
+        else:
+            tree_scores(z, local, child_ptr, child_idx, agg_code[r], param, min_coverage, values,
+                        linear_variant[variant[r]] and not any_coverage)
+            for t in range(targets.shape[0]):
+                scores_out[r, t, :] = values[targets[t]]
+                pack_keys(scores_out[r, t], bits, keys_out[r, t])
 
 
 @jit
@@ -630,29 +630,28 @@ def accumulate_complete(score, rank, nominal_rank, pair_units, hist, shift_hist,
             ranks_out[r, t, i] = rank[i]
 
 
-@njit(**PARALLEL_JIT)
-def montecarlo_accumulate(scores, keys, nominal_rank, pair_units, block_size, n_lanes,
+@jit
+def montecarlo_accumulate(scores, keys, nominal_rank, pair_units, block_size,
                           hist, shift_hist, pair_count, moments, shift_out, ranks_out):
     """Ranks from sorted packed keys (:func:`sorted_ranks`), then the same accumulators as
-    :func:`montecarlo_blocks`, block by block over ``n_lanes`` lanes.  ``keys`` (n, n_targets,
-    n_units) are :func:`pack_keys` keys, each row sorted ascending."""
+    :func:`montecarlo_blocks` for one lane (``hist``, ``shift_hist``, ``pair_count`` without the
+    lane axis), block by block (``moments[b]`` sums replicates ``b·block_size …`` in order).
+    ``keys`` (n, n_targets, n_units) are :func:`pack_keys` keys, each row sorted ascending.
+
+    One lane (no threads of its own, releases the GIL), like :func:`montecarlo_scores`."""
     n_replicates = scores.shape[0]
     n_targets = scores.shape[1]
     n_units = scores.shape[2]
-    n_blocks = n_replicates // block_size
     bits = index_bits(n_units)
-    for lane in prange(n_lanes):
-        order = np.empty(n_units, np.int64)
-        rank = np.empty(n_units, np.int64)
-        for b in range(lane, n_blocks, n_lanes):
-            for r in range(b * block_size, (b + 1) * block_size):
-                for t in range(n_targets):
-                    score = scores[r, t]
-                    if sorted_ranks(score, keys[r, t], bits, order, rank):
-                        accumulate_complete(score, rank, nominal_rank[t], pair_units, hist[lane, t],
-                                            shift_hist[lane, t], pair_count[lane, t], moments[b, t], shift_out[r],
-                                            t, ranks_out, r)
-                    else:
-                        accumulate_replicate(score, rank, nominal_rank[t], pair_units, hist[lane, t],
-                                             shift_hist[lane, t], pair_count[lane, t], moments[b, t], shift_out[r],
-                                             t, ranks_out, r)
+    order = np.empty(n_units, np.int64)
+    rank = np.empty(n_units, np.int64)
+    for b in range(n_replicates // block_size):
+        for r in range(b * block_size, (b + 1) * block_size):
+            for t in range(n_targets):
+                score = scores[r, t]
+                if sorted_ranks(score, keys[r, t], bits, order, rank):
+                    accumulate_complete(score, rank, nominal_rank[t], pair_units, hist[t], shift_hist[t],
+                                        pair_count[t], moments[b, t], shift_out[r], t, ranks_out, r)
+                else:
+                    accumulate_replicate(score, rank, nominal_rank[t], pair_units, hist[t], shift_hist[t],
+                                         pair_count[t], moments[b, t], shift_out[r], t, ranks_out, r)

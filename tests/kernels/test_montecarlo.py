@@ -10,7 +10,7 @@ import pytest
 
 import engine
 from engine.analysis.design import map_parameters, n_columns, replicate_uniforms
-from engine.analysis.montecarlo import run_chunk
+from engine.analysis.montecarlo import _split_call, run_chunk
 from engine.analysis.problem import build_problem
 from engine.analysis.spec import load_spec, resolve_factors
 from engine.kernels import montecarlo as mc
@@ -126,14 +126,14 @@ def test_packed_32_bit_keys_give_exact_competition_ranks(row):
     scores, sorted_keys = score[None, None, :], np.sort(keys)[None, None, :]
     nominal = np.arange(1, n + 1, dtype=np.int64)[None, :]
     pairs = np.arange(min(n, 3), dtype=np.int64)
-    out = (np.zeros((1, 1, n, n + 1), np.int64), np.zeros((1, 1, n * n // 2 + 2), np.int64),
-           np.zeros((1, 1, len(pairs), len(pairs)), np.int64), np.zeros((1, 1, n, 2)), np.zeros((1, 1)),
+    out = (np.zeros((1, n, n + 1), np.int64), np.zeros((1, n * n // 2 + 2), np.int64),
+           np.zeros((1, len(pairs), len(pairs)), np.int64), np.zeros((1, 1, n, 2)), np.zeros((1, 1)),
            np.zeros((1, 1, n), np.int64))
-    mc.montecarlo_accumulate(scores, sorted_keys, nominal, pairs, 1, 1, *out)
+    mc.montecarlo_accumulate(scores, sorted_keys, nominal, pairs, 1, *out)
     expected = np.nan_to_num(reference.rank_desc(score[:, None])[:, 0], nan=0.0).astype(np.int64)
     np.testing.assert_array_equal(out[5][0, 0], expected)
     twin = reference.montecarlo_accumulate(scores, sorted_keys, nominal, pairs, 1)
-    for kernel_out, twin_out in zip((out[0].sum(0), out[1].sum(0), out[2].sum(0), *out[3:]), twin):
+    for kernel_out, twin_out in zip(out, twin):
         np.testing.assert_array_equal(kernel_out, twin_out)
 
 
@@ -179,18 +179,23 @@ def test_split_kernels_equal_their_twins(case):
             problem.targets)
     n_t, n_u, n_p = len(problem.targets), problem.n_units, len(problem.pair_units)
     scores, keys = np.empty((n, n_t, n_u)), np.empty((n, n_t, n_u), np.uint32)
-    mc.montecarlo_scores(*args, 2, scores, keys)
+    mc.montecarlo_scores(*args, scores, keys)
     twin_scores, twin_keys = reference.montecarlo_scores(*args)
     np.testing.assert_array_equal(scores, twin_scores)
     np.testing.assert_array_equal(keys, twin_keys)
     keys.sort(axis=-1)
-    out = (np.zeros((2, n_t, n_u, n_u + 1), np.int64), np.zeros((2, n_t, n_u * n_u // 2 + 2), np.int64),
-           np.zeros((2, n_t, n_p, n_p), np.int64), np.zeros((n // block, n_t, n_u, 2)), np.zeros((n, n_t)),
+    out = (np.zeros((n_t, n_u, n_u + 1), np.int64), np.zeros((n_t, n_u * n_u // 2 + 2), np.int64),
+           np.zeros((n_t, n_p, n_p), np.int64), np.zeros((n // block, n_t, n_u, 2)), np.zeros((n, n_t)),
            np.zeros((n, n_t, n_u), np.int64))
-    mc.montecarlo_accumulate(scores, keys, problem.nominal_rank, problem.pair_units, block, 2, *out)
+    mc.montecarlo_accumulate(scores, keys, problem.nominal_rank, problem.pair_units, block, *out)
     twin = reference.montecarlo_accumulate(scores, keys, problem.nominal_rank, problem.pair_units, block)
-    for kernel_out, twin_out in zip((out[0].sum(0), out[1].sum(0), out[2].sum(0), *out[3:]), twin):
+    for kernel_out, twin_out in zip(out, twin):
         np.testing.assert_array_equal(kernel_out, twin_out)
+    for lanes in (1, 2, 3):  # the lane-threaded fast path of the analysis layer, any number of lanes
+        split = _split_call(problem, p, block, lanes, keep=True)
+        for split_out, twin_out in zip(split[:4] + split[5:], twin):
+            np.testing.assert_array_equal(split_out, twin_out)
+        np.testing.assert_array_equal(split[4], scores)
     fused = reference.montecarlo_blocks(*args, problem.nominal_rank, problem.pair_units, block)
     for split_out, fused_out in zip(twin, fused):
         np.testing.assert_array_equal(split_out, fused_out)
