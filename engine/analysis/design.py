@@ -59,6 +59,20 @@ def replicate_uniforms(seed: int, start: int, stop: int, columns: int) -> np.nda
     return u[start - first * RNG_BLOCK: stop - first * RNG_BLOCK]
 
 
+def _noise_runs(factors: list[Factor]) -> list:
+    """The factors in order, each maximal run of noise factors on distinct nodes as one list (its
+    columns map elementwise by the same operations, so one array operation gives the same floats)."""
+    out: list = []
+    for f in factors:
+        if f.kind != "noise":
+            out.append(f)
+        elif out and isinstance(out[-1], list) and all(g.nodes[0] != f.nodes[0] for g in out[-1]):
+            out[-1].append(f)
+        else:
+            out.append([f])
+    return out
+
+
 def map_parameters(u: np.ndarray, factors: list[Factor], problem) -> Parameters:
     """Map design rows ``u`` (n, columns) to kernel parameters.
 
@@ -75,12 +89,15 @@ def map_parameters(u: np.ndarray, factors: list[Factor], problem) -> Parameters:
     excluded = np.full(n, -1, np.int64)
     norm_choice = np.zeros(n, np.int64)
     treatment_on = np.ones(n, np.int64) if problem.has_treatment_variants else np.zeros(n, np.int64)
-    for f in factors:
+    for group in _noise_runs(factors):
+        if isinstance(group, list):  # consecutive noise factors on distinct nodes: one array operation
+            ks = [position[f.nodes[0]] for f in group]
+            phi = np.array([f.params["noise"] for f in group])
+            node_weight[:, ks] = problem.nominal_weight[ks] * (1.0 + phi * (2.0 * u[:, [f.column for f in group]] - 1.0))
+            continue
+        f = group
         col = u[:, f.column:f.column + f.width]
-        if f.kind == "noise":
-            k = position[f.nodes[0]]
-            node_weight[:, k] = problem.nominal_weight[k] * (1.0 + f.params["noise"] * (2.0 * col[:, 0] - 1.0))
-        elif f.kind == "range":
+        if f.kind == "range":
             lo, hi = f.params["range"]
             node_weight[:, position[f.nodes[0]]] = lo + col[:, 0] * (hi - lo)
         elif f.kind == "dirichlet":

@@ -76,15 +76,41 @@ def effective_weights(local, child_ptr, child_idx, target, n_indicators, eff):
 
 
 @jit
+def _add4(out, a, r0, b, r1, c, r2, d, r3):
+    """out[i] = (((out[i] + a r0[i]) + b r1[i]) + c r2[i]) + d r3[i]: four terms of the sum in one pass
+    (the same float operations in the same order as four passes, a quarter of the loads and stores)."""
+    for i in range(out.shape[0]):
+        out[i] = (((out[i] + a * r0[i]) + b * r1[i]) + c * r2[i]) + d * r3[i]
+
+
+@jit
 def linear_scores(zt, eff, n_indicators, out):
-    """out[i] = Σ_j eff[j] zt[j, i], j in indicator order (vectorised over units)."""
+    """out[i] = Σ_j eff[j] zt[j, i], j in indicator order (vectorised over units), zero weights skipped.
+
+    Readable form: ``out[:] = 0; for j: if eff[j] != 0: out += eff[j] * zt[j]``.  The terms are added
+    four non-zero weights per pass over the units (:func:`_add4`), which gives the same floats."""
     out[:] = 0.0
+    j0 = j1 = j2 = 0
+    held = 0
     for j in range(n_indicators):
+        if eff[j] == 0.0:
+            continue
+        if held == 0:
+            j0 = j
+        elif held == 1:
+            j1 = j
+        elif held == 2:
+            j2 = j
+        else:
+            _add4(out, eff[j0], zt[j0], eff[j1], zt[j1], eff[j2], zt[j2], eff[j], zt[j])
+            held = -1
+        held += 1
+    for k in range(held):  # the last 0-3 terms, one pass each
+        j = j0 if k == 0 else (j1 if k == 1 else j2)
         w = eff[j]
-        if w != 0.0:
-            row = zt[j]
-            for i in range(out.shape[0]):
-                out[i] += w * row[i]
+        row = zt[j]
+        for i in range(out.shape[0]):
+            out[i] += w * row[i]
 
 
 @jit
@@ -409,10 +435,13 @@ def montecarlo_blocks(zt, linear_variant, child_ptr, child_idx, param, min_cover
 # ----------------------------------------------------------------------------- split hot path
 #
 # The fused kernel above ranks with a scalar radix sort (~5 µs for 337 units on the project's
-# machine).  NumPy's vectorised (AVX-512) sort of 64-bit integers is ~4× faster, so the fast path
-# is: montecarlo_scores (scores + packed sort keys, parallel over replicates) → NumPy sorts the
-# keys → montecarlo_accumulate (ranks and statistics, parallel over lanes).  Both paths give the
-# same integers and the same floats (tests compare them).
+# machine).  NumPy's vectorised (AVX-512) sort is several times faster, and ~2× faster again on
+# 32-bit than on 64-bit integers, so the fast path is: montecarlo_scores (scores + packed 32-bit
+# sort keys) → NumPy sorts the keys → montecarlo_accumulate (ranks and statistics).  These two
+# kernels are single-lane and release the GIL: engine.analysis.montecarlo runs one chain per lane
+# thread, so that one lane's NumPy sort overlaps the other lane's kernels.  Both paths give the same integers and the same floats (tests
+# compare them).  32 bits are enough: the rank histogram alone is n_units² integers, so n_units
+# stays far below 2^16, leaving ≥ 16 bits (≥ 65,534 levels) for the quantised score.
 
 
 @jit
@@ -426,104 +455,203 @@ def index_bits(n_units):
 
 @jit
 def pack_keys(score, bits, out):
-    """out[i] = descending-order key of score[i] with its low ``bits`` replaced by i.
+    """out[i] = 32-bit descending-order key of score[i]: a quantised score in the upper ``32 − bits``
+    bits, the unit index i in the low ``bits``.
 
-    Sorting the packed keys ascending orders units by descending score, except that scores equal
-    in all but their lowest ``bits`` key bits are ordered by unit index (fixed up exactly later);
-    missing scores get the largest key and sort last."""
-    low = np.uint64((1 << bits) - 1)
-    raw = score.view(np.uint64)
-    for i in range(score.shape[0]):
-        out[i] = (descending_key(score[i], raw[i]) & ~low) | np.uint64(i)
+    With ``lo``/``hi`` the smallest/largest finite score of the row and L = 2^(32 − bits) − 2::
+
+        q_i = min(floor((hi/2 − s_i/2) · L / (hi/2 − lo/2)), L)      (missing: q_i = L + 1)
+
+    (halves, so that hi − lo cannot overflow; a zero or non-finite scale makes every q 0).  Every
+    step rounds monotonically, so a larger score never gets a larger q: sorting the keys ascending
+    orders units by descending score, except among units with equal q (ties and near-ties, ordered
+    by unit index), which :func:`montecarlo_accumulate` re-orders exactly on the floats; missing
+    scores (NaN, ±inf) sort last."""
+    n = score.shape[0]
+    # lo, hi = min, max of the finite scores, with four independent chains (the order does not
+    # matter for a min or a max; x - x == 0 exactly when x is finite)
+    lo0 = lo1 = lo2 = lo3 = np.inf
+    hi0 = hi1 = hi2 = hi3 = -np.inf
+    whole = n - n % 4
+    for i in range(0, whole, 4):
+        a, b, c, d = score[i], score[i + 1], score[i + 2], score[i + 3]
+        if a - a == 0.0:
+            lo0, hi0 = min(lo0, a), max(hi0, a)
+        if b - b == 0.0:
+            lo1, hi1 = min(lo1, b), max(hi1, b)
+        if c - c == 0.0:
+            lo2, hi2 = min(lo2, c), max(hi2, c)
+        if d - d == 0.0:
+            lo3, hi3 = min(lo3, d), max(hi3, d)
+    for i in range(whole, n):
+        a = score[i]
+        if a - a == 0.0:
+            lo0, hi0 = min(lo0, a), max(hi0, a)
+    lo = min(min(lo0, lo1), min(lo2, lo3))
+    hi = max(max(hi0, hi1), max(hi2, hi3))
+    missing = (1 << (32 - bits)) - 1
+    levels = float(missing - 1)
+    half_hi = hi * 0.5
+    span = half_hi - lo * 0.5
+    scale = levels / span if span > 0.0 else 0.0
+    if not np.isfinite(scale):
+        scale = 0.0
+    for i in range(n):  # branch-free, so that it vectorises
+        v = score[i]
+        x = (half_hi - v * 0.5) * scale  # in [0, L] (up to rounding) for a finite v
+        if not (x < levels):
+            x = levels
+        if not (x > 0.0):
+            x = 0.0
+        q = np.int64(x)
+        if not (v - v == 0.0):
+            q = missing
+        out[i] = np.uint32((q << bits) | i)
 
 
-@njit(**PARALLEL_JIT)
+@jit
 def montecarlo_scores(zt, linear_variant, child_ptr, child_idx, param, min_coverage, any_coverage,
-                      node_weight, variant, agg_code, excluded, targets, n_lanes, scores_out, keys_out):
-    """Scores (n, n_targets, n_units) of every replicate and their packed sort keys.
+                      node_weight, variant, agg_code, excluded, targets, scores_out, keys_out):
+    """Scores (n, n_targets, n_units) of every replicate and their packed 32-bit sort keys
+    (:func:`pack_keys`; ``keys_out`` is uint32).
 
-    Replicates are split into ``n_lanes`` contiguous ranges, each with its own buffers; every
-    replicate's result depends only on its own parameters."""
-    n_replicates = node_weight.shape[0]
+    One lane (no threads of its own, releases the GIL): :mod:`engine.analysis.montecarlo` runs
+    one call per lane thread on disjoint replicates; every replicate's result depends only on its
+    own parameters."""
     n_nodes = node_weight.shape[1]
     n_units = zt.shape[2]
     n_indicators = zt.shape[1]
     bits = index_bits(n_units)
-    for lane in prange(n_lanes):
-        local = np.empty(n_nodes, np.float64)
-        eff = np.empty(n_nodes, np.float64)
-        values = np.empty((n_nodes, n_units), np.float64)
-        for r in range(lane * n_replicates // n_lanes, (lane + 1) * n_replicates // n_lanes):
-            z = zt[variant[r]]
-            local_weights(node_weight[r], excluded[r], child_ptr, child_idx, local)
-            if is_linear(linear_variant[variant[r]], any_coverage, agg_code[r]):
-                for t in range(targets.shape[0]):
-                    effective_weights(local, child_ptr, child_idx, targets[t], n_indicators, eff)
-                    linear_scores(z, eff, n_indicators, scores_out[r, t])
-                    pack_keys(scores_out[r, t], bits, keys_out[r, t])
-            else:
-                tree_scores(z, local, child_ptr, child_idx, agg_code[r], param, min_coverage, values,
-                            linear_variant[variant[r]] and not any_coverage)
-                for t in range(targets.shape[0]):
-                    scores_out[r, t, :] = values[targets[t]]
-                    pack_keys(scores_out[r, t], bits, keys_out[r, t])
+    local = np.empty(n_nodes, np.float64)
+    eff = np.empty(n_nodes, np.float64)
+    values = np.empty((n_nodes, n_units), np.float64)
+    for r in range(node_weight.shape[0]):
+        z = zt[variant[r]]
+        local_weights(node_weight[r], excluded[r], child_ptr, child_idx, local)
+        if is_linear(linear_variant[variant[r]], any_coverage, agg_code[r]):
+            for t in range(targets.shape[0]):
+                effective_weights(local, child_ptr, child_idx, targets[t], n_indicators, eff)
+                linear_scores(z, eff, n_indicators, scores_out[r, t])
+                pack_keys(scores_out[r, t], bits, keys_out[r, t])
+        else:
+            tree_scores(z, local, child_ptr, child_idx, agg_code[r], param, min_coverage, values,
+                        linear_variant[variant[r]] and not any_coverage)
+            for t in range(targets.shape[0]):
+                scores_out[r, t, :] = values[targets[t]]
+                pack_keys(scores_out[r, t], bits, keys_out[r, t])
 
 
-@njit(**PARALLEL_JIT)
-def montecarlo_accumulate(scores, keys, nominal_rank, pair_units, block_size, n_lanes,
+@jit
+def _rank_run(score, sorted_keys, mask, p, q, order, rank):
+    """Exact ranks of the units in sorted positions p .. q − 1, whose keys share their quantised
+    part (equal or nearly equal scores, or missing ones): insertion sort on the float scores
+    (missing last), ties share the minimum rank, missing → 0."""
+    for k in range(p, q):
+        order[k] = np.int64(sorted_keys[k] & mask)
+    for k in range(p + 1, q):
+        unit = order[k]
+        v = score[unit]
+        if not np.isfinite(v):
+            continue
+        m = k - 1
+        while m >= p and not (score[order[m]] >= v):
+            order[m + 1] = order[m]
+            m -= 1
+        order[m + 1] = unit
+    current = p + 1
+    for k in range(p, q):
+        unit = order[k]
+        if not np.isfinite(score[unit]):
+            rank[unit] = 0
+        else:
+            if k > p and score[unit] != score[order[k - 1]]:
+                current = k + 1
+            rank[unit] = current
+
+
+@jit
+def sorted_ranks(score, sorted_keys, bits, order, rank):
+    """Competition ranks (missing → 0) of ``score`` into ``rank`` from its sorted packed keys;
+    returns whether every unit has a rank.
+
+    A key whose quantised part (the bits above the index) differs from its neighbours' holds a
+    distinct score, so its rank is its position + 1: every unit gets that first, then each run of
+    keys with equal quantised parts (rare) is re-ranked exactly (:func:`_rank_run`)."""
+    n_units = score.shape[0]
+    mask = np.uint32((1 << bits) - 1)
+    high = np.uint32(0xFFFFFFFF) ^ mask
+    for p in range(n_units):
+        rank[np.int64(sorted_keys[p] & mask)] = p + 1
+    p = 0
+    while p < n_units - 1:
+        if ((sorted_keys[p] ^ sorted_keys[p + 1]) & high) != 0:
+            p += 1
+            continue
+        q = p + 2
+        while q < n_units and ((sorted_keys[q] ^ sorted_keys[p]) & high) == 0:
+            q += 1
+        _rank_run(score, sorted_keys, mask, p, q, order, rank)
+        p = q
+    last = np.int64(sorted_keys[n_units - 1] & mask)  # missing scores sort last
+    if np.isfinite(score[last]):
+        return True
+    rank[last] = 0  # a lone missing score is not in a run
+    return False
+
+
+@jit
+def accumulate_complete(score, rank, nominal_rank, pair_units, hist, shift_hist, pair_count, moments,
+                        shift_row, t, ranks_out, r):
+    """:func:`accumulate_replicate` when every unit has a rank (the common case): the same
+    integers and the same float additions, in loops without data-dependent branches."""
+    n_units = score.shape[0]
+    for i in range(n_units):
+        hist[i, rank[i] - 1] += 1
+    for i in range(n_units):
+        s = score[i]
+        moments[i, 0] += s
+        moments[i, 1] += s * s
+    total = 0
+    ranked = 0
+    for i in range(n_units):
+        nominal = nominal_rank[i]
+        counted = nominal > 0
+        total += abs(rank[i] - nominal) if counted else 0
+        ranked += counted
+    shift_hist[total] += 1
+    shift_row[t] = total / ranked if ranked > 0 else np.nan
+    for pa in range(pair_units.shape[0]):
+        ra = rank[pair_units[pa]]
+        for pb in range(pair_units.shape[0]):
+            if ra < rank[pair_units[pb]]:
+                pair_count[pa, pb] += 1
+    if ranks_out.shape[0] > 0:
+        for i in range(n_units):
+            ranks_out[r, t, i] = rank[i]
+
+
+@jit
+def montecarlo_accumulate(scores, keys, nominal_rank, pair_units, block_size,
                           hist, shift_hist, pair_count, moments, shift_out, ranks_out):
-    """Ranks from sorted packed keys, then the same accumulators as :func:`montecarlo_blocks`,
-    block by block over ``n_lanes`` lanes.
+    """Ranks from sorted packed keys (:func:`sorted_ranks`), then the same accumulators as
+    :func:`montecarlo_blocks` for one lane (``hist``, ``shift_hist``, ``pair_count`` without the
+    lane axis), block by block (``moments[b]`` sums replicates ``b·block_size …`` in order).
+    ``keys`` (n, n_targets, n_units) are :func:`pack_keys` keys, each row sorted ascending.
 
-    One pass over the sorted keys: a key whose bits above the index differ from its neighbours'
-    holds a distinct score, so its rank is its position + 1; a run of keys that agree above the
-    index bits (equal or nearly equal scores, or missing ones) is ordered exactly on the float
-    scores and ranked with ties sharing the minimum rank."""
+    One lane (no threads of its own, releases the GIL), like :func:`montecarlo_scores`."""
     n_replicates = scores.shape[0]
     n_targets = scores.shape[1]
     n_units = scores.shape[2]
-    n_blocks = n_replicates // block_size
-    mask = np.uint64((1 << index_bits(n_units)) - 1)
-    high = ~mask
-    for lane in prange(n_lanes):
-        order = np.empty(n_units, np.int64)
-        rank = np.empty(n_units, np.int64)
-        for b in range(lane, n_blocks, n_lanes):
-            for r in range(b * block_size, (b + 1) * block_size):
-                for t in range(n_targets):
-                    score = scores[r, t]
-                    sorted_keys = keys[r, t]
-                    p = 0
-                    while p < n_units:
-                        top = sorted_keys[p] & high
-                        q = p + 1
-                        while q < n_units and (sorted_keys[q] & high) == top:
-                            q += 1
-                        if q == p + 1:
-                            unit = np.int64(sorted_keys[p] & mask)
-                            rank[unit] = p + 1 if np.isfinite(score[unit]) else 0
-                        else:
-                            for k in range(p, q):
-                                order[k] = np.int64(sorted_keys[k] & mask)
-                            for k in range(p + 1, q):  # exact order inside the run
-                                unit = order[k]
-                                v = score[unit]
-                                if not np.isfinite(v):
-                                    continue
-                                m = k - 1
-                                while m >= p and not (score[order[m]] >= v):
-                                    order[m + 1] = order[m]
-                                    m -= 1
-                                order[m + 1] = unit
-                            current = p + 1
-                            for k in range(p, q):
-                                unit = order[k]
-                                if not np.isfinite(score[unit]):
-                                    rank[unit] = 0
-                                else:
-                                    if k > p and score[unit] != score[order[k - 1]]:
-                                        current = k + 1
-                                    rank[unit] = current
-                        p = q
-                    accumulate_replicate(score, rank, nominal_rank[t], pair_units, hist[lane, t], shift_hist[lane, t],
-                                         pair_count[lane, t], moments[b, t], shift_out[r], t, ranks_out, r)
+    bits = index_bits(n_units)
+    order = np.empty(n_units, np.int64)
+    rank = np.empty(n_units, np.int64)
+    for b in range(n_replicates // block_size):
+        for r in range(b * block_size, (b + 1) * block_size):
+            for t in range(n_targets):
+                score = scores[r, t]
+                if sorted_ranks(score, keys[r, t], bits, order, rank):
+                    accumulate_complete(score, rank, nominal_rank[t], pair_units, hist[t], shift_hist[t],
+                                        pair_count[t], moments[b, t], shift_out[r], t, ranks_out, r)
+                else:
+                    accumulate_replicate(score, rank, nominal_rank[t], pair_units, hist[t], shift_hist[t],
+                                         pair_count[t], moments[b, t], shift_out[r], t, ranks_out, r)

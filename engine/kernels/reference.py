@@ -466,15 +466,23 @@ def montecarlo_blocks(zt, linear_variant, child_ptr, child_idx, param, min_cover
 
 
 
-def _pack_key(score: float, unit: int, bits: int) -> int:
-    """Descending-order 64-bit key of a score with its low ``bits`` replaced by the unit index."""
-    if not math.isfinite(score):
-        key = 2**64 - 1
-    else:
-        raw = int(np.float64(0.0 if score == 0.0 else score).view(np.uint64))
-        ascending = (~raw & (2**64 - 1)) if raw >> 63 else raw | (1 << 63)
-        key = ~ascending & (2**64 - 1)
-    return (key & ~((1 << bits) - 1)) | unit
+def _pack_keys(score, bits: int) -> list[int]:
+    """32-bit descending-order keys of one row of scores: the score quantised against the row's
+    finite range into the upper ``32 − bits`` bits (larger score → smaller or equal value; missing →
+    the largest), the unit index in the low ``bits``."""
+    finite = [v for v in score if math.isfinite(v)]
+    lo, hi = (min(finite), max(finite)) if finite else (math.inf, -math.inf)
+    missing = 2 ** (32 - bits) - 1
+    levels = missing - 1
+    span = hi * 0.5 - lo * 0.5  # halves: hi - lo cannot overflow
+    scale = levels / span if span > 0.0 else 0.0
+    if not math.isfinite(scale):
+        scale = 0.0
+    keys = []
+    for unit, v in enumerate(score):
+        q = min(int((hi * 0.5 - v * 0.5) * scale), levels) if math.isfinite(v) else missing
+        keys.append(q << bits | unit)
+    return keys
 
 
 def montecarlo_scores(zt, linear_variant, child_ptr, child_idx, param, min_coverage, any_coverage,
@@ -483,14 +491,14 @@ def montecarlo_scores(zt, linear_variant, child_ptr, child_idx, param, min_cover
     n_rep, n_units, n_t = node_weight.shape[0], zt.shape[2], len(targets)
     bits = max(1, (n_units - 1).bit_length())
     scores = np.zeros((n_rep, n_t, n_units))
-    keys = np.zeros((n_rep, n_t, n_units), np.uint64)
+    keys = np.zeros((n_rep, n_t, n_units), np.uint32)
     for r in range(n_rep):
         target_scores = _mc_replicate_scores(zt, linear_variant, child_ptr, child_idx, param, min_coverage,
                                              any_coverage, node_weight[r], variant[r], agg_code[r], excluded[r],
                                              targets)
         for t, score in enumerate(target_scores):
             scores[r, t] = score
-            keys[r, t] = [_pack_key(float(v), i, bits) for i, v in enumerate(scores[r, t])]
+            keys[r, t] = _pack_keys([float(v) for v in scores[r, t]], bits)
     return scores, keys
 
 

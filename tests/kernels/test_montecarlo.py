@@ -10,7 +10,7 @@ import pytest
 
 import engine
 from engine.analysis.design import map_parameters, n_columns, replicate_uniforms
-from engine.analysis.montecarlo import run_chunk
+from engine.analysis.montecarlo import _split_call, run_chunk
 from engine.analysis.problem import build_problem
 from engine.analysis.spec import load_spec, resolve_factors
 from engine.kernels import montecarlo as mc
@@ -86,6 +86,75 @@ def test_radix_ranks_equal_competition_ranks(scores):
     np.testing.assert_array_equal(rank, np.nan_to_num(expected, nan=0.0).astype(np.int64))
 
 
+SPLIT_EDGE_ROWS = [
+    [3.0, 1.0, 2.0],
+    [1.0, 1.0, 0.5, 1.0],                      # ties share the minimum rank
+    [np.nan, 2.0, np.nan, 5.0],                # missing -> 0, not counted
+    [2.0, np.nan, 1.0],                        # a lone missing score (not in a run)
+    [np.nan],                                  # one unit, missing
+    [4.0],                                     # one unit
+    [np.nan, np.nan, np.nan],                  # all missing
+    [7.0] * 5,                                 # constant: one run, all rank 1
+    [0.0, -0.0, -1.0, 1e-300, -1e-300],        # signed zeros tie; tiny magnitudes order correctly
+    [np.inf, -np.inf, 1.0],                    # non-finite = missing
+    [np.inf, 3.0, 3.0, -np.inf, np.nan, 2.0],  # non-finite and ties
+    [1e308, -1e308, 0.0, 7.5, 7.5 + 1e-13],    # range beyond the float maximum; near-equal but distinct
+    [1e-310, 2e-310, -1e-310, 0.0],            # subnormal range (the scale overflows)
+    list(np.linspace(0, 1, 300)),
+    list(np.linspace(0, 1e-9, 200)) + [1e6],   # one outlier: the rest share quantised values
+    list(np.random.default_rng(3).integers(0, 5, 400).astype(float)),  # many ties, 9 index bits
+]
+
+
+@pytest.mark.parametrize("row", SPLIT_EDGE_ROWS, ids=range(len(SPLIT_EDGE_ROWS)))
+def test_packed_32_bit_keys_give_exact_competition_ranks(row):
+    """pack_keys → NumPy sort → montecarlo_accumulate gives exact competition ranks (ties share the
+    minimum rank, NaN and ±inf are missing = 0) on the edge catalogue, the keys equal the twin's,
+    and their quantised part never increases with the score."""
+    score = np.asarray(row, np.float64)
+    n = len(score)
+    bits = mc.index_bits(n)
+    keys = np.empty(n, np.uint32)
+    mc.pack_keys(score, bits, keys)
+    np.testing.assert_array_equal(keys, reference._pack_keys([float(v) for v in score], bits))
+    q = keys >> np.uint32(bits)
+    finite = np.isfinite(score)
+    assert (q[~finite] == 2 ** (32 - bits) - 1).all() and (q[finite] < 2 ** (32 - bits) - 1).all()
+    by_score = np.argsort(-np.where(finite, score, -np.inf), kind="stable")
+    fin = by_score[finite[by_score]]
+    assert (np.diff(q[fin].astype(np.int64)) >= 0).all()
+    scores, sorted_keys = score[None, None, :], np.sort(keys)[None, None, :]
+    nominal = np.arange(1, n + 1, dtype=np.int64)[None, :]
+    pairs = np.arange(min(n, 3), dtype=np.int64)
+    out = (np.zeros((1, n, n + 1), np.int64), np.zeros((1, n * n // 2 + 2), np.int64),
+           np.zeros((1, len(pairs), len(pairs)), np.int64), np.zeros((1, 1, n, 2)), np.zeros((1, 1)),
+           np.zeros((1, 1, n), np.int64))
+    mc.montecarlo_accumulate(scores, sorted_keys, nominal, pairs, 1, *out)
+    expected = np.nan_to_num(reference.rank_desc(score[:, None])[:, 0], nan=0.0).astype(np.int64)
+    np.testing.assert_array_equal(out[5][0, 0], expected)
+    twin = reference.montecarlo_accumulate(scores, sorted_keys, nominal, pairs, 1)
+    for kernel_out, twin_out in zip(out, twin):
+        np.testing.assert_array_equal(kernel_out, twin_out)
+
+
+@pytest.mark.parametrize("n_weights", range(10))
+def test_linear_scores_adds_terms_in_indicator_order(n_weights):
+    """linear_scores (four terms per pass) gives the floats of the readable one-term-per-pass sum,
+    for any number of non-zero weights (remainders 0-3), skipping zero weights."""
+    rng = np.random.default_rng(n_weights)
+    zt = rng.normal(size=(12, 37))
+    zt[2, 3] = -0.0
+    eff = np.zeros(16)
+    eff[rng.choice(12, n_weights, replace=False)] = rng.random(n_weights)
+    out = np.empty(37)
+    mc.linear_scores(zt, eff, 12, out)
+    expected = np.zeros(37)
+    for j in range(12):
+        if eff[j] != 0.0:
+            expected += eff[j] * zt[j]
+    np.testing.assert_array_equal(out, expected)
+
+
 @pytest.mark.parametrize("case", list(CASES))
 def test_split_kernels_equal_their_twins(case):
     """montecarlo_scores (scores and packed keys) and montecarlo_accumulate (after NumPy sorts the
@@ -109,19 +178,24 @@ def test_split_kernels_equal_their_twins(case):
             problem.min_coverage, problem.any_coverage, p.node_weight, p.variant, p.agg_code, p.excluded,
             problem.targets)
     n_t, n_u, n_p = len(problem.targets), problem.n_units, len(problem.pair_units)
-    scores, keys = np.empty((n, n_t, n_u)), np.empty((n, n_t, n_u), np.uint64)
-    mc.montecarlo_scores(*args, 2, scores, keys)
+    scores, keys = np.empty((n, n_t, n_u)), np.empty((n, n_t, n_u), np.uint32)
+    mc.montecarlo_scores(*args, scores, keys)
     twin_scores, twin_keys = reference.montecarlo_scores(*args)
     np.testing.assert_array_equal(scores, twin_scores)
     np.testing.assert_array_equal(keys, twin_keys)
     keys.sort(axis=-1)
-    out = (np.zeros((2, n_t, n_u, n_u + 1), np.int64), np.zeros((2, n_t, n_u * n_u // 2 + 2), np.int64),
-           np.zeros((2, n_t, n_p, n_p), np.int64), np.zeros((n // block, n_t, n_u, 2)), np.zeros((n, n_t)),
+    out = (np.zeros((n_t, n_u, n_u + 1), np.int64), np.zeros((n_t, n_u * n_u // 2 + 2), np.int64),
+           np.zeros((n_t, n_p, n_p), np.int64), np.zeros((n // block, n_t, n_u, 2)), np.zeros((n, n_t)),
            np.zeros((n, n_t, n_u), np.int64))
-    mc.montecarlo_accumulate(scores, keys, problem.nominal_rank, problem.pair_units, block, 2, *out)
+    mc.montecarlo_accumulate(scores, keys, problem.nominal_rank, problem.pair_units, block, *out)
     twin = reference.montecarlo_accumulate(scores, keys, problem.nominal_rank, problem.pair_units, block)
-    for kernel_out, twin_out in zip((out[0].sum(0), out[1].sum(0), out[2].sum(0), *out[3:]), twin):
+    for kernel_out, twin_out in zip(out, twin):
         np.testing.assert_array_equal(kernel_out, twin_out)
+    for lanes in (1, 2, 3):  # the lane-threaded fast path of the analysis layer, any number of lanes
+        split = _split_call(problem, p, block, lanes, keep=True)
+        for split_out, twin_out in zip(split[:4] + split[5:], twin):
+            np.testing.assert_array_equal(split_out, twin_out)
+        np.testing.assert_array_equal(split[4], scores)
     fused = reference.montecarlo_blocks(*args, problem.nominal_rank, problem.pair_units, block)
     for split_out, fused_out in zip(twin, fused):
         np.testing.assert_array_equal(split_out, fused_out)

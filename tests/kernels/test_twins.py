@@ -81,16 +81,16 @@ def test_every_twin_has_a_kernel():
 @pytest.mark.parametrize(("module", "name"), KERNEL_NAMES, ids=[f"{m}.{n}" for m, n in KERNEL_NAMES])
 def test_kernel_and_twin_take_the_same_parameters(module, name):
     """The kernel's signature is the twin's plus a trailing ``out`` (aggregate_tree works in place;
-    the Monte Carlo kernel takes a lane count and writes several accumulators)."""
+    the fused Monte Carlo kernel takes a lane count and writes several accumulators, the split ones
+    are single-lane and write several accumulators)."""
     kernel = _kernel(name)
     kernel_params = list(inspect.signature(getattr(kernel, "py_func", kernel)).parameters)  # py_func: under JIT
     twin_params = list(inspect.signature(getattr(reference, name)).parameters)
     trailing = {"aggregate_tree": [],
                 "montecarlo_blocks": ["n_lanes", "hist", "shift_hist", "pair_count", "moments", "shift_out",
                                       "ranks_out"],
-                "montecarlo_scores": ["n_lanes", "scores_out", "keys_out"],
-                "montecarlo_accumulate": ["n_lanes", "hist", "shift_hist", "pair_count", "moments", "shift_out",
-                                          "ranks_out"],
+                "montecarlo_scores": ["scores_out", "keys_out"],
+                "montecarlo_accumulate": ["hist", "shift_hist", "pair_count", "moments", "shift_out", "ranks_out"],
                 "bootstrap_blocks": ["n_lanes", "hist", "shift_hist", "pair_count", "moments", "shift_out",
                                      "ranks_out", "scores_out"]}
     expected = [*twin_params, *trailing.get(name, ["out"])]
