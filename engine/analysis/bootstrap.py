@@ -28,7 +28,7 @@ from .problem import Problem
 from .resample import BootstrapSpec, RecordDesign, SamplingDraws, resample_size, sampling_draws
 from .spec import Factor
 
-__all__ = ["BootstrapProblem", "build_bootstrap_problem", "check_mode", "run_bootstrap_chunk", "evaluate",
+__all__ = ["BootstrapProblem", "build_bootstrap_problem", "run_bootstrap_chunk", "evaluate",
            "variance_shares", "DECOMPOSITION_SUMS"]
 
 #: Integer sums per (target, unit) of the variance decomposition, in this order.
@@ -261,14 +261,3 @@ def variance_shares(problem: Problem, sums: np.ndarray) -> dict[str, pl.DataFram
                                    .otherwise(pl.col(c)).alias(c) for c in ratios)
         out[target] = table.with_columns(pl.col(pl.Float64).fill_nan(None))
     return out
-
-
-def check_mode(spec: BootstrapSpec, framework) -> None:
-    """Refuse what the bootstrap does not refit per replicate, before any work."""
-    if spec.perturb is not None and spec.perturb.normalisation:
-        for method in spec.perturb.normalisation:
-            if method.name in ("distance_to_target", "goalposts"):
-                raise SchemaError(f"{method.name} needs per-indicator parameters and cannot be a global "
-                                  "normalisation choice", fix="use minmax, zscore, rank, borda, percentile, "
-                                  "fraction_of_max or distance_to_max")
-

@@ -210,29 +210,37 @@ def _design_parameters(problem: Problem, design: Any) -> Parameters:
                       np.ascontiguousarray(np.tile(problem.base_codes, (n, 1))), np.full(n, -1, np.int64))
 
 
-def _finish(problem: Problem, spec: UncertaintySpec, factors, state: ChunkState, seed: int, started: float,
-            info: dict[str, Any], out: str | Path | None) -> UncertaintyResult:
-    stats = summarise(problem, state, spec.top_k)
-    wall = time.perf_counter() - started
-    n = stats.n_replicates
-    failed = {t: int(state.hist[k][:, -1].sum()) for k, t in enumerate(problem.target_ids)}
+def run_manifest(kind: str, problem: Problem, spec: dict[str, Any], block_size: int, seed: int,
+                 stats: RankStatistics, state: ChunkState, wall: float) -> dict[str, Any]:
+    """The manifest entries every analysis run records (framework, data, spec, seed, versions,
+    replicates, speed, missing ranks, R_S summary)."""
     framework = problem.framework
-    manifest = {
-        "kind": "uncertainty",
+    n = stats.n_replicates
+    return {
+        "kind": kind,
         "framework": {"id": framework.id, "digest": framework.digest, "path": framework.path},
         "data": problem.result.recipe["data"] if problem.result is not None else None,
-        "spec": spec.to_dict() | {"seed": seed},
-        "factors": [f.name for f in factors],
+        "spec": spec | {"seed": seed},
         "targets": list(problem.target_ids),
         "replicates": n,
-        "block_size": spec.block_size,
+        "block_size": block_size,
         "rng_block": RNG_BLOCK,
         "seed": seed,
         "versions": versions(),
         "wall_time_s": wall,
         "replicates_per_s": n / wall if wall > 0 else None,
-        "missing_ranks": failed,
+        "missing_ranks": {t: int(state.hist[k][:, -1].sum()) for k, t in enumerate(problem.target_ids)},
         "rank_shift": stats.rank_shift_summary,
+    }
+
+
+def _finish(problem: Problem, spec: UncertaintySpec, factors, state: ChunkState, seed: int, started: float,
+            info: dict[str, Any], out: str | Path | None) -> UncertaintyResult:
+    stats = summarise(problem, state, spec.top_k)
+    wall = time.perf_counter() - started
+    manifest = {
+        **run_manifest("uncertainty", problem, spec.to_dict(), spec.block_size, seed, stats, state, wall),
+        "factors": [f.name for f in factors],
         "nominal_matches_pipeline": bool(np.array_equal(
             problem.nominal_rank[0], np.nan_to_num(problem.result.stages.ranks[:, problem.targets[0]]).astype(np.int64)))
         if problem.result is not None else None,

@@ -19,13 +19,13 @@ from ..io import write_json, write_table
 from ..pipeline import score
 from ..progress import Progress
 from ..resources import shipped_datasets, shipped_specs
-from .bootstrap import (BootstrapProblem, _draws, build_bootstrap_problem, check_mode, evaluate, run_bootstrap_chunk,
+from .bootstrap import (BootstrapProblem, _draws, build_bootstrap_problem, evaluate, run_bootstrap_chunk,
                         variance_shares)
-from .design import RNG_BLOCK, map_parameters, n_columns, replicate_uniforms
+from .design import map_parameters, n_columns, replicate_uniforms
 from .montecarlo import ChunkState, RankStatistics, summarise
 from .problem import build_problem
 from .resample import BootstrapSpec, compile_records, load_bootstrap_spec
-from .run import versions
+from .run import run_manifest
 from .spec import resolve_factors
 
 __all__ = ["BootstrapResult", "bootstrap", "default_bootstrap_spec"]
@@ -210,7 +210,6 @@ def bootstrap(framework, data=None, spec: str | Path | Mapping | BootstrapSpec |
     if spec.mode == "records" and records is None:
         raise SchemaError("mode records needs the record-level table", fix="pass --records FILE (records=…)")
     nominal = score(framework, data, **load_kwargs)
-    check_mode(spec, nominal.framework)
     uspec = spec.uncertainty_spec()
     factors = resolve_factors(uspec, nominal.framework)
     problem = build_problem(nominal, uspec, factors)
@@ -248,7 +247,7 @@ def bootstrap(framework, data=None, spec: str | Path | Mapping | BootstrapSpec |
 def _finish(bp: BootstrapProblem, spec: BootstrapSpec, state: ChunkState, seed: int, started: float,
             info: dict[str, Any], records_source: str | None, out: str | Path | None) -> BootstrapResult:
     p = bp.problem
-    stats = summarise(p, state, uspec_top_k(spec))
+    stats = summarise(p, state, spec.uncertainty_spec().top_k)
     shares = variance_shares(p, state.extra["decomposition"]) if "decomposition" in state.extra else {}
     confidence, how = _confidence(bp, state, spec, seed, stats.n_replicates)
     wall = time.perf_counter() - started
@@ -257,29 +256,16 @@ def _finish(bp: BootstrapProblem, spec: BootstrapSpec, state: ChunkState, seed: 
     overall = {t: {k: v for k, v in table.filter(pl.col("unit") == "(all units)").row(0, named=True).items()
                    if k != "unit"} for t, table in shares.items()}
     manifest = {
-        "kind": "bootstrap",
+        **run_manifest("bootstrap", p, spec.to_dict(), spec.block_size, seed, stats, state, wall),
         "mode": spec.mode,
-        "framework": {"id": framework.id, "digest": framework.digest, "path": framework.path},
-        "data": p.result.recipe["data"] if p.result is not None else None,
         "records": None if bp.records is None else {
             "source": records_source, "n_records": bp.records.n_records, "ignored_records": bp.records.ignored,
             "derived": [framework.indicators[j].id for j in bp.records.derived],
             "poisson_rate": bp.records.rate},
         "units_drawn": bp.m_units or None,
         "noisy_indicators": [framework.indicators[j].id for j in bp.noise_index],
-        "spec": spec.to_dict() | {"seed": seed},
         "perturbation_factors": [f.name for f in bp.factors],
-        "targets": list(p.target_ids),
-        "replicates": n,
         "evaluations": n * (2 if shares else 1),
-        "block_size": spec.block_size,
-        "rng_block": RNG_BLOCK,
-        "seed": seed,
-        "versions": versions(),
-        "wall_time_s": wall,
-        "replicates_per_s": n / wall if wall > 0 else None,
-        "missing_ranks": {t: int(state.hist[k][:, -1].sum()) for k, t in enumerate(p.target_ids)},
-        "rank_shift": stats.rank_shift_summary,
         "variance_shares": overall,
         "confidence": None if confidence is None else {
             "level": float(spec.confidence.get("level", 0.9)), "top_k": int(spec.confidence.get("top_k", 10)),
@@ -291,7 +277,3 @@ def _finish(bp: BootstrapProblem, spec: BootstrapSpec, state: ChunkState, seed: 
     if out is not None:
         result.write(out)
     return result
-
-
-def uspec_top_k(spec: BootstrapSpec) -> tuple[int, ...]:
-    return tuple(spec.document.get("top_k", (1, 3, 10)))

@@ -414,6 +414,12 @@ def _mc_replicate_scores(zt, linear_variant, child_ptr, child_idx, param, min_co
     return [values[target] for target in targets]
 
 
+def _competition_ranks(score) -> list[int]:
+    """Descending competition ranks: 1 + the number of present scores strictly larger; missing → 0."""
+    present = [s for s in score if math.isfinite(s)]
+    return [1 + sum(1 for o in present if o > s) if math.isfinite(s) else 0 for s in score]
+
+
 def _mc_accumulate(score, rank_t, nominal_rank, pair_units, hist, shift_hist, pair_count, moments) -> float:
     """Add one replicate of one target to the accumulators; returns its R_S."""
     n_units = len(score)
@@ -457,8 +463,7 @@ def montecarlo_blocks(zt, linear_variant, child_ptr, child_idx, param, min_cover
                                              any_coverage, node_weight[r], variant[r], agg_code[r], excluded[r],
                                              targets)
         for t, score in enumerate(target_scores):
-            present = [s for s in score if math.isfinite(s)]
-            rank_t = [1 + sum(1 for o in present if o > s) if math.isfinite(s) else 0 for s in score]
+            rank_t = _competition_ranks(score)
             ranks[r, t] = rank_t
             shift_out[r, t] = _mc_accumulate(score, rank_t, nominal_rank[t], pair_units, hist[t], shift_hist[t],
                                              pair_count[t], moments[r // block_size, t])
@@ -515,8 +520,7 @@ def montecarlo_accumulate(scores, keys, nominal_rank, pair_units, block_size):
     for r in range(n_rep):
         for t in range(n_t):
             score = [float(v) for v in scores[r, t]]
-            present = [v for v in score if math.isfinite(v)]
-            rank_t = [1 + sum(1 for o in present if o > v) if math.isfinite(v) else 0 for v in score]
+            rank_t = _competition_ranks(score)
             ranks[r, t] = rank_t
             shift_out[r, t] = _mc_accumulate(score, rank_t, nominal_rank[t], pair_units, hist[t], shift_hist[t],
                                              pair_count[t], moments[r // block_size, t])
@@ -637,8 +641,7 @@ def bootstrap_blocks(base, direction, divisor, count, record_unit, record_values
                                              min_coverage, any_coverage, node_weight[r], 0, agg_code[r],
                                              excluded[r], targets)
         for t, score in enumerate(target_scores):
-            present = [s for s in score if math.isfinite(s)]
-            rank_t = [1 + sum(1 for o in present if o > s) if math.isfinite(s) else 0 for s in score]
+            rank_t = _competition_ranks(score)
             ranks[r, t] = rank_t
             scores[r, t] = score
             shift_out[r, t] = _mc_accumulate(score, rank_t, nominal_rank[t], pair_units, hist[t], shift_hist[t],

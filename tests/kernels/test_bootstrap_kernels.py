@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import engine
-from engine.analysis.bootstrap import build_bootstrap_problem, check_mode, evaluate
+from engine.analysis.bootstrap import build_bootstrap_problem, evaluate
 from engine.analysis.design import map_parameters, n_columns, replicate_uniforms
 from engine.analysis.problem import build_problem
 from engine.analysis.resample import compile_records, load_bootstrap_spec, sampling_draws
@@ -358,7 +358,6 @@ def _problem(mode: str, extra: dict | None = None, missing: bool = False):
         "x5": {"absolute": 0.5}}}, "pairs": ["c000", "c001", "c002"], **(extra or {})}
     spec = load_bootstrap_spec(doc)
     nominal = engine.score(framework, data)
-    check_mode(spec, nominal.framework)
     uspec = spec.uncertainty_spec()
     factors = resolve_factors(uspec, nominal.framework)
     problem = build_problem(nominal, uspec, factors)
