@@ -63,13 +63,16 @@ def _noise_runs(factors: list[Factor]) -> list:
     """The factors in order, each maximal run of noise factors on distinct nodes as one list (its
     columns map elementwise by the same operations, so one array operation gives the same floats)."""
     out: list = []
+    nodes: set = set()  # nodes of the current run
     for f in factors:
         if f.kind != "noise":
             out.append(f)
-        elif out and isinstance(out[-1], list) and all(g.nodes[0] != f.nodes[0] for g in out[-1]):
+        elif out and isinstance(out[-1], list) and f.nodes[0] not in nodes:
             out[-1].append(f)
+            nodes.add(f.nodes[0])
         else:
             out.append([f])
+            nodes = {f.nodes[0]}
     return out
 
 

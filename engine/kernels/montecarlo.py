@@ -76,11 +76,13 @@ def effective_weights(local, child_ptr, child_idx, target, n_indicators, eff):
 
 
 @jit
-def _add4(out, a, r0, b, r1, c, r2, d, r3):
-    """out[i] = (((out[i] + a r0[i]) + b r1[i]) + c r2[i]) + d r3[i]: four terms of the sum in one pass
-    (the same float operations in the same order as four passes, a quarter of the loads and stores)."""
+def _add4(out, zt, a, j0, b, j1, c, j2, d, j3):
+    """out[i] = (((out[i] + a zt[j0, i]) + b zt[j1, i]) + c zt[j2, i]) + d zt[j3, i]: four terms of the
+    sum in one pass (the same float operations in the same order as four passes, a quarter of the
+    loads and stores of ``out``; rows indexed in the 2-D array, which LLVM vectorises better than
+    row views)."""
     for i in range(out.shape[0]):
-        out[i] = (((out[i] + a * r0[i]) + b * r1[i]) + c * r2[i]) + d * r3[i]
+        out[i] = (((out[i] + a * zt[j0, i]) + b * zt[j1, i]) + c * zt[j2, i]) + d * zt[j3, i]
 
 
 @jit
@@ -102,15 +104,14 @@ def linear_scores(zt, eff, n_indicators, out):
         elif held == 2:
             j2 = j
         else:
-            _add4(out, eff[j0], zt[j0], eff[j1], zt[j1], eff[j2], zt[j2], eff[j], zt[j])
+            _add4(out, zt, eff[j0], j0, eff[j1], j1, eff[j2], j2, eff[j], j)
             held = -1
         held += 1
     for k in range(held):  # the last 0-3 terms, one pass each
         j = j0 if k == 0 else (j1 if k == 1 else j2)
         w = eff[j]
-        row = zt[j]
         for i in range(out.shape[0]):
-            out[i] += w * row[i]
+            out[i] += w * zt[j, i]
 
 
 @jit
@@ -454,27 +455,16 @@ def index_bits(n_units):
 
 
 @jit
-def pack_keys(score, bits, out):
-    """out[i] = 32-bit descending-order key of score[i]: a quantised score in the upper ``32 − bits``
-    bits, the unit index i in the low ``bits``.
-
-    With ``lo``/``hi`` the smallest/largest finite score of the row and L = 2^(32 − bits) − 2::
-
-        q_i = min(floor((hi/2 − s_i/2) · L / (hi/2 − lo/2)), L)      (missing: q_i = L + 1)
-
-    (halves, so that hi − lo cannot overflow; a zero or non-finite scale makes every q 0).  Every
-    step rounds monotonically, so a larger score never gets a larger q: sorting the keys ascending
-    orders units by descending score, except among units with equal q (ties and near-ties, ordered
-    by unit index), which :func:`montecarlo_accumulate` re-orders exactly on the floats; missing
-    scores (NaN, ±inf) sort last."""
-    n = score.shape[0]
-    # lo, hi = min, max of the finite scores, with four independent chains (the order does not
-    # matter for a min or a max; x - x == 0 exactly when x is finite)
+def finite_range(values):
+    """(smallest, largest) finite value of a 1-D array ((inf, −inf) when there is none), with four
+    independent chains (the order does not matter for a min or a max; x − x == 0 exactly when x is
+    finite)."""
+    n = values.shape[0]
     lo0 = lo1 = lo2 = lo3 = np.inf
     hi0 = hi1 = hi2 = hi3 = -np.inf
     whole = n - n % 4
     for i in range(0, whole, 4):
-        a, b, c, d = score[i], score[i + 1], score[i + 2], score[i + 3]
+        a, b, c, d = values[i], values[i + 1], values[i + 2], values[i + 3]
         if a - a == 0.0:
             lo0, hi0 = min(lo0, a), max(hi0, a)
         if b - b == 0.0:
@@ -484,11 +474,27 @@ def pack_keys(score, bits, out):
         if d - d == 0.0:
             lo3, hi3 = min(lo3, d), max(hi3, d)
     for i in range(whole, n):
-        a = score[i]
+        a = values[i]
         if a - a == 0.0:
             lo0, hi0 = min(lo0, a), max(hi0, a)
-    lo = min(min(lo0, lo1), min(lo2, lo3))
-    hi = max(max(hi0, hi1), max(hi2, hi3))
+    return min(min(lo0, lo1), min(lo2, lo3)), max(max(hi0, hi1), max(hi2, hi3))
+
+
+@jit
+def pack_keys_between(score, bits, lo, hi, out):
+    """out[i] = 32-bit descending-order key of score[i] against the range [lo, hi]: a quantised
+    score in the upper ``32 − bits`` bits, the unit index i in the low ``bits``.  With
+    L = 2^(32 − bits) − 2::
+
+        q_i = clamp(floor((hi/2 − s_i/2) · L / (hi/2 − lo/2)), 0, L)      (missing: q_i = L + 1)
+
+    (halves, so that hi − lo cannot overflow; a zero or non-finite scale makes every q 0).  Every
+    step rounds monotonically, so a larger score never gets a larger q: sorting the keys ascending
+    orders units by descending score, except among units with equal q (ties, near-ties and scores
+    clamped at either end, ordered by unit index), which :func:`montecarlo_accumulate` re-orders
+    exactly on the floats; missing scores (NaN, ±inf) sort last.  Any range gives exact ranks; a
+    range close to the scores' makes runs of equal q rare."""
+    n = score.shape[0]
     missing = (1 << (32 - bits)) - 1
     levels = float(missing - 1)
     half_hi = hi * 0.5
@@ -498,7 +504,7 @@ def pack_keys(score, bits, out):
         scale = 0.0
     for i in range(n):  # branch-free, so that it vectorises
         v = score[i]
-        x = (half_hi - v * 0.5) * scale  # in [0, L] (up to rounding) for a finite v
+        x = (half_hi - v * 0.5) * scale  # in [0, L] (up to rounding) for lo <= v <= hi
         if not (x < levels):
             x = levels
         if not (x > 0.0):
@@ -510,10 +516,33 @@ def pack_keys(score, bits, out):
 
 
 @jit
+def pack_keys(score, bits, out):
+    """:func:`pack_keys_between` against the row's own finite range (used where no bound of the
+    scores is known in advance: non-arithmetic aggregation, missing values)."""
+    lo, hi = finite_range(score)
+    pack_keys_between(score, bits, lo, hi, out)
+
+
+@jit
+def variant_range(z):
+    """Smallest and largest finite value of a normalised matrix (indicators × units).  A weighted
+    arithmetic mean with non-negative weights lies between them, so it is the quantisation range
+    of the keys of linear replicates (no pass over each replicate's scores)."""
+    lo = np.inf
+    hi = -np.inf
+    for j in range(z.shape[0]):
+        a, b = finite_range(z[j])
+        lo = min(lo, a)
+        hi = max(hi, b)
+    return lo, hi
+
+
+@jit
 def montecarlo_scores(zt, linear_variant, child_ptr, child_idx, param, min_coverage, any_coverage,
                       node_weight, variant, agg_code, excluded, targets, scores_out, keys_out):
     """Scores (n, n_targets, n_units) of every replicate and their packed 32-bit sort keys
-    (:func:`pack_keys`; ``keys_out`` is uint32).
+    (``keys_out`` is uint32): quantised against the variant's range (:func:`variant_range`) for
+    linear replicates, against the row's own range (:func:`pack_keys`) otherwise.
 
     One lane (no threads of its own, releases the GIL): :mod:`engine.analysis.montecarlo` runs
     one call per lane thread on disjoint replicates; every replicate's result depends only on its
@@ -525,14 +554,18 @@ def montecarlo_scores(zt, linear_variant, child_ptr, child_idx, param, min_cover
     local = np.empty(n_nodes, np.float64)
     eff = np.empty(n_nodes, np.float64)
     values = np.empty((n_nodes, n_units), np.float64)
+    ranges = np.full((zt.shape[0], 2), np.nan)  # variant_range of each variant, when first needed
     for r in range(node_weight.shape[0]):
-        z = zt[variant[r]]
+        v = variant[r]
+        z = zt[v]
         local_weights(node_weight[r], excluded[r], child_ptr, child_idx, local)
-        if is_linear(linear_variant[variant[r]], any_coverage, agg_code[r]):
+        if is_linear(linear_variant[v], any_coverage, agg_code[r]):
+            if np.isnan(ranges[v, 0]):
+                ranges[v, 0], ranges[v, 1] = variant_range(z)
             for t in range(targets.shape[0]):
                 effective_weights(local, child_ptr, child_idx, targets[t], n_indicators, eff)
                 linear_scores(z, eff, n_indicators, scores_out[r, t])
-                pack_keys(scores_out[r, t], bits, keys_out[r, t])
+                pack_keys_between(scores_out[r, t], bits, ranges[v, 0], ranges[v, 1], keys_out[r, t])
         else:
             tree_scores(z, local, child_ptr, child_idx, agg_code[r], param, min_coverage, values,
                         linear_variant[variant[r]] and not any_coverage)
@@ -631,12 +664,66 @@ def accumulate_complete(score, rank, nominal_rank, pair_units, hist, shift_hist,
 
 
 @jit
+def distinct_keys(sorted_keys, bits):
+    """Whether no two neighbouring sorted keys share their quantised part, i.e. the scores are all
+    distinct and their order is the keys' order (a branch-free count, so that it vectorises)."""
+    high = np.uint32(0xFFFFFFFF) ^ np.uint32((1 << bits) - 1)
+    shared = 0
+    for p in range(sorted_keys.shape[0] - 1):
+        shared += ((sorted_keys[p] ^ sorted_keys[p + 1]) & high) == 0
+    return shared == 0
+
+
+@jit
+def accumulate_distinct(score, sorted_keys, bits, nominal_rank, pair_units, hist, shift_hist, pair_count, sums,
+                        shift_row, t, ranks_out, r, rank):
+    """:func:`accumulate_replicate` for the common case — every unit has a score and the sorted keys'
+    quantised parts are all distinct (:func:`distinct_keys`), so the unit at sorted position p has
+    rank p + 1 — in one pass over the sorted keys.  ``sums`` is (2, n_units): Σ score, Σ score²
+    (the same float additions as ``moments[i, 0|1]``, in loops over contiguous rows)."""
+    n_units = score.shape[0]
+    mask = np.uint32((1 << bits) - 1)
+    for p in range(n_units):
+        unit = np.int64(sorted_keys[p] & mask)
+        rank[unit] = p + 1
+        hist[unit, p] += 1
+    total = 0
+    ranked = 0
+    for i in range(n_units):  # in unit order: contiguous loads, no branch (vectorises)
+        nominal = nominal_rank[i]
+        counted = nominal > 0
+        total += abs(rank[i] - nominal) if counted else 0
+        ranked += counted
+    first = sums[0]
+    second = sums[1]
+    for i in range(n_units):
+        first[i] += score[i]
+    for i in range(n_units):
+        second[i] += score[i] * score[i]
+    shift_hist[total] += 1
+    shift_row[t] = total / ranked if ranked > 0 else np.nan
+    for pa in range(pair_units.shape[0]):
+        ra = rank[pair_units[pa]]
+        for pb in range(pair_units.shape[0]):
+            if ra < rank[pair_units[pb]]:
+                pair_count[pa, pb] += 1
+    if ranks_out.shape[0] > 0:
+        for i in range(n_units):
+            ranks_out[r, t, i] = rank[i]
+
+
+@jit
 def montecarlo_accumulate(scores, keys, nominal_rank, pair_units, block_size,
                           hist, shift_hist, pair_count, moments, shift_out, ranks_out):
-    """Ranks from sorted packed keys (:func:`sorted_ranks`), then the same accumulators as
-    :func:`montecarlo_blocks` for one lane (``hist``, ``shift_hist``, ``pair_count`` without the
-    lane axis), block by block (``moments[b]`` sums replicates ``b·block_size …`` in order).
-    ``keys`` (n, n_targets, n_units) are :func:`pack_keys` keys, each row sorted ascending.
+    """Ranks from sorted packed keys, then the same accumulators as :func:`montecarlo_blocks` for
+    one lane (``hist``, ``shift_hist``, ``pair_count`` without the lane axis), block by block
+    (``moments[b]`` sums replicates ``b·block_size …`` in order).  ``keys`` (n, n_targets,
+    n_units) are :func:`pack_keys` keys, each row sorted ascending.
+
+    Replicates whose keys are all distinct and scores all present (nearly all) take
+    :func:`accumulate_distinct`; the others get exact ranks from :func:`sorted_ranks`.  A block's
+    score moments are summed in a (2, n_units) buffer per target and copied back at the block's
+    end (the same additions in the same order).
 
     One lane (no threads of its own, releases the GIL), like :func:`montecarlo_scores`."""
     n_replicates = scores.shape[0]
@@ -645,13 +732,27 @@ def montecarlo_accumulate(scores, keys, nominal_rank, pair_units, block_size,
     bits = index_bits(n_units)
     order = np.empty(n_units, np.int64)
     rank = np.empty(n_units, np.int64)
+    sums = np.empty((n_targets, 2, n_units))
     for b in range(n_replicates // block_size):
+        for t in range(n_targets):
+            for i in range(n_units):
+                sums[t, 0, i] = moments[b, t, i, 0]
+                sums[t, 1, i] = moments[b, t, i, 1]
         for r in range(b * block_size, (b + 1) * block_size):
             for t in range(n_targets):
                 score = scores[r, t]
-                if sorted_ranks(score, keys[r, t], bits, order, rank):
+                sorted_keys = keys[r, t]
+                last = np.int64(sorted_keys[n_units - 1] & np.uint32((1 << bits) - 1))
+                if distinct_keys(sorted_keys, bits) and np.isfinite(score[last]):
+                    accumulate_distinct(score, sorted_keys, bits, nominal_rank[t], pair_units, hist[t],
+                                        shift_hist[t], pair_count[t], sums[t], shift_out[r], t, ranks_out, r, rank)
+                elif sorted_ranks(score, sorted_keys, bits, order, rank):
                     accumulate_complete(score, rank, nominal_rank[t], pair_units, hist[t], shift_hist[t],
-                                        pair_count[t], moments[b, t], shift_out[r], t, ranks_out, r)
+                                        pair_count[t], sums[t].T, shift_out[r], t, ranks_out, r)
                 else:
                     accumulate_replicate(score, rank, nominal_rank[t], pair_units, hist[t], shift_hist[t],
-                                         pair_count[t], moments[b, t], shift_out[r], t, ranks_out, r)
+                                         pair_count[t], sums[t].T, shift_out[r], t, ranks_out, r)
+        for t in range(n_targets):
+            for i in range(n_units):
+                moments[b, t, i, 0] = sums[t, 0, i]
+                moments[b, t, i, 1] = sums[t, 1, i]

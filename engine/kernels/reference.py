@@ -471,12 +471,15 @@ def montecarlo_blocks(zt, linear_variant, child_ptr, child_idx, param, min_cover
 
 
 
-def _pack_keys(score, bits: int) -> list[int]:
-    """32-bit descending-order keys of one row of scores: the score quantised against the row's
-    finite range into the upper ``32 − bits`` bits (larger score → smaller or equal value; missing →
-    the largest), the unit index in the low ``bits``."""
+def _pack_keys(score, bits: int, bounds=None) -> list[int]:
+    """32-bit descending-order keys of one row of scores: the score quantised against ``bounds``
+    (lo, hi) — by default the row's finite range — into the upper ``32 − bits`` bits (larger score
+    → smaller or equal value, clamped to [0, L]; missing → L + 1), the unit index in the low
+    ``bits``."""
     finite = [v for v in score if math.isfinite(v)]
-    lo, hi = (min(finite), max(finite)) if finite else (math.inf, -math.inf)
+    if bounds is None:
+        bounds = (min(finite), max(finite)) if finite else (math.inf, -math.inf)
+    lo, hi = bounds
     missing = 2 ** (32 - bits) - 1
     levels = missing - 1
     span = hi * 0.5 - lo * 0.5  # halves: hi - lo cannot overflow
@@ -485,9 +488,19 @@ def _pack_keys(score, bits: int) -> list[int]:
         scale = 0.0
     keys = []
     for unit, v in enumerate(score):
-        q = min(int((hi * 0.5 - v * 0.5) * scale), levels) if math.isfinite(v) else missing
+        if math.isfinite(v):
+            x = (hi * 0.5 - v * 0.5) * scale
+            q = int(min(x, levels)) if x > 0.0 else 0  # clamped to [0, L] (NaN → L)
+            q = levels if math.isnan(x) else q
+        else:
+            q = missing
         keys.append(q << bits | unit)
     return keys
+
+
+def _finite_range(z) -> tuple[float, float]:
+    finite = [float(v) for v in np.ravel(z) if math.isfinite(v)]
+    return (min(finite), max(finite)) if finite else (math.inf, -math.inf)
 
 
 def montecarlo_scores(zt, linear_variant, child_ptr, child_idx, param, min_coverage, any_coverage,
@@ -501,9 +514,11 @@ def montecarlo_scores(zt, linear_variant, child_ptr, child_idx, param, min_cover
         target_scores = _mc_replicate_scores(zt, linear_variant, child_ptr, child_idx, param, min_coverage,
                                              any_coverage, node_weight[r], variant[r], agg_code[r], excluded[r],
                                              targets)
+        linear = bool(linear_variant[variant[r]]) and not any_coverage and all(c == 0 for c in agg_code[r])
+        bounds = _finite_range(zt[variant[r]]) if linear else None  # a weighted mean lies within
         for t, score in enumerate(target_scores):
             scores[r, t] = score
-            keys[r, t] = _pack_keys([float(v) for v in scores[r, t]], bits)
+            keys[r, t] = _pack_keys([float(v) for v in scores[r, t]], bits, bounds)
     return scores, keys
 
 

@@ -137,6 +137,85 @@ def test_packed_32_bit_keys_give_exact_competition_ranks(row):
         np.testing.assert_array_equal(kernel_out, twin_out)
 
 
+def _finite_bounds(score):
+    finite = score[np.isfinite(score)]
+    return (finite.min(), finite.max()) if len(finite) else (0.0, 1.0)
+
+
+@pytest.mark.parametrize("bounds", ["inner", "outer", "huge", "none", "inverted", "point"])
+@pytest.mark.parametrize("row", SPLIT_EDGE_ROWS, ids=range(len(SPLIT_EDGE_ROWS)))
+def test_keys_quantised_against_any_range_give_exact_ranks(row, bounds):
+    """pack_keys_between (the linear replicates' keys, quantised against the variant's range rather
+    than the row's) with a range narrower than the scores (clamped at both ends), wider, huge, empty
+    (inf, −inf), inverted or a single point: the keys equal the twin's, never increase with the
+    score, and the ranks are still exact — both through the distinct-keys path and the run path."""
+    score = np.asarray(row, np.float64)
+    n = len(score)
+    lo, hi = (float(v) for v in _finite_bounds(score))  # Python floats: overflow to ±inf silently
+    lo, hi = {"inner": (0.7 * lo + 0.3 * hi, 0.3 * lo + 0.7 * hi), "outer": (2 * lo - hi - 1.0, 2 * hi - lo + 1.0),
+              "huge": (-1e300, 1e300), "none": (np.inf, -np.inf), "inverted": (hi, lo),
+              "point": (lo, lo)}[bounds]
+    bits = mc.index_bits(n)
+    keys = np.empty(n, np.uint32)
+    mc.pack_keys_between(score, bits, lo, hi, keys)
+    np.testing.assert_array_equal(keys, reference._pack_keys([float(v) for v in score], bits, (lo, hi)))
+    q = keys >> np.uint32(bits)
+    finite = np.isfinite(score)
+    by_score = np.argsort(-np.where(finite, score, -np.inf), kind="stable")
+    assert (np.diff(q[by_score[finite[by_score]]].astype(np.int64)) >= 0).all()
+    assert (q[~finite] == 2 ** (32 - bits) - 1).all()
+    scores, sorted_keys = score[None, None, :], np.sort(keys)[None, None, :]
+    nominal = np.arange(1, n + 1, dtype=np.int64)[None, :]
+    pairs = np.arange(min(n, 3), dtype=np.int64)
+    out = (np.zeros((1, n, n + 1), np.int64), np.zeros((1, n * n // 2 + 2), np.int64),
+           np.zeros((1, len(pairs), len(pairs)), np.int64), np.zeros((1, 1, n, 2)), np.zeros((1, 1)),
+           np.zeros((1, 1, n), np.int64))
+    mc.montecarlo_accumulate(scores, sorted_keys, nominal, pairs, 1, *out)
+    twin = reference.montecarlo_accumulate(scores, sorted_keys, nominal, pairs, 1)
+    for kernel_out, twin_out in zip(out, twin):
+        np.testing.assert_array_equal(kernel_out, twin_out)
+
+
+def test_distinct_keys_path_equals_run_path():
+    """accumulate_distinct (all keys' quantised parts distinct) gives the integers and floats of the
+    general path (sorted_ranks + accumulate_complete) on many random rows, and distinct_keys tells
+    the two cases apart."""
+    rng = np.random.default_rng(11)
+    n = 57
+    bits = mc.index_bits(n)
+    nominal = rng.permutation(n).astype(np.int64) + 1
+    nominal[5] = 0  # a unit without a nominal rank is not counted in R_S
+    pairs = np.array([0, 3, 9], np.int64)
+    seen = set()
+    for trial in range(200):
+        score = rng.normal(size=n) if trial % 3 else np.round(rng.normal(size=n), 1)  # ties every third
+        keys = np.empty(n, np.uint32)
+        mc.pack_keys(score, bits, keys)
+        keys.sort()
+        distinct = mc.distinct_keys(keys, bits)
+        assert distinct == (len(np.unique(keys >> np.uint32(bits))) == n)
+        seen.add(distinct)
+        outs = []
+        for path in ("distinct", "general"):
+            hist, shift_hist = np.zeros((n, n + 1), np.int64), np.zeros(n * n // 2 + 2, np.int64)
+            pair_count, shift_row = np.zeros((3, 3), np.int64), np.zeros(1)
+            ranks_out, rank = np.zeros((1, 1, n), np.int64), np.zeros(n, np.int64)
+            if path == "distinct" and distinct:
+                sums = np.zeros((2, n))
+                mc.accumulate_distinct(score, keys, bits, nominal, pairs, hist, shift_hist, pair_count, sums,
+                                       shift_row, 0, ranks_out, 0, rank)
+                moments = sums.T
+            else:
+                moments = np.zeros((n, 2))
+                assert mc.sorted_ranks(score, keys, bits, np.empty(n, np.int64), rank)
+                mc.accumulate_complete(score, rank, nominal, pairs, hist, shift_hist, pair_count, moments,
+                                       shift_row, 0, ranks_out, 0)
+            outs.append((hist, shift_hist, pair_count, moments, shift_row, ranks_out))
+        for a, b in zip(*outs):
+            np.testing.assert_array_equal(a, b)
+    assert seen == {True, False}
+
+
 @pytest.mark.parametrize("n_weights", range(10))
 def test_linear_scores_adds_terms_in_indicator_order(n_weights):
     """linear_scores (four terms per pass) gives the floats of the readable one-term-per-pass sum,
