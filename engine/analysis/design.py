@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import gammaincinv
 
+from ..kernels.montecarlo import noise_weights
 from .spec import Factor
 
 __all__ = ["Parameters", "RNG_BLOCK", "block_uniforms", "replicate_uniforms", "map_parameters", "n_columns"]
@@ -55,7 +56,10 @@ def block_uniforms(seed: int, block: int, columns: int) -> np.ndarray:
 def replicate_uniforms(seed: int, start: int, stop: int, columns: int) -> np.ndarray:
     """Design rows of replicates ``start .. stop - 1`` (each row depends only on seed and index)."""
     first, last = start // RNG_BLOCK, (stop - 1) // RNG_BLOCK
-    u = np.concatenate([block_uniforms(seed, b, columns) for b in range(first, last + 1)])
+    if first == last:
+        u = block_uniforms(seed, first, columns)
+    else:
+        u = np.concatenate([block_uniforms(seed, b, columns) for b in range(first, last + 1)])
     return u[start - first * RNG_BLOCK: stop - first * RNG_BLOCK]
 
 
@@ -94,9 +98,10 @@ def map_parameters(u: np.ndarray, factors: list[Factor], problem) -> Parameters:
     treatment_on = np.ones(n, np.int64) if problem.has_treatment_variants else np.zeros(n, np.int64)
     for group in _noise_runs(factors):
         if isinstance(group, list):  # consecutive noise factors on distinct nodes: one array operation
-            ks = [position[f.nodes[0]] for f in group]
+            ks = np.array([position[f.nodes[0]] for f in group], np.int64)
             phi = np.array([f.params["noise"] for f in group])
-            node_weight[:, ks] = problem.nominal_weight[ks] * (1.0 + phi * (2.0 * u[:, [f.column for f in group]] - 1.0))
+            noise_weights(np.ascontiguousarray(u, np.float64), np.array([f.column for f in group], np.int64), ks, phi,
+                          problem.nominal_weight, node_weight)
             continue
         f = group
         col = u[:, f.column:f.column + f.width]

@@ -40,7 +40,18 @@ from numba import njit, prange
 from ._jit import PARALLEL_JIT, jit
 from .aggregate import ARITHMETIC, COPELAND, copeland
 
-__all__ = ["montecarlo_blocks", "montecarlo_scores", "montecarlo_accumulate"]
+__all__ = ["montecarlo_blocks", "montecarlo_scores", "montecarlo_accumulate", "noise_weights"]
+
+
+@jit
+def noise_weights(u, columns, nodes, phi, nominal, out):
+    """Relative uniform noise on node weights, for design rows ``u`` (n, columns):
+    ``out[r, nodes[k]] = nominal[nodes[k]] · (1 + phi[k] (2 u[r, columns[k]] − 1))`` — the float
+    operations of the NumPy expression, in its order, without its temporaries (and without the GIL)."""
+    for r in range(u.shape[0]):
+        for k in range(nodes.shape[0]):
+            node = nodes[k]
+            out[r, node] = nominal[node] * (1.0 + phi[k] * (2.0 * u[r, columns[k]] - 1.0))
 
 
 @jit

@@ -28,7 +28,7 @@ __all__ = [
     "arithmetic", "geometric", "harmonic", "generalised", "copeland", "aggregate_tree",
     "rank_desc",
     "jenks",
-    "montecarlo_blocks", "montecarlo_scores", "montecarlo_accumulate",
+    "montecarlo_blocks", "montecarlo_scores", "montecarlo_accumulate", "noise_weights",
     "normalise_column", "bootstrap_blocks",
 ]
 
@@ -357,6 +357,12 @@ def jenks(sorted_values: np.ndarray, k: int) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- Monte Carlo
+
+def noise_weights(u, columns, nodes, phi, nominal):
+    """Readable twin of :func:`engine.kernels.montecarlo.noise_weights`: the columns ``nodes`` of the
+    node weights, ``nominal · (1 + φ (2U − 1))`` (n, len(nodes))."""
+    return nominal[nodes] * (1.0 + phi * (2.0 * u[:, columns] - 1.0))
+
 
 def _mc_local_weights(node_weight, excluded, child_ptr, child_idx):
     """Weights renormalised within each parent; the excluded indicator (if any) weighs 0."""

@@ -278,3 +278,25 @@ def test_split_kernels_equal_their_twins(case):
     fused = reference.montecarlo_blocks(*args, problem.nominal_rank, problem.pair_units, block)
     for split_out, fused_out in zip(twin, fused):
         np.testing.assert_array_equal(split_out, fused_out)
+
+
+@pytest.mark.parametrize("phi", [0.0, 0.25, 1.0])
+def test_noise_weights_equal_their_twin(phi):
+    """noise_weights writes exactly the twin's floats into the listed node columns (any column
+    order, zero and negative-free nominal weights, U at the ends of [0, 1)) and leaves the other
+    columns alone."""
+    rng = np.random.default_rng(4)
+    u = rng.random((50, 7))
+    u[0, :] = 0.0
+    u[1, :] = np.nextafter(1.0, 0.0)
+    columns = np.array([6, 0, 3, 2], np.int64)
+    nodes = np.array([1, 4, 0, 8], np.int64)
+    phis = np.full(4, phi)
+    phis[1] = 0.5 * phi
+    nominal = np.array([0.3, 1.0, 2.0, 0.0, 1e-300, 7.0, 1.0, 1.0, 0.0])
+    out = np.full((50, 9), -1.0)
+    mc.noise_weights(u, columns, nodes, phis, nominal, out)
+    np.testing.assert_array_equal(out[:, nodes], reference.noise_weights(u, columns, nodes, phis, nominal))
+    untouched = np.setdiff1d(np.arange(9), nodes)
+    assert (out[:, untouched] == -1.0).all()
+    assert (out[:, nodes] >= 0.0).all()  # φ ≤ 1 never makes a weight negative
