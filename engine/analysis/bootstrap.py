@@ -42,7 +42,7 @@ MIN_SHARED_VARIANCE = 0.01
 
 @dataclass(frozen=True)
 class BootstrapProblem:
-    """Arrays shared by every replicate (read-only; scattered once to Dask workers)."""
+    """Arrays shared by every replicate (read-only; shipped once to Dask workers as one shared task)."""
 
     problem: Problem  #: Tree, targets, nominal ranks and tiers (the Monte Carlo problem).
     mode: str

@@ -26,7 +26,7 @@ __all__ = ["Problem", "build_problem"]
 
 @dataclass(frozen=True)
 class Problem:
-    """Arrays shared by every replicate (read-only; scattered once to Dask workers)."""
+    """Arrays shared by every replicate (read-only; shipped once to Dask workers as one shared task)."""
 
     framework: Framework
     result: ScoreResult  #: The nominal run.

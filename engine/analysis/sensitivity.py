@@ -82,6 +82,12 @@ def _sums(y_a: np.ndarray, y_b: np.ndarray, y_ab: np.ndarray) -> dict[str, np.nd
             "d": diff.sum(1), "q": (diff * diff).sum(1)}
 
 
+def _shared_batch(shared: tuple, a, b, second_order: bool):
+    """:func:`_batch` with the problem, factors and groups of one shared Dask future."""
+    problem, factors, groups = shared
+    return _batch(problem, factors, a, b, groups, second_order)
+
+
 def _batch(problem: Problem, factors: list[Factor], a: np.ndarray, b: np.ndarray,
            groups: list[tuple[str, list[int]]], second_order: bool = False) -> dict[str, Any]:
     """Evaluate one batch of base samples (A, B, every AB_i and, for second order, every BA_i)
@@ -176,13 +182,13 @@ def sensitivity(framework, data=None, spec=None, *, base_samples: int = 1024, se
     bar = Progress(base_samples * per_sample, unit="evaluations", enabled=progress)
     results: dict[int, dict[str, Any]] = {}
     if backend == "dask" or client is not None or scheduler or workers:
-        from ..backends.distributed import connect
+        from ..backends.distributed import connect, share
 
         dask_client, owned = connect(client, scheduler, workers)
         try:
-            shipped = dask_client.scatter([problem.without_result(), factors, groups], broadcast=True)
-            futures = {dask_client.submit(_batch, shipped[0], shipped[1], a[lo:hi], b[lo:hi], shipped[2], second_order,
-                                          key=f"cityrank-sobol-{run_seed}-{lo}"): lo for lo, hi in batches}
+            shipped = share(dask_client, (problem.without_result(), factors, groups), f"cityrank-sobol-{run_seed}-inputs")
+            futures = {dask_client.submit(_shared_batch, shipped, a[lo:hi], b[lo:hi], second_order,
+                                          key=f"cityrank-sobol-{run_seed}-{lo}", retries=3): lo for lo, hi in batches}
             from dask.distributed import as_completed
 
             for future in as_completed(list(futures)):

@@ -19,7 +19,8 @@ from jsonschema import Draft202012Validator
 
 from ..errors import SchemaError, preview
 from ..resources import load_schema
-from ..schema import AGGREGATION_CODES, AGGREGATION_DEFAULTS, NORMALISATION_DEFAULTS, Framework, Method
+from ..schema import (AGGREGATION_CODES, AGGREGATION_DEFAULTS, NORMALISATION_DEFAULTS, Framework, Method,
+                      parse_yaml)
 
 __all__ = ["UncertaintySpec", "Factor", "load_spec", "read_document", "resolve_factors", "DEFAULT_BLOCK_SIZE"]
 
@@ -85,7 +86,7 @@ def read_document(source: str | Path | Mapping[str, Any] | None, kind: str, over
             raise SchemaError(f"{kind} specification not found", path=str(path), fix="check the path")
         text = path.read_text(encoding="utf-8")
         try:
-            document = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text) or {}
+            document = json.loads(text) if path.suffix.lower() == ".json" else parse_yaml(text) or {}
         except (yaml.YAMLError, json.JSONDecodeError) as exc:
             raise SchemaError(f"not valid YAML/JSON: {exc}", path=str(path), fix="fix the syntax") from exc
     document.update({k: v for k, v in overrides.items() if v is not None})

@@ -1,4 +1,4 @@
-"""Dask backend: one task per chunk, scattered problem, tree reduction of the states.
+"""Dask backend: one task per chunk, the problem as one shared task, tree reduction of the states.
 
 The task key contains the run's token and the chunk's block range, so keys differ between chunks
 and runs; tasks are pure functions of (problem, seed, blocks), so a task lost with a worker is
@@ -13,7 +13,7 @@ from typing import Any
 from ..analysis.montecarlo import ChunkState
 from ..errors import BackendError
 
-__all__ = ["run_dask", "connect"]
+__all__ = ["run_dask", "connect", "share"]
 
 
 def connect(client: Any = None, scheduler: str | None = None, workers: int | None = None):
@@ -39,6 +39,22 @@ def _merge(a: ChunkState, b: ChunkState) -> ChunkState:
     return a.merge(b)
 
 
+def _shared_inputs(args: tuple) -> tuple:
+    return args
+
+
+def share(client: Any, args: tuple, key: str):
+    """A future of ``args`` for many tasks to depend on.  A task's result rather than scattered data:
+    the scheduler keeps the task, so if every worker holding the result dies (the active memory
+    manager may have dropped the extra replicas of scattered data), it is recomputed instead of its
+    dependents being cancelled as "already forgotten"."""
+    return client.submit(_shared_inputs, args, key=key, retries=3)
+
+
+def _run_chunk(chunk_fn: Callable, args: tuple, first: int, stop: int) -> ChunkState:
+    return chunk_fn(*args, first, stop)
+
+
 def run_dask(client: Any, chunk_fn: Callable, args: tuple, token: str, ranges: list[tuple[int, int]],
              on_chunk: Callable[[tuple[int, int], ChunkState], None]) -> ChunkState | None:
     """Submit ``chunk_fn(*args, first, stop)`` per range; report each chunk as it completes
@@ -47,8 +63,8 @@ def run_dask(client: Any, chunk_fn: Callable, args: tuple, token: str, ranges: l
 
     if not ranges:
         return None
-    scattered = client.scatter(list(args), broadcast=True)
-    futures = {client.submit(chunk_fn, *scattered, first, stop, key=f"cityrank-{token}-chunk-{first}-{stop}",
+    shared = share(client, args, f"cityrank-{token}-inputs")
+    futures = {client.submit(_run_chunk, chunk_fn, shared, first, stop, key=f"cityrank-{token}-chunk-{first}-{stop}",
                              retries=3): (first, stop) for first, stop in ranges}
     level = list(futures)
     depth = 0

@@ -225,3 +225,21 @@ def test_documented_normalisation_defaults_match_the_engine():
                 shown = f"{value:g}"
             assert any(f"`{key}` = {shown}" in row or f"= {shown}" in row for row in rows[method]), (
                 f"default {key} = {shown} of `{method}` is not documented in its row")
+
+
+def test_fast_yaml_parser_reads_every_shipped_document_like_safe_load():
+    """parse_yaml (libyaml's safe loader when PyYAML has it) gives exactly yaml.safe_load's document
+    for every shipped framework and specification, and refuses what safe_load refuses."""
+    from engine.resources import shipped_specs
+    from engine.schema import parse_yaml
+
+    paths = [*engine.shipped_frameworks().values(), *shipped_specs().values()]
+    assert len(paths) > len(SHIPPED)
+    for path in paths:
+        text = Path(path).read_text(encoding="utf-8")
+        assert parse_yaml(text) == yaml.safe_load(text), path
+    for bad in ("a: [1, 2", "!!python/object:os.system ls", "a: 1\n a: 2\n\tb"):
+        with pytest.raises(yaml.YAMLError):
+            yaml.safe_load(bad)
+        with pytest.raises(yaml.YAMLError):
+            parse_yaml(bad)
