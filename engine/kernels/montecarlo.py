@@ -644,17 +644,11 @@ def sorted_ranks(score, sorted_keys, bits, order, rank):
 
 
 @jit
-def accumulate_complete(score, rank, nominal_rank, pair_units, hist, shift_hist, pair_count, moments,
-                        shift_row, t, ranks_out, r):
-    """:func:`accumulate_replicate` when every unit has a rank (the common case): the same
-    integers and the same float additions, in loops without data-dependent branches."""
-    n_units = score.shape[0]
-    for i in range(n_units):
-        hist[i, rank[i] - 1] += 1
-    for i in range(n_units):
-        s = score[i]
-        moments[i, 0] += s
-        moments[i, 1] += s * s
+def _complete_tail(rank, nominal_rank, pair_units, shift_hist, pair_count, shift_row, t, ranks_out, r):
+    """The rank-only accumulators of a replicate in which every unit has a rank: R_S (summed in unit
+    order — contiguous loads, no branch, so it vectorises) and its histogram, the pairwise "ahead"
+    counts, and the raw ranks when ``ranks_out`` is not empty."""
+    n_units = rank.shape[0]
     total = 0
     ranked = 0
     for i in range(n_units):
@@ -672,6 +666,21 @@ def accumulate_complete(score, rank, nominal_rank, pair_units, hist, shift_hist,
     if ranks_out.shape[0] > 0:
         for i in range(n_units):
             ranks_out[r, t, i] = rank[i]
+
+
+@jit
+def accumulate_complete(score, rank, nominal_rank, pair_units, hist, shift_hist, pair_count, moments,
+                        shift_row, t, ranks_out, r):
+    """:func:`accumulate_replicate` when every unit has a rank (the common case): the same
+    integers and the same float additions, in loops without data-dependent branches."""
+    n_units = score.shape[0]
+    for i in range(n_units):
+        hist[i, rank[i] - 1] += 1
+    for i in range(n_units):
+        s = score[i]
+        moments[i, 0] += s
+        moments[i, 1] += s * s
+    _complete_tail(rank, nominal_rank, pair_units, shift_hist, pair_count, shift_row, t, ranks_out, r)
 
 
 @jit
@@ -698,29 +707,13 @@ def accumulate_distinct(score, sorted_keys, bits, nominal_rank, pair_units, hist
         unit = np.int64(sorted_keys[p] & mask)
         rank[unit] = p + 1
         hist[unit, p] += 1
-    total = 0
-    ranked = 0
-    for i in range(n_units):  # in unit order: contiguous loads, no branch (vectorises)
-        nominal = nominal_rank[i]
-        counted = nominal > 0
-        total += abs(rank[i] - nominal) if counted else 0
-        ranked += counted
     first = sums[0]
     second = sums[1]
     for i in range(n_units):
         first[i] += score[i]
     for i in range(n_units):
         second[i] += score[i] * score[i]
-    shift_hist[total] += 1
-    shift_row[t] = total / ranked if ranked > 0 else np.nan
-    for pa in range(pair_units.shape[0]):
-        ra = rank[pair_units[pa]]
-        for pb in range(pair_units.shape[0]):
-            if ra < rank[pair_units[pb]]:
-                pair_count[pa, pb] += 1
-    if ranks_out.shape[0] > 0:
-        for i in range(n_units):
-            ranks_out[r, t, i] = rank[i]
+    _complete_tail(rank, nominal_rank, pair_units, shift_hist, pair_count, shift_row, t, ranks_out, r)
 
 
 @jit
@@ -743,6 +736,7 @@ def montecarlo_accumulate(scores, keys, nominal_rank, pair_units, block_size,
     bits = index_bits(n_units)
     order = np.empty(n_units, np.int64)
     rank = np.empty(n_units, np.int64)
+    mask = np.uint32((1 << bits) - 1)
     sums = np.empty((n_targets, 2, n_units))
     for b in range(n_replicates // block_size):
         for t in range(n_targets):
@@ -753,7 +747,7 @@ def montecarlo_accumulate(scores, keys, nominal_rank, pair_units, block_size,
             for t in range(n_targets):
                 score = scores[r, t]
                 sorted_keys = keys[r, t]
-                last = np.int64(sorted_keys[n_units - 1] & np.uint32((1 << bits) - 1))
+                last = np.int64(sorted_keys[n_units - 1] & mask)
                 if distinct_keys(sorted_keys, bits) and np.isfinite(score[last]):
                     accumulate_distinct(score, sorted_keys, bits, nominal_rank[t], pair_units, hist[t],
                                         shift_hist[t], pair_count[t], sums[t], shift_out[r], t, ranks_out, r, rank)

@@ -106,6 +106,24 @@ SPLIT_EDGE_ROWS = [
 ]
 
 
+def _accumulate_row_like_twin(score, keys):
+    """montecarlo_accumulate on one replicate (one row of scores and its packed keys, sorted here;
+    nominal ranks 1..n, the first three units as pairs); asserts every accumulator equals the twin's
+    and returns the kernel's outputs."""
+    n = len(score)
+    scores, sorted_keys = score[None, None, :], np.sort(keys)[None, None, :]
+    nominal = np.arange(1, n + 1, dtype=np.int64)[None, :]
+    pairs = np.arange(min(n, 3), dtype=np.int64)
+    out = (np.zeros((1, n, n + 1), np.int64), np.zeros((1, n * n // 2 + 2), np.int64),
+           np.zeros((1, len(pairs), len(pairs)), np.int64), np.zeros((1, 1, n, 2)), np.zeros((1, 1)),
+           np.zeros((1, 1, n), np.int64))
+    mc.montecarlo_accumulate(scores, sorted_keys, nominal, pairs, 1, *out)
+    twin = reference.montecarlo_accumulate(scores, sorted_keys, nominal, pairs, 1)
+    for kernel_out, twin_out in zip(out, twin):
+        np.testing.assert_array_equal(kernel_out, twin_out)
+    return out
+
+
 @pytest.mark.parametrize("row", SPLIT_EDGE_ROWS, ids=range(len(SPLIT_EDGE_ROWS)))
 def test_packed_32_bit_keys_give_exact_competition_ranks(row):
     """pack_keys → NumPy sort → montecarlo_accumulate gives exact competition ranks (ties share the
@@ -123,18 +141,9 @@ def test_packed_32_bit_keys_give_exact_competition_ranks(row):
     by_score = np.argsort(-np.where(finite, score, -np.inf), kind="stable")
     fin = by_score[finite[by_score]]
     assert (np.diff(q[fin].astype(np.int64)) >= 0).all()
-    scores, sorted_keys = score[None, None, :], np.sort(keys)[None, None, :]
-    nominal = np.arange(1, n + 1, dtype=np.int64)[None, :]
-    pairs = np.arange(min(n, 3), dtype=np.int64)
-    out = (np.zeros((1, n, n + 1), np.int64), np.zeros((1, n * n // 2 + 2), np.int64),
-           np.zeros((1, len(pairs), len(pairs)), np.int64), np.zeros((1, 1, n, 2)), np.zeros((1, 1)),
-           np.zeros((1, 1, n), np.int64))
-    mc.montecarlo_accumulate(scores, sorted_keys, nominal, pairs, 1, *out)
+    out = _accumulate_row_like_twin(score, keys)
     expected = np.nan_to_num(reference.rank_desc(score[:, None])[:, 0], nan=0.0).astype(np.int64)
     np.testing.assert_array_equal(out[5][0, 0], expected)
-    twin = reference.montecarlo_accumulate(scores, sorted_keys, nominal, pairs, 1)
-    for kernel_out, twin_out in zip(out, twin):
-        np.testing.assert_array_equal(kernel_out, twin_out)
 
 
 def _finite_bounds(score):
@@ -164,16 +173,7 @@ def test_keys_quantised_against_any_range_give_exact_ranks(row, bounds):
     by_score = np.argsort(-np.where(finite, score, -np.inf), kind="stable")
     assert (np.diff(q[by_score[finite[by_score]]].astype(np.int64)) >= 0).all()
     assert (q[~finite] == 2 ** (32 - bits) - 1).all()
-    scores, sorted_keys = score[None, None, :], np.sort(keys)[None, None, :]
-    nominal = np.arange(1, n + 1, dtype=np.int64)[None, :]
-    pairs = np.arange(min(n, 3), dtype=np.int64)
-    out = (np.zeros((1, n, n + 1), np.int64), np.zeros((1, n * n // 2 + 2), np.int64),
-           np.zeros((1, len(pairs), len(pairs)), np.int64), np.zeros((1, 1, n, 2)), np.zeros((1, 1)),
-           np.zeros((1, 1, n), np.int64))
-    mc.montecarlo_accumulate(scores, sorted_keys, nominal, pairs, 1, *out)
-    twin = reference.montecarlo_accumulate(scores, sorted_keys, nominal, pairs, 1)
-    for kernel_out, twin_out in zip(out, twin):
-        np.testing.assert_array_equal(kernel_out, twin_out)
+    _accumulate_row_like_twin(score, keys)
 
 
 def test_distinct_keys_path_equals_run_path():
