@@ -549,40 +549,129 @@ def variant_range(z):
 
 
 @jit
+def _add4x4(out, r, t, zt, eff, j0, j1, j2, j3):
+    """Four terms of the weighted sums of four replicates r .. r + 3 in one pass over the units:
+    ``out[r + k, t, i] = (((out[r + k, t, i] + eff[r + k, j0] zt[j0, i]) + … ) + eff[r + k, j3] zt[j3, i]``
+    — each replicate's float operations in the order of :func:`linear_scores`, with each row of
+    ``zt`` loaded once for the four replicates (a quarter of the matrix traffic)."""
+    a0, a1, a2, a3 = eff[r, j0], eff[r, j1], eff[r, j2], eff[r, j3]
+    b0, b1, b2, b3 = eff[r + 1, j0], eff[r + 1, j1], eff[r + 1, j2], eff[r + 1, j3]
+    c0, c1, c2, c3 = eff[r + 2, j0], eff[r + 2, j1], eff[r + 2, j2], eff[r + 2, j3]
+    d0, d1, d2, d3 = eff[r + 3, j0], eff[r + 3, j1], eff[r + 3, j2], eff[r + 3, j3]
+    for i in range(out.shape[2]):
+        x0, x1, x2, x3 = zt[j0, i], zt[j1, i], zt[j2, i], zt[j3, i]
+        out[r, t, i] = (((out[r, t, i] + a0 * x0) + a1 * x1) + a2 * x2) + a3 * x3
+        out[r + 1, t, i] = (((out[r + 1, t, i] + b0 * x0) + b1 * x1) + b2 * x2) + b3 * x3
+        out[r + 2, t, i] = (((out[r + 2, t, i] + c0 * x0) + c1 * x1) + c2 * x2) + c3 * x3
+        out[r + 3, t, i] = (((out[r + 3, t, i] + d0 * x0) + d1 * x1) + d2 * x2) + d3 * x3
+
+
+@jit
+def same_support(eff, r, n_indicators):
+    """Whether replicates r .. r + 3 have their zero effective weights on the same indicators."""
+    for j in range(n_indicators):
+        nonzero = eff[r, j] != 0.0
+        if (eff[r + 1, j] != 0.0) != nonzero or (eff[r + 2, j] != 0.0) != nonzero or \
+                (eff[r + 3, j] != 0.0) != nonzero:
+            return False
+    return True
+
+
+@jit
+def linear_scores4(zt, eff, r, n_indicators, out, t, columns):
+    """:func:`linear_scores` of replicates r .. r + 3 (``eff`` rows, ``out[r + k, t]``), which share
+    their zero weights (:func:`same_support`): the same non-zero terms in the same order, four
+    replicates and four terms per pass over the units (:func:`_add4x4`), then the last 0-3 terms
+    one pass each — the same floats as four calls of :func:`linear_scores`."""
+    used = 0
+    for j in range(n_indicators):
+        if eff[r, j] != 0.0:
+            columns[used] = j
+            used += 1
+    for k in range(4):
+        out[r + k, t, :] = 0.0
+    whole = used - used % 4
+    for c in range(0, whole, 4):
+        _add4x4(out, r, t, zt, eff, columns[c], columns[c + 1], columns[c + 2], columns[c + 3])
+    for c in range(whole, used):
+        j = columns[c]
+        for k in range(4):
+            w = eff[r + k, j]
+            for i in range(out.shape[2]):
+                out[r + k, t, i] += w * zt[j, i]
+
+
+#: Replicates whose effective weights are held at once in :func:`montecarlo_scores`.
+SCORE_CHUNK = 64
+
+
+@jit
 def montecarlo_scores(zt, linear_variant, child_ptr, child_idx, param, min_coverage, any_coverage,
                       node_weight, variant, agg_code, excluded, targets, scores_out, keys_out):
     """Scores (n, n_targets, n_units) of every replicate and their packed 32-bit sort keys
     (``keys_out`` is uint32): quantised against the variant's range (:func:`variant_range`) for
     linear replicates, against the row's own range (:func:`pack_keys`) otherwise.
 
+    Replicates are taken ``SCORE_CHUNK`` at a time: first each one's weights (and the tree of the
+    non-linear ones), then the weighted sums of the linear ones, four replicates at a time when
+    four neighbours share their variant and their zero weights (:func:`linear_scores4`), one at a
+    time otherwise (:func:`linear_scores`) — the same floats either way.
+
     One lane (no threads of its own, releases the GIL): :mod:`engine.analysis.montecarlo` runs
     one call per lane thread on disjoint replicates; every replicate's result depends only on its
     own parameters."""
+    n = node_weight.shape[0]
     n_nodes = node_weight.shape[1]
     n_units = zt.shape[2]
     n_indicators = zt.shape[1]
+    n_targets = targets.shape[0]
     bits = index_bits(n_units)
     local = np.empty(n_nodes, np.float64)
     eff = np.empty(n_nodes, np.float64)
+    effs = np.empty((n_targets, SCORE_CHUNK, n_indicators), np.float64)
+    linear = np.empty(SCORE_CHUNK, np.bool_)
+    columns = np.empty(n_indicators, np.int64)
     values = np.empty((n_nodes, n_units), np.float64)
     ranges = np.full((zt.shape[0], 2), np.nan)  # variant_range of each variant, when first needed
-    for r in range(node_weight.shape[0]):
-        v = variant[r]
-        z = zt[v]
-        local_weights(node_weight[r], excluded[r], child_ptr, child_idx, local)
-        if is_linear(linear_variant[v], any_coverage, agg_code[r]):
-            if np.isnan(ranges[v, 0]):
-                ranges[v, 0], ranges[v, 1] = variant_range(z)
-            for t in range(targets.shape[0]):
-                effective_weights(local, child_ptr, child_idx, targets[t], n_indicators, eff)
-                linear_scores(z, eff, n_indicators, scores_out[r, t])
-                pack_keys_between(scores_out[r, t], bits, ranges[v, 0], ranges[v, 1], keys_out[r, t])
-        else:
-            tree_scores(z, local, child_ptr, child_idx, agg_code[r], param, min_coverage, values,
-                        linear_variant[variant[r]] and not any_coverage)
-            for t in range(targets.shape[0]):
-                scores_out[r, t, :] = values[targets[t]]
-                pack_keys(scores_out[r, t], bits, keys_out[r, t])
+    for r0 in range(0, n, SCORE_CHUNK):
+        m = min(SCORE_CHUNK, n - r0)
+        for k in range(m):
+            r = r0 + k
+            v = variant[r]
+            local_weights(node_weight[r], excluded[r], child_ptr, child_idx, local)
+            linear[k] = is_linear(linear_variant[v], any_coverage, agg_code[r])
+            if linear[k]:
+                if np.isnan(ranges[v, 0]):
+                    ranges[v, 0], ranges[v, 1] = variant_range(zt[v])
+                for t in range(n_targets):
+                    effective_weights(local, child_ptr, child_idx, targets[t], n_indicators, eff)
+                    effs[t, k, :] = eff[:n_indicators]
+            else:
+                tree_scores(zt[v], local, child_ptr, child_idx, agg_code[r], param, min_coverage, values,
+                            linear_variant[v] and not any_coverage)
+                for t in range(n_targets):
+                    scores_out[r, t, :] = values[targets[t]]
+                    pack_keys(scores_out[r, t], bits, keys_out[r, t])
+        out = scores_out[r0:r0 + m]
+        for t in range(n_targets):
+            k = 0
+            while k < m:
+                if not linear[k]:
+                    k += 1
+                    continue
+                v = variant[r0 + k]
+                if k + 4 <= m and linear[k + 1] and linear[k + 2] and linear[k + 3] and \
+                        variant[r0 + k + 1] == v and variant[r0 + k + 2] == v and variant[r0 + k + 3] == v and \
+                        same_support(effs[t], k, n_indicators):
+                    linear_scores4(zt[v], effs[t], k, n_indicators, out, t, columns)
+                    k += 4
+                else:
+                    linear_scores(zt[v], effs[t, k], n_indicators, out[k, t])
+                    k += 1
+            for k in range(m):
+                if linear[k]:
+                    v = variant[r0 + k]
+                    pack_keys_between(out[k, t], bits, ranges[v, 0], ranges[v, 1], keys_out[r0 + k, t])
 
 
 @jit

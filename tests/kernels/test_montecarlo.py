@@ -234,6 +234,56 @@ def test_linear_scores_adds_terms_in_indicator_order(n_weights):
     np.testing.assert_array_equal(out, expected)
 
 
+@pytest.mark.parametrize("n_weights", range(10))
+def test_four_replicates_at_a_time_give_the_one_at_a_time_floats(n_weights):
+    """linear_scores4 (four replicates sharing their zero weights, four terms per pass) gives
+    exactly four calls of linear_scores: remainders 0-3 of terms, signed zeros, and a non-finite
+    value on an indicator whose weight is zero (never multiplied, as in the one-at-a-time sum)."""
+    rng = np.random.default_rng(100 + n_weights)
+    zt = rng.normal(size=(12, 37))
+    zt[2, 3] = -0.0
+    support = rng.choice(12, n_weights, replace=False)
+    eff = np.zeros((6, 12))
+    eff[:, support] = rng.random((6, n_weights))
+    zero = [j for j in range(12) if j not in support]
+    if zero:
+        zt[zero[0], 5] = np.inf
+    assert mc.same_support(eff, 1, 12)
+    out = np.full((6, 2, 37), np.nan)
+    mc.linear_scores4(zt, eff, 1, 12, out, 1, np.empty(12, np.int64))
+    for r in range(1, 5):
+        expected = np.empty(37)
+        mc.linear_scores(zt, eff[r], 12, expected)
+        np.testing.assert_array_equal(out[r, 1], expected)
+    assert np.isnan(out[0]).all() and np.isnan(out[5]).all() and np.isnan(out[1:5, 0]).all()
+    if n_weights:
+        eff[3, support[0]] = 0.0  # one replicate drops an indicator: not the same support
+        assert not mc.same_support(eff, 1, 12)
+
+
+@pytest.mark.parametrize("case", ["weights only (linear path)", "method alternatives", "treatment switch"])
+@pytest.mark.parametrize("n", [1, 7, 70])
+def test_scores_of_any_number_of_replicates_equal_the_twin(case, n):
+    """montecarlo_scores over counts that are not multiples of four or of its chunk (and mixed
+    variants, exclusions and non-linear replicates inside a chunk): the twin's scores and keys."""
+    framework_extra, spec_doc, data_args = CASES[case]
+    framework = framework_from_dict(city_framework(**framework_extra))
+    nominal = engine.score(framework, city_data(n_units=40, **data_args))
+    spec = load_spec(spec_doc, replicates=n, seed=3, block_size=1)
+    factors = resolve_factors(spec, framework)
+    problem = build_problem(nominal, spec, factors)
+    p = map_parameters(replicate_uniforms(3, 0, n, n_columns(factors)), factors, problem)
+    args = (problem.zt, problem.linear_variant, problem.child_ptr, problem.child_idx, problem.param,
+            problem.min_coverage, problem.any_coverage, p.node_weight, p.variant, p.agg_code, p.excluded,
+            problem.targets)
+    scores = np.empty((n, len(problem.targets), problem.n_units))
+    keys = np.empty(scores.shape, np.uint32)
+    mc.montecarlo_scores(*args, scores, keys)
+    twin_scores, twin_keys = reference.montecarlo_scores(*args)
+    np.testing.assert_array_equal(scores, twin_scores)
+    np.testing.assert_array_equal(keys, twin_keys)
+
+
 @pytest.mark.parametrize("case", list(CASES))
 def test_split_kernels_equal_their_twins(case):
     """montecarlo_scores (scores and packed keys) and montecarlo_accumulate (after NumPy sorts the
