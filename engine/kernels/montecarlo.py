@@ -826,27 +826,26 @@ def montecarlo_accumulate(scores, keys, nominal_rank, pair_units, block_size,
     order = np.empty(n_units, np.int64)
     rank = np.empty(n_units, np.int64)
     mask = np.uint32((1 << bits) - 1)
-    sums = np.empty((n_targets, 2, n_units))
+    sums = np.empty((2, n_units))
     for b in range(n_replicates // block_size):
-        for t in range(n_targets):
+        for t in range(n_targets):  # targets outer: each target's views are made once per block
             for i in range(n_units):
-                sums[t, 0, i] = moments[b, t, i, 0]
-                sums[t, 1, i] = moments[b, t, i, 1]
-        for r in range(b * block_size, (b + 1) * block_size):
-            for t in range(n_targets):
+                sums[0, i] = moments[b, t, i, 0]
+                sums[1, i] = moments[b, t, i, 1]
+            nominal, lane_hist, lane_shift, lane_pairs = nominal_rank[t], hist[t], shift_hist[t], pair_count[t]
+            for r in range(b * block_size, (b + 1) * block_size):
                 score = scores[r, t]
                 sorted_keys = keys[r, t]
                 last = np.int64(sorted_keys[n_units - 1] & mask)
                 if distinct_keys(sorted_keys, bits) and np.isfinite(score[last]):
-                    accumulate_distinct(score, sorted_keys, bits, nominal_rank[t], pair_units, hist[t],
-                                        shift_hist[t], pair_count[t], sums[t], shift_out[r], t, ranks_out, r, rank)
+                    accumulate_distinct(score, sorted_keys, bits, nominal, pair_units, lane_hist, lane_shift,
+                                        lane_pairs, sums, shift_out[r], t, ranks_out, r, rank)
                 elif sorted_ranks(score, sorted_keys, bits, order, rank):
-                    accumulate_complete(score, rank, nominal_rank[t], pair_units, hist[t], shift_hist[t],
-                                        pair_count[t], sums[t].T, shift_out[r], t, ranks_out, r)
+                    accumulate_complete(score, rank, nominal, pair_units, lane_hist, lane_shift, lane_pairs, sums.T,
+                                        shift_out[r], t, ranks_out, r)
                 else:
-                    accumulate_replicate(score, rank, nominal_rank[t], pair_units, hist[t], shift_hist[t],
-                                         pair_count[t], sums[t].T, shift_out[r], t, ranks_out, r)
-        for t in range(n_targets):
+                    accumulate_replicate(score, rank, nominal, pair_units, lane_hist, lane_shift, lane_pairs, sums.T,
+                                         shift_out[r], t, ranks_out, r)
             for i in range(n_units):
-                moments[b, t, i, 0] = sums[t, 0, i]
-                moments[b, t, i, 1] = sums[t, 1, i]
+                moments[b, t, i, 0] = sums[0, i]
+                moments[b, t, i, 1] = sums[1, i]
