@@ -549,15 +549,65 @@ def variant_range(z):
 
 
 @jit
-def _add4x4(out, r, t, zt, eff, j0, j1, j2, j3):
-    """Four terms of the weighted sums of four replicates r .. r + 3 in one pass over the units:
-    ``out[r + k, t, i] = (((out[r + k, t, i] + eff[r + k, j0] zt[j0, i]) + … ) + eff[r + k, j3] zt[j3, i]``
+def chunk_local_weights(node_weight, excluded, r0, m, child_ptr, child_idx, raw, local, total):
+    """:func:`local_weights` of replicates r0 .. r0 + m − 1 at once, node-major (``local[node, k]``
+    for replicate r0 + k), so that every sum and division runs over the replicates (vectorised):
+    the same floats (a parent's total adds its children in order, an excluded child adds +0.0,
+    which never changes a total of non-negative weights)."""
+    n_nodes = node_weight.shape[1]
+    for node in range(n_nodes):
+        for k in range(m):
+            raw[node, k] = node_weight[r0 + k, node]
+    for node in range(n_nodes - 1):
+        for k in range(m):
+            local[node, k] = 0.0
+    for k in range(m):
+        local[n_nodes - 1, k] = 1.0
+    for a in range(child_ptr.shape[0] - 1):
+        for k in range(m):
+            total[k] = 0.0
+        for c in range(child_ptr[a], child_ptr[a + 1]):
+            node = child_idx[c]
+            for k in range(m):
+                total[k] += raw[node, k] if excluded[r0 + k] != node else 0.0
+        for c in range(child_ptr[a], child_ptr[a + 1]):
+            node = child_idx[c]
+            for k in range(m):
+                kept = excluded[r0 + k] != node and total[k] > 0.0
+                local[node, k] = raw[node, k] / total[k] if kept else 0.0
+
+
+@jit
+def chunk_effective_weights(local, m, child_ptr, child_idx, target, n_indicators, eff):
+    """:func:`effective_weights` of m replicates at once, node-major like :func:`chunk_local_weights`
+    (a node outside the target's subtree that precedes it in post-order gets 0 × its local weight
+    = +0.0, the zeroed value)."""
+    for node in range(eff.shape[0]):
+        for k in range(m):
+            eff[node, k] = 0.0
+    for k in range(m):
+        eff[target, k] = 1.0
+    # reverse post-order from the target down (parents before children; nodes after the target in
+    # post-order are outside its subtree and must not overwrite its 1)
+    for a in range(target - n_indicators, -1, -1):
+        node = n_indicators + a
+        for c in range(child_ptr[a], child_ptr[a + 1]):
+            child = child_idx[c]
+            for k in range(m):
+                eff[child, k] = eff[node, k] * local[child, k]
+
+
+@jit
+def _add4x4(out, r, t, zt, eff, k, j0, j1, j2, j3):
+    """Four terms of the weighted sums of four replicates r .. r + 3 (weights ``eff[j, k .. k + 3]``)
+    in one pass over the units:
+    ``out[r + q, t, i] = (((out[r + q, t, i] + eff[j0, k + q] zt[j0, i]) + … ) + eff[j3, k + q] zt[j3, i]``
     — each replicate's float operations in the order of :func:`linear_scores`, with each row of
     ``zt`` loaded once for the four replicates (a quarter of the matrix traffic)."""
-    a0, a1, a2, a3 = eff[r, j0], eff[r, j1], eff[r, j2], eff[r, j3]
-    b0, b1, b2, b3 = eff[r + 1, j0], eff[r + 1, j1], eff[r + 1, j2], eff[r + 1, j3]
-    c0, c1, c2, c3 = eff[r + 2, j0], eff[r + 2, j1], eff[r + 2, j2], eff[r + 2, j3]
-    d0, d1, d2, d3 = eff[r + 3, j0], eff[r + 3, j1], eff[r + 3, j2], eff[r + 3, j3]
+    a0, a1, a2, a3 = eff[j0, k], eff[j1, k], eff[j2, k], eff[j3, k]
+    b0, b1, b2, b3 = eff[j0, k + 1], eff[j1, k + 1], eff[j2, k + 1], eff[j3, k + 1]
+    c0, c1, c2, c3 = eff[j0, k + 2], eff[j1, k + 2], eff[j2, k + 2], eff[j3, k + 2]
+    d0, d1, d2, d3 = eff[j0, k + 3], eff[j1, k + 3], eff[j2, k + 3], eff[j3, k + 3]
     for i in range(out.shape[2]):
         x0, x1, x2, x3 = zt[j0, i], zt[j1, i], zt[j2, i], zt[j3, i]
         out[r, t, i] = (((out[r, t, i] + a0 * x0) + a1 * x1) + a2 * x2) + a3 * x3
@@ -567,38 +617,40 @@ def _add4x4(out, r, t, zt, eff, j0, j1, j2, j3):
 
 
 @jit
-def same_support(eff, r, n_indicators):
-    """Whether replicates r .. r + 3 have their zero effective weights on the same indicators."""
+def same_support(eff, k, n_indicators):
+    """Whether the weight columns k .. k + 3 of ``eff[indicator, replicate]`` are zero on the same
+    indicators."""
     for j in range(n_indicators):
-        nonzero = eff[r, j] != 0.0
-        if (eff[r + 1, j] != 0.0) != nonzero or (eff[r + 2, j] != 0.0) != nonzero or \
-                (eff[r + 3, j] != 0.0) != nonzero:
+        nonzero = eff[j, k] != 0.0
+        if (eff[j, k + 1] != 0.0) != nonzero or (eff[j, k + 2] != 0.0) != nonzero or \
+                (eff[j, k + 3] != 0.0) != nonzero:
             return False
     return True
 
 
 @jit
-def linear_scores4(zt, eff, r, n_indicators, out, t, columns):
-    """:func:`linear_scores` of replicates r .. r + 3 (``eff`` rows, ``out[r + k, t]``), which share
-    their zero weights (:func:`same_support`): the same non-zero terms in the same order, four
-    replicates and four terms per pass over the units (:func:`_add4x4`), then the last 0-3 terms
-    one pass each — the same floats as four calls of :func:`linear_scores`."""
+def linear_scores4(zt, eff, k, n_indicators, out, r, t, columns):
+    """:func:`linear_scores` of replicates r .. r + 3 (weights ``eff[:, k .. k + 3]``, scores into
+    ``out[r .. r + 3, t]``), which share their zero weights (:func:`same_support`): the same
+    non-zero terms in the same order, four replicates and four terms per pass over the units
+    (:func:`_add4x4`), then the last 0-3 terms one pass each — the same floats as four calls of
+    :func:`linear_scores`."""
     used = 0
     for j in range(n_indicators):
-        if eff[r, j] != 0.0:
+        if eff[j, k] != 0.0:
             columns[used] = j
             used += 1
-    for k in range(4):
-        out[r + k, t, :] = 0.0
+    for q in range(4):
+        out[r + q, t, :] = 0.0
     whole = used - used % 4
     for c in range(0, whole, 4):
-        _add4x4(out, r, t, zt, eff, columns[c], columns[c + 1], columns[c + 2], columns[c + 3])
+        _add4x4(out, r, t, zt, eff, k, columns[c], columns[c + 1], columns[c + 2], columns[c + 3])
     for c in range(whole, used):
         j = columns[c]
-        for k in range(4):
-            w = eff[r + k, j]
+        for q in range(4):
+            w = eff[j, k + q]
             for i in range(out.shape[2]):
-                out[r + k, t, i] += w * zt[j, i]
+                out[r + q, t, i] += w * zt[j, i]
 
 
 #: Replicates whose effective weights are held at once in :func:`montecarlo_scores`.
@@ -612,8 +664,9 @@ def montecarlo_scores(zt, linear_variant, child_ptr, child_idx, param, min_cover
     (``keys_out`` is uint32): quantised against the variant's range (:func:`variant_range`) for
     linear replicates, against the row's own range (:func:`pack_keys`) otherwise.
 
-    Replicates are taken ``SCORE_CHUNK`` at a time: first each one's weights (and the tree of the
-    non-linear ones), then the weighted sums of the linear ones, four replicates at a time when
+    Replicates are taken ``SCORE_CHUNK`` at a time: first their weights, all at once
+    (:func:`chunk_local_weights`, :func:`chunk_effective_weights`), and the tree of the non-linear
+    ones, then the weighted sums of the linear ones, four replicates at a time when
     four neighbours share their variant and their zero weights (:func:`linear_scores4`), one at a
     time otherwise (:func:`linear_scores`) — the same floats either way.
 
@@ -626,34 +679,38 @@ def montecarlo_scores(zt, linear_variant, child_ptr, child_idx, param, min_cover
     n_indicators = zt.shape[1]
     n_targets = targets.shape[0]
     bits = index_bits(n_units)
-    local = np.empty(n_nodes, np.float64)
-    eff = np.empty(n_nodes, np.float64)
-    effs = np.empty((n_targets, SCORE_CHUNK, n_indicators), np.float64)
+    raw = np.empty((n_nodes, SCORE_CHUNK), np.float64)
+    local = np.empty((n_nodes, SCORE_CHUNK), np.float64)
+    total = np.empty(SCORE_CHUNK, np.float64)
+    effs = np.empty((n_targets, n_nodes, SCORE_CHUNK), np.float64)
+    one_local = np.empty(n_nodes, np.float64)
+    one_eff = np.empty(n_indicators, np.float64)
     linear = np.empty(SCORE_CHUNK, np.bool_)
     columns = np.empty(n_indicators, np.int64)
     values = np.empty((n_nodes, n_units), np.float64)
     ranges = np.full((zt.shape[0], 2), np.nan)  # variant_range of each variant, when first needed
     for r0 in range(0, n, SCORE_CHUNK):
         m = min(SCORE_CHUNK, n - r0)
+        chunk_local_weights(node_weight, excluded, r0, m, child_ptr, child_idx, raw, local, total)
+        for t in range(n_targets):
+            chunk_effective_weights(local, m, child_ptr, child_idx, targets[t], n_indicators, effs[t])
         for k in range(m):
             r = r0 + k
             v = variant[r]
-            local_weights(node_weight[r], excluded[r], child_ptr, child_idx, local)
             linear[k] = is_linear(linear_variant[v], any_coverage, agg_code[r])
             if linear[k]:
                 if np.isnan(ranges[v, 0]):
                     ranges[v, 0], ranges[v, 1] = variant_range(zt[v])
-                for t in range(n_targets):
-                    effective_weights(local, child_ptr, child_idx, targets[t], n_indicators, eff)
-                    effs[t, k, :] = eff[:n_indicators]
             else:
-                tree_scores(zt[v], local, child_ptr, child_idx, agg_code[r], param, min_coverage, values,
+                for node in range(n_nodes):
+                    one_local[node] = local[node, k]
+                tree_scores(zt[v], one_local, child_ptr, child_idx, agg_code[r], param, min_coverage, values,
                             linear_variant[v] and not any_coverage)
                 for t in range(n_targets):
                     scores_out[r, t, :] = values[targets[t]]
                     pack_keys(scores_out[r, t], bits, keys_out[r, t])
-        out = scores_out[r0:r0 + m]
         for t in range(n_targets):
+            eff = effs[t]
             k = 0
             while k < m:
                 if not linear[k]:
@@ -662,16 +719,18 @@ def montecarlo_scores(zt, linear_variant, child_ptr, child_idx, param, min_cover
                 v = variant[r0 + k]
                 if k + 4 <= m and linear[k + 1] and linear[k + 2] and linear[k + 3] and \
                         variant[r0 + k + 1] == v and variant[r0 + k + 2] == v and variant[r0 + k + 3] == v and \
-                        same_support(effs[t], k, n_indicators):
-                    linear_scores4(zt[v], effs[t], k, n_indicators, out, t, columns)
+                        same_support(eff, k, n_indicators):
+                    linear_scores4(zt[v], eff, k, n_indicators, scores_out, r0 + k, t, columns)
                     k += 4
                 else:
-                    linear_scores(zt[v], effs[t, k], n_indicators, out[k, t])
+                    for j in range(n_indicators):
+                        one_eff[j] = eff[j, k]
+                    linear_scores(zt[v], one_eff, n_indicators, scores_out[r0 + k, t])
                     k += 1
             for k in range(m):
                 if linear[k]:
                     v = variant[r0 + k]
-                    pack_keys_between(out[k, t], bits, ranges[v, 0], ranges[v, 1], keys_out[r0 + k, t])
+                    pack_keys_between(scores_out[r0 + k, t], bits, ranges[v, 0], ranges[v, 1], keys_out[r0 + k, t])
 
 
 @jit

@@ -248,17 +248,54 @@ def test_four_replicates_at_a_time_give_the_one_at_a_time_floats(n_weights):
     zero = [j for j in range(12) if j not in support]
     if zero:
         zt[zero[0], 5] = np.inf
-    assert mc.same_support(eff, 1, 12)
+    by_indicator = np.ascontiguousarray(eff.T)  # the kernel's layout: eff[indicator, replicate]
+    assert mc.same_support(by_indicator, 1, 12)
     out = np.full((6, 2, 37), np.nan)
-    mc.linear_scores4(zt, eff, 1, 12, out, 1, np.empty(12, np.int64))
+    mc.linear_scores4(zt, by_indicator, 1, 12, out, 1, 1, np.empty(12, np.int64))
     for r in range(1, 5):
         expected = np.empty(37)
         mc.linear_scores(zt, eff[r], 12, expected)
         np.testing.assert_array_equal(out[r, 1], expected)
     assert np.isnan(out[0]).all() and np.isnan(out[5]).all() and np.isnan(out[1:5, 0]).all()
     if n_weights:
-        eff[3, support[0]] = 0.0  # one replicate drops an indicator: not the same support
-        assert not mc.same_support(eff, 1, 12)
+        by_indicator[support[0], 3] = 0.0  # one replicate drops an indicator: not the same support
+        assert not mc.same_support(by_indicator, 1, 12)
+
+
+def test_chunk_weights_equal_one_replicate_at_a_time():
+    """chunk_local_weights / chunk_effective_weights (replicates vectorised, node-major) give the
+    floats of local_weights / effective_weights per replicate: exclusions, zero weights, a parent
+    whose children all weigh zero, every target of the tree."""
+    framework = framework_from_dict(city_framework())
+    nominal = engine.score(framework, city_data(n_units=20))
+    spec = load_spec({"weights": WEIGHTS, "exclusion": True}, replicates=13, seed=2, block_size=1)
+    factors = resolve_factors(spec, framework)
+    problem = build_problem(nominal, spec, factors)
+    p = map_parameters(replicate_uniforms(2, 0, 13, n_columns(factors)), factors, problem)
+    node_weight = p.node_weight.copy()
+    node_weight[:, 0] = 0.0  # an indicator weighing zero in every replicate
+    first = problem.child_idx[problem.child_ptr[0]:problem.child_ptr[1]]
+    node_weight[4, first] = 0.0  # replicate 4: every child of the first aggregate weighs zero
+    excluded = p.excluded.copy()
+    excluded[5] = 3
+    assert (excluded >= 0).any() and (excluded < 0).any()
+    n, n_nodes = node_weight.shape
+    n_ind = problem.zt.shape[1]
+    start = 2
+    m = n - start
+    raw, local, total = np.empty((n_nodes, 16)), np.empty((n_nodes, 16)), np.empty(16)
+    mc.chunk_local_weights(node_weight, excluded, start, m, problem.child_ptr, problem.child_idx, raw, local, total)
+    eff = np.empty((n_nodes, 16))
+    one_local, one_eff = np.empty(n_nodes), np.empty(n_nodes)
+    for target in range(n_nodes):
+        mc.chunk_effective_weights(local, m, problem.child_ptr, problem.child_idx, target, n_ind, eff)
+        for k in range(m):
+            mc.local_weights(node_weight[start + k], excluded[start + k], problem.child_ptr, problem.child_idx,
+                             one_local)
+            np.testing.assert_array_equal(local[:, k], one_local)
+            mc.effective_weights(one_local, problem.child_ptr, problem.child_idx, target, n_ind, one_eff)
+            np.testing.assert_array_equal(eff[:, k], one_eff)
+            assert not np.signbit(eff[:, k]).any()
 
 
 @pytest.mark.parametrize("case", ["weights only (linear path)", "method alternatives", "treatment switch"])
