@@ -298,21 +298,34 @@ def test_chunk_weights_equal_one_replicate_at_a_time():
             assert not np.signbit(eff[:, k]).any()
 
 
+def _split_case(case, n, seed, block):
+    """(problem, parameters, montecarlo_scores arguments) of a CASES entry, n replicates."""
+    framework_extra, spec_doc, data_args = CASES[case]
+    data_args = dict(data_args)
+    n_units = data_args.pop("n_units", 40)
+    framework = framework_from_dict(city_framework(**framework_extra))
+    data = city_data(n_units=n_units, **data_args)
+    spec = load_spec(spec_doc, replicates=n, seed=seed, block_size=block)
+    if n_units == 1:
+        with pytest.warns(engine.ConstantIndicatorWarning):
+            nominal = engine.score(framework, data)
+    else:
+        nominal = engine.score(framework, data)
+    factors = resolve_factors(spec, framework)
+    problem = build_problem(nominal, spec, factors)
+    p = map_parameters(replicate_uniforms(seed, 0, n, n_columns(factors)), factors, problem)
+    args = (problem.zt, problem.linear_variant, problem.child_ptr, problem.child_idx, problem.param,
+            problem.min_coverage, problem.any_coverage, p.node_weight, p.variant, p.agg_code, p.excluded,
+            problem.targets)
+    return problem, p, args
+
+
 @pytest.mark.parametrize("case", ["weights only (linear path)", "method alternatives", "treatment switch"])
 @pytest.mark.parametrize("n", [1, 7, 70])
 def test_scores_of_any_number_of_replicates_equal_the_twin(case, n):
     """montecarlo_scores over counts that are not multiples of four or of its chunk (and mixed
     variants, exclusions and non-linear replicates inside a chunk): the twin's scores and keys."""
-    framework_extra, spec_doc, data_args = CASES[case]
-    framework = framework_from_dict(city_framework(**framework_extra))
-    nominal = engine.score(framework, city_data(n_units=40, **data_args))
-    spec = load_spec(spec_doc, replicates=n, seed=3, block_size=1)
-    factors = resolve_factors(spec, framework)
-    problem = build_problem(nominal, spec, factors)
-    p = map_parameters(replicate_uniforms(3, 0, n, n_columns(factors)), factors, problem)
-    args = (problem.zt, problem.linear_variant, problem.child_ptr, problem.child_idx, problem.param,
-            problem.min_coverage, problem.any_coverage, p.node_weight, p.variant, p.agg_code, p.excluded,
-            problem.targets)
+    problem, _, args = _split_case(case, n, 3, 1)
     scores = np.empty((n, len(problem.targets), problem.n_units))
     keys = np.empty(scores.shape, np.uint32)
     mc.montecarlo_scores(*args, scores, keys)
@@ -325,24 +338,8 @@ def test_scores_of_any_number_of_replicates_equal_the_twin(case, n):
 def test_split_kernels_equal_their_twins(case):
     """montecarlo_scores (scores and packed keys) and montecarlo_accumulate (after NumPy sorts the
     keys) against their twins, and the split path against the fused kernel."""
-    framework_extra, spec_doc, data_args = CASES[case]
-    data_args = dict(data_args)
-    n_units = data_args.pop("n_units", 40)
-    framework = framework_from_dict(city_framework(**framework_extra))
-    data = city_data(n_units=n_units, **data_args)
     block, n = 8, 32
-    spec = load_spec(spec_doc, replicates=n, seed=5, block_size=block)
-    if n_units == 1:
-        with pytest.warns(engine.ConstantIndicatorWarning):
-            nominal = engine.score(framework, data)
-    else:
-        nominal = engine.score(framework, data)
-    factors = resolve_factors(spec, framework)
-    problem = build_problem(nominal, spec, factors)
-    p = map_parameters(replicate_uniforms(5, 0, n, n_columns(factors)), factors, problem)
-    args = (problem.zt, problem.linear_variant, problem.child_ptr, problem.child_idx, problem.param,
-            problem.min_coverage, problem.any_coverage, p.node_weight, p.variant, p.agg_code, p.excluded,
-            problem.targets)
+    problem, p, args = _split_case(case, n, 5, block)
     n_t, n_u, n_p = len(problem.targets), problem.n_units, len(problem.pair_units)
     scores, keys = np.empty((n, n_t, n_u)), np.empty((n, n_t, n_u), np.uint32)
     mc.montecarlo_scores(*args, scores, keys)
