@@ -580,8 +580,8 @@ def chunk_local_weights(node_weight, excluded, r0, m, child_ptr, child_idx, raw,
 @jit
 def chunk_effective_weights(local, m, child_ptr, child_idx, target, n_indicators, eff):
     """:func:`effective_weights` of m replicates at once, node-major like :func:`chunk_local_weights`
-    (a node outside the target's subtree that precedes it in post-order gets 0 × its local weight
-    = +0.0, the zeroed value)."""
+    (a child of a parent weighing zero — outside the target's subtree, or under a zero weight —
+    stays at 0, whatever its local weight: 0 × inf or 0 × NaN would not be 0)."""
     for node in range(eff.shape[0]):
         for k in range(m):
             eff[node, k] = 0.0
@@ -593,8 +593,9 @@ def chunk_effective_weights(local, m, child_ptr, child_idx, target, n_indicators
         node = n_indicators + a
         for c in range(child_ptr[a], child_ptr[a + 1]):
             child = child_idx[c]
-            for k in range(m):
-                eff[child, k] = eff[node, k] * local[child, k]
+            for k in range(m):  # a parent weighing zero leaves its children at 0 (as effective_weights)
+                parent = eff[node, k]
+                eff[child, k] = parent * local[child, k] if parent != 0.0 else 0.0
 
 
 @jit

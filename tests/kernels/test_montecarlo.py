@@ -265,7 +265,8 @@ def test_four_replicates_at_a_time_give_the_one_at_a_time_floats(n_weights):
 def test_chunk_weights_equal_one_replicate_at_a_time():
     """chunk_local_weights / chunk_effective_weights (replicates vectorised, node-major) give the
     floats of local_weights / effective_weights per replicate: exclusions, zero weights, a parent
-    whose children all weigh zero, every target of the tree."""
+    whose children all weigh zero, an infinite and a negative weight (a NaN local weight outside a
+    target's subtree must not leak into it), every target of the tree."""
     framework = framework_from_dict(city_framework())
     nominal = engine.score(framework, city_data(n_units=20))
     spec = load_spec({"weights": WEIGHTS, "exclusion": True}, replicates=13, seed=2, block_size=1)
@@ -276,6 +277,8 @@ def test_chunk_weights_equal_one_replicate_at_a_time():
     node_weight[:, 0] = 0.0  # an indicator weighing zero in every replicate
     first = problem.child_idx[problem.child_ptr[0]:problem.child_ptr[1]]
     node_weight[4, first] = 0.0  # replicate 4: every child of the first aggregate weighs zero
+    node_weight[6, 0] = np.inf  # replicate 6: an infinite weight (NaN local weights for its siblings)
+    node_weight[7, 1] = -2.0  # replicate 7: a negative weight
     excluded = p.excluded.copy()
     excluded[5] = 3
     assert (excluded >= 0).any() and (excluded < 0).any()
@@ -295,7 +298,7 @@ def test_chunk_weights_equal_one_replicate_at_a_time():
             np.testing.assert_array_equal(local[:, k], one_local)
             mc.effective_weights(one_local, problem.child_ptr, problem.child_idx, target, n_ind, one_eff)
             np.testing.assert_array_equal(eff[:, k], one_eff)
-            assert not np.signbit(eff[:, k]).any()
+            assert np.array_equal(np.signbit(eff[:, k]), np.signbit(one_eff)) or np.isnan(one_eff).any()
 
 
 def _split_case(case, n, seed, block):
