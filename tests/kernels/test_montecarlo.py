@@ -38,14 +38,15 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_kernel_equals_twin(case):
+def _case(case, n, seed, block):
+    """(problem, factors, parameters, kernel arguments up to the targets) of a CASES entry with n
+    replicates (CASES itself is left as it is)."""
     framework_extra, spec_doc, data_args = CASES[case]
-    n_units = data_args.pop("n_units", 40) if "n_units" in data_args else 40
+    data_args = dict(data_args)
+    n_units = data_args.pop("n_units", 40)
     framework = framework_from_dict(city_framework(**framework_extra))
     data = city_data(n_units=n_units, **data_args)
-    block, blocks = 16, 4
-    spec = load_spec(spec_doc, replicates=block * blocks, seed=11, block_size=block)
+    spec = load_spec(spec_doc, replicates=n, seed=seed, block_size=block)
     if n_units == 1:
         with pytest.warns(engine.ConstantIndicatorWarning):
             nominal = engine.score(framework, data)
@@ -53,18 +54,25 @@ def test_kernel_equals_twin(case):
         nominal = engine.score(framework, data)
     factors = resolve_factors(spec, framework)
     problem = build_problem(nominal, spec, factors)
+    p = map_parameters(replicate_uniforms(seed, 0, n, n_columns(factors)), factors, problem)
+    args = (problem.zt, problem.linear_variant, problem.child_ptr, problem.child_idx, problem.param,
+            problem.min_coverage, problem.any_coverage, p.node_weight, p.variant, p.agg_code, p.excluded,
+            problem.targets)
+    return problem, factors, p, args
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_kernel_equals_twin(case):
+    block, blocks = 16, 4
+    problem, factors, _, args = _case(case, block * blocks, 11, block)
     state = run_chunk(problem, factors, 11, 0, blocks, block, n_lanes=2)
-    u = replicate_uniforms(11, 0, block * blocks, n_columns(factors))
-    p = map_parameters(u, factors, problem)
-    hist, shift_hist, pairs, moments, _, _ = reference.montecarlo_blocks(
-        problem.zt, problem.linear_variant, problem.child_ptr, problem.child_idx, problem.param,
-        problem.min_coverage, problem.any_coverage, p.node_weight, p.variant, p.agg_code, p.excluded,
-        problem.targets, problem.nominal_rank, problem.pair_units, block)
+    hist, shift_hist, pairs, moments, _, _ = reference.montecarlo_blocks(*args, problem.nominal_rank,
+                                                                        problem.pair_units, block)
     np.testing.assert_array_equal(state.hist, hist)
     np.testing.assert_array_equal(state.shift_hist[:, :shift_hist.shape[1]], shift_hist[:, :state.shift_hist.shape[1]])
     np.testing.assert_array_equal(state.pair_count, pairs)
     np.testing.assert_array_equal(np.stack([state.moments[b] for b in range(blocks)]), moments)
-    assert state.hist[:, :, :-1].sum() + state.hist[:, :, -1].sum() == block * blocks * n_units * len(problem.targets)
+    assert state.hist[:, :, :-1].sum() + state.hist[:, :, -1].sum() == block * blocks * problem.n_units * len(problem.targets)
 
 
 @pytest.mark.parametrize("scores", [
@@ -301,34 +309,12 @@ def test_chunk_weights_equal_one_replicate_at_a_time():
             assert np.array_equal(np.signbit(eff[:, k]), np.signbit(one_eff)) or np.isnan(one_eff).any()
 
 
-def _split_case(case, n, seed, block):
-    """(problem, parameters, montecarlo_scores arguments) of a CASES entry, n replicates."""
-    framework_extra, spec_doc, data_args = CASES[case]
-    data_args = dict(data_args)
-    n_units = data_args.pop("n_units", 40)
-    framework = framework_from_dict(city_framework(**framework_extra))
-    data = city_data(n_units=n_units, **data_args)
-    spec = load_spec(spec_doc, replicates=n, seed=seed, block_size=block)
-    if n_units == 1:
-        with pytest.warns(engine.ConstantIndicatorWarning):
-            nominal = engine.score(framework, data)
-    else:
-        nominal = engine.score(framework, data)
-    factors = resolve_factors(spec, framework)
-    problem = build_problem(nominal, spec, factors)
-    p = map_parameters(replicate_uniforms(seed, 0, n, n_columns(factors)), factors, problem)
-    args = (problem.zt, problem.linear_variant, problem.child_ptr, problem.child_idx, problem.param,
-            problem.min_coverage, problem.any_coverage, p.node_weight, p.variant, p.agg_code, p.excluded,
-            problem.targets)
-    return problem, p, args
-
-
 @pytest.mark.parametrize("case", ["weights only (linear path)", "method alternatives", "treatment switch"])
 @pytest.mark.parametrize("n", [1, 7, 70])
 def test_scores_of_any_number_of_replicates_equal_the_twin(case, n):
     """montecarlo_scores over counts that are not multiples of four or of its chunk (and mixed
     variants, exclusions and non-linear replicates inside a chunk): the twin's scores and keys."""
-    problem, _, args = _split_case(case, n, 3, 1)
+    problem, _, _, args = _case(case, n, 3, 1)
     scores = np.empty((n, len(problem.targets), problem.n_units))
     keys = np.empty(scores.shape, np.uint32)
     mc.montecarlo_scores(*args, scores, keys)
@@ -342,7 +328,7 @@ def test_split_kernels_equal_their_twins(case):
     """montecarlo_scores (scores and packed keys) and montecarlo_accumulate (after NumPy sorts the
     keys) against their twins, and the split path against the fused kernel."""
     block, n = 8, 32
-    problem, p, args = _split_case(case, n, 5, block)
+    problem, _, p, args = _case(case, n, 5, block)
     n_t, n_u, n_p = len(problem.targets), problem.n_units, len(problem.pair_units)
     scores, keys = np.empty((n, n_t, n_u)), np.empty((n, n_t, n_u), np.uint32)
     mc.montecarlo_scores(*args, scores, keys)
