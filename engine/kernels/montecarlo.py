@@ -793,20 +793,61 @@ def sorted_ranks(score, sorted_keys, bits, order, rank):
 
 
 @jit
-def _complete_tail(rank, nominal_rank, pair_units, shift_hist, pair_count, shift_row, t, ranks_out, r):
-    """The rank-only accumulators of a replicate in which every unit has a rank: R_S (summed in unit
-    order — contiguous loads, no branch, so it vectorises) and its histogram, the pairwise "ahead"
-    counts, and the raw ranks when ``ranks_out`` is not empty."""
-    n_units = rank.shape[0]
+def accumulate_sorted(score, sorted_keys, bits, nominal_rank, n_ranked, pair_units, hist, shift_hist, pair_count,
+                      sums, shift_row, t, ranks_out, r, rank, order):
+    """:func:`accumulate_replicate` when every unit has a score (the last sorted key's score is
+    finite), in one pass over the sorted keys.
+
+    The unit at sorted position p first gets rank p + 1, which is exact unless its key shares its
+    quantised part with a neighbour's.  Such runs (near-ties — in about a quarter of the
+    replicates of the shipped city index, whose scores crowd the low end of the range) are then
+    re-ranked exactly on the floats where they stand (:func:`_rank_run`, ties share the minimum
+    rank), their provisional counts taken back; one branch-free pass finds the first and the last
+    run, so replicates without one pay a vectorised scan only.  R_S is summed on the way (an
+    integer: the order of its terms does not matter; ``n_ranked`` = units with a nominal rank).  ``sums`` is (2, n_units): Σ score, Σ score² (the same float additions as
+    ``moments[i, 0|1]``, in one loop over contiguous rows); ``order`` is scratch (n_units)."""
+    n_units = score.shape[0]
+    mask = np.uint32((1 << bits) - 1)
+    high = np.uint32(0xFFFFFFFF) ^ mask
     total = 0
-    ranked = 0
+    first = n_units  # first and last sorted positions p whose key shares its quantised part with p + 1
+    last = -1  # (branch-free min and max, so that it vectorises)
+    for p in range(n_units - 1):
+        same = ((sorted_keys[p] ^ sorted_keys[p + 1]) & high) == 0
+        first = min(first, p if same else n_units)
+        last = max(last, p if same else -1)
+    for p in range(n_units):  # rank p + 1 for the unit at sorted position p: right unless it is in a run
+        unit = np.int64(sorted_keys[p] & mask)
+        rank[unit] = p + 1
+        hist[unit, p] += 1
+        nominal = nominal_rank[unit]
+        total += abs(p + 1 - nominal) if nominal > 0 else 0
+    p = first
+    while p <= last:  # re-rank each run exactly, taking back its provisional counts
+        if ((sorted_keys[p] ^ sorted_keys[p + 1]) & high) != 0:
+            p += 1
+            continue
+        q = p + 2
+        while q < n_units and ((sorted_keys[q] ^ sorted_keys[p]) & high) == 0:
+            q += 1
+        for k in range(p, q):
+            unit = np.int64(sorted_keys[k] & mask)
+            hist[unit, k] -= 1
+            nominal = nominal_rank[unit]
+            total -= abs(k + 1 - nominal) if nominal > 0 else 0
+        _rank_run(score, sorted_keys, mask, p, q, order, rank)
+        for k in range(p, q):
+            unit = order[k]
+            hist[unit, rank[unit] - 1] += 1
+            nominal = nominal_rank[unit]
+            total += abs(rank[unit] - nominal) if nominal > 0 else 0
+        p = q
     for i in range(n_units):
-        nominal = nominal_rank[i]
-        counted = nominal > 0
-        total += abs(rank[i] - nominal) if counted else 0
-        ranked += counted
+        s = score[i]
+        sums[0, i] += s
+        sums[1, i] += s * s
     shift_hist[total] += 1
-    shift_row[t] = total / ranked if ranked > 0 else np.nan
+    shift_row[t] = total / n_ranked if n_ranked > 0 else np.nan
     for pa in range(pair_units.shape[0]):
         ra = rank[pair_units[pa]]
         for pb in range(pair_units.shape[0]):
@@ -818,54 +859,6 @@ def _complete_tail(rank, nominal_rank, pair_units, shift_hist, pair_count, shift
 
 
 @jit
-def accumulate_complete(score, rank, nominal_rank, pair_units, hist, shift_hist, pair_count, moments,
-                        shift_row, t, ranks_out, r):
-    """:func:`accumulate_replicate` when every unit has a rank (the common case): the same
-    integers and the same float additions, in loops without data-dependent branches."""
-    n_units = score.shape[0]
-    for i in range(n_units):
-        hist[i, rank[i] - 1] += 1
-    for i in range(n_units):
-        s = score[i]
-        moments[i, 0] += s
-        moments[i, 1] += s * s
-    _complete_tail(rank, nominal_rank, pair_units, shift_hist, pair_count, shift_row, t, ranks_out, r)
-
-
-@jit
-def distinct_keys(sorted_keys, bits):
-    """Whether no two neighbouring sorted keys share their quantised part, i.e. the scores are all
-    distinct and their order is the keys' order (a branch-free count, so that it vectorises)."""
-    high = np.uint32(0xFFFFFFFF) ^ np.uint32((1 << bits) - 1)
-    shared = 0
-    for p in range(sorted_keys.shape[0] - 1):
-        shared += ((sorted_keys[p] ^ sorted_keys[p + 1]) & high) == 0
-    return shared == 0
-
-
-@jit
-def accumulate_distinct(score, sorted_keys, bits, nominal_rank, pair_units, hist, shift_hist, pair_count, sums,
-                        shift_row, t, ranks_out, r, rank):
-    """:func:`accumulate_replicate` for the common case — every unit has a score and the sorted keys'
-    quantised parts are all distinct (:func:`distinct_keys`), so the unit at sorted position p has
-    rank p + 1 — in one pass over the sorted keys.  ``sums`` is (2, n_units): Σ score, Σ score²
-    (the same float additions as ``moments[i, 0|1]``, in loops over contiguous rows)."""
-    n_units = score.shape[0]
-    mask = np.uint32((1 << bits) - 1)
-    for p in range(n_units):
-        unit = np.int64(sorted_keys[p] & mask)
-        rank[unit] = p + 1
-        hist[unit, p] += 1
-    first = sums[0]
-    second = sums[1]
-    for i in range(n_units):
-        first[i] += score[i]
-    for i in range(n_units):
-        second[i] += score[i] * score[i]
-    _complete_tail(rank, nominal_rank, pair_units, shift_hist, pair_count, shift_row, t, ranks_out, r)
-
-
-@jit
 def montecarlo_accumulate(scores, keys, nominal_rank, pair_units, block_size,
                           hist, shift_hist, pair_count, moments, shift_out, ranks_out):
     """Ranks from sorted packed keys, then the same accumulators as :func:`montecarlo_blocks` for
@@ -873,10 +866,10 @@ def montecarlo_accumulate(scores, keys, nominal_rank, pair_units, block_size,
     (``moments[b]`` sums replicates ``b·block_size …`` in order).  ``keys`` (n, n_targets,
     n_units) are :func:`pack_keys` keys, each row sorted ascending.
 
-    Replicates whose keys are all distinct and scores all present (nearly all) take
-    :func:`accumulate_distinct`; the others get exact ranks from :func:`sorted_ranks`.  A block's
-    score moments are summed in a (2, n_units) buffer per target and copied back at the block's
-    end (the same additions in the same order).
+    Replicates whose scores are all present (nearly all) take :func:`accumulate_sorted`, one pass
+    over the sorted keys; the others get exact ranks from :func:`sorted_ranks` and
+    :func:`accumulate_replicate`.  A block's score moments are summed in a (2, n_units) buffer per
+    target and copied back at the block's end (the same additions in the same order).
 
     One lane (no threads of its own, releases the GIL), like :func:`montecarlo_scores`."""
     n_replicates = scores.shape[0]
@@ -893,17 +886,18 @@ def montecarlo_accumulate(scores, keys, nominal_rank, pair_units, block_size,
                 sums[0, i] = moments[b, t, i, 0]
                 sums[1, i] = moments[b, t, i, 1]
             nominal, lane_hist, lane_shift, lane_pairs = nominal_rank[t], hist[t], shift_hist[t], pair_count[t]
+            n_ranked = 0
+            for i in range(n_units):
+                n_ranked += nominal[i] > 0
             for r in range(b * block_size, (b + 1) * block_size):
                 score = scores[r, t]
                 sorted_keys = keys[r, t]
                 last = np.int64(sorted_keys[n_units - 1] & mask)
-                if distinct_keys(sorted_keys, bits) and np.isfinite(score[last]):
-                    accumulate_distinct(score, sorted_keys, bits, nominal, pair_units, lane_hist, lane_shift,
-                                        lane_pairs, sums, shift_out[r], t, ranks_out, r, rank)
-                elif sorted_ranks(score, sorted_keys, bits, order, rank):
-                    accumulate_complete(score, rank, nominal, pair_units, lane_hist, lane_shift, lane_pairs, sums.T,
-                                        shift_out[r], t, ranks_out, r)
+                if np.isfinite(score[last]):
+                    accumulate_sorted(score, sorted_keys, bits, nominal, n_ranked, pair_units, lane_hist, lane_shift,
+                                      lane_pairs, sums, shift_out[r], t, ranks_out, r, rank, order)
                 else:
+                    sorted_ranks(score, sorted_keys, bits, order, rank)
                     accumulate_replicate(score, rank, nominal, pair_units, lane_hist, lane_shift, lane_pairs, sums.T,
                                          shift_out[r], t, ranks_out, r)
             for i in range(n_units):

@@ -184,44 +184,53 @@ def test_keys_quantised_against_any_range_give_exact_ranks(row, bounds):
     _accumulate_row_like_twin(score, keys)
 
 
-def test_distinct_keys_path_equals_run_path():
-    """accumulate_distinct (all keys' quantised parts distinct) gives the integers and floats of the
-    general path (sorted_ranks + accumulate_complete) on many random rows, and distinct_keys tells
-    the two cases apart."""
+def test_sorted_keys_path_equals_general_path():
+    """accumulate_sorted (one pass over the sorted keys, runs of equal quantised parts re-ranked
+    where they stand) gives the integers and floats of the general path (sorted_ranks +
+    accumulate_replicate) on many random rows: distinct scores, exact ties, near-ties that share
+    their quantised part (runs of 2 to many keys, at the start, the middle and the end), with a
+    unit that has no nominal rank, selected pairs and raw ranks."""
     rng = np.random.default_rng(11)
     n = 57
     bits = mc.index_bits(n)
+    mask = np.uint32((1 << bits) - 1)
     nominal = rng.permutation(n).astype(np.int64) + 1
     nominal[5] = 0  # a unit without a nominal rank is not counted in R_S
-    pairs = np.array([0, 3, 9], np.int64)
-    seen = set()
-    for trial in range(200):
-        score = rng.normal(size=n) if trial % 3 else np.round(rng.normal(size=n), 1)  # ties every third
+    pairs = np.array([0, 3, 9, 3], np.int64)
+    n_runs = []
+    for trial in range(300):
+        score = rng.normal(size=n)
+        if trial % 3 == 1:
+            score = np.round(score, 1)  # exact ties
+        elif trial % 3 == 2:  # near-ties: equal quantised parts, distinct floats (and some exact ties)
+            score = np.round(score, 1) + rng.integers(0, 3, n) * 1e-12
+        if trial % 50 == 7:
+            score[:] = 1.0  # one run of every unit
         keys = np.empty(n, np.uint32)
         mc.pack_keys(score, bits, keys)
         keys.sort()
-        distinct = mc.distinct_keys(keys, bits)
-        assert distinct == (len(np.unique(keys >> np.uint32(bits))) == n)
-        seen.add(distinct)
+        high = keys >> np.uint32(bits)
+        n_runs.append(int((high[1:] == high[:-1]).sum()))
         outs = []
-        for path in ("distinct", "general"):
+        for path in ("sorted", "general"):
             hist, shift_hist = np.zeros((n, n + 1), np.int64), np.zeros(n * n // 2 + 2, np.int64)
-            pair_count, shift_row = np.zeros((3, 3), np.int64), np.zeros(1)
-            ranks_out, rank = np.zeros((1, 1, n), np.int64), np.zeros(n, np.int64)
-            if path == "distinct" and distinct:
+            pair_count, shift_row = np.zeros((4, 4), np.int64), np.zeros(2)
+            ranks_out, rank = np.zeros((2, 2, n), np.int64), np.zeros(n, np.int64)
+            if path == "sorted":
                 sums = np.zeros((2, n))
-                mc.accumulate_distinct(score, keys, bits, nominal, pairs, hist, shift_hist, pair_count, sums,
-                                       shift_row, 0, ranks_out, 0, rank)
+                mc.accumulate_sorted(score, keys, bits, nominal, int((nominal > 0).sum()), pairs, hist, shift_hist,
+                                     pair_count, sums, shift_row, 1, ranks_out, 1, rank, np.empty(n, np.int64))
                 moments = sums.T
             else:
                 moments = np.zeros((n, 2))
-                assert mc.sorted_ranks(score, keys, bits, np.empty(n, np.int64), rank)
-                mc.accumulate_complete(score, rank, nominal, pairs, hist, shift_hist, pair_count, moments,
-                                       shift_row, 0, ranks_out, 0)
+                mc.sorted_ranks(score, keys, bits, np.empty(n, np.int64), rank)
+                mc.accumulate_replicate(score, rank, nominal, pairs, hist, shift_hist, pair_count, moments,
+                                        shift_row, 1, ranks_out, 1)
             outs.append((hist, shift_hist, pair_count, moments, shift_row, ranks_out))
         for a, b in zip(*outs):
             np.testing.assert_array_equal(a, b)
-    assert seen == {True, False}
+        assert set(np.int64(keys & mask)) == set(range(n))
+    assert min(n_runs) == 0 and max(n_runs) == n - 1 and np.median(n_runs) > 0
 
 
 @pytest.mark.parametrize("n_weights", range(10))
