@@ -763,6 +763,16 @@ def _rank_run(score, sorted_keys, mask, p, q, order, rank):
 
 
 @jit
+def _run_end(sorted_keys, high, p):
+    """End (exclusive) of the run of sorted keys from position p that share its quantised part
+    (``high`` masks it); p + 1 when the next key's differs."""
+    q = p + 1
+    while q < sorted_keys.shape[0] and ((sorted_keys[q] ^ sorted_keys[p]) & high) == 0:
+        q += 1
+    return q
+
+
+@jit
 def sorted_ranks(score, sorted_keys, bits, order, rank):
     """Competition ranks (missing → 0) of ``score`` into ``rank`` from its sorted packed keys;
     returns whether every unit has a rank.
@@ -777,13 +787,9 @@ def sorted_ranks(score, sorted_keys, bits, order, rank):
         rank[np.int64(sorted_keys[p] & mask)] = p + 1
     p = 0
     while p < n_units - 1:
-        if ((sorted_keys[p] ^ sorted_keys[p + 1]) & high) != 0:
-            p += 1
-            continue
-        q = p + 2
-        while q < n_units and ((sorted_keys[q] ^ sorted_keys[p]) & high) == 0:
-            q += 1
-        _rank_run(score, sorted_keys, mask, p, q, order, rank)
+        q = _run_end(sorted_keys, high, p)
+        if q > p + 1:
+            _rank_run(score, sorted_keys, mask, p, q, order, rank)
         p = q
     last = np.int64(sorted_keys[n_units - 1] & mask)  # missing scores sort last
     if np.isfinite(score[last]):
@@ -824,12 +830,10 @@ def accumulate_sorted(score, sorted_keys, bits, nominal_rank, n_ranked, pair_uni
         total += abs(p + 1 - nominal) if nominal > 0 else 0
     p = first
     while p <= last:  # re-rank each run exactly, taking back its provisional counts
-        if ((sorted_keys[p] ^ sorted_keys[p + 1]) & high) != 0:
-            p += 1
+        q = _run_end(sorted_keys, high, p)
+        if q == p + 1:
+            p = q
             continue
-        q = p + 2
-        while q < n_units and ((sorted_keys[q] ^ sorted_keys[p]) & high) == 0:
-            q += 1
         for k in range(p, q):
             unit = np.int64(sorted_keys[k] & mask)
             hist[unit, k] -= 1
