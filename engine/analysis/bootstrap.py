@@ -21,6 +21,7 @@ import polars as pl
 
 from ..errors import SchemaError
 from ..kernels import bootstrap as kernel
+from ..kernels.montecarlo import shift_bins
 from ..stages.normalise import NORMALISERS
 from .design import Parameters, map_parameters, n_columns, replicate_uniforms
 from .montecarlo import ChunkState, moment_block
@@ -160,7 +161,7 @@ def evaluate(bp: BootstrapProblem, params: Parameters, draws: SamplingDraws, blo
     n, n_t, n_u, n_p = len(params), len(p.targets), p.n_units, len(p.pair_units)
     rec = bp.records
     hist = np.zeros((n_lanes, n_t, n_u, n_u + 1), np.int64)
-    shift_hist = np.zeros((n_lanes, n_t, n_u * n_u // 2 + 2), np.int64)
+    shift_hist = np.zeros((n_lanes, n_t, shift_bins(n_u)), np.int64)
     pair_count = np.zeros((n_lanes, n_t, n_p, n_p), np.int64)
     moments = np.zeros((n // block_size, n_t, n_u, 2))
     shift_out = np.zeros((n, n_t))

@@ -29,7 +29,7 @@ class ChunkState:
     """Mergeable statistics of a set of blocks."""
 
     hist: np.ndarray  #: int64 (n_targets, n_units, n_units + 1); last column = replicates without a rank.
-    shift_hist: np.ndarray  #: int64 (n_targets, n_units²/2 + 2): total absolute rank shift per replicate.
+    shift_hist: np.ndarray  #: int64 (n_targets, shift_bins(n_units)): total absolute rank shift per replicate.
     pair_count: np.ndarray  #: int64 (n_targets, n_pairs, n_pairs).
     #: moment block -> (n_targets, n_units, 2); moment blocks are RNG blocks (or the work blocks
     #: when those are smaller), so float sums do not depend on chunks, threads or workers.
@@ -42,7 +42,7 @@ class ChunkState:
     @classmethod
     def empty(cls, problem: Problem) -> ChunkState:
         n_t, n_u, n_p = len(problem.targets), problem.n_units, len(problem.pair_units)
-        return cls(np.zeros((n_t, n_u, n_u + 1), np.int64), np.zeros((n_t, n_u * n_u // 2 + 2), np.int64),
+        return cls(np.zeros((n_t, n_u, n_u + 1), np.int64), np.zeros((n_t, kernel.shift_bins(n_u)), np.int64),
                    np.zeros((n_t, n_p, n_p), np.int64))
 
     def merge(self, other: ChunkState) -> ChunkState:
@@ -72,7 +72,7 @@ def _kernel_call(problem: Problem, params, block_size: int, n_lanes: int, keep_r
     n, n_t, n_u, n_p = len(params), len(problem.targets), problem.n_units, len(problem.pair_units)
     n_blocks = n // block_size
     hist = np.zeros((n_lanes, n_t, n_u, n_u + 1), np.int64)
-    shift_hist = np.zeros((n_lanes, n_t, n_u * n_u // 2 + 2), np.int64)
+    shift_hist = np.zeros((n_lanes, n_t, kernel.shift_bins(n_u)), np.int64)
     pair_count = np.zeros((n_lanes, n_t, n_p, n_p), np.int64)
     moments = np.zeros((n_blocks, n_t, n_u, 2))
     shift_out = np.zeros((n, n_t))
@@ -119,7 +119,7 @@ class _Lane:
         n_t, n_u, n_p = len(problem.targets), problem.n_units, len(problem.pair_units)
         self.problem = problem
         self.hist = np.zeros((n_t, n_u, n_u + 1), np.int64)
-        self.shift_hist = np.zeros((n_t, n_u * n_u // 2 + 2), np.int64)
+        self.shift_hist = np.zeros((n_t, kernel.shift_bins(n_u)), np.int64)
         self.pair_count = np.zeros((n_t, n_p, n_p), np.int64)
         self.scores = np.empty((sub, n_t, n_u))
         self.keys = np.empty((sub, n_t, n_u), np.uint32)

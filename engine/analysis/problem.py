@@ -174,7 +174,7 @@ def evaluate_ranks(problem: Problem, node_weight, variant, agg_code, excluded) -
         np.ascontiguousarray(variant, np.int64), np.ascontiguousarray(agg_code, np.int64),
         np.ascontiguousarray(excluded, np.int64), problem.targets,
         np.zeros((n_t, n_u), np.int64), problem.pair_units, 1, 1,
-        np.zeros((1, n_t, n_u, n_u + 1), np.int64), np.zeros((1, n_t, n_u * n_u // 2 + 2), np.int64),
+        np.zeros((1, n_t, n_u, n_u + 1), np.int64), np.zeros((1, n_t, kernel.shift_bins(n_u)), np.int64),
         np.zeros((1, n_t, len(problem.pair_units), len(problem.pair_units)), np.int64),
         np.zeros((n, n_t, n_u, 2)), np.zeros((n, n_t)), ranks)
     return ranks

@@ -23,8 +23,9 @@ Accumulated (integers are exact and mergeable in any order; float moments are pe
 
 * ``hist[lane, t, unit, rank - 1]`` (column ``n_units`` counts replicates where the unit has no
   rank);
-* ``shift_hist[lane, t, S]``: S = Σ_units |rank − nominal rank| over units ranked in both, so the
-  mean absolute rank shift R_S = S / n_ranked; ``shift_out[r, t]`` = R_S of replicate r;
+* ``shift_hist[lane, t, S]`` (:func:`shift_bins` bins): S = Σ_units |rank − nominal rank| over
+  units ranked in both, so the mean absolute rank shift R_S = S / n_ranked; ``shift_out[r, t]`` =
+  R_S of replicate r;
 * ``pair_count[lane, t, a, b]``: replicates where selected unit a is ranked strictly ahead of b;
 * ``moments[block, t, unit, 0|1]``: Σ score and Σ score² over the block's replicates;
 * optionally ``ranks_out[r, t, unit]`` (for the Sobol estimators, chunk-local).
@@ -41,6 +42,13 @@ from ._jit import PARALLEL_JIT, jit
 from .aggregate import ARITHMETIC, COPELAND, copeland
 
 __all__ = ["montecarlo_blocks", "montecarlo_scores", "montecarlo_accumulate", "noise_weights"]
+
+
+def shift_bins(n_units: int) -> int:
+    """Bins of a rank-shift histogram: S = Σ |rank − nominal rank| over at most n_units units, each
+    term at most n_units − 1 (competition ranks with ties are not a permutation, so S can exceed
+    the n²/2 bound of permutations: ranks 1, 1, 1, 1, 5 against 5, 4, 3, 2, 1 give 14 > 5²/2)."""
+    return n_units * max(n_units - 1, 0) + 1
 
 
 @jit

@@ -459,7 +459,7 @@ def montecarlo_blocks(zt, linear_variant, child_ptr, child_idx, param, min_cover
     n_units = zt.shape[2]
     n_t = len(targets)
     hist = np.zeros((n_t, n_units, n_units + 1), np.int64)
-    shift_hist = np.zeros((n_t, n_units * n_units // 2 + 2), np.int64)
+    shift_hist = np.zeros((n_t, n_units * max(n_units - 1, 0) + 1), np.int64)  # S ≤ n (n − 1)
     pair_count = np.zeros((n_t, len(pair_units), len(pair_units)), np.int64)
     moments = np.zeros((n_rep // block_size, n_t, n_units, 2))
     shift_out = np.full((n_rep, n_t), np.nan)
@@ -533,7 +533,7 @@ def montecarlo_accumulate(scores, keys, nominal_rank, pair_units, block_size):
     are computed from the scores alone (the keys are not needed for the result)."""
     n_rep, n_t, n_units = scores.shape
     hist = np.zeros((n_t, n_units, n_units + 1), np.int64)
-    shift_hist = np.zeros((n_t, n_units * n_units // 2 + 2), np.int64)
+    shift_hist = np.zeros((n_t, n_units * max(n_units - 1, 0) + 1), np.int64)  # S ≤ n (n − 1)
     pair_count = np.zeros((n_t, len(pair_units), len(pair_units)), np.int64)
     moments = np.zeros((n_rep // block_size, n_t, n_units, 2))
     shift_out = np.full((n_rep, n_t), np.nan)
@@ -643,7 +643,7 @@ def bootstrap_blocks(base, direction, divisor, count, record_unit, record_values
     n_units, n_ind = base.shape
     n_t = len(targets)
     hist = np.zeros((n_t, n_units, n_units + 1), np.int64)
-    shift_hist = np.zeros((n_t, n_units * n_units // 2 + 2), np.int64)
+    shift_hist = np.zeros((n_t, n_units * max(n_units - 1, 0) + 1), np.int64)  # S ≤ n (n − 1)
     pair_count = np.zeros((n_t, len(pair_units), len(pair_units)), np.int64)
     moments = np.zeros((n_rep // block_size, n_t, n_units, 2))
     shift_out = np.full((n_rep, n_t), np.nan)

@@ -122,7 +122,7 @@ def _accumulate_row_like_twin(score, keys):
     scores, sorted_keys = score[None, None, :], np.sort(keys)[None, None, :]
     nominal = np.arange(1, n + 1, dtype=np.int64)[None, :]
     pairs = np.arange(min(n, 3), dtype=np.int64)
-    out = (np.zeros((1, n, n + 1), np.int64), np.zeros((1, n * n // 2 + 2), np.int64),
+    out = (np.zeros((1, n, n + 1), np.int64), np.zeros((1, mc.shift_bins(n)), np.int64),
            np.zeros((1, len(pairs), len(pairs)), np.int64), np.zeros((1, 1, n, 2)), np.zeros((1, 1)),
            np.zeros((1, 1, n), np.int64))
     mc.montecarlo_accumulate(scores, sorted_keys, nominal, pairs, 1, *out)
@@ -184,6 +184,31 @@ def test_keys_quantised_against_any_range_give_exact_ranks(row, bounds):
     _accumulate_row_like_twin(score, keys)
 
 
+def test_rank_shift_of_tied_ranks_fits_its_histogram():
+    """Competition ranks with ties are not a permutation, so S = Σ |rank − nominal| can exceed the
+    n²/2 of permutations: ranks 1, 1, 1, 1, 5 against nominal 5, 4, 3, 2, 1 give S = 14 > 12.  It is
+    counted in its own bin for each of two targets (it used to land in the next target's bin 0),
+    like the twin."""
+    n = 5
+    score = np.array([1.0, 1.0, 1.0, 1.0, 0.0])
+    scores = np.stack([score, score])[None]  # (1 replicate, 2 targets, 5 units)
+    keys = np.empty((1, 2, n), np.uint32)
+    for t in range(2):
+        mc.pack_keys(score, mc.index_bits(n), keys[0, t])
+    keys.sort(axis=2)
+    nominal = np.array([[5, 4, 3, 2, 1], [1, 2, 3, 4, 5]], np.int64)
+    pairs = np.zeros(0, np.int64)
+    out = (np.zeros((2, n, n + 1), np.int64), np.zeros((2, mc.shift_bins(n)), np.int64), np.zeros((2, 0, 0), np.int64),
+           np.zeros((1, 2, n, 2)), np.zeros((1, 2)), np.zeros((1, 2, n), np.int64))
+    mc.montecarlo_accumulate(scores, keys, nominal, pairs, 1, *out)
+    assert mc.shift_bins(n) == 21
+    assert np.flatnonzero(out[1][0]).tolist() == [14] and np.flatnonzero(out[1][1]).tolist() == [6]  # 0+1+2+3+0
+    np.testing.assert_array_equal(out[4], [[14 / 5, 6 / 5]])
+    twin = reference.montecarlo_accumulate(scores, keys, nominal, pairs, 1)
+    for kernel_out, twin_out in zip(out, twin):
+        np.testing.assert_array_equal(kernel_out, twin_out)
+
+
 def test_sorted_keys_path_equals_general_path():
     """accumulate_sorted (one pass over the sorted keys, runs of equal quantised parts re-ranked
     where they stand) gives the integers and floats of the general path (sorted_ranks +
@@ -213,7 +238,7 @@ def test_sorted_keys_path_equals_general_path():
         n_runs.append(int((high[1:] == high[:-1]).sum()))
         outs = []
         for path in ("sorted", "general"):
-            hist, shift_hist = np.zeros((n, n + 1), np.int64), np.zeros(n * n // 2 + 2, np.int64)
+            hist, shift_hist = np.zeros((n, n + 1), np.int64), np.zeros(mc.shift_bins(n), np.int64)
             pair_count, shift_row = np.zeros((4, 4), np.int64), np.zeros(2)
             ranks_out, rank = np.zeros((2, 2, n), np.int64), np.zeros(n, np.int64)
             if path == "sorted":
@@ -345,7 +370,7 @@ def test_split_kernels_equal_their_twins(case):
     np.testing.assert_array_equal(scores, twin_scores)
     np.testing.assert_array_equal(keys, twin_keys)
     keys.sort(axis=-1)
-    out = (np.zeros((n_t, n_u, n_u + 1), np.int64), np.zeros((n_t, n_u * n_u // 2 + 2), np.int64),
+    out = (np.zeros((n_t, n_u, n_u + 1), np.int64), np.zeros((n_t, mc.shift_bins(n_u)), np.int64),
            np.zeros((n_t, n_p, n_p), np.int64), np.zeros((n // block, n_t, n_u, 2)), np.zeros((n, n_t)),
            np.zeros((n, n_t, n_u), np.int64))
     mc.montecarlo_accumulate(scores, keys, problem.nominal_rank, problem.pair_units, block, *out)
