@@ -31,8 +31,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._jit import PARALLEL_JIT, jit
-from .montecarlo import (accumulate_replicate, effective_weights, is_linear, linear_scores, local_weights,
-                         rank_scores, tree_scores)
+from .montecarlo import is_linear, local_weights, score_rank_accumulate
 
 __all__ = ["normalise_column", "bootstrap_blocks"]
 
@@ -217,7 +216,6 @@ def bootstrap_blocks(base, direction, divisor, count, record_unit, record_values
     n_nodes = node_weight.shape[1]
     n_units = base.shape[0]
     n_indicators = base.shape[1]
-    n_targets = targets.shape[0]
     ones = np.ones(n_units)
     for lane in prange(n_lanes):
         x = np.empty((n_units, n_indicators))
@@ -251,18 +249,8 @@ def bootstrap_blocks(base, direction, divisor, count, record_unit, record_values
                         if not np.isfinite(z[j, i]):
                             complete = False
                 local_weights(node_weight[r], excluded[r], child_ptr, child_idx, local)
-                linear = is_linear(complete, any_coverage, agg_code[r])
-                if not linear:
-                    tree_scores(z, local, child_ptr, child_idx, agg_code[r], param, min_coverage, values,
-                                complete and not any_coverage)
-                for t in range(n_targets):
-                    if linear:
-                        effective_weights(local, child_ptr, child_idx, targets[t], n_indicators, eff)
-                        linear_scores(z, eff, n_indicators, score)
-                    else:
-                        score[:] = values[targets[t]]
-                    rank_scores(score, key, prefix, order, spare, counts, rank)
-                    accumulate_replicate(score, rank, nominal_rank[t], pair_units, hist[lane, t], shift_hist[lane, t],
-                                         pair_count[lane, t], moments[b, t], shift_out[r], t, ranks_out, r)
-                    if scores_out.shape[0] > 0:
-                        scores_out[r, t, :] = score
+                score_rank_accumulate(z, local, is_linear(complete, any_coverage, agg_code[r]),
+                                      complete and not any_coverage, child_ptr, child_idx, agg_code[r], param,
+                                      min_coverage, targets, nominal_rank, pair_units, hist[lane], shift_hist[lane],
+                                      pair_count[lane], moments[b], shift_out[r], ranks_out, r, scores_out, values,
+                                      eff, score, key, prefix, order, spare, counts, rank)

@@ -405,6 +405,32 @@ def accumulate_replicate(score, rank, nominal_rank, pair_units, hist, shift_hist
             ranks_out[r, t, i] = rank[i]
 
 
+@jit
+def score_rank_accumulate(z, local, linear, tree_complete, child_ptr, child_idx, codes, param, min_coverage, targets,
+                          nominal_rank, pair_units, hist, shift_hist, pair_count, moments, shift_row, ranks_out, r,
+                          scores_out, values, eff, score, key, prefix, order, spare, counts, rank):
+    """One replicate of the fused kernels (:func:`montecarlo_blocks`,
+    :func:`engine.kernels.bootstrap.bootstrap_blocks`) once its local weights are known: the score
+    of every target (weighted sums of ``z`` when ``linear``, else the tree), its radix-sort ranks,
+    and :func:`accumulate_replicate` into the lane's ``hist``, ``shift_hist``, ``pair_count`` and
+    the block's ``moments`` (target axis first); the scores go to ``scores_out[r]`` unless it is
+    empty.  The remaining arguments are scratch buffers."""
+    n_indicators = z.shape[0]
+    if not linear:
+        tree_scores(z, local, child_ptr, child_idx, codes, param, min_coverage, values, tree_complete)
+    for t in range(targets.shape[0]):
+        if linear:
+            effective_weights(local, child_ptr, child_idx, targets[t], n_indicators, eff)
+            linear_scores(z, eff, n_indicators, score)
+        else:
+            score[:] = values[targets[t]]
+        rank_scores(score, key, prefix, order, spare, counts, rank)
+        accumulate_replicate(score, rank, nominal_rank[t], pair_units, hist[t], shift_hist[t], pair_count[t],
+                             moments[t], shift_row, t, ranks_out, r)
+        if scores_out.shape[0] > 0:
+            scores_out[r, t, :] = score
+
+
 @njit(**PARALLEL_JIT)
 def montecarlo_blocks(zt, linear_variant, child_ptr, child_idx, param, min_coverage, any_coverage,
                       node_weight, variant, agg_code, excluded, targets, nominal_rank,
@@ -420,7 +446,6 @@ def montecarlo_blocks(zt, linear_variant, child_ptr, child_idx, param, min_cover
     n_blocks = n_replicates // block_size
     n_nodes = node_weight.shape[1]
     n_units = zt.shape[2]
-    n_indicators = zt.shape[1]
     n_targets = targets.shape[0]
     for lane in prange(n_lanes):
         local = np.empty(n_nodes, np.float64)
@@ -433,23 +458,16 @@ def montecarlo_blocks(zt, linear_variant, child_ptr, child_idx, param, min_cover
         spare = np.empty(n_units, np.int64)
         counts = np.zeros((4, 256), np.int64)
         rank = np.empty(n_units, np.int64)
+        no_scores = np.empty((0, n_targets, n_units), np.float64)
         for b in range(lane, n_blocks, n_lanes):
             for r in range(b * block_size, (b + 1) * block_size):
-                z = zt[variant[r]]
                 local_weights(node_weight[r], excluded[r], child_ptr, child_idx, local)
-                linear = is_linear(linear_variant[variant[r]], any_coverage, agg_code[r])
-                if not linear:
-                    tree_scores(z, local, child_ptr, child_idx, agg_code[r], param, min_coverage, values,
-                                linear_variant[variant[r]] and not any_coverage)
-                for t in range(n_targets):
-                    if linear:
-                        effective_weights(local, child_ptr, child_idx, targets[t], n_indicators, eff)
-                        linear_scores(z, eff, n_indicators, score)
-                    else:
-                        score[:] = values[targets[t]]
-                    rank_scores(score, key, prefix, order, spare, counts, rank)
-                    accumulate_replicate(score, rank, nominal_rank[t], pair_units, hist[lane, t], shift_hist[lane, t],
-                                         pair_count[lane, t], moments[b, t], shift_out[r], t, ranks_out, r)
+                complete = linear_variant[variant[r]]
+                score_rank_accumulate(zt[variant[r]], local, is_linear(complete, any_coverage, agg_code[r]),
+                                      complete and not any_coverage, child_ptr, child_idx, agg_code[r], param,
+                                      min_coverage, targets, nominal_rank, pair_units, hist[lane], shift_hist[lane],
+                                      pair_count[lane], moments[b], shift_out[r], ranks_out, r, no_scores, values,
+                                      eff, score, key, prefix, order, spare, counts, rank)
 
 
 # ----------------------------------------------------------------------------- split hot path

@@ -448,6 +448,17 @@ def _mc_accumulate(score, rank_t, nominal_rank, pair_units, hist, shift_hist, pa
     return total / ranked if ranked else math.nan
 
 
+def _accumulators(n_rep, n_t, n_units, n_pairs, block_size):
+    """Empty Monte Carlo accumulators of the twins: rank histograms, rank-shift histograms
+    (S ≤ n (n − 1)), pairwise counts, per-block moments, R_S per replicate (NaN until set), ranks."""
+    return (np.zeros((n_t, n_units, n_units + 1), np.int64),
+            np.zeros((n_t, n_units * max(n_units - 1, 0) + 1), np.int64),
+            np.zeros((n_t, n_pairs, n_pairs), np.int64),
+            np.zeros((n_rep // block_size, n_t, n_units, 2)),
+            np.full((n_rep, n_t), np.nan),
+            np.zeros((n_rep, n_t, n_units), np.int64))
+
+
 def montecarlo_blocks(zt, linear_variant, child_ptr, child_idx, param, min_coverage, any_coverage,
                       node_weight, variant, agg_code, excluded, targets, nominal_rank,
                       pair_units, block_size):
@@ -458,12 +469,8 @@ def montecarlo_blocks(zt, linear_variant, child_ptr, child_idx, param, min_cover
     n_rep = node_weight.shape[0]
     n_units = zt.shape[2]
     n_t = len(targets)
-    hist = np.zeros((n_t, n_units, n_units + 1), np.int64)
-    shift_hist = np.zeros((n_t, n_units * max(n_units - 1, 0) + 1), np.int64)  # S ≤ n (n − 1)
-    pair_count = np.zeros((n_t, len(pair_units), len(pair_units)), np.int64)
-    moments = np.zeros((n_rep // block_size, n_t, n_units, 2))
-    shift_out = np.full((n_rep, n_t), np.nan)
-    ranks = np.zeros((n_rep, n_t, n_units), np.int64)
+    hist, shift_hist, pair_count, moments, shift_out, ranks = _accumulators(n_rep, n_t, n_units, len(pair_units),
+                                                                           block_size)
     for r in range(n_rep):
         target_scores = _mc_replicate_scores(zt, linear_variant, child_ptr, child_idx, param, min_coverage,
                                              any_coverage, node_weight[r], variant[r], agg_code[r], excluded[r],
@@ -532,12 +539,8 @@ def montecarlo_accumulate(scores, keys, nominal_rank, pair_units, block_size):
     """Readable twin of :func:`engine.kernels.montecarlo.montecarlo_accumulate` (one lane): ranks
     are computed from the scores alone (the keys are not needed for the result)."""
     n_rep, n_t, n_units = scores.shape
-    hist = np.zeros((n_t, n_units, n_units + 1), np.int64)
-    shift_hist = np.zeros((n_t, n_units * max(n_units - 1, 0) + 1), np.int64)  # S ≤ n (n − 1)
-    pair_count = np.zeros((n_t, len(pair_units), len(pair_units)), np.int64)
-    moments = np.zeros((n_rep // block_size, n_t, n_units, 2))
-    shift_out = np.full((n_rep, n_t), np.nan)
-    ranks = np.zeros((n_rep, n_t, n_units), np.int64)
+    hist, shift_hist, pair_count, moments, shift_out, ranks = _accumulators(n_rep, n_t, n_units, len(pair_units),
+                                                                           block_size)
     for r in range(n_rep):
         for t in range(n_t):
             score = [float(v) for v in scores[r, t]]
@@ -642,12 +645,8 @@ def bootstrap_blocks(base, direction, divisor, count, record_unit, record_values
     n_rep = node_weight.shape[0]
     n_units, n_ind = base.shape
     n_t = len(targets)
-    hist = np.zeros((n_t, n_units, n_units + 1), np.int64)
-    shift_hist = np.zeros((n_t, n_units * max(n_units - 1, 0) + 1), np.int64)  # S ≤ n (n − 1)
-    pair_count = np.zeros((n_t, len(pair_units), len(pair_units)), np.int64)
-    moments = np.zeros((n_rep // block_size, n_t, n_units, 2))
-    shift_out = np.full((n_rep, n_t), np.nan)
-    ranks = np.zeros((n_rep, n_t, n_units), np.int64)
+    hist, shift_hist, pair_count, moments, shift_out, ranks = _accumulators(n_rep, n_t, n_units, len(pair_units),
+                                                                           block_size)
     scores = np.zeros((n_rep, n_t, n_units))
     for r in range(n_rep):
         weights = count[r] if count.shape[1] else np.ones(n_units)
