@@ -348,6 +348,15 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--scheduler", help="address of a running Dask scheduler (tcp://host:port)")
         p.add_argument("--workers", type=int, help="start a local Dask cluster with this many worker processes")
 
+    def replicate_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--replicates", "-n", type=int, help="number of replicates (overrides the spec)")
+        p.add_argument("--seed", type=int, help="seed (overrides the spec; default: fresh entropy, recorded)")
+        p.add_argument("--block-size", type=int, help="replicates per work block (a multiple or divisor of 1024)")
+
+    def report_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--top", type=int, default=10, help="least stable units to print")
+        p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
     validate = sub.add_parser("validate", help="check a framework (and data against it) without computing")
     data_options(validate)
     validate.set_defaults(run=_cmd_validate)
@@ -384,14 +393,11 @@ def build_parser() -> argparse.ArgumentParser:
     unc = sub.add_parser("uncertainty", help="Monte Carlo rank distributions under weight/method perturbations")
     data_options(unc)
     unc.add_argument("--spec", "-s", help="uncertainty specification (YAML/JSON); default: ±25%% noise on every weight")
-    unc.add_argument("--replicates", "-n", type=int, help="number of replicates (overrides the spec)")
-    unc.add_argument("--seed", type=int, help="seed (overrides the spec; default: fresh entropy, recorded)")
-    unc.add_argument("--block-size", type=int, help="replicates per work block (a multiple or divisor of 1024)")
+    replicate_options(unc)
     backend_options(unc)
     unc.add_argument("--out", "-o", help="output folder (tables, manifest, checkpoints)")
     unc.add_argument("--resume", metavar="DIR", help="resume a killed run from the checkpoints in DIR")
-    unc.add_argument("--top", type=int, default=10, help="least stable units to print")
-    unc.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    report_options(unc)
     unc.set_defaults(run=_cmd_uncertainty)
 
     boot = sub.add_parser("bootstrap", help="bootstrap rank stability: resample records or units, or add "
@@ -401,13 +407,10 @@ def build_parser() -> argparse.ArgumentParser:
     boot.add_argument("--mode", "-m", choices=["records", "units", "noise"], help="source of sampling variation "
                       "(overrides the spec)")
     boot.add_argument("--spec", "-s", help="bootstrap specification (YAML/JSON); default: the framework's shipped one")
-    boot.add_argument("--replicates", "-n", type=int, help="number of replicates (overrides the spec)")
-    boot.add_argument("--seed", type=int, help="seed (overrides the spec; default: fresh entropy, recorded)")
-    boot.add_argument("--block-size", type=int, help="replicates per work block (a multiple or divisor of 1024)")
+    replicate_options(boot)
     backend_options(boot)
     boot.add_argument("--out", "-o", help="output folder (tables and manifest)")
-    boot.add_argument("--top", type=int, default=10, help="least stable units to print")
-    boot.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    report_options(boot)
     boot.set_defaults(run=_cmd_bootstrap)
 
     sens = sub.add_parser("sensitivity", help="Sobol first/total-order indices: which choice moves the ranks")
