@@ -29,22 +29,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from _common import machine, peak_mb, run_script, write_results
+
 HERE = Path(__file__).resolve().parent
 PROBLEMS = {"provinces": "regional-ai-2023", "cities": "ai-firms-2023"}
 BATCH = 1024
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def case_numpy(problem: str, n: int) -> dict:
@@ -114,7 +107,7 @@ def case_numpy(problem: str, n: int) -> dict:
         np.add.at(hist, (np.tile(np.arange(n_units), b), ranks.ravel()), 1)
         done += b
     seconds = time.perf_counter() - started
-    return {"seconds": seconds + setup, "loop_s": seconds, "setup_s": setup, "peak_mb": _peak_mb()}
+    return {"seconds": seconds + setup, "loop_s": seconds, "setup_s": setup, "peak_mb": peak_mb()}
 
 
 def case_engine(problem: str, n: int, threads: int) -> dict:
@@ -128,7 +121,7 @@ def case_engine(problem: str, n: int, threads: int) -> dict:
     started = time.perf_counter()
     run = bootstrap(framework, records="ai_firms_synthetic", mode="records", replicates=n, seed=7, threads=threads)
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "peak_mb": _peak_mb(), "rank_shift": run.manifest["rank_shift"]}
+    return {"seconds": seconds, "peak_mb": peak_mb(), "rank_shift": run.manifest["rank_shift"]}
 
 
 def case_compile() -> dict:
@@ -143,14 +136,11 @@ def case_compile() -> dict:
     bootstrap("regional-ai-2023", records="ai_firms_synthetic", mode="records", replicates=1024, seed=1)
     done = time.perf_counter()
     return {"import_s": imported - started, "pipeline_compile_s": scored - imported,
-            "bootstrap_compile_s": done - scored, "peak_mb": _peak_mb()}
+            "bootstrap_compile_s": done - scored, "peak_mb": peak_mb()}
 
 
 def _run_case(args: list[str], env: dict | None = None) -> dict:
-    output = subprocess.run([sys.executable, __file__, "--case", *args], capture_output=True, text=True,
-                            check=True, cwd=HERE.parent,
-                            env={**os.environ, "PYTHONPATH": str(HERE.parent), **(env or {})})
-    return json.loads(output.stdout.strip().splitlines()[-1])
+    return run_script(__file__, ["--case", *args], env)
 
 
 def main() -> None:
@@ -187,16 +177,9 @@ def main() -> None:
             print(f"{problem:>9} x{threads}: engine {r['engine_s']:.3f} s ({r['engine_rep_per_s']:,.0f}/s), "
                   f"numpy {r['numpy_s']:.3f} s, {r['speedup_vs_numpy']:.1f}x numpy, peak {r['engine_peak_mb']:.0f} MB",
                   flush=True)
-    import numba
-    import numpy
-
-    report = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                          "numpy": numpy.__version__, "numba": numba.__version__},
+    report = {"machine": machine(),
               "problem": "record-level Poisson bootstrap of ai_firms_synthetic (4,311 firms)",
               "compile": compile_times, "rows": rows}
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
-    (out / "bootstrap.json").write_text(json.dumps(report, indent=2))
     lines = ["| firms → | framework | replicates | threads | engine s | replicates/s | NumPy s | × NumPy | peak MB |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
@@ -206,8 +189,7 @@ def main() -> None:
     lines.append("")
     lines.append(f"JIT compile (empty cache): pipeline kernels {compile_times['pipeline_compile_s']:.1f} s, "
                  f"bootstrap kernel {compile_times['bootstrap_compile_s']:.1f} s.")
-    (out / "bootstrap.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results("bootstrap", report, lines)
 
 
 if __name__ == "__main__":

@@ -24,22 +24,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from _common import machine, peak_mb, run_script, write_results
+
 HERE = Path(__file__).resolve().parent
 SPEC = {"weights": [{"depth": 1, "noise": 0.25}, {"depth": 2, "noise": 0.25}, {"depth": 3, "noise": 0.25}]}
 BATCH = 8192
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def _problem():
@@ -97,7 +90,7 @@ def case_numpy(n: int, floor: bool) -> dict:
             np.add.at(hist, (np.tile(np.arange(n_units), b), ranks.ravel()), 1)
         done += b
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "peak_mb": _peak_mb()}
+    return {"seconds": seconds, "peak_mb": peak_mb()}
 
 
 def case_engine(n: int, threads: int, backend: str) -> dict:
@@ -120,7 +113,7 @@ def case_engine(n: int, threads: int, backend: str) -> dict:
     seconds = time.perf_counter() - started
     if client is not None:
         client.close()
-    return {"seconds": seconds, "peak_mb": _peak_mb(), "rank_shift": run.manifest["rank_shift"]}
+    return {"seconds": seconds, "peak_mb": peak_mb(), "rank_shift": run.manifest["rank_shift"]}
 
 
 def case_compile() -> dict:
@@ -135,14 +128,11 @@ def case_compile() -> dict:
     uncertainty("ai-city-2024", spec=SPEC, replicates=1024, seed=1, threads=2)
     done = time.perf_counter()
     return {"import_s": imported - started, "pipeline_compile_s": scored - imported,
-            "montecarlo_compile_s": done - scored, "peak_mb": _peak_mb()}
+            "montecarlo_compile_s": done - scored, "peak_mb": peak_mb()}
 
 
 def _run_case(args: list[str], env: dict | None = None) -> dict:
-    output = subprocess.run([sys.executable, __file__, "--case", *args], capture_output=True, text=True,
-                            check=True, cwd=HERE.parent,
-                            env={**os.environ, "PYTHONPATH": str(HERE.parent), **(env or {})})
-    return json.loads(output.stdout.strip().splitlines()[-1])
+    return run_script(__file__, ["--case", *args], env)
 
 
 def main() -> None:
@@ -185,16 +175,9 @@ def main() -> None:
                   f"numpy {numpy_base['seconds']:.3f} s, floor {floor['seconds']:.3f} s, "
                   f"{rows[-1]['speedup_vs_numpy']:.1f}x numpy, {rows[-1]['ratio_to_floor']:.2f}x floor, "
                   f"peak {eng['peak_mb']:.0f} MB", flush=True)
-    import numba
-    import numpy
-
-    report = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                          "numpy": numpy.__version__, "numba": numba.__version__},
+    report = {"machine": machine(),
               "problem": "ai-city-2024 on ai_cities_synthetic (337 units x 25 indicators), weights only",
               "compile": compile_times, "rows": rows}
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
-    (out / "montecarlo.json").write_text(json.dumps(report, indent=2))
     lines = ["| replicates | backend | threads/workers | engine s | replicates/s | NumPy s | floor s | × NumPy | × floor | peak MB |",
              "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
@@ -204,8 +187,7 @@ def main() -> None:
     lines.append("")
     lines.append(f"JIT compile (empty cache): pipeline kernels {compile_times['pipeline_compile_s']:.1f} s, "
                  f"Monte Carlo kernel {compile_times['montecarlo_compile_s']:.1f} s.")
-    (out / "montecarlo.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results("montecarlo", report, lines)
 
 
 if __name__ == "__main__":

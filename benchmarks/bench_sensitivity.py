@@ -14,10 +14,11 @@ Writes benchmarks/results/sensitivity.json and .md.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from _common import run_script, write_results
 
 HERE = Path(__file__).resolve().parent
 N_BASE = 2**14
@@ -52,30 +53,19 @@ def main() -> None:
     if sys.argv[1:] == ["--case"]:
         print(json.dumps(case_engine()))
         return
-    env_path = str(HERE.parent)
-
-    def run(args: list[str]) -> dict:
-        out = subprocess.run([sys.executable, *args], capture_output=True, text=True, check=True, cwd=HERE.parent,
-                             env={**__import__("os").environ, "PYTHONPATH": env_path})
-        return json.loads(out.stdout.strip().splitlines()[-1])
-
-    eng = run([__file__, "--case"])
+    eng = run_script(__file__, ["--case"])
     n = eng["evaluations"]
-    numpy_base = run([str(HERE / "bench_montecarlo.py"), "--case", "numpy", str(n)])
-    floor = run([str(HERE / "bench_montecarlo.py"), "--case", "floor", str(n)])
+    numpy_base = run_script(HERE / "bench_montecarlo.py", ["--case", "numpy", str(n)])
+    floor = run_script(HERE / "bench_montecarlo.py", ["--case", "floor", str(n)])
     report = {"base_samples": N_BASE, "groups": 6, "evaluations": n, "engine_s": eng["seconds"],
               "evaluations_per_s": n / eng["seconds"], "numpy_s": numpy_base["seconds"], "floor_s": floor["seconds"],
               "speedup_vs_numpy": numpy_base["seconds"] / eng["seconds"], "ratio_to_floor": eng["seconds"] / floor["seconds"],
               "indices": eng["indices"]}
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
-    (out / "sensitivity.json").write_text(json.dumps(report, indent=2))
     line = (f"| {N_BASE:,} | 6 | {n:,} | {eng['seconds']:.2f} | {n / eng['seconds']:,.0f} | {numpy_base['seconds']:.2f} | "
             f"{floor['seconds']:.2f} | {report['speedup_vs_numpy']:.1f} | {report['ratio_to_floor']:.2f} |")
-    table = ("| base samples | groups | evaluations | engine s | evaluations/s | NumPy s (weights only) | floor s | "
-             "× NumPy | × floor |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n" + line + "\n")
-    (out / "sensitivity.md").write_text(table)
-    print(table)
+    write_results("sensitivity", report, [
+        "| base samples | groups | evaluations | engine s | evaluations/s | NumPy s (weights only) | floor s | "
+        "× NumPy | × floor |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|", line])
 
 
 if __name__ == "__main__":
