@@ -115,7 +115,7 @@ def _in_lanes(fn, n_lanes: int) -> list:
 class _Lane:
     """One lane's integer accumulators and its chain buffers."""
 
-    def __init__(self, problem: Problem, sub: int, keep: bool = False):
+    def __init__(self, problem: Problem, sub: int):
         n_t, n_u, n_p = len(problem.targets), problem.n_units, len(problem.pair_units)
         self.problem = problem
         self.hist = np.zeros((n_t, n_u, n_u + 1), np.int64)

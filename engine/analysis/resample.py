@@ -142,7 +142,6 @@ class RecordDesign:
 
     unit: np.ndarray  #: int64 (n_records,): row of the record's unit, −1 = unit screened out.
     values: np.ndarray  #: float64 (n_records, n_columns): 0/1 filters and filtered values.
-    columns: tuple[str, ...]  #: Description of each value column.
     derived: np.ndarray  #: int64 (n_derived,): indicator column of each derived indicator.
     numerator: np.ndarray  #: int64 (n_derived,)
     denominator: np.ndarray  #: int64 (n_derived,), −1 = none.
@@ -261,7 +260,7 @@ def compile_records(records: pl.DataFrame, rule: Mapping[str, Any], result, unit
     rate = m / n_records
     design = RecordDesign(
         unit=unit, values=np.ascontiguousarray(np.stack(value_columns, axis=1)),
-        columns=tuple(":".join(map(str, k)) for k in columns), derived=derived_arr,
+        derived=derived_arr,
         numerator=np.array(numerator, np.int64), denominator=np.array(denominator, np.int64),
         divisor=divisor, rate=rate, thresholds=poisson_thresholds(rate), ignored=int((unit < 0).sum()))
     if check:
