@@ -120,9 +120,9 @@ def _chunk(bp: BootstrapProblem, seed: int, block_size: int, n_replicates: int, 
 COVARIANCE_REPLICATES = 2048
 
 
-def _score_covariance(bp: BootstrapProblem, seed: int, n_replicates: int, keep: np.ndarray):
-    """Covariance of the kept units' target-0 scores over the run's first replicates, from the
-    replicates in which every kept unit has a score; None when fewer than max(100, 2 units) do."""
+def _score_replicates(bp: BootstrapProblem, seed: int, n_replicates: int, keep: np.ndarray):
+    """The kept units' target-0 scores in the run's first replicates in which every kept unit has
+    a score (rows = replicates), and how many there are; None when fewer than max(100, 2 units)."""
     n = min(n_replicates, COVARIANCE_REPLICATES)
     p = bp.problem
     params = map_parameters(replicate_uniforms(seed, 0, n, n_columns(list(bp.factors))), list(bp.factors), p)
@@ -130,13 +130,14 @@ def _score_covariance(bp: BootstrapProblem, seed: int, n_replicates: int, keep: 
     rows = np.isfinite(scores).all(axis=1)
     if rows.sum() < max(100, 2 * int(keep.sum())):
         return None, int(rows.sum())
-    return np.cov(scores[rows].T), int(rows.sum())
+    return scores[rows], int(rows.sum())
 
 
 def _confidence(bp: BootstrapProblem, state: ChunkState, spec: BootstrapSpec, seed: int, n_replicates: int):
     """Mogstad et al. rank confidence sets of the first target from the nominal scores and the
-    bootstrap covariance of the scores (sampling-only modes); returns (table, how)."""
-    from .confidence import rank_confidence_sets
+    bootstrap covariance of the scores (sampling-only modes); returns (table, how): how = the
+    level, k and draws used (k at most the ranked units − 1) and where the covariance came from."""
+    from .confidence import rank_confidence_sets, rank_confidence_sets_from_bootstrap
 
     if bp.mode == "units" or spec.perturb is not None:
         return None, None
@@ -152,12 +153,13 @@ def _confidence(bp: BootstrapProblem, state: ChunkState, spec: BootstrapSpec, se
     options = {"level": float(spec.confidence.get("level", 0.9)),
                "top_k": min(int(spec.confidence.get("top_k", 10)), n_keep - 1),
                "n_draws": int(spec.confidence.get("draws", 1000)), "seed": seed, "units": units}
-    cov, rows = _score_covariance(bp, seed, n_replicates, keep)
+    used = {"level": options["level"], "top_k": options["top_k"], "draws": options["n_draws"]}
+    replicates, rows = _score_replicates(bp, seed, n_replicates, keep)
     sets, how = None, None
-    if cov is not None:
+    if replicates is not None:
         try:
-            sets = rank_confidence_sets(estimate[keep], cov=cov, **options)
-            how = {"covariance": "bootstrap", "replicates": rows}
+            sets = rank_confidence_sets_from_bootstrap(estimate[keep], replicates, **options)
+            how = {**used, "covariance": "bootstrap", "replicates": rows}
         except DataError:  # a degenerate covariance (e.g. two units whose scores never move)
             sets = None
     if sets is None:
@@ -168,7 +170,7 @@ def _confidence(bp: BootstrapProblem, state: ChunkState, spec: BootstrapSpec, se
         # the pairwise statistics stay defined (its comparisons are then decided by the others' errors).
         floor = 1e-9 * max(1.0, float(np.abs(estimate[keep]).max()))
         sets = rank_confidence_sets(estimate[keep], np.maximum(np.sqrt(var[keep]), floor), **options)
-        how = {"covariance": "diagonal (per-unit standard errors)", "complete_replicates": rows}
+        how = {**used, "covariance": "diagonal (per-unit standard errors)", "complete_replicates": rows}
     table = sets.table()
     return table.rename({c: f"cs_{c}" for c in table.columns if c not in ("unit", "estimate", "se", "rank")}), how
 
@@ -268,9 +270,7 @@ def _finish(bp: BootstrapProblem, spec: BootstrapSpec, state: ChunkState, seed: 
         "evaluations": n * (2 if shares else 1),
         "variance_shares": overall,
         "confidence": None if confidence is None else {
-            "level": float(spec.confidence.get("level", 0.9)), "top_k": int(spec.confidence.get("top_k", 10)),
-            "draws": int(spec.confidence.get("draws", 1000)), "method": "Mogstad, Romano, Shaikh & Wilhelm (2024)",
-            **how},
+            **how, "method": "Mogstad, Romano, Shaikh & Wilhelm (2024)"},
         **info,
     }
     result = BootstrapResult(stats, confidence, shares, manifest, bp)
