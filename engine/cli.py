@@ -138,7 +138,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"   {m['replicates']:,} replicates in {m['wall_time_s']:.2f} s ({m['replicates_per_s']:,.0f}/s); "
           f"mean rank shift R_S = {m['rank_shift']['Index']['mean']:.2f} "
           f"(95th percentile {m['rank_shift']['Index']['q95']:.2f})")
-    _print_unstable(run, args.top)
+    _print_unstable(run.least_stable(args.top), run.problem, "widest 90% rank interval")
     return 0
 
 
@@ -230,7 +230,7 @@ def _cmd_uncertainty(args: argparse.Namespace) -> int:
         print("NOTE: this dataset is SYNTHETIC (generated), not observed data.")
     print(f"{m['replicates']:,} replicates in {m['wall_time_s']:.2f} s ({m['replicates_per_s']:,.0f}/s, "
           f"backend {m['backend']}); mean rank shift R_S = {m['rank_shift'][result.problem.target_ids[0]]['mean']:.3f}")
-    _print_unstable(result, args.top)
+    _print_unstable(result.least_stable(args.top), result.problem, "widest 90% rank interval")
     if out:
         print(f"wrote units.parquet, acceptability.parquet, rank_shift.parquet, manifest.json to {out}")
     return 0
@@ -284,18 +284,7 @@ def _cmd_bootstrap(args: argparse.Namespace) -> int:
               f"resampling {overall['share_sampling']:.1%}, interaction {overall['share_interaction']:.1%}")
     table = result.least_stable(args.top)
     has_cs = "cs_ci_lower" in table.columns
-    print("least stable units (widest 90% bootstrap rank interval):")
-    header = f"{_pad('unit', 12)} {'nominal':>7} {'median':>7} {'5%':>6} {'95%':>6} {'P(same tier)':>13}"
-    if has_cs:
-        header += f" {'rank conf. set':>15} {'simultaneous':>13}"
-    print(header)
-    for row in table.iter_rows(named=True):
-        line = (f"{_pad(str(row['unit']), 12)} {row['nominal_rank'] or 0:>7} {row['median_rank']:>7.1f} "
-                f"{row['q05_rank']:>6.1f} {row['q95_rank']:>6.1f} {row['p_same_tier']:>13.3f}")
-        if has_cs and row["cs_ci_lower"] is not None:
-            line += (f" {'[' + str(row['cs_ci_lower']) + ', ' + str(row['cs_ci_upper']) + ']':>15}"
-                     f" {'[' + str(row['cs_simultaneous_lower']) + ', ' + str(row['cs_simultaneous_upper']) + ']':>13}")
-        print(line)
+    _print_unstable(table, result.problem.problem, "widest 90% bootstrap rank interval")
     if has_cs and "cs_in_top_k" in table.columns:
         units = result.units.filter(pl.col("cs_in_top_k").fill_null(False))["unit"].to_list()
         k = m["confidence"]["top_k"]
@@ -306,18 +295,26 @@ def _cmd_bootstrap(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_unstable(result, n: int) -> None:
-    table = result.least_stable(n)
-    print(f"least stable units (widest 90% rank interval):")
+def _print_unstable(table: pl.DataFrame, problem, title: str) -> None:
+    """The least-stable units of ``table`` (a per-unit rank-statistics table, in order), with their
+    display names when the dataset has a label column, and their rank confidence sets when the
+    table has them."""
     labels = {}
-    dataset = result.problem.result.dataset if result.problem.result is not None else None
+    dataset = problem.result.dataset if problem.result is not None else None
     if dataset is not None and dataset.label:
         labels = dict(zip(dataset.table[dataset.unit].to_list(), dataset.table[dataset.label].to_list()))
-    print(f"{_pad('unit', 10)} {_pad('name', 14)} {'nominal':>7} {'median':>7} {'5%':>6} {'95%':>6} {'P(same tier)':>13}")
+    has_cs = "cs_ci_lower" in table.columns
+    print(f"least stable units ({title}):")
+    header = f"{_pad('unit', 10)} {_pad('name', 14)} {'nominal':>7} {'median':>7} {'5%':>6} {'95%':>6} {'P(same tier)':>13}"
+    print(header + (f" {'rank conf. set':>15} {'simultaneous':>13}" if has_cs else ""))
     for row in table.iter_rows(named=True):
         name = str(labels.get(row["unit"], ""))[:7]
-        print(f"{_pad(str(row['unit']), 10)} {_pad(name, 14)} {row['nominal_rank'] or 0:>7} {row['median_rank']:>7.1f} "
-              f"{row['q05_rank']:>6.1f} {row['q95_rank']:>6.1f} {row['p_same_tier']:>13.3f}")
+        line = (f"{_pad(str(row['unit']), 10)} {_pad(name, 14)} {row['nominal_rank'] or 0:>7} "
+                f"{row['median_rank']:>7.1f} {row['q05_rank']:>6.1f} {row['q95_rank']:>6.1f} {row['p_same_tier']:>13.3f}")
+        if has_cs and row["cs_ci_lower"] is not None:
+            line += (f" {'[' + str(row['cs_ci_lower']) + ', ' + str(row['cs_ci_upper']) + ']':>15}"
+                     f" {'[' + str(row['cs_simultaneous_lower']) + ', ' + str(row['cs_simultaneous_upper']) + ']':>13}")
+        print(line)
 
 
 def build_parser() -> argparse.ArgumentParser:
