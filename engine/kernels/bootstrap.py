@@ -31,7 +31,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._jit import PARALLEL_JIT, jit
-from .montecarlo import is_linear, local_weights, score_rank_accumulate
+from .montecarlo import is_linear, local_weights, score_rank_accumulate, step_buffers
 
 __all__ = ["normalise_column", "bootstrap_blocks"]
 
@@ -223,15 +223,7 @@ def bootstrap_blocks(base, direction, divisor, count, record_unit, record_values
         column = np.empty(n_units)
         z = np.empty((n_indicators, n_units))
         local = np.empty(n_nodes)
-        eff = np.empty(n_nodes)
-        values = np.empty((n_nodes, n_units))
-        score = np.empty(n_units)
-        key = np.empty(n_units, np.uint64)
-        prefix = np.empty(n_units, np.uint32)
-        order = np.empty(n_units, np.int64)
-        spare = np.empty(n_units, np.int64)
-        counts = np.zeros((4, 256), np.int64)
-        rank = np.empty(n_units, np.int64)
+        values, eff, score, key, prefix, order, spare, counts, rank = step_buffers(n_nodes, n_units)
         for b in range(lane, n_blocks, n_lanes):
             for r in range(b * block_size, (b + 1) * block_size):
                 weights = count[r] if count.shape[1] > 0 else ones

@@ -406,6 +406,15 @@ def accumulate_replicate(score, rank, nominal_rank, pair_units, hist, shift_hist
 
 
 @jit
+def step_buffers(n_nodes, n_units):
+    """Scratch buffers of :func:`score_rank_accumulate` for one lane: ``values, eff, score, key,
+    prefix, order, spare, counts, rank``."""
+    return (np.empty((n_nodes, n_units), np.float64), np.empty(n_nodes, np.float64), np.empty(n_units, np.float64),
+            np.empty(n_units, np.uint64), np.empty(n_units, np.uint32), np.empty(n_units, np.int64),
+            np.empty(n_units, np.int64), np.zeros((4, 256), np.int64), np.empty(n_units, np.int64))
+
+
+@jit
 def score_rank_accumulate(z, local, linear, tree_complete, child_ptr, child_idx, codes, param, min_coverage, targets,
                           nominal_rank, pair_units, hist, shift_hist, pair_count, moments, shift_row, ranks_out, r,
                           scores_out, values, eff, score, key, prefix, order, spare, counts, rank):
@@ -449,15 +458,7 @@ def montecarlo_blocks(zt, linear_variant, child_ptr, child_idx, param, min_cover
     n_targets = targets.shape[0]
     for lane in prange(n_lanes):
         local = np.empty(n_nodes, np.float64)
-        eff = np.empty(n_nodes, np.float64)
-        values = np.empty((n_nodes, n_units), np.float64)
-        score = np.empty(n_units, np.float64)
-        key = np.empty(n_units, np.uint64)
-        prefix = np.empty(n_units, np.uint32)
-        order = np.empty(n_units, np.int64)
-        spare = np.empty(n_units, np.int64)
-        counts = np.zeros((4, 256), np.int64)
-        rank = np.empty(n_units, np.int64)
+        values, eff, score, key, prefix, order, spare, counts, rank = step_buffers(n_nodes, n_units)
         no_scores = np.empty((0, n_targets, n_units), np.float64)
         for b in range(lane, n_blocks, n_lanes):
             for r in range(b * block_size, (b + 1) * block_size):
