@@ -805,23 +805,33 @@ def sorted_ranks(score, sorted_keys, bits, order, rank):
     returns whether every unit has a rank.
 
     A key whose quantised part (the bits above the index) differs from its neighbours' holds a
-    distinct score, so its rank is its position + 1: every unit gets that first, then each run of
-    keys with equal quantised parts (rare) is re-ranked exactly (:func:`_rank_run`)."""
+    distinct score, so its rank is its position + 1: every unit gets that first (one pass over the
+    sorted keys), then each run of keys with equal quantised parts is re-ranked exactly on the
+    floats where it stands (:func:`_rank_run`, ties share the minimum rank).  Runs are near-ties —
+    in about a quarter of the replicates of the shipped city index, whose scores crowd the low end
+    of the range — or missing scores (which sort last); one branch-free pass finds the first and
+    the last run, so replicates without one pay a vectorised scan only.  ``order`` is scratch."""
     n_units = score.shape[0]
     mask = np.uint32((1 << bits) - 1)
     high = np.uint32(0xFFFFFFFF) ^ mask
+    first = n_units  # first and last sorted positions p whose key shares its quantised part with p + 1
+    last = -1  # (branch-free min and max, so that it vectorises)
+    for p in range(n_units - 1):
+        same = ((sorted_keys[p] ^ sorted_keys[p + 1]) & high) == 0
+        first = min(first, p if same else n_units)
+        last = max(last, p if same else -1)
     for p in range(n_units):
         rank[np.int64(sorted_keys[p] & mask)] = p + 1
-    p = 0
-    while p < n_units - 1:
+    p = first
+    while p <= last:
         q = _run_end(sorted_keys, high, p)
         if q > p + 1:
             _rank_run(score, sorted_keys, mask, p, q, order, rank)
         p = q
-    last = np.int64(sorted_keys[n_units - 1] & mask)  # missing scores sort last
-    if np.isfinite(score[last]):
+    final = np.int64(sorted_keys[n_units - 1] & mask)  # missing scores sort last
+    if np.isfinite(score[final]):
         return True
-    rank[last] = 0  # a lone missing score is not in a run
+    rank[final] = 0  # a lone missing score is not in a run
     return False
 
 
@@ -829,50 +839,19 @@ def sorted_ranks(score, sorted_keys, bits, order, rank):
 def accumulate_sorted(score, sorted_keys, bits, nominal_rank, n_ranked, pair_units, hist, shift_hist, pair_count,
                       sums, shift_row, t, ranks_out, r, rank, order):
     """:func:`accumulate_replicate` when every unit has a score (the last sorted key's score is
-    finite), in one pass over the sorted keys.
-
-    The unit at sorted position p first gets rank p + 1, which is exact unless its key shares its
-    quantised part with a neighbour's.  Such runs (near-ties — in about a quarter of the
-    replicates of the shipped city index, whose scores crowd the low end of the range) are then
-    re-ranked exactly on the floats where they stand (:func:`_rank_run`, ties share the minimum
-    rank), their provisional counts taken back; one branch-free pass finds the first and the last
-    run, so replicates without one pay a vectorised scan only.  R_S is summed on the way (an
-    integer: the order of its terms does not matter; ``n_ranked`` = units with a nominal rank).  ``sums`` is (2, n_units): Σ score, Σ score² (the same float additions as
-    ``moments[i, 0|1]``, in one loop over contiguous rows); ``order`` is scratch (n_units)."""
+    finite): ranks by :func:`sorted_ranks`, then the counts unit by unit (the histogram's rows in
+    address order), R_S in a vectorised pass (an integer; ``n_ranked`` = units with a nominal
+    rank) and the moments, each loop without a branch on missing ranks.  ``sums`` is
+    (2, n_units): Σ score, Σ score² (the same float additions as ``moments[i, 0|1]``, in one loop
+    over contiguous rows); ``order`` is scratch (n_units)."""
     n_units = score.shape[0]
-    mask = np.uint32((1 << bits) - 1)
-    high = np.uint32(0xFFFFFFFF) ^ mask
+    sorted_ranks(score, sorted_keys, bits, order, rank)
+    for i in range(n_units):
+        hist[i, rank[i] - 1] += 1
     total = 0
-    first = n_units  # first and last sorted positions p whose key shares its quantised part with p + 1
-    last = -1  # (branch-free min and max, so that it vectorises)
-    for p in range(n_units - 1):
-        same = ((sorted_keys[p] ^ sorted_keys[p + 1]) & high) == 0
-        first = min(first, p if same else n_units)
-        last = max(last, p if same else -1)
-    for p in range(n_units):  # rank p + 1 for the unit at sorted position p: right unless it is in a run
-        unit = np.int64(sorted_keys[p] & mask)
-        rank[unit] = p + 1
-        hist[unit, p] += 1
-        nominal = nominal_rank[unit]
-        total += abs(p + 1 - nominal) if nominal > 0 else 0
-    p = first
-    while p <= last:  # re-rank each run exactly, taking back its provisional counts
-        q = _run_end(sorted_keys, high, p)
-        if q == p + 1:
-            p = q
-            continue
-        for k in range(p, q):
-            unit = np.int64(sorted_keys[k] & mask)
-            hist[unit, k] -= 1
-            nominal = nominal_rank[unit]
-            total -= abs(k + 1 - nominal) if nominal > 0 else 0
-        _rank_run(score, sorted_keys, mask, p, q, order, rank)
-        for k in range(p, q):
-            unit = order[k]
-            hist[unit, rank[unit] - 1] += 1
-            nominal = nominal_rank[unit]
-            total += abs(rank[unit] - nominal) if nominal > 0 else 0
-        p = q
+    for i in range(n_units):
+        nominal = nominal_rank[i]
+        total += abs(rank[i] - nominal) if nominal > 0 else 0
     for i in range(n_units):
         s = score[i]
         sums[0, i] += s
