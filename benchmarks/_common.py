@@ -32,7 +32,13 @@ def machine() -> dict:
     import numba
     import numpy
 
-    return {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+    model = ""
+    try:
+        model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("model name")), "")
+    except OSError:
+        pass
+    return {"cpus": os.cpu_count(), "cpu": model or platform.processor(), "platform": platform.platform(), "python": platform.python_version(),
             "numpy": numpy.__version__, "numba": numba.__version__}
 
 
