@@ -807,10 +807,12 @@ def sorted_ranks(score, sorted_keys, bits, order, rank):
     A key whose quantised part (the bits above the index) differs from its neighbours' holds a
     distinct score, so its rank is its position + 1: every unit gets that first (one pass over the
     sorted keys), then each run of keys with equal quantised parts is re-ranked exactly on the
-    floats where it stands (:func:`_rank_run`, ties share the minimum rank).  Runs are near-ties —
-    in about a quarter of the replicates of the shipped city index, whose scores crowd the low end
-    of the range — or missing scores (which sort last); one branch-free pass finds the first and
-    the last run, so replicates without one pay a vectorised scan only.  ``order`` is scratch."""
+    floats where it stands (:func:`_rank_run`, ties share the minimum rank).  Runs are exact ties,
+    near-ties (in about a quarter of the replicates of the shipped city index, whose scores crowd
+    the low end of the range), scores clamped at either end of a quantisation range narrower than
+    theirs (every score, when the range is empty or non-finite), or missing scores (which sort
+    last); one branch-free pass finds the first and the last run, so replicates without one pay
+    that scan and the rank pass only.  ``order`` is scratch."""
     n_units = score.shape[0]
     mask = np.uint32((1 << bits) - 1)
     high = np.uint32(0xFFFFFFFF) ^ mask
@@ -876,8 +878,8 @@ def montecarlo_accumulate(scores, keys, nominal_rank, pair_units, block_size,
     (``moments[b]`` sums replicates ``b·block_size …`` in order).  ``keys`` (n, n_targets,
     n_units) are :func:`pack_keys` keys, each row sorted ascending.
 
-    Replicates whose scores are all present (nearly all) take :func:`accumulate_sorted`, one pass
-    over the sorted keys; the others get exact ranks from :func:`sorted_ranks` and
+    Replicates whose scores are all present (nearly all) take :func:`accumulate_sorted` (no branch
+    on missing ranks); the others get exact ranks from :func:`sorted_ranks` and
     :func:`accumulate_replicate`.  A block's score moments are summed in a (2, n_units) buffer per
     target and copied back at the block's end (the same additions in the same order).
 

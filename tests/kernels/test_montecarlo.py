@@ -111,6 +111,15 @@ SPLIT_EDGE_ROWS = [
     list(np.linspace(0, 1, 300)),
     list(np.linspace(0, 1e-9, 200)) + [1e6],   # one outlier: the rest share quantised values
     list(np.random.default_rng(3).integers(0, 5, 400).astype(float)),  # many ties, 9 index bits
+    [5.0, 5.0, 3.0, 2.0, 1.0],                 # one run, at the start only
+    [5.0, 4.0, 3.0, 1.0, 1.0],                 # one run, at the end only
+    [5.0, 5.0, 4.0, 4.0, 3.0],                 # adjacent runs
+    [5.0, 5.0, 4.0, 1.0, 1.0],                 # runs at both ends, a gap between
+    [1.0, 1.0 + 1e-13, 1.0, 0.5],              # a near-tie run re-ordered on the floats
+    [2.0, 1.0, 1.0, np.nan, np.nan],           # a finite run next to the missing run
+    [1.0, 1.0, np.nan],                        # a finite run and a lone missing score
+    list(np.random.default_rng(4).integers(0, 9, 64).astype(float)),  # 6 index bits, full
+    list(np.random.default_rng(5).integers(0, 9, 65).astype(float)),  # 7 index bits
 ]
 
 
@@ -210,11 +219,11 @@ def test_rank_shift_of_tied_ranks_fits_its_histogram():
 
 
 def test_sorted_keys_path_equals_general_path():
-    """accumulate_sorted (one pass over the sorted keys, runs of equal quantised parts re-ranked
-    where they stand) gives the integers and floats of the general path (sorted_ranks +
-    accumulate_replicate) on many random rows: distinct scores, exact ties, near-ties that share
-    their quantised part (runs of 2 to many keys, at the start, the middle and the end), with a
-    unit that has no nominal rank, selected pairs and raw ranks."""
+    """accumulate_sorted (ranks by sorted_ranks, then branch-free counting) gives the integers and
+    floats of the general path (sorted_ranks + accumulate_replicate) on many random rows: distinct
+    scores, exact ties, near-ties that share their quantised part (runs of 2 to many keys, at the
+    start, the middle and the end), with a unit that has no nominal rank, selected pairs and raw
+    ranks; the ranks are the exact competition ranks and no replicate lands in the no-rank column."""
     rng = np.random.default_rng(11)
     n = 57
     bits = mc.index_bits(n)
@@ -254,6 +263,8 @@ def test_sorted_keys_path_equals_general_path():
             outs.append((hist, shift_hist, pair_count, moments, shift_row, ranks_out))
         for a, b in zip(*outs):
             np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(outs[0][5][1, 1], reference._competition_ranks(score))
+        assert not outs[0][0][:, n].any()
         assert set(np.int64(keys & mask)) == set(range(n))
     assert min(n_runs) == 0 and max(n_runs) == n - 1 and np.median(n_runs) > 0
 
