@@ -848,8 +848,8 @@ def accumulate_sorted(score, sorted_keys, bits, nominal_rank, n_ranked, pair_uni
     over contiguous rows); ``order`` is scratch (n_units)."""
     n_units = score.shape[0]
     sorted_ranks(score, sorted_keys, bits, order, rank)
-    for i in range(n_units):
-        hist[i, rank[i] - 1] += 1
+    for i in range(n_units):  # unsigned indices: no negative-index wrap-around (every rank is ≥ 1 here)
+        hist[np.uint64(i), np.uint64(rank[i] - 1)] += 1
     total = 0
     for i in range(n_units):
         nominal = nominal_rank[i]
