@@ -838,16 +838,14 @@ def sorted_ranks(score, sorted_keys, bits, order, rank):
 
 
 @jit
-def accumulate_sorted(score, sorted_keys, bits, nominal_rank, n_ranked, pair_units, hist, shift_hist, pair_count,
-                      sums, shift_row, t, ranks_out, r, rank, order):
-    """:func:`accumulate_replicate` when every unit has a score (the last sorted key's score is
-    finite): ranks by :func:`sorted_ranks`, then the counts unit by unit (the histogram's rows in
-    address order), R_S in a vectorised pass (an integer; ``n_ranked`` = units with a nominal
-    rank) and the moments, each loop without a branch on missing ranks.  ``sums`` is
-    (2, n_units): Σ score, Σ score² (the same float additions as ``moments[i, 0|1]``, in one loop
-    over contiguous rows); ``order`` is scratch (n_units)."""
+def accumulate_ranked(score, rank, nominal_rank, n_ranked, pair_units, hist, shift_hist, pair_count, sums,
+                      shift_row, t, ranks_out, r):
+    """:func:`accumulate_replicate` when every unit has a rank (:func:`sorted_ranks` returned
+    True): the counts unit by unit (the histogram's rows in address order), R_S in a vectorised
+    pass (an integer; ``n_ranked`` = units with a nominal rank) and the moments, each loop without
+    a branch on missing ranks.  ``sums`` is (2, n_units): Σ score, Σ score² (the same float
+    additions as ``moments[i, 0|1]``, in one loop over contiguous rows)."""
     n_units = score.shape[0]
-    sorted_ranks(score, sorted_keys, bits, order, rank)
     for i in range(n_units):  # unsigned indices: no negative-index wrap-around (every rank is ≥ 1 here)
         hist[np.uint64(i), np.uint64(rank[i] - 1)] += 1
     total = 0
@@ -878,8 +876,8 @@ def montecarlo_accumulate(scores, keys, nominal_rank, pair_units, block_size,
     (``moments[b]`` sums replicates ``b·block_size …`` in order).  ``keys`` (n, n_targets,
     n_units) are :func:`pack_keys` keys, each row sorted ascending.
 
-    Replicates whose scores are all present (nearly all) take :func:`accumulate_sorted` (no branch
-    on missing ranks); the others get exact ranks from :func:`sorted_ranks` and
+    Exact ranks come from :func:`sorted_ranks`; replicates whose units all have one (nearly all)
+    are counted by :func:`accumulate_ranked` (no branch on missing ranks), the others by
     :func:`accumulate_replicate`.  A block's score moments are summed in a (2, n_units) buffer per
     target and copied back at the block's end (the same additions in the same order).
 
@@ -890,7 +888,6 @@ def montecarlo_accumulate(scores, keys, nominal_rank, pair_units, block_size,
     bits = index_bits(n_units)
     order = np.empty(n_units, np.int64)
     rank = np.empty(n_units, np.int64)
-    mask = np.uint32((1 << bits) - 1)
     sums = np.empty((2, n_units))
     for b in range(n_replicates // block_size):
         for t in range(n_targets):  # targets outer: each target's views are made once per block
@@ -903,13 +900,10 @@ def montecarlo_accumulate(scores, keys, nominal_rank, pair_units, block_size,
                 n_ranked += nominal[i] > 0
             for r in range(b * block_size, (b + 1) * block_size):
                 score = scores[r, t]
-                sorted_keys = keys[r, t]
-                last = np.int64(sorted_keys[n_units - 1] & mask)
-                if np.isfinite(score[last]):
-                    accumulate_sorted(score, sorted_keys, bits, nominal, n_ranked, pair_units, lane_hist, lane_shift,
-                                      lane_pairs, sums, shift_out[r], t, ranks_out, r, rank, order)
+                if sorted_ranks(score, keys[r, t], bits, order, rank):
+                    accumulate_ranked(score, rank, nominal, n_ranked, pair_units, lane_hist, lane_shift, lane_pairs,
+                                      sums, shift_out[r], t, ranks_out, r)
                 else:
-                    sorted_ranks(score, sorted_keys, bits, order, rank)
                     accumulate_replicate(score, rank, nominal, pair_units, lane_hist, lane_shift, lane_pairs, sums.T,
                                          shift_out[r], t, ranks_out, r)
             for i in range(n_units):

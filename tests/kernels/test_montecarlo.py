@@ -219,11 +219,12 @@ def test_rank_shift_of_tied_ranks_fits_its_histogram():
 
 
 def test_sorted_keys_path_equals_general_path():
-    """accumulate_sorted (ranks by sorted_ranks, then branch-free counting) gives the integers and
-    floats of the general path (sorted_ranks + accumulate_replicate) on many random rows: distinct
-    scores, exact ties, near-ties that share their quantised part (runs of 2 to many keys, at the
-    start, the middle and the end), with a unit that has no nominal rank, selected pairs and raw
-    ranks; the ranks are the exact competition ranks and no replicate lands in the no-rank column."""
+    """accumulate_ranked (branch-free counting of a replicate whose units all have a rank) gives
+    the integers and floats of the general path (sorted_ranks + accumulate_replicate) on many
+    random rows: distinct scores, exact ties, near-ties that share their quantised part (runs of 2
+    to many keys, at the start, the middle and the end), with a unit that has no nominal rank,
+    selected pairs and raw ranks; the ranks are the exact competition ranks and no replicate lands
+    in the no-rank column."""
     rng = np.random.default_rng(11)
     n = 57
     bits = mc.index_bits(n)
@@ -252,8 +253,9 @@ def test_sorted_keys_path_equals_general_path():
             ranks_out, rank = np.zeros((2, 2, n), np.int64), np.zeros(n, np.int64)
             if path == "sorted":
                 sums = np.zeros((2, n))
-                mc.accumulate_sorted(score, keys, bits, nominal, int((nominal > 0).sum()), pairs, hist, shift_hist,
-                                     pair_count, sums, shift_row, 1, ranks_out, 1, rank, np.empty(n, np.int64))
+                assert mc.sorted_ranks(score, keys, bits, np.empty(n, np.int64), rank)
+                mc.accumulate_ranked(score, rank, nominal, int((nominal > 0).sum()), pairs, hist, shift_hist,
+                                     pair_count, sums, shift_row, 1, ranks_out, 1)
                 moments = sums.T
             else:
                 moments = np.zeros((n, 2))
