@@ -38,8 +38,8 @@ def machine() -> dict:
                       if line.startswith("model name")), "")
     except OSError:
         pass
-    return {"cpus": os.cpu_count(), "cpu": model or platform.processor(), "platform": platform.platform(), "python": platform.python_version(),
-            "numpy": numpy.__version__, "numba": numba.__version__}
+    return {"cpus": os.cpu_count(), "cpu": model or platform.processor(), "platform": platform.platform(),
+            "python": platform.python_version(), "numpy": numpy.__version__, "numba": numba.__version__}
 
 
 def write_results(name: str, report: dict, table: list[str]) -> None:
