@@ -146,6 +146,8 @@ def main() -> None:
                         help="rounds of every case (interleaved); the best round of each is reported")
     parser.add_argument("--case", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error(f"--repeat must be at least 1 (got {args.repeat})")
     if args.case:
         kind, *rest = args.case
         if kind == "numpy":
