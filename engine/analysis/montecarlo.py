@@ -9,6 +9,7 @@ workers.
 
 from __future__ import annotations
 
+import itertools
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -188,10 +189,13 @@ def run_chunk(problem: Problem, factors: list[Factor], seed: int, first_block: i
     """Run work blocks ``first_block .. stop_block - 1`` of a Monte Carlo run of ``n_replicates``
     (the last block may be partial).
 
-    Moment blocks (≤ one RNG block of replicates) are dealt to ``n_lanes`` lane threads (lane l
-    takes blocks l, l + n_lanes, …); each lane draws, maps, scores, sorts and accumulates its own
-    blocks with its own integer accumulators, so one lane's NumPy sort overlaps the other's
-    kernels, and the result does not depend on the number of lanes."""
+    Moment blocks (≤ one RNG block of replicates) go to ``n_lanes`` lane threads, each taking the
+    next block not yet taken when it finishes one (a lane on a core that runs slower does fewer
+    blocks, instead of the other lanes waiting for it at the chunk's end); each lane draws, maps,
+    scores, sorts and accumulates its blocks with its own integer accumulators, so one lane's
+    NumPy sort overlaps the other's kernels.  Which lane takes which block changes no result:
+    integer counts add up the same in any grouping, and a block's score moments are that block's
+    own sum."""
     start = first_block * block_size
     stop = stop_block * block_size if n_replicates is None else min(stop_block * block_size, n_replicates)
     size = moment_block(block_size)
@@ -201,9 +205,11 @@ def run_chunk(problem: Problem, factors: list[Factor], seed: int, first_block: i
     n_t, n_u = len(problem.targets), problem.n_units
     moments = np.zeros((len(ranges), n_t, n_u, 2))
 
+    taken = itertools.count()  # the next block to take (next() on it is atomic under the GIL)
+
     def lane_run(lane: int) -> _Lane:
         chain = _Lane(problem, min(SUB_BATCH, size))
-        for k in range(lane, len(ranges), n_lanes):
+        while (k := next(taken)) < len(ranges):
             lo, hi = ranges[k]
             chain.run_block(map_parameters(replicate_uniforms(seed, lo, hi, columns), factors, problem), moments[k])
         return chain

@@ -5,11 +5,14 @@ and per-block score moments (the kernel and the twin add the same floats in the 
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
 import engine
 from engine.analysis.design import map_parameters, n_columns, replicate_uniforms
+from engine.analysis import montecarlo as mc_analysis
 from engine.analysis.montecarlo import _split_call, run_chunk
 from engine.analysis.problem import build_problem
 from engine.analysis.spec import load_spec, resolve_factors
@@ -73,6 +76,40 @@ def test_kernel_equals_twin(case):
     np.testing.assert_array_equal(state.pair_count, pairs)
     np.testing.assert_array_equal(np.stack([state.moments[b] for b in range(blocks)]), moments)
     assert state.hist[:, :, :-1].sum() + state.hist[:, :, -1].sum() == block * blocks * problem.n_units * len(problem.targets)
+
+
+def test_blocks_taken_unevenly_by_lanes_change_nothing(monkeypatch):
+    """Lanes take the next free block as they finish one: a lane held up takes fewer blocks, and
+    the statistics are still those of one lane doing every block."""
+    block, blocks = 16, 12
+    problem, factors, _, _ = _case("weights only (linear path)", block * blocks, 5, block)
+    one = run_chunk(problem, factors, 5, 0, blocks, block, n_lanes=1)
+    run_block = mc_analysis._Lane.run_block
+    taken: dict[str, int] = {}  # thread -> blocks it did
+    lock = threading.Lock()
+    others_done = threading.Event()
+
+    def uneven(self, params, moments):
+        name = threading.current_thread().name
+        with lock:
+            held_up = not taken  # the first lane to start a block waits for the other to do the rest
+            taken[name] = taken.get(name, 0) + 1
+        if held_up:
+            others_done.wait(10.0)
+        run_block(self, params, moments)
+        with lock:
+            if sum(taken.values()) == blocks:
+                others_done.set()
+
+    monkeypatch.setattr(mc_analysis._Lane, "run_block", uneven)
+    two = run_chunk(problem, factors, 5, 0, blocks, block, n_lanes=2)
+    assert sorted(taken.values()) == [1, blocks - 1]
+    np.testing.assert_array_equal(two.hist, one.hist)
+    np.testing.assert_array_equal(two.shift_hist, one.shift_hist)
+    np.testing.assert_array_equal(two.pair_count, one.pair_count)
+    assert two.moments.keys() == one.moments.keys()
+    for b in one.moments:
+        np.testing.assert_array_equal(two.moments[b], one.moments[b])
 
 
 @pytest.mark.parametrize("scores", [
