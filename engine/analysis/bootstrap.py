@@ -23,7 +23,7 @@ from ..errors import SchemaError
 from ..kernels import bootstrap as kernel
 from ..kernels.montecarlo import shift_bins
 from ..stages.normalise import NORMALISERS
-from .design import Parameters, map_parameters, n_columns, replicate_uniforms
+from .design import ParameterMap, Parameters, n_columns, replicate_uniforms
 from .montecarlo import ChunkState, moment_block
 from .problem import Problem
 from .resample import BootstrapSpec, RecordDesign, SamplingDraws, resample_size, sampling_draws
@@ -202,12 +202,13 @@ def run_bootstrap_chunk(bp: BootstrapProblem, seed: int, first_block: int, stop_
     batch = size * max(1, n_lanes)
     columns = n_columns(list(bp.factors))
     state = ChunkState.empty(p)
+    mapping = ParameterMap(list(bp.factors), p)
     decompose = bp.decompose
     if decompose:
         state.extra["decomposition"] = np.zeros((len(p.targets), p.n_units, len(DECOMPOSITION_SUMS)), np.int64)
     for lo in range(start, stop, batch):
         hi = min(lo + batch, stop)
-        params = map_parameters(replicate_uniforms(seed, lo, hi, columns), list(bp.factors), p)
+        params = mapping(replicate_uniforms(seed, lo, hi, columns))
         draws = _draws(bp, seed, lo, hi)
         whole = (hi - lo) // size * size
         for a, b, kernel_block in ((0, whole, size), (whole, hi - lo, hi - lo - whole)):

@@ -15,7 +15,8 @@ from scipy.special import gammaincinv
 from ..kernels.montecarlo import noise_weights
 from .spec import Factor
 
-__all__ = ["Parameters", "RNG_BLOCK", "block_uniforms", "replicate_uniforms", "map_parameters", "n_columns"]
+__all__ = ["Parameters", "ParameterMap", "RNG_BLOCK", "block_uniforms", "replicate_uniforms", "map_parameters",
+           "n_columns"]
 
 #: Replicates per random stream: replicate r uses the stream of RNG block r // RNG_BLOCK.  Fixed,
 #: so that the draws do not depend on the block size of the work, on chunks, threads or workers.
@@ -88,46 +89,76 @@ def map_parameters(u: np.ndarray, factors: list[Factor], problem) -> Parameters:
       to the group's nominal total;
     * discrete choices are triggers: ``floor(U k)`` picks one of k alternatives;
     * exclusion: ``floor(U (n_indicators + 1)) − 1`` (−1 = keep all).
-    """
-    n = u.shape[0]
-    position = problem.position
-    node_weight = np.tile(problem.nominal_weight, (n, 1))
-    agg_code = np.tile(problem.base_codes, (n, 1))
-    excluded = np.full(n, -1, np.int64)
-    norm_choice = np.zeros(n, np.int64)
-    treatment_on = np.ones(n, np.int64) if problem.has_treatment_variants else np.zeros(n, np.int64)
-    for group in _noise_runs(factors):
-        if isinstance(group, list):  # consecutive noise factors on distinct nodes: one array operation
-            ks = np.array([position[f.nodes[0]] for f in group], np.int64)
-            phi = np.array([f.params["noise"] for f in group])
-            noise_weights(np.ascontiguousarray(u, np.float64), np.array([f.column for f in group], np.int64), ks, phi,
-                          problem.nominal_weight, node_weight)
-            continue
-        f = group
-        col = u[:, f.column:f.column + f.width]
-        if f.kind == "range":
-            lo, hi = f.params["range"]
-            node_weight[:, position[f.nodes[0]]] = lo + col[:, 0] * (hi - lo)
-        elif f.kind == "dirichlet":
-            ks = [position[m] for m in f.nodes]
-            nominal = problem.nominal_weight[ks]
-            shape = f.params["concentration"] * nominal / nominal.sum()
-            gammas = gammaincinv(shape[None, :], np.clip(col, 1e-300, 1.0 - 1e-16))
-            gammas = np.maximum(gammas, 1e-300)
-            node_weight[:, ks] = gammas / gammas.sum(axis=1, keepdims=True) * nominal.sum()
-        elif f.kind == "normalisation":
-            norm_choice = np.minimum((col[:, 0] * len(f.params["choices"])).astype(np.int64),
-                                     len(f.params["choices"]) - 1)
-        elif f.kind == "aggregation":
-            choice = np.minimum((col[:, 0] * len(f.params["codes"])).astype(np.int64), len(f.params["codes"]) - 1)
-            codes = np.asarray(f.params["codes"], np.int64)[choice]
-            for node in f.nodes:
-                agg_code[:, problem.aggregate_index[node]] = codes
-        elif f.kind == "exclusion":
-            m = problem.n_indicators + 1
-            excluded = np.minimum((col[:, 0] * m).astype(np.int64), m - 1) - 1
-        elif f.kind == "treatment":
-            treatment_on = (col[:, 0] < 0.5).astype(np.int64)
-    variant = problem.variant_index(treatment_on, norm_choice)
-    return Parameters(np.ascontiguousarray(node_weight), np.ascontiguousarray(variant),
-                      np.ascontiguousarray(agg_code), excluded)
+
+    A run that maps many blocks makes one :class:`ParameterMap` and calls it per block."""
+    return ParameterMap(factors, problem)(u)
+
+
+class ParameterMap:
+    """:func:`map_parameters` for one list of factors and one problem, with the per-factor set-up
+    (node positions, noise groups, which node weights no factor sets) done once: a run maps one
+    RNG block at a time, and that set-up is Python work (~50 µs) that would otherwise be paid for
+    every block, by every lane."""
+
+    def __init__(self, factors: list[Factor], problem):
+        self.problem = problem
+        position = problem.position
+        self.steps: list = []  # ("noise", columns, nodes, phi) or a Factor
+        covered: set[int] = set()  # nodes whose weight a factor sets in every row
+        for group in _noise_runs(factors):
+            if isinstance(group, list):  # consecutive noise factors on distinct nodes: one array operation
+                nodes = np.array([position[f.nodes[0]] for f in group], np.int64)
+                self.steps.append(("noise", np.array([f.column for f in group], np.int64), nodes,
+                                   np.array([f.params["noise"] for f in group])))
+                covered.update(nodes.tolist())
+                continue
+            self.steps.append(group)
+            if group.kind in ("range", "dirichlet"):
+                covered.update(position[m] for m in group.nodes)
+        n_nodes = len(problem.nominal_weight)
+        #: nodes that keep their nominal weight (the others are overwritten in every row)
+        self.nominal_nodes = np.array([k for k in range(n_nodes) if k not in covered], np.int64)
+
+    def __call__(self, u: np.ndarray) -> Parameters:
+        problem = self.problem
+        position = problem.position
+        n = u.shape[0]
+        node_weight = np.empty((n, len(problem.nominal_weight)))
+        node_weight[:, self.nominal_nodes] = problem.nominal_weight[self.nominal_nodes]
+        agg_code = np.tile(problem.base_codes, (n, 1))
+        excluded = np.full(n, -1, np.int64)
+        norm_choice = np.zeros(n, np.int64)
+        treatment_on = np.ones(n, np.int64) if problem.has_treatment_variants else np.zeros(n, np.int64)
+        for step in self.steps:
+            if isinstance(step, tuple):
+                _, columns, nodes, phi = step
+                noise_weights(np.ascontiguousarray(u, np.float64), columns, nodes, phi, problem.nominal_weight,
+                              node_weight)
+                continue
+            f = step
+            col = u[:, f.column:f.column + f.width]
+            if f.kind == "range":
+                lo, hi = f.params["range"]
+                node_weight[:, position[f.nodes[0]]] = lo + col[:, 0] * (hi - lo)
+            elif f.kind == "dirichlet":
+                ks = [position[m] for m in f.nodes]
+                nominal = problem.nominal_weight[ks]
+                shape = f.params["concentration"] * nominal / nominal.sum()
+                gammas = gammaincinv(shape[None, :], np.clip(col, 1e-300, 1.0 - 1e-16))
+                gammas = np.maximum(gammas, 1e-300)
+                node_weight[:, ks] = gammas / gammas.sum(axis=1, keepdims=True) * nominal.sum()
+            elif f.kind == "normalisation":
+                norm_choice = np.minimum((col[:, 0] * len(f.params["choices"])).astype(np.int64),
+                                         len(f.params["choices"]) - 1)
+            elif f.kind == "aggregation":
+                choice = np.minimum((col[:, 0] * len(f.params["codes"])).astype(np.int64), len(f.params["codes"]) - 1)
+                codes = np.asarray(f.params["codes"], np.int64)[choice]
+                for node in f.nodes:
+                    agg_code[:, problem.aggregate_index[node]] = codes
+            elif f.kind == "exclusion":
+                m = problem.n_indicators + 1
+                excluded = np.minimum((col[:, 0] * m).astype(np.int64), m - 1) - 1
+            elif f.kind == "treatment":
+                treatment_on = (col[:, 0] < 0.5).astype(np.int64)
+        variant = problem.variant_index(treatment_on, norm_choice)
+        return Parameters(node_weight, np.ascontiguousarray(variant), agg_code, excluded)

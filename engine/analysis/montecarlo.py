@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 
 from ..kernels import montecarlo as kernel
-from .design import RNG_BLOCK, map_parameters, n_columns, replicate_uniforms
+from .design import RNG_BLOCK, ParameterMap, n_columns, replicate_uniforms
 from .problem import Problem
 from .spec import Factor
 
@@ -205,13 +205,14 @@ def run_chunk(problem: Problem, factors: list[Factor], seed: int, first_block: i
     n_t, n_u = len(problem.targets), problem.n_units
     moments = np.zeros((len(ranges), n_t, n_u, 2))
 
+    mapping = ParameterMap(factors, problem)  # set up once, called per block
     taken = itertools.count()  # the next block to take (next() on it is atomic under the GIL)
 
     def lane_run(lane: int) -> _Lane:
         chain = _Lane(problem, min(SUB_BATCH, size))
         while (k := next(taken)) < len(ranges):
             lo, hi = ranges[k]
-            chain.run_block(map_parameters(replicate_uniforms(seed, lo, hi, columns), factors, problem), moments[k])
+            chain.run_block(mapping(replicate_uniforms(seed, lo, hi, columns)), moments[k])
         return chain
 
     lanes = _in_lanes(lane_run, n_lanes)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import engine
-from engine.analysis.design import map_parameters, n_columns, replicate_uniforms
+from engine.analysis.design import ParameterMap, map_parameters, n_columns, replicate_uniforms
 from engine.analysis import montecarlo as mc_analysis
 from engine.analysis.montecarlo import _split_call, run_chunk
 from engine.analysis.problem import build_problem
@@ -62,6 +62,36 @@ def _case(case, n, seed, block):
             problem.min_coverage, problem.any_coverage, p.node_weight, p.variant, p.agg_code, p.excluded,
             problem.targets)
     return problem, factors, p, args
+
+
+@pytest.mark.parametrize("case", ["weights only (linear path)", "dirichlet and ranges", "method alternatives"])
+def test_parameter_map_is_the_plain_mapping_and_reusable(case):
+    """A ParameterMap set up once and called block by block gives map_parameters' rows, and its
+    weights are the documented formulas: noise w (1 + φ (2U − 1)), range lo + U (hi − lo), a
+    Dirichlet group summing to its nominal total, every other node at its nominal weight."""
+    problem, factors, _, _ = _case(case, 64, 3, 16)
+    u = replicate_uniforms(3, 0, 64, n_columns(factors))
+    mapping = ParameterMap(factors, problem)
+    whole = map_parameters(u, factors, problem)
+    for lo, hi in ((0, 16), (16, 48), (48, 64)):
+        part = mapping(u[lo:hi])
+        for name in ("node_weight", "variant", "agg_code", "excluded"):
+            np.testing.assert_array_equal(getattr(part, name), getattr(whole, name)[lo:hi])
+    nominal = problem.nominal_weight
+    expected = np.tile(nominal, (64, 1))
+    for f in factors:
+        if f.kind == "noise":
+            k = problem.position[f.nodes[0]]
+            expected[:, k] = nominal[k] * (1.0 + f.params["noise"] * (2.0 * u[:, f.column] - 1.0))
+        elif f.kind == "range":
+            lo, hi = f.params["range"]
+            expected[:, problem.position[f.nodes[0]]] = lo + u[:, f.column] * (hi - lo)
+        elif f.kind == "dirichlet":
+            ks = [problem.position[m] for m in f.nodes]
+            np.testing.assert_allclose(whole.node_weight[:, ks].sum(axis=1), nominal[ks].sum(), rtol=1e-12)
+            assert (whole.node_weight[:, ks] > 0).all()
+            expected[:, ks] = whole.node_weight[:, ks]
+    np.testing.assert_array_equal(whole.node_weight, expected)
 
 
 @pytest.mark.parametrize("case", list(CASES))
