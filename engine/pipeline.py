@@ -254,10 +254,15 @@ def _finish(framework: Framework, dataset: Dataset, stages: Stages) -> ScoreResu
     columns: dict[str, pl.Series] = {dataset.unit: inputs.units.filter(pl.Series(kept))}
     for extra in ([dataset.label] if dataset.label else []) + list(dataset.groups):
         columns[extra] = dataset.table[extra].filter(pl.Series(kept))
-    for node_id in _preorder(framework):
-        k = position[node_id]
-        columns[node_id] = pl.Series(node_id, stages.scores[:, k]).fill_nan(None)
-        columns[node_id + RANK_SUFFIX] = pl.Series(node_id + RANK_SUFFIX, stages.ranks[:, k]).fill_nan(None).cast(pl.Int32)
+    order = _preorder(framework)
+    at = [position[node_id] for node_id in order]
+    # every score and rank column in two frames (NaN -> null; ranks as Int32), then taken by name
+    scores = pl.DataFrame(np.ascontiguousarray(stages.scores[:, at]), schema=order, orient="row").fill_nan(None)
+    ranks = pl.DataFrame(np.ascontiguousarray(stages.ranks[:, at]), schema=[n + RANK_SUFFIX for n in order],
+                         orient="row").fill_nan(None).cast(pl.Int32)
+    for node_id in order:
+        columns[node_id] = scores[node_id]
+        columns[node_id + RANK_SUFFIX] = ranks[node_id + RANK_SUFFIX]
     if stages.tiers is not None:
         name = f"{framework.tiers['node']}{TIER_SUFFIX}"
         columns[name] = pl.Series(name, stages.tiers).replace(0, None).cast(pl.Int32)

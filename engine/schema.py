@@ -9,6 +9,7 @@ Every failure is a :class:`~engine.errors.SchemaError` naming the node and the f
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -281,15 +282,20 @@ def load_framework(path_or_name: str | Path | Framework) -> Framework:
     except (OSError, UnicodeDecodeError) as exc:
         raise SchemaError(f"cannot read the file ({exc})", path=str(path),
                           fix="check the path and that the file is UTF-8 text") from exc
+    return _framework_from_text(raw_text, str(path), path.suffix.lower() == ".json")
+
+
+@functools.lru_cache(maxsize=32)
+def _framework_from_text(raw_text: str, path: str, is_json: bool) -> Framework:
+    """Parse, validate and freeze a framework file's text.  Cached on the text itself (and the
+    path it is reported under): loading the same file again — every analysis run starts with a
+    nominal run — skips the parse and the JSON Schema validation (~20 ms), and an edited file is
+    new text, so it is always validated.  Frameworks are frozen, so sharing one is safe."""
     try:
-        if path.suffix.lower() == ".json":
-            document = json.loads(raw_text)
-        else:
-            document = parse_yaml(raw_text)
+        document = json.loads(raw_text) if is_json else parse_yaml(raw_text)
     except (yaml.YAMLError, json.JSONDecodeError) as exc:
-        raise SchemaError(f"not valid YAML/JSON: {exc}", path=str(path),
-                          fix="fix the syntax at the position given") from exc
-    return framework_from_dict(document, path=str(path))
+        raise SchemaError(f"not valid YAML/JSON: {exc}", path=path, fix="fix the syntax at the position given") from exc
+    return framework_from_dict(document, path=path)
 
 
 #: libyaml's safe loader when PyYAML was built with it (the same documents, several times faster on
