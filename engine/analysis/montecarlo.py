@@ -236,18 +236,21 @@ def run_design(problem: Problem, params, block_size: int, n_lanes: int = 1, keep
     return state, shift_out, ranks
 
 
-def quantile_from_counts(counts: np.ndarray, q: float) -> float:
+def quantile_from_counts(counts: np.ndarray, q: float) -> float | np.ndarray:
     """``numpy.quantile(sample, q)`` (linear interpolation, R type 7) of the sample in which value
-    ``k + 1`` occurs ``counts[k]`` times."""
-    n = int(counts.sum())
-    if n == 0:
-        return float("nan")
+    ``k + 1`` occurs ``counts[k]`` times; for a 2-D ``counts``, of each row's sample (one array
+    operation for every unit; NaN for an empty row)."""
+    rows = np.atleast_2d(counts)
+    n = rows.sum(axis=1)
     h = (n - 1) * q
-    lo = int(np.floor(h))
-    cumulative = np.cumsum(counts)
-    x_lo = int(np.searchsorted(cumulative, lo, side="right")) + 1
-    x_hi = int(np.searchsorted(cumulative, min(lo + 1, n - 1), side="right")) + 1
-    return x_lo + (h - lo) * (x_hi - x_lo)
+    lo = np.floor(h).astype(np.int64)
+    cumulative = np.cumsum(rows, axis=1)
+    # searchsorted(cumulative, x, side="right") = how many cumulative counts are <= x
+    x_lo = (cumulative <= lo[:, None]).sum(axis=1) + 1
+    x_hi = (cumulative <= np.minimum(lo + 1, n - 1)[:, None]).sum(axis=1) + 1
+    with np.errstate(invalid="ignore"):
+        value = np.where(n > 0, x_lo + (h - lo) * (x_hi - x_lo), np.nan)
+    return float(value[0]) if np.ndim(counts) == 1 else value
 
 
 @dataclass(frozen=True)
@@ -284,12 +287,12 @@ def summarise(problem: Problem, state: ChunkState, top_k: tuple[int, ...] = (1, 
             "nominal_score": problem.nominal_score[t],
             "nominal_rank": np.where(problem.nominal_rank[t] > 0, problem.nominal_rank[t], 0),
             "mean_rank": mean,
-            "median_rank": [quantile_from_counts(c, 0.5) for c in counts],
-            "q05_rank": [quantile_from_counts(c, 0.05) for c in counts],
-            "q95_rank": [quantile_from_counts(c, 0.95) for c in counts],
+            "median_rank": quantile_from_counts(counts, 0.5),
+            "q05_rank": quantile_from_counts(counts, 0.05),
+            "q95_rank": quantile_from_counts(counts, 0.95),
             "rank_sd": np.sqrt(var),
-            "best_rank": [int(np.flatnonzero(c)[0]) + 1 if c.any() else 0 for c in counts],
-            "worst_rank": [int(np.flatnonzero(c)[-1]) + 1 if c.any() else 0 for c in counts],
+            "best_rank": np.where(ranked > 0, np.argmax(counts > 0, axis=1) + 1, 0),
+            "worst_rank": np.where(ranked > 0, counts.shape[1] - np.argmax(counts[:, ::-1] > 0, axis=1), 0),
         }
         for k in top_k:
             columns[f"p_top{k}"] = counts[:, :k].sum(axis=1) / n_rep
@@ -305,8 +308,8 @@ def summarise(problem: Problem, state: ChunkState, top_k: tuple[int, ...] = (1, 
         table = pl.DataFrame(columns).with_columns(
             pl.col("nominal_rank").replace(0, None), (pl.col("q95_rank") - pl.col("q05_rank")).alias("rank_range_90"))
         units_tables[target] = table.sort("nominal_rank", nulls_last=True, maintain_order=True)
-        accept[target] = pl.DataFrame({"unit": problem.units, **{
-            f"rank_{r}": counts[:, r - 1] / n_rep for r in range(1, problem.n_units + 1)}})
+        accept[target] = pl.DataFrame(counts / n_rep, schema=[f"rank_{r}" for r in range(1, problem.n_units + 1)],
+                                      orient="row").insert_column(0, pl.Series("unit", problem.units))
         if len(problem.pair_units):
             names = [problem.units[i] for i in problem.pair_units]
             pc = state.pair_count[t] / n_rep

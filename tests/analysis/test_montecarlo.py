@@ -135,6 +135,19 @@ def test_quantile_from_counts_equals_numpy(q):
     assert quantile_from_counts(counts, q) == np.quantile(sample, q)
 
 
+@pytest.mark.parametrize("q", [0.0, 0.05, 0.5, 0.95, 1.0])
+def test_quantile_from_counts_row_by_row_equals_numpy(q):
+    """The 2-D form (one row per unit, as summarise uses it) gives each row's numpy.quantile, and
+    NaN for a row with no count (a unit never ranked)."""
+    rng = np.random.default_rng(3)
+    samples = [rng.integers(1, 9, size) for size in (1, 2, 57, 200)]
+    counts = np.stack([np.bincount(x, minlength=9)[1:] for x in samples] + [np.zeros(8, np.int64)])
+    got = quantile_from_counts(counts, q)
+    assert got.shape == (5,) and np.isnan(got[-1])
+    assert got[:-1].tolist() == [np.quantile(x, q) for x in samples]
+    assert got[:-1].tolist() == [quantile_from_counts(c, q) for c in counts[:-1]]
+
+
 def test_pairwise_probabilities_are_complementary(reference_run):
     pairs = reference_run.statistics.pairs["Index"]
     ab = pairs.filter((pl.col("unit_a") == "c000") & (pl.col("unit_b") == "c001"))["p_a_ahead_of_b"].item()
