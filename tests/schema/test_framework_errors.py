@@ -165,6 +165,26 @@ def test_missing_file(tmp_path):
     assert "YAML/JSON" in info.value.fix
 
 
+def test_a_file_loaded_again_is_reused_and_an_edited_one_validated_again(tmp_path):
+    """Loading is cached on the file's text: the same text gives the same (frozen) framework,
+    an edit — valid or not — is parsed and validated afresh."""
+    path = tmp_path / "fw.yaml"
+    path.write_text(yaml.safe_dump(minimal_document()), encoding="utf-8")
+    first = load_framework(path)
+    assert load_framework(path) is first
+    edited = minimal_document()
+    edited["id"] = "edited"
+    path.write_text(yaml.safe_dump(edited), encoding="utf-8")
+    assert load_framework(path).id == "edited"
+    broken = minimal_document()
+    broken["nodes"][0]["weight"] = -1
+    path.write_text(yaml.safe_dump(broken), encoding="utf-8")
+    with pytest.raises(SchemaError):
+        load_framework(path)
+    with pytest.raises(SchemaError):  # errors are not cached away either
+        load_framework(path)
+
+
 def test_unreadable_file_not_utf8(tmp_path):
     path = tmp_path / "latin1.yaml"
     path.write_bytes("id: tiny\nlabels: {en: Zürich}\n".encode("latin-1"))
