@@ -20,6 +20,7 @@ from ..io import write_json, write_table
 from ..pipeline import ScoreResult, score
 from ..progress import Progress
 from .design import RNG_BLOCK, Parameters
+from ..kernels.montecarlo import shift_bins
 from .montecarlo import ChunkState, RankStatistics, run_chunk, run_design, summarise
 from .problem import Problem, build_problem
 from .spec import UncertaintySpec, load_spec, resolve_factors
@@ -82,11 +83,16 @@ def _chunk(problem: Problem, factors, seed: int, block_size: int, n_replicates: 
         numba.set_num_threads(previous)
 
 
-def _fingerprint(result: ScoreResult, spec: UncertaintySpec, seed: int, n_blocks: int) -> dict[str, Any]:
+def _fingerprint(result: ScoreResult, spec: UncertaintySpec, seed: int, n_blocks: int, n_units: int
+                 ) -> dict[str, Any]:
+    """What a stored run must share with a run resuming it.  ``layout`` is the shape of the stored
+    accumulators (the rank-shift histogram's size changed once between builds of the same version),
+    so chunks of another layout are refused with a clear message instead of failing to add up."""
     data_digest = hashlib.sha256(np.ascontiguousarray(result.stages.inputs.raw).tobytes()).hexdigest()
     return {"framework": result.framework.digest, "data": data_digest, "seed": seed,
             "block_size": spec.block_size, "spec": json.loads(json.dumps(dict(spec.document), default=str)),
-            "n_blocks": n_blocks, "engine": __version__}
+            "n_blocks": n_blocks, "engine": __version__,
+            "layout": {"hist_columns": n_units + 1, "shift_bins": shift_bins(n_units)}}
 
 
 def uncertainty(framework, data=None, spec: str | Path | Mapping | UncertaintySpec | None = None, *,
@@ -150,7 +156,7 @@ def uncertainty(framework, data=None, spec: str | Path | Mapping | UncertaintySp
     if out is not None:
         from .store import ChunkStore
 
-        store = ChunkStore(out, _fingerprint(nominal, spec, run_seed, n_blocks), resume=resume)
+        store = ChunkStore(out, _fingerprint(nominal, spec, run_seed, n_blocks, problem.n_units), resume=resume)
         done = store.load() if resume else {}
     ranges = chunk_ranges(n_blocks, chunk_blocks, set(done))
     bar = Progress(spec.replicates, enabled=progress)
@@ -164,7 +170,7 @@ def uncertainty(framework, data=None, spec: str | Path | Mapping | UncertaintySp
             store.save(chunk, chunk_state)
         bar.update(min(chunk[1] * spec.block_size, spec.replicates) - chunk[0] * spec.block_size)
 
-    token = hashlib.sha256(json.dumps(_fingerprint(nominal, spec, run_seed, n_blocks), default=str).encode()
+    token = hashlib.sha256(json.dumps(_fingerprint(nominal, spec, run_seed, n_blocks, problem.n_units), default=str).encode()
                            ).hexdigest()[:16]
     merged, info = execute(
         backend, ranges, threads=threads, client=client, scheduler=scheduler, workers=workers, token=token,

@@ -5,6 +5,7 @@ A scheduler and two single-threaded worker processes are started as separate pro
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -133,3 +134,18 @@ def test_resuming_into_a_different_run_is_refused(tmp_path):
     uncertainty("asem", spec=SPEC, replicates=2048, seed=1, block_size=1024, out=out)
     with pytest.raises(DataError, match="cannot resume: the folder holds a different run"):
         uncertainty("asem", spec=SPEC, replicates=2048, seed=2, block_size=1024, out=out, resume=True)
+
+
+def test_resuming_chunks_of_another_accumulator_layout_is_refused(tmp_path):
+    """A folder written by a build whose rank-shift histogram had another size (same version
+    string) is refused by name, before any chunk is merged."""
+    from engine.errors import DataError
+
+    out = tmp_path / "run"
+    uncertainty("asem", spec=SPEC, replicates=2048, seed=1, block_size=1024, out=out)
+    stamp = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert stamp["layout"]["shift_bins"] > stamp["layout"]["hist_columns"]
+    stamp["layout"]["shift_bins"] //= 2
+    (out / "run.json").write_text(json.dumps(stamp), encoding="utf-8")
+    with pytest.raises(DataError, match=r"differs in \['layout'\]"):
+        uncertainty("asem", spec=SPEC, replicates=2048, seed=1, block_size=1024, out=out, resume=True)
