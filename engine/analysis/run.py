@@ -151,12 +151,13 @@ def uncertainty(framework, data=None, spec: str | Path | Mapping | UncertaintySp
     chunk_blocks = chunk_blocks or max(1, 65536 // spec.block_size)
     from ..backends import chunk_ranges, execute
 
+    fingerprint = _fingerprint(nominal, spec, run_seed, n_blocks, problem.n_units)
     store = None
     done: dict[tuple[int, int], ChunkState] = {}
     if out is not None:
         from .store import ChunkStore
 
-        store = ChunkStore(out, _fingerprint(nominal, spec, run_seed, n_blocks, problem.n_units), resume=resume)
+        store = ChunkStore(out, fingerprint, resume=resume)
         done = store.load() if resume else {}
     ranges = chunk_ranges(n_blocks, chunk_blocks, set(done))
     bar = Progress(spec.replicates, enabled=progress)
@@ -170,8 +171,7 @@ def uncertainty(framework, data=None, spec: str | Path | Mapping | UncertaintySp
             store.save(chunk, chunk_state)
         bar.update(min(chunk[1] * spec.block_size, spec.replicates) - chunk[0] * spec.block_size)
 
-    token = hashlib.sha256(json.dumps(_fingerprint(nominal, spec, run_seed, n_blocks, problem.n_units), default=str).encode()
-                           ).hexdigest()[:16]
+    token = hashlib.sha256(json.dumps(fingerprint, default=str).encode()).hexdigest()[:16]
     merged, info = execute(
         backend, ranges, threads=threads, client=client, scheduler=scheduler, workers=workers, token=token,
         local_chunk=lambda first, stop, n_lanes: run_chunk(problem, factors, run_seed, first, stop, spec.block_size,
