@@ -9,6 +9,7 @@ Every failure is a :class:`~engine.errors.SchemaError` naming the node and the f
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import json
@@ -285,17 +286,26 @@ def load_framework(path_or_name: str | Path | Framework) -> Framework:
     return _framework_from_text(raw_text, str(path), path.suffix.lower() == ".json")
 
 
-@functools.lru_cache(maxsize=32)
 def _framework_from_text(raw_text: str, path: str, is_json: bool) -> Framework:
-    """Parse, validate and freeze a framework file's text.  Cached on the text itself (and the
-    path it is reported under): loading the same file again — every analysis run starts with a
-    nominal run — skips the parse and the JSON Schema validation (~20 ms), and an edited file is
-    new text, so it is always validated.  Frameworks are frozen, so sharing one is safe."""
+    """A framework from a file's text: the parsed, validated document is cached on the text
+    (:func:`_validated_document`), and every call builds its own Framework from a copy of it, so
+    no caller can change what another load returns."""
+    return _build(copy.deepcopy(_validated_document(raw_text, path, is_json)), path)
+
+
+@functools.lru_cache(maxsize=32)
+def _validated_document(raw_text: str, path: str, is_json: bool) -> Any:
+    """Parse a framework file's text and run the document checks (cycles, JSON Schema, non-finite
+    numbers).  Cached on the text itself (and the path it is reported under): loading the same
+    file again — every analysis run starts with a nominal run — skips the parse and the JSON
+    Schema validation (~10-20 ms); an edited file is new text, so it is always validated, and a
+    file that fails raises every time (errors are not cached)."""
     try:
         document = json.loads(raw_text) if is_json else parse_yaml(raw_text)
     except (yaml.YAMLError, json.JSONDecodeError) as exc:
         raise SchemaError(f"not valid YAML/JSON: {exc}", path=path, fix="fix the syntax at the position given") from exc
-    return framework_from_dict(document, path=path)
+    _validate_document(document, path)
+    return document
 
 
 #: libyaml's safe loader when PyYAML was built with it (the same documents, several times faster on
@@ -310,10 +320,15 @@ def parse_yaml(text: str) -> Any:
 
 def framework_from_dict(document: Any, *, path: str | None = None) -> Framework:
     """Validate a framework document (already parsed) and freeze it into a :class:`Framework`."""
+    _validate_document(document, path)
+    return _build(document, path)
+
+
+def _validate_document(document: Any, path: str | None) -> None:
+    """The checks on a whole document before it is built: no cycle, the JSON Schema, finite numbers."""
     _reject_recursion(document, path)
     _check_json_schema(document, path)
     _reject_non_finite(document, document, [], path)
-    return _build(document, path)
 
 
 def _reject_non_finite(document: Any, obj: Any, where: list[Any], path: str | None) -> None:

@@ -166,12 +166,16 @@ def test_missing_file(tmp_path):
 
 
 def test_a_file_loaded_again_is_reused_and_an_edited_one_validated_again(tmp_path):
-    """Loading is cached on the file's text: the same text gives the same (frozen) framework,
-    an edit — valid or not — is parsed and validated afresh."""
+    """Parsing and validation are cached on the file's text, but every load builds its own
+    framework (changing one's document cannot reach another's); an edit — valid or not — is
+    parsed and validated afresh."""
     path = tmp_path / "fw.yaml"
     path.write_text(yaml.safe_dump(minimal_document()), encoding="utf-8")
     first = load_framework(path)
-    assert load_framework(path) is first
+    second = load_framework(path)
+    assert second is not first and second.digest == first.digest and second == first
+    first.document["nodes"][1]["weight"] = 99  # the document's inner lists are plain Python objects
+    assert "weight" not in load_framework(path).document["nodes"][1]
     edited = minimal_document()
     edited["id"] = "edited"
     path.write_text(yaml.safe_dump(edited), encoding="utf-8")
