@@ -20,7 +20,6 @@ from ..io import write_json, write_table
 from ..pipeline import ScoreResult, score
 from ..progress import Progress
 from .design import RNG_BLOCK, Parameters
-from ..kernels.montecarlo import shift_bins
 from .montecarlo import ChunkState, RankStatistics, run_chunk, run_design, summarise
 from .problem import Problem, build_problem
 from .spec import UncertaintySpec, load_spec, resolve_factors
@@ -83,16 +82,13 @@ def _chunk(problem: Problem, factors, seed: int, block_size: int, n_replicates: 
         numba.set_num_threads(previous)
 
 
-def _fingerprint(result: ScoreResult, spec: UncertaintySpec, seed: int, n_blocks: int, n_units: int
-                 ) -> dict[str, Any]:
-    """What a stored run must share with a run resuming it.  ``layout`` is the shape of the stored
-    accumulators (the rank-shift histogram's size changed once between builds of the same version),
-    so chunks of another layout are refused with a clear message instead of failing to add up."""
+def _fingerprint(result: ScoreResult, spec: UncertaintySpec, seed: int, n_blocks: int) -> dict[str, Any]:
+    """What a stored run must share with a run resuming it (the stored arrays' shapes are checked
+    chunk by chunk when they are loaded, :meth:`ChunkStore.load`)."""
     data_digest = hashlib.sha256(np.ascontiguousarray(result.stages.inputs.raw).tobytes()).hexdigest()
     return {"framework": result.framework.digest, "data": data_digest, "seed": seed,
             "block_size": spec.block_size, "spec": json.loads(json.dumps(dict(spec.document), default=str)),
-            "n_blocks": n_blocks, "engine": __version__,
-            "layout": {"hist_columns": n_units + 1, "shift_bins": shift_bins(n_units)}}
+            "n_blocks": n_blocks, "engine": __version__}
 
 
 def uncertainty(framework, data=None, spec: str | Path | Mapping | UncertaintySpec | None = None, *,
@@ -151,14 +147,14 @@ def uncertainty(framework, data=None, spec: str | Path | Mapping | UncertaintySp
     chunk_blocks = chunk_blocks or max(1, 65536 // spec.block_size)
     from ..backends import chunk_ranges, execute
 
-    fingerprint = _fingerprint(nominal, spec, run_seed, n_blocks, problem.n_units)
+    fingerprint = _fingerprint(nominal, spec, run_seed, n_blocks)
     store = None
     done: dict[tuple[int, int], ChunkState] = {}
     if out is not None:
         from .store import ChunkStore
 
         store = ChunkStore(out, fingerprint, resume=resume)
-        done = store.load() if resume else {}
+        done = store.load(ChunkState.empty(problem)) if resume else {}
     ranges = chunk_ranges(n_blocks, chunk_blocks, set(done))
     bar = Progress(spec.replicates, enabled=progress)
     bar.update(sum(min(c[1] * spec.block_size, spec.replicates) - c[0] * spec.block_size for c in done))

@@ -2,8 +2,9 @@
 can be resumed (``--resume DIR``) from the chunks already done, bit-identically.
 
 Files are written atomically (temporary file + rename): a chunk is either complete or absent.
-A ``run.json`` fingerprint (framework digest, spec, seed, block size, units) guards against
-resuming a different run into the same folder.
+A ``run.json`` fingerprint (framework and data digests, spec, seed, block size, number of blocks,
+engine version) guards against resuming a different run into the same folder, and every stored
+chunk's histograms must have the resuming run's shapes.
 """
 
 from __future__ import annotations
@@ -60,11 +61,22 @@ class ChunkStore:
 
         atomic_write(self._path(*chunk), write)
 
-    def load(self) -> dict[tuple[int, int], ChunkState]:
+    def load(self, empty: ChunkState) -> dict[tuple[int, int], ChunkState]:
+        """The stored chunks; each one's histograms must have the shapes of ``empty`` (the run's
+        own), or the folder was written by a build that laid them out differently (the rank-shift
+        histogram's size changed once under the same version string)."""
         done = {}
+        expected = {"hist": empty.hist.shape, "shift_hist": empty.shift_hist.shape,
+                    "pair_count": empty.pair_count.shape}
         for path in sorted(self.chunks.glob("chunk_*.npz")):
             first, stop = (int(x) for x in path.stem.split("_")[1:3])
             with np.load(path) as data:
+                for name, shape in expected.items():
+                    if data[name].shape != shape:
+                        raise DataError(f"cannot resume: stored chunk {path.name} has {name} of shape "
+                                        f"{data[name].shape}, this run needs {shape} (written by another "
+                                        "build of the engine)", path=str(self.folder),
+                                        fix="start the run again in a new --out folder")
                 keys = [int(b) for b in data["moment_keys"]]
                 done[(first, stop)] = ChunkState(data["hist"], data["shift_hist"], data["pair_count"],
                                                  {b: data["moments"][k] for k, b in enumerate(keys)},

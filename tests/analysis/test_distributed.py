@@ -5,7 +5,6 @@ A scheduler and two single-threaded worker processes are started as separate pro
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -14,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from engine.analysis.run import uncertainty
@@ -137,15 +137,18 @@ def test_resuming_into_a_different_run_is_refused(tmp_path):
 
 
 def test_resuming_chunks_of_another_accumulator_layout_is_refused(tmp_path):
-    """A folder written by a build whose rank-shift histogram had another size (same version
-    string) is refused by name, before any chunk is merged."""
+    """Chunks written by a build whose rank-shift histogram had another size (same version
+    string, same fingerprint) are refused by name, before any chunk is merged."""
     from engine.errors import DataError
 
     out = tmp_path / "run"
     uncertainty("asem", spec=SPEC, replicates=2048, seed=1, block_size=1024, out=out)
-    stamp = json.loads((out / "run.json").read_text(encoding="utf-8"))
-    assert stamp["layout"]["shift_bins"] > stamp["layout"]["hist_columns"]
-    stamp["layout"]["shift_bins"] //= 2
-    (out / "run.json").write_text(json.dumps(stamp), encoding="utf-8")
-    with pytest.raises(DataError, match=r"differs in \['layout'\]"):
+    stored = sorted((out / "chunks").glob("chunk_*.npz"))[0]
+    with np.load(stored) as data:
+        arrays = {name: data[name] for name in data.files}
+    arrays["shift_hist"] = arrays["shift_hist"][:, : arrays["shift_hist"].shape[1] // 2]
+    with open(stored, "wb") as handle:
+        np.savez_compressed(handle, **arrays)
+    with pytest.raises(DataError, match=r"stored chunk chunk_.*has shift_hist of shape") as info:
         uncertainty("asem", spec=SPEC, replicates=2048, seed=1, block_size=1024, out=out, resume=True)
+    assert "new --out folder" in info.value.fix
