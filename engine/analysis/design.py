@@ -113,7 +113,9 @@ class ParameterMap:
                 covered.update(nodes.tolist())
                 continue
             self.steps.append(group)
-            if group.kind in ("range", "dirichlet"):
+            if group.kind == "range":  # one node per range factor (the one __call__ writes)
+                covered.add(position[group.nodes[0]])
+            elif group.kind == "dirichlet":
                 covered.update(position[m] for m in group.nodes)
         n_nodes = len(problem.nominal_weight)
         #: nodes that keep their nominal weight (the others are overwritten in every row)

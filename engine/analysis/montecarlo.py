@@ -9,7 +9,7 @@ workers.
 
 from __future__ import annotations
 
-import itertools
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -206,11 +206,16 @@ def run_chunk(problem: Problem, factors: list[Factor], seed: int, first_block: i
     moments = np.zeros((len(ranges), n_t, n_u, 2))
 
     mapping = ParameterMap(factors, problem)  # set up once, called per block
-    taken = itertools.count()  # the next block to take (next() on it is atomic under the GIL)
+    blocks = iter(range(len(ranges)))  # the blocks not yet taken
+    taking = threading.Lock()
+
+    def take() -> int | None:
+        with taking:
+            return next(blocks, None)
 
     def lane_run(lane: int) -> _Lane:
         chain = _Lane(problem, min(SUB_BATCH, size))
-        while (k := next(taken)) < len(ranges):
+        while (k := take()) is not None:
             lo, hi = ranges[k]
             chain.run_block(mapping(replicate_uniforms(seed, lo, hi, columns)), moments[k])
         return chain

@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 import engine
-from engine.analysis.montecarlo import quantile_from_counts, run_design, summarise
+from engine.analysis.montecarlo import ChunkState, quantile_from_counts, run_design, summarise
 from engine.analysis.run import _design_parameters, uncertainty
 from engine.errors import SchemaError
 from engine.schema import framework_from_dict
@@ -146,6 +146,25 @@ def test_quantile_from_counts_row_by_row_equals_numpy(q):
     assert got.shape == (5,) and np.isnan(got[-1])
     assert got[:-1].tolist() == [np.quantile(x, q) for x in samples]
     assert got[:-1].tolist() == [quantile_from_counts(c, q) for c in counts[:-1]]
+
+
+def test_summary_of_a_unit_never_ranked(reference_run):
+    """A unit without a rank in every replicate: no rank statistics (NaN, best/worst 0), P(missing)
+    1; a unit always at rank 2: every rank statistic 2."""
+    problem = reference_run.problem
+    n_u = problem.n_units
+    state = ChunkState.empty(problem)
+    state.hist[:, 0, n_u] = 10  # unit 0: 10 replicates, never ranked
+    state.hist[:, 1:, 1] = 10  # every other unit at rank 2
+    state.moments[0] = np.ones((len(problem.targets), n_u, 2))
+    units = summarise(problem, state).units[problem.target_ids[0]]
+    never = units.filter(pl.col("unit") == problem.units[0]).row(0, named=True)
+    assert never["p_missing"] == 1.0 and never["best_rank"] == 0 and never["worst_rank"] == 0
+    for column in ("mean_rank", "median_rank", "q05_rank", "q95_rank", "rank_sd"):
+        assert np.isnan(never[column]), column
+    other = units.filter(pl.col("unit") == problem.units[1]).row(0, named=True)
+    assert (other["median_rank"], other["q05_rank"], other["q95_rank"], other["best_rank"], other["worst_rank"],
+            other["mean_rank"], other["rank_sd"], other["p_missing"]) == (2, 2, 2, 2, 2, 2, 0, 0)
 
 
 def test_pairwise_probabilities_are_complementary(reference_run):

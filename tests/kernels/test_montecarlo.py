@@ -64,34 +64,62 @@ def _case(case, n, seed, block):
     return problem, factors, p, args
 
 
-@pytest.mark.parametrize("case", ["weights only (linear path)", "dirichlet and ranges", "method alternatives"])
-def test_parameter_map_is_the_plain_mapping_and_reusable(case):
-    """A ParameterMap set up once and called block by block gives map_parameters' rows, and its
-    weights are the documented formulas: noise w (1 + φ (2U − 1)), range lo + U (hi − lo), a
-    Dirichlet group summing to its nominal total, every other node at its nominal weight."""
-    problem, factors, _, _ = _case(case, 64, 3, 16)
-    u = replicate_uniforms(3, 0, 64, n_columns(factors))
-    mapping = ParameterMap(factors, problem)
-    whole = map_parameters(u, factors, problem)
-    for lo, hi in ((0, 16), (16, 48), (48, 64)):
-        part = mapping(u[lo:hi])
-        for name in ("node_weight", "variant", "agg_code", "excluded"):
-            np.testing.assert_array_equal(getattr(part, name), getattr(whole, name)[lo:hi])
+def _plain_mapping(u, factors, problem):
+    """The documented mapping written plainly, factor by factor (every weight starts nominal):
+    noise w (1 + φ (2U − 1)); range lo + U (hi − lo); Dirichlet(c · w) by the inverse gamma CDF,
+    rescaled to the group's nominal total; choices floor(U k); exclusion floor(U (n + 1)) − 1."""
+    from scipy.special import gammaincinv
+
+    n = u.shape[0]
     nominal = problem.nominal_weight
-    expected = np.tile(nominal, (64, 1))
+    weight = np.tile(nominal, (n, 1))
+    codes = np.tile(problem.base_codes, (n, 1))
+    excluded = np.full(n, -1, np.int64)
+    norm = np.zeros(n, np.int64)
+    treatment = np.ones(n, np.int64) if problem.has_treatment_variants else np.zeros(n, np.int64)
     for f in factors:
+        col = u[:, f.column:f.column + f.width]
         if f.kind == "noise":
             k = problem.position[f.nodes[0]]
-            expected[:, k] = nominal[k] * (1.0 + f.params["noise"] * (2.0 * u[:, f.column] - 1.0))
+            weight[:, k] = nominal[k] * (1.0 + f.params["noise"] * (2.0 * col[:, 0] - 1.0))
         elif f.kind == "range":
             lo, hi = f.params["range"]
-            expected[:, problem.position[f.nodes[0]]] = lo + u[:, f.column] * (hi - lo)
+            weight[:, problem.position[f.nodes[0]]] = lo + col[:, 0] * (hi - lo)
         elif f.kind == "dirichlet":
             ks = [problem.position[m] for m in f.nodes]
-            np.testing.assert_allclose(whole.node_weight[:, ks].sum(axis=1), nominal[ks].sum(), rtol=1e-12)
-            assert (whole.node_weight[:, ks] > 0).all()
-            expected[:, ks] = whole.node_weight[:, ks]
-    np.testing.assert_array_equal(whole.node_weight, expected)
+            shape = f.params["concentration"] * nominal[ks] / nominal[ks].sum()
+            g = np.maximum(gammaincinv(shape[None, :], np.clip(col, 1e-300, 1.0 - 1e-16)), 1e-300)
+            weight[:, ks] = g / g.sum(axis=1, keepdims=True) * nominal[ks].sum()
+        elif f.kind == "normalisation":
+            k = len(f.params["choices"])
+            norm = np.minimum((col[:, 0] * k).astype(np.int64), k - 1)
+        elif f.kind == "aggregation":
+            k = len(f.params["codes"])
+            chosen = np.asarray(f.params["codes"], np.int64)[np.minimum((col[:, 0] * k).astype(np.int64), k - 1)]
+            for node in f.nodes:
+                codes[:, problem.aggregate_index[node]] = chosen
+        elif f.kind == "exclusion":
+            m = problem.n_indicators + 1
+            excluded = np.minimum((col[:, 0] * m).astype(np.int64), m - 1) - 1
+        elif f.kind == "treatment":
+            treatment = (col[:, 0] < 0.5).astype(np.int64)
+    return weight, problem.variant_index(treatment, norm), codes, excluded
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_parameter_map_is_the_plain_mapping_and_reusable(case):
+    """A ParameterMap set up once and called block by block gives, for every factor kind, the rows
+    of the plain factor-by-factor mapping (weights no factor sets stay nominal)."""
+    problem, factors, _, _ = _case(case, 64, 3, 16)
+    u = replicate_uniforms(3, 0, 64, n_columns(factors))
+    expected = _plain_mapping(u, factors, problem)
+    mapping = ParameterMap(factors, problem)
+    for lo, hi in ((0, 16), (16, 48), (48, 64), (64, 64)):
+        part = mapping(u[lo:hi])
+        for got, want in zip((part.node_weight, part.variant, part.agg_code, part.excluded), expected, strict=True):
+            np.testing.assert_array_equal(got, want[lo:hi])
+            assert got.dtype == want.dtype
+    np.testing.assert_array_equal(map_parameters(u, factors, problem).node_weight, expected[0])
 
 
 @pytest.mark.parametrize("case", list(CASES))
