@@ -22,7 +22,8 @@ from .design import RNG_BLOCK, ParameterMap, n_columns, replicate_uniforms
 from .problem import Problem
 from .spec import Factor
 
-__all__ = ["ChunkState", "run_chunk", "run_design", "moment_block", "RankStatistics", "summarise", "quantile_from_counts"]
+__all__ = ["ChunkState", "Lanes", "run_chunk", "run_design", "moment_block", "RankStatistics", "summarise",
+           "quantile_from_counts"]
 
 
 @dataclass
@@ -127,6 +128,12 @@ class _Lane:
         self.shift_out = np.empty((sub, n_t))
         self.no_ranks = np.zeros((0, n_t, n_u), np.int64)
 
+    def reset(self) -> None:
+        """Zero the integer accumulators (the chain buffers are overwritten anyway)."""
+        self.hist.fill(0)
+        self.shift_hist.fill(0)
+        self.pair_count.fill(0)
+
     def score(self, params, scores: np.ndarray, keys: np.ndarray) -> None:
         p = self.problem
         kernel.montecarlo_scores(p.zt, p.linear_variant, p.child_ptr, p.child_idx, p.param, p.min_coverage,
@@ -146,6 +153,45 @@ class _Lane:
             scores, keys = self.scores[:b - a], self.keys[:b - a]
             self.score(params.slice(a, b), scores, keys)
             self.accumulate(scores, keys, b - a, moments[None], self.shift_out[:b - a], self.no_ranks)
+
+
+class Lanes:
+    """Lane threads and their chains (accumulators and buffers), kept for all the chunks of a run:
+    a chunk then starts no thread and touches no fresh memory, which otherwise costs a few
+    milliseconds per chunk (thread start, first-touch page faults, a lane waiting for the other's
+    start-up).  ``with Lanes(...) as lanes: run_chunk(..., lanes=lanes)``; without it, run_chunk
+    makes its own for the one chunk."""
+
+    def __init__(self, problem: Problem, n_lanes: int, block_size: int):
+        self.problem, self.sub = problem, min(SUB_BATCH, moment_block(block_size))
+        self.chains = [_Lane(problem, self.sub) for _ in range(max(1, n_lanes))]
+        self.pool = ThreadPoolExecutor(len(self.chains)) if len(self.chains) > 1 else None
+
+    def run(self, fn, n_lanes: int) -> list[_Lane]:
+        """``fn(chain)`` on the first ``n_lanes`` chains (zeroed), each in its own thread; returns
+        the chains."""
+        chains = self.chains[:n_lanes]
+        for chain in chains:
+            chain.reset()
+        if self.pool is None or n_lanes <= 1:
+            fn(chains[0])
+        else:
+            list(self.pool.map(fn, chains))
+        return chains
+
+    def fits(self, problem: Problem, n_lanes: int, block_size: int) -> bool:
+        return (self.problem is problem and self.sub == min(SUB_BATCH, moment_block(block_size))
+                and len(self.chains) >= n_lanes)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+
+    def __enter__(self) -> Lanes:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def _merge_lanes(lanes: list[_Lane]):
@@ -185,7 +231,8 @@ def _split_call(problem: Problem, params, block_size: int, n_lanes: int, keep: b
 
 
 def run_chunk(problem: Problem, factors: list[Factor], seed: int, first_block: int, stop_block: int,
-              block_size: int, n_lanes: int = 1, n_replicates: int | None = None) -> ChunkState:
+              block_size: int, n_lanes: int = 1, n_replicates: int | None = None,
+              lanes: Lanes | None = None) -> ChunkState:
     """Run work blocks ``first_block .. stop_block - 1`` of a Monte Carlo run of ``n_replicates``
     (the last block may be partial).
 
@@ -195,7 +242,7 @@ def run_chunk(problem: Problem, factors: list[Factor], seed: int, first_block: i
     scores, sorts and accumulates its blocks with its own integer accumulators, so one lane's
     NumPy sort overlaps the other's kernels.  Which lane takes which block changes no result:
     integer counts add up the same in any grouping, and a block's score moments are that block's
-    own sum."""
+    own sum.  ``lanes`` (:class:`Lanes`) keeps the threads and buffers from chunk to chunk."""
     start = first_block * block_size
     stop = stop_block * block_size if n_replicates is None else min(stop_block * block_size, n_replicates)
     size = moment_block(block_size)
@@ -213,15 +260,19 @@ def run_chunk(problem: Problem, factors: list[Factor], seed: int, first_block: i
         with taking:
             return next(blocks, None)
 
-    def lane_run(lane: int) -> _Lane:
-        chain = _Lane(problem, min(SUB_BATCH, size))
+    def lane_run(chain: _Lane) -> None:
         while (k := take()) is not None:
             lo, hi = ranges[k]
             chain.run_block(mapping(replicate_uniforms(seed, lo, hi, columns)), moments[k])
-        return chain
 
-    lanes = _in_lanes(lane_run, n_lanes)
-    hist, shift_hist, pairs = _merge_lanes(lanes)
+    own = lanes is None or not lanes.fits(problem, n_lanes, block_size)
+    if own:
+        lanes = Lanes(problem, n_lanes, block_size)
+    try:
+        hist, shift_hist, pairs = _merge_lanes(lanes.run(lane_run, n_lanes))  # new arrays: the lanes' are reused
+    finally:
+        if own:
+            lanes.close()
     return ChunkState(hist, shift_hist, pairs, {lo // size: moments[k] for k, (lo, _) in enumerate(ranges)},
                       set(range(first_block, stop_block)))
 

@@ -20,7 +20,7 @@ from ..io import write_json, write_table
 from ..pipeline import ScoreResult, score
 from ..progress import Progress
 from .design import RNG_BLOCK, Parameters
-from .montecarlo import ChunkState, RankStatistics, run_chunk, run_design, summarise
+from .montecarlo import ChunkState, Lanes, RankStatistics, run_chunk, run_design, summarise
 from .problem import Problem, build_problem
 from .spec import UncertaintySpec, load_spec, resolve_factors
 
@@ -168,12 +168,23 @@ def uncertainty(framework, data=None, spec: str | Path | Mapping | UncertaintySp
         bar.update(min(chunk[1] * spec.block_size, spec.replicates) - chunk[0] * spec.block_size)
 
     token = hashlib.sha256(json.dumps(fingerprint, default=str).encode()).hexdigest()[:16]
-    merged, info = execute(
-        backend, ranges, threads=threads, client=client, scheduler=scheduler, workers=workers, token=token,
-        local_chunk=lambda first, stop, n_lanes: run_chunk(problem, factors, run_seed, first, stop, spec.block_size,
-                                                           n_lanes, spec.replicates),
-        dask_task=_chunk, dask_args=(problem.without_result(), factors, run_seed, spec.block_size, spec.replicates),
-        on_chunk=on_chunk)
+    lane_sets: dict[int, Lanes] = {}  # in-process lanes, kept from chunk to chunk
+
+    def local_chunk(first: int, stop: int, n_lanes: int) -> ChunkState:
+        if n_lanes not in lane_sets:
+            lane_sets[n_lanes] = Lanes(problem, n_lanes, spec.block_size)
+        return run_chunk(problem, factors, run_seed, first, stop, spec.block_size, n_lanes, spec.replicates,
+                         lanes=lane_sets[n_lanes])
+
+    try:
+        merged, info = execute(
+            backend, ranges, threads=threads, client=client, scheduler=scheduler, workers=workers, token=token,
+            local_chunk=local_chunk, dask_task=_chunk,
+            dask_args=(problem.without_result(), factors, run_seed, spec.block_size, spec.replicates),
+            on_chunk=on_chunk)
+    finally:
+        for lanes in lane_sets.values():
+            lanes.close()
     if merged is not None:
         state = state.merge(merged)
     bar.close()

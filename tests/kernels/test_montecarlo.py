@@ -136,6 +136,27 @@ def test_kernel_equals_twin(case):
     assert state.hist[:, :, :-1].sum() + state.hist[:, :, -1].sum() == block * blocks * problem.n_units * len(problem.targets)
 
 
+def test_lanes_kept_across_chunks_give_each_chunk_its_own_statistics():
+    """Lanes (threads and accumulators) reused from chunk to chunk are zeroed for every chunk:
+    each chunk's statistics equal those of lanes made for it alone — including a last chunk with
+    fewer blocks than lanes, and lanes that do not fit the call (another block size), which
+    run_chunk replaces by its own."""
+    block = 16
+    problem, factors, _, _ = _case("weights only (linear path)", block * 7, 9, block)
+    with mc_analysis.Lanes(problem, 2, block) as lanes:
+        for first, stop in ((0, 3), (3, 6), (6, 7)):
+            kept = run_chunk(problem, factors, 9, first, stop, block, n_lanes=2, lanes=lanes)
+            fresh = run_chunk(problem, factors, 9, first, stop, block, n_lanes=2)
+            np.testing.assert_array_equal(kept.hist, fresh.hist)
+            np.testing.assert_array_equal(kept.shift_hist, fresh.shift_hist)
+            assert kept.blocks == fresh.blocks and kept.n_replicates == (stop - first) * block
+            for b in fresh.moments:
+                np.testing.assert_array_equal(kept.moments[b], fresh.moments[b])
+        assert not lanes.fits(problem, 2, 2 * block) and not lanes.fits(problem, 3, block)
+        other = run_chunk(problem, factors, 9, 0, 2, 2 * block, n_lanes=2, lanes=lanes)
+        np.testing.assert_array_equal(other.hist, run_chunk(problem, factors, 9, 0, 2, 2 * block, n_lanes=2).hist)
+
+
 def test_blocks_taken_unevenly_by_lanes_change_nothing(monkeypatch):
     """Lanes take the next free block as they finish one: a lane held up takes fewer blocks, and
     the statistics are still those of one lane doing every block."""
