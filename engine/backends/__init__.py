@@ -53,7 +53,8 @@ def execute(backend: str, ranges: list[tuple[int, int]], *, local_chunk: Callabl
 
     def accumulate(chunk: tuple[int, int], chunk_state) -> None:
         nonlocal merged
-        merged = chunk_state if merged is None else merged.merge(chunk_state)
+        # the first chunk's state is copied once, then every chunk is added into that copy in place
+        merged = chunk_state.copy() if merged is None else merged.absorb(chunk_state)
         on_chunk(chunk, chunk_state)
 
     run_local(local_chunk, ranges, lanes, accumulate)

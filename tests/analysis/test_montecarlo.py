@@ -148,6 +148,39 @@ def test_quantile_from_counts_row_by_row_equals_numpy(q):
     assert got[:-1].tolist() == [quantile_from_counts(c, q) for c in counts[:-1]]
 
 
+def test_absorb_is_merge_in_place(reference_run):
+    """absorb adds another state into this one's own arrays — the same totals as merge — and
+    leaves the other state (and a copy's source) untouched; a block counted twice is refused."""
+    problem = reference_run.problem
+    rng = np.random.default_rng(4)
+
+    def state(blocks, extra):
+        s = ChunkState.empty(problem)
+        s.hist[...] = rng.integers(0, 5, s.hist.shape)
+        s.shift_hist[...] = rng.integers(0, 5, s.shift_hist.shape)
+        s.moments.update({b: rng.random((len(problem.targets), problem.n_units, 2)) for b in blocks})
+        s.blocks |= set(blocks)
+        s.extra.update(extra)
+        return s
+
+    a = state([0, 1], {"x": np.arange(3)})
+    b = state([2], {"x": np.ones(3, np.int64), "y": np.full(2, 7)})
+    merged = a.merge(b)
+    before_a, before_b = a.hist.copy(), b.hist.copy()
+    target = a.copy()
+    assert target.absorb(b) is target
+    np.testing.assert_array_equal(target.hist, merged.hist)
+    np.testing.assert_array_equal(target.shift_hist, merged.shift_hist)
+    assert target.blocks == merged.blocks and target.moments.keys() == merged.moments.keys()
+    assert target.extra["x"].tolist() == [1, 2, 3] and target.extra["y"].tolist() == [7, 7]
+    target.absorb(state([3], {"y": np.ones(2, np.int64)}))
+    assert b.extra["y"].tolist() == [7, 7]  # an array taken from another state is copied, not shared
+    np.testing.assert_array_equal(a.hist, before_a)
+    np.testing.assert_array_equal(b.hist, before_b)
+    with pytest.raises(ValueError, match="blocks counted twice"):
+        target.absorb(state([1], {}))
+
+
 def test_summary_of_a_unit_never_ranked(reference_run):
     """A unit without a rank in every replicate: no rank statistics (NaN, best/worst 0), P(missing)
     1; a unit always at rank 2: every rank statistic 2."""
