@@ -82,6 +82,13 @@ def _chunk(problem: Problem, factors, seed: int, block_size: int, n_replicates: 
         numba.set_num_threads(previous)
 
 
+#: Replicates per chunk when chunks are checkpoints or Dask tasks (a folder stored with one chunk
+#: size resumes only with the same: keep this value).
+CHUNK_REPLICATES = 65536
+#: Replicates per chunk of an in-process run that stores nothing.
+LOCAL_CHUNK_REPLICATES = 262144
+
+
 def _fingerprint(result: ScoreResult, spec: UncertaintySpec, seed: int, n_blocks: int) -> dict[str, Any]:
     """What a stored run must share with a run resuming it (the stored arrays' shapes are checked
     chunk by chunk when they are loaded, :meth:`ChunkStore.load`)."""
@@ -117,6 +124,11 @@ def uncertainty(framework, data=None, spec: str | Path | Mapping | UncertaintySp
         ``framework.node_ids`` order, or a mapping ``{node_id: array (n,)}`` (other nodes nominal).
     progress
         Show a progress bar on stderr.
+    chunk_blocks
+        Blocks per chunk, the unit of work of the backends, of checkpoints and of progress (no
+        effect on results).  Default: 65,536 replicates' worth when checkpointing (``out``) or on
+        Dask (resume granularity, tasks to balance over workers), 262,144 otherwise (fewer chunk
+        ends, where lanes wait for each other).
 
     Returns
     -------
@@ -144,7 +156,8 @@ def uncertainty(framework, data=None, spec: str | Path | Mapping | UncertaintySp
         raise SchemaError(f"block_size {spec.block_size} must be a multiple or a divisor of {RNG_BLOCK}",
                           fix="use e.g. 1024, 4096 or 8192 (or 64, 256 for tiny runs)")
     n_blocks = -(-spec.replicates // spec.block_size)
-    chunk_blocks = chunk_blocks or max(1, 65536 // spec.block_size)
+    per_chunk = CHUNK_REPLICATES if out is not None or backend == "dask" else LOCAL_CHUNK_REPLICATES
+    chunk_blocks = chunk_blocks or max(1, per_chunk // spec.block_size)
     from ..backends import chunk_ranges, execute
 
     fingerprint = _fingerprint(nominal, spec, run_seed, n_blocks)
