@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 
 from .. import __version__
-from ..errors import SchemaError
+from ..errors import DataError, SchemaError
 from ..io import write_json, write_table
 from ..pipeline import ScoreResult, score
 from ..progress import Progress
@@ -169,6 +169,12 @@ def uncertainty(framework, data=None, spec: str | Path | Mapping | UncertaintySp
         store = ChunkStore(out, fingerprint, resume=resume)
         done = store.load(ChunkState.empty(problem)) if resume else {}
     ranges = chunk_ranges(n_blocks, chunk_blocks, set(done))
+    stored_blocks = {b for first, stop in done for b in range(first, stop)}
+    if any(b in stored_blocks for first, stop in ranges for b in range(first, stop)):
+        sizes = sorted({stop - first for first, stop in done})
+        raise DataError(f"cannot resume: the stored chunks ({sizes[-1]} blocks each) do not line up with chunks of "
+                        f"{chunk_blocks} blocks", path=str(out),
+                        fix=f"resume with chunk_blocks={sizes[-1]} (or the default), as the run was started")
     bar = Progress(spec.replicates, enabled=progress)
     bar.update(sum(min(c[1] * spec.block_size, spec.replicates) - c[0] * spec.block_size for c in done))
     state = ChunkState.empty(problem)

@@ -152,3 +152,19 @@ def test_resuming_chunks_of_another_accumulator_layout_is_refused(tmp_path):
     with pytest.raises(DataError, match=r"stored chunk chunk_.*has shift_hist of shape") as info:
         uncertainty("asem", spec=SPEC, replicates=2048, seed=1, block_size=1024, out=out, resume=True)
     assert "new --out folder" in info.value.fix
+
+
+def test_resuming_with_another_chunk_size_is_refused_clearly(tmp_path):
+    """Stored chunks of 2 blocks; resuming with chunks that straddle them would count blocks
+    twice: refused before any work, with the chunk size to use."""
+    from engine.errors import DataError
+
+    out = tmp_path / "run"
+    uncertainty("asem", spec=SPEC, replicates=4 * 1024, seed=1, block_size=1024, out=out, chunk_blocks=2)
+    with pytest.raises(DataError, match="do not line up with chunks of 3 blocks") as info:
+        uncertainty("asem", spec=SPEC, replicates=4 * 1024, seed=1, block_size=1024, out=out, resume=True,
+                    chunk_blocks=3)
+    assert "chunk_blocks=2" in info.value.fix
+    again = uncertainty("asem", spec=SPEC, replicates=4 * 1024, seed=1, block_size=1024, out=out, resume=True,
+                        chunk_blocks=2)
+    assert again.manifest["resumed_chunks"] == 2
