@@ -10,7 +10,7 @@ workers.
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -184,30 +184,38 @@ class Lanes:
     a chunk then starts no thread and touches no fresh memory, which otherwise costs a few
     milliseconds per chunk (thread start, first-touch page faults, a lane waiting for the other's
     start-up).  ``with Lanes(...) as lanes: run_chunk(..., lanes=lanes)``; without it, run_chunk
-    makes its own for the one chunk."""
+    makes its own for the one chunk.  One chunk at a time: a Lanes is not shared by concurrent
+    run_chunk calls."""
 
     def __init__(self, problem: Problem, n_lanes: int, block_size: int):
         self.problem, self.sub = problem, min(SUB_BATCH, moment_block(block_size))
         self.chains = [_Lane(problem, self.sub) for _ in range(max(1, n_lanes))]
         self.pool = ThreadPoolExecutor(len(self.chains)) if len(self.chains) > 1 else None
+        self.closed = False
 
     def run(self, fn, n_lanes: int) -> list[_Lane]:
         """``fn(chain)`` on the first ``n_lanes`` chains (zeroed), each in its own thread; returns
-        the chains."""
+        the chains.  Returns or raises only once every lane has stopped (a lane that fails must
+        make the others stop, see :func:`run_chunk`), so no lane is still counting into its chain
+        when the next chunk zeroes it."""
         chains = self.chains[:n_lanes]
         for chain in chains:
             chain.reset()
         if self.pool is None or n_lanes <= 1:
             fn(chains[0])
-        else:
-            list(self.pool.map(fn, chains))
+            return chains
+        futures = [self.pool.submit(fn, chain) for chain in chains]
+        wait(futures)
+        for future in futures:
+            future.result()  # the first lane's error, if any
         return chains
 
     def fits(self, problem: Problem, n_lanes: int, block_size: int) -> bool:
-        return (self.problem is problem and self.sub == min(SUB_BATCH, moment_block(block_size))
+        return (not self.closed and self.problem is problem and self.sub == min(SUB_BATCH, moment_block(block_size))
                 and len(self.chains) >= n_lanes)
 
     def close(self) -> None:
+        self.closed = True
         if self.pool is not None:
             self.pool.shutdown()
 
@@ -286,15 +294,20 @@ def run_chunk(problem: Problem, factors: list[Factor], seed: int, first_block: i
     mapping = ParameterMap(factors, problem)  # set up once, called per block
     blocks = iter(range(len(ranges)))  # the blocks not yet taken
     taking = threading.Lock()
+    failed = threading.Event()  # a lane failed: the others take no further block
 
     def take() -> int | None:
         with taking:
-            return next(blocks, None)
+            return None if failed.is_set() else next(blocks, None)
 
     def lane_run(chain: _Lane) -> None:
-        while (k := take()) is not None:
-            lo, hi = ranges[k]
-            chain.run_block(mapping(replicate_uniforms(seed, lo, hi, columns)), moments[k])
+        try:
+            while (k := take()) is not None:
+                lo, hi = ranges[k]
+                chain.run_block(mapping(replicate_uniforms(seed, lo, hi, columns)), moments[k])
+        except BaseException:
+            failed.set()
+            raise
 
     own = lanes is None or not lanes.fits(problem, n_lanes, block_size)
     if own:

@@ -128,7 +128,8 @@ def uncertainty(framework, data=None, spec: str | Path | Mapping | UncertaintySp
         Blocks per chunk, the unit of work of the backends, of checkpoints and of progress (no
         effect on results).  Default: 65,536 replicates' worth when checkpointing (``out``) or on
         Dask (resume granularity, tasks to balance over workers), 262,144 otherwise (fewer chunk
-        ends, where lanes wait for each other).
+        ends, where lanes wait for each other).  A stored run resumes only with the chunk size it
+        was started with.
 
     Returns
     -------
@@ -171,10 +172,10 @@ def uncertainty(framework, data=None, spec: str | Path | Mapping | UncertaintySp
     ranges = chunk_ranges(n_blocks, chunk_blocks, set(done))
     stored_blocks = {b for first, stop in done for b in range(first, stop)}
     if any(b in stored_blocks for first, stop in ranges for b in range(first, stop)):
-        sizes = sorted({stop - first for first, stop in done})
-        raise DataError(f"cannot resume: the stored chunks ({sizes[-1]} blocks each) do not line up with chunks of "
-                        f"{chunk_blocks} blocks", path=str(out),
-                        fix=f"resume with chunk_blocks={sizes[-1]} (or the default), as the run was started")
+        whole = sorted({stop - first for first, stop in done if stop < n_blocks})  # not the run's last chunk
+        started_with = f"chunk_blocks={whole[-1]}" if len(whole) == 1 else "the chunk_blocks"
+        raise DataError(f"cannot resume: the stored chunks do not line up with chunks of {chunk_blocks} blocks",
+                        path=str(out), fix=f"resume with {started_with} the run was started with")
     bar = Progress(spec.replicates, enabled=progress)
     bar.update(sum(min(c[1] * spec.block_size, spec.replicates) - c[0] * spec.block_size for c in done))
     state = ChunkState.empty(problem)
@@ -204,6 +205,7 @@ def uncertainty(framework, data=None, spec: str | Path | Mapping | UncertaintySp
     finally:
         for lanes in lane_sets.values():
             lanes.close()
+        lane_sets.clear()  # their buffers are not needed for the summaries
     if merged is not None:
         state = state.merge(merged)
     bar.close()

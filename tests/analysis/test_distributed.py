@@ -168,3 +168,12 @@ def test_resuming_with_another_chunk_size_is_refused_clearly(tmp_path):
     again = uncertainty("asem", spec=SPEC, replicates=4 * 1024, seed=1, block_size=1024, out=out, resume=True,
                         chunk_blocks=2)
     assert again.manifest["resumed_chunks"] == 2
+
+
+def test_checkpointed_runs_keep_chunks_of_65536_replicates(tmp_path):
+    """Stored chunks stay at 65,536 replicates (64 blocks of 1024): folders written before the
+    in-process default grew to 262,144 resume unchanged."""
+    out = tmp_path / "run"
+    uncertainty("asem", spec=SPEC, replicates=70 * 1024, seed=1, block_size=1024, out=out)
+    names = sorted(p.name for p in (out / "chunks").glob("chunk_*.npz"))
+    assert names == ["chunk_000000000_000000064.npz", "chunk_000000064_000000070.npz"]

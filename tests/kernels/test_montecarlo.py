@@ -157,6 +157,35 @@ def test_lanes_kept_across_chunks_give_each_chunk_its_own_statistics():
         np.testing.assert_array_equal(other.hist, run_chunk(problem, factors, 9, 0, 2, 2 * block, n_lanes=2).hist)
 
 
+def test_a_failing_lane_stops_the_chunk_and_leaves_the_lanes_reusable(monkeypatch):
+    """A lane that raises makes the other lanes stop taking blocks; run_chunk raises only once
+    every lane has stopped, so kept lanes give the next chunk exactly its own statistics."""
+    block = 16
+    problem, factors, _, _ = _case("weights only (linear path)", block * 40, 4, block)
+    run_block = mc_analysis._Lane.run_block
+    done = []
+
+    def failing(self, params, moments):
+        if not done:
+            done.append("failed")
+            raise RuntimeError("lane failure")
+        run_block(self, params, moments)
+        done.append("block")
+
+    with mc_analysis.Lanes(problem, 2, block) as lanes:
+        monkeypatch.setattr(mc_analysis._Lane, "run_block", failing)
+        with pytest.raises(RuntimeError, match="lane failure"):
+            run_chunk(problem, factors, 4, 0, 40, block, n_lanes=2, lanes=lanes)
+        assert len(done) < 40  # the other lane stopped early
+        monkeypatch.setattr(mc_analysis._Lane, "run_block", run_block)
+        after = run_chunk(problem, factors, 4, 0, 10, block, n_lanes=2, lanes=lanes)
+    fresh = run_chunk(problem, factors, 4, 0, 10, block, n_lanes=2)
+    assert after.n_replicates == 10 * block
+    np.testing.assert_array_equal(after.hist, fresh.hist)
+    np.testing.assert_array_equal(after.shift_hist, fresh.shift_hist)
+    assert not lanes.fits(problem, 2, block)  # closed lanes are not reused
+
+
 def test_blocks_taken_unevenly_by_lanes_change_nothing(monkeypatch):
     """Lanes take the next free block as they finish one: a lane held up takes fewer blocks, and
     the statistics are still those of one lane doing every block."""
