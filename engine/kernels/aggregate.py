@@ -137,9 +137,13 @@ def harmonic(values, weights, min_coverage, out):
 
 @jit
 def copeland(values, weights, min_coverage, out):
-    """Weighted Copeland score: sum over opponents j of sign(share_ij - 1/2), where share_ij is
-    the weight of components where i is ahead plus half the weight of ties, over the weight of
-    components both units have.  O(n_units^2 k)."""
+    """Weighted Copeland score: sum over opponents j of sign(ahead_ij - behind_ij), where ahead_ij
+    (behind_ij) is the weight of the components both units have and where i is ahead (behind).
+
+    This is sign(share_ij - 1/2) with share_ij = (ahead + tied / 2) / (ahead + tied + behind), but
+    compared without forming the share: behind_ij is ahead_ji summed in the same order, so the
+    comparison is antisymmetric bit for bit and the scores of a node sum to zero (a share of exactly
+    one half computed in floating point can land on either side).  O(n_units^2 k)."""
     n, k_count = values.shape
     scored = np.zeros(n, np.bool_)
     for i in range(n):
@@ -152,24 +156,19 @@ def copeland(values, weights, min_coverage, out):
         for j in range(n):
             if j == i or not scored[j]:
                 continue
-            total = 0.0
             ahead = 0.0
-            tied = 0.0
+            behind = 0.0
             for k in range(k_count):
                 a = values[i, k]
                 b = values[j, k]
                 if np.isfinite(a) and np.isfinite(b):
-                    total += weights[k]
                     if a > b:
                         ahead += weights[k]
-                    elif a == b:
-                        tied += weights[k]
-            if total == 0.0:
-                continue
-            share = (ahead + 0.5 * tied) / total
-            if share > 0.5:
+                    elif a < b:
+                        behind += weights[k]
+            if ahead > behind:
                 score += 1.0
-            elif share < 0.5:
+            elif ahead < behind:
                 score -= 1.0
         out[i] = score
     return out

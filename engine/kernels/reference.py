@@ -231,9 +231,10 @@ def harmonic(values: np.ndarray, weights: np.ndarray, min_coverage: float) -> np
 def copeland(values: np.ndarray, weights: np.ndarray, min_coverage: float) -> np.ndarray:
     """Weighted Copeland outranking score: wins minus losses against every other scored unit.
 
-    Unit i beats j when the weight of the components where i is ahead, plus half the weight of
-    the ties, exceeds half of the weight of the components both have; units below the coverage
-    threshold get no score and are no one's opponent."""
+    Unit i beats j when the weight of the components (both units have) where i is ahead exceeds the
+    weight of those where i is behind, i.e. when (ahead + ties / 2) / total > 1/2, compared without
+    the division so that i beats j exactly when j loses to i; units below the coverage threshold
+    get no score and are no one's opponent."""
     rows = values.tolist()
     scored = [_covered(row, min_coverage) is not None for row in rows]
     out = np.full(len(rows), np.nan)
@@ -245,13 +246,9 @@ def copeland(values: np.ndarray, weights: np.ndarray, min_coverage: float) -> np
             if j == i or not scored[j]:
                 continue
             both = [k for k in range(len(row_i)) if math.isfinite(row_i[k]) and math.isfinite(row_j[k])]
-            total = sum(weights[k] for k in both)
-            if total == 0:
-                continue
             ahead = sum(weights[k] for k in both if row_i[k] > row_j[k])
-            tied = sum(weights[k] for k in both if row_i[k] == row_j[k])
-            share = (ahead + 0.5 * tied) / total
-            score += 1.0 if share > 0.5 else -1.0 if share < 0.5 else 0.0
+            behind = sum(weights[k] for k in both if row_i[k] < row_j[k])
+            score += 1.0 if ahead > behind else -1.0 if ahead < behind else 0.0
         out[i] = score
     return out
 
@@ -298,10 +295,31 @@ def rank_desc(x: np.ndarray) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- tiers
 
+def _two_sum(a: float, b: float) -> tuple[float, float]:
+    s = a + b
+    v = s - a
+    return s, (a - (s - v)) + (b - v)
+
+
+def _two_prod(a: float, b: float) -> tuple[float, float]:
+    p = a * b
+    ah = 134217729.0 * a - (134217729.0 * a - a)
+    bh = 134217729.0 * b - (134217729.0 * b - b)
+    al, bl = a - ah, b - bh
+    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+def _dd_add(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
+    s, e = _two_sum(a[0], b[0])
+    e += a[1] + b[1]
+    return s + e, e - ((s + e) - s)
+
+
 def jenks(sorted_values: np.ndarray, k: int) -> np.ndarray:
     """Fisher–Jenks natural breaks: ``k + 1`` breaks (min, upper bound of each class) of the
     partition of ``sorted_values`` (ascending, finite) into ``k`` contiguous classes with the least
-    total within-class sum of squares.
+    total within-class sum of squares, by the plain O(k d²) dynamic programme (every start of the
+    last class is tried; the kernel searches fewer, see :func:`engine.kernels.tiers.jenks`).
 
     Runs of equal values are never split (the DP works on the distinct values and their counts);
     ``k`` above the number ``d`` of distinct values gives ``d`` classes and repeats the max as the
@@ -318,22 +336,33 @@ def jenks(sorted_values: np.ndarray, k: int) -> np.ndarray:
     d = len(distinct)
     n_classes = min(k, d)
 
-    def within_ss(i: int, j: int) -> float:
-        """Sum of squared deviations from their mean of distinct[i..j] with multiplicities, by the
-        weighted running update (West 1979), adding values from j down to i."""
-        weight = mean = ss = 0.0
-        for t in range(j, i - 1, -1):
-            weight += counts[t]
-            delta = distinct[t] - mean
-            mean += delta * counts[t] / weight
-            ss += counts[t] * delta * (distinct[t] - mean)
-        return ss
+    # prefix sums of w, w·v and w·v² (the last two in double-double: (high, low))
+    weight, s1, s2 = [0.0], [(0.0, 0.0)], [(0.0, 0.0)]
+    for v, w in zip(distinct, counts):
+        weight.append(weight[-1] + w)
+        s1.append(_dd_add(s1[-1], _two_prod(w, v)))
+        square, square_low = _two_prod(v, v)
+        high, low = _two_prod(w, square)
+        s2.append(_dd_add(s2[-1], (high, low + w * square_low)))
 
-    ss = [[within_ss(i, j) if i <= j else math.nan for j in range(d)] for i in range(d)]
+    def within_ss(i: int, j: int) -> float:
+        """Weighted sum of squared deviations from their mean of distinct[i..j]: S2 − S1² / W in
+        double-double, rounded and clamped at 0 (exactly 0 for one distinct value)."""
+        if i == j:
+            return 0.0
+        w = weight[j + 1] - weight[i]
+        a, a_low = _dd_add(s1[j + 1], (-s1[i][0], -s1[i][1]))
+        b = _dd_add(s2[j + 1], (-s2[i][0], -s2[i][1]))
+        square, square_low = _two_prod(a, a)
+        square_low += 2.0 * a * a_low
+        q = square / w
+        p, p_low = _two_prod(q, w)
+        r = ((square - p) - p_low + square_low) / w
+        return max(_dd_add(b, (-q, -r))[0], 0.0)
 
     # best[c][j]: least total within-class SS of distinct[0..j] in c + 1 classes (j >= c);
     # first[c][j]: where the last of those classes starts.
-    best = [[ss[0][j] for j in range(d)]]
+    best = [[within_ss(0, j) for j in range(d)]]
     first = [[0] * d]
     for c in range(1, n_classes):
         best.append([math.nan] * d)
@@ -341,7 +370,7 @@ def jenks(sorted_values: np.ndarray, k: int) -> np.ndarray:
         for j in range(c, d):
             lowest, start = math.inf, j
             for i in range(j, c - 1, -1):  # latest start first: it wins equal totals
-                total = best[c - 1][i - 1] + ss[i][j]
+                total = best[c - 1][i - 1] + within_ss(i, j)
                 if total < lowest:
                     lowest, start = total, i
             best[c][j], first[c][j] = lowest, start

@@ -442,6 +442,21 @@ def test_copeland_hand_computed_with_missing(home):
     np.testing.assert_array_equal(run_aggregation("copeland", values, w, None, 1.0, home), [nan, -1.0, nan, 1.0])
 
 
+@pytest.mark.parametrize("home", ["kernel", "twin"])
+@pytest.mark.parametrize(("k", "ahead", "behind"), [(6, 3, 3), (9, 4, 4), (9, 3, 3), (10, 5, 5), (3, 1, 1), (7, 3, 3)])
+def test_copeland_even_split_is_a_draw(home, k, ahead, behind):
+    """Issue 15 item 4: two units, k equally weighted components (weights 1/k as the framework
+    compiles them), A ahead on ``ahead``, B on ``behind``, tied on the rest: a draw, 0 and 0.  A
+    share (ahead + tied/2) / total formed in floating point landed above 1/2 for both with k = 6 or 9."""
+    values = np.zeros((2, k))
+    values[0, :ahead] = 1.0
+    values[1, ahead:ahead + behind] = 1.0
+    weights = np.full(k, 1.0) / k
+    np.testing.assert_array_equal(run_aggregation("copeland", values, weights, None, 0.0, home), [0.0, 0.0])
+    values[0, -1] = 2.0  # A now ahead on one more (or on the former tie): A wins
+    np.testing.assert_array_equal(run_aggregation("copeland", values, weights, None, 0.0, home), [1.0, -1.0])
+
+
 # ============================================================================ aggregation: the whole tree
 
 #: Three levels of aggregates over eight indicators (columns 0-7); aggregates are columns 8-13 in

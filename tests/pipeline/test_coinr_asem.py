@@ -204,3 +204,18 @@ def test_data_threshold_example_equals_coinr():
     x = np.array([[1, 3, 1], [2, np.nan, np.nan], [3, np.nan, 1]], float)
     y = kagg.arithmetic(x, np.full(3, 1 / 3), 2 / 3, np.empty(3))
     np.testing.assert_allclose(y, [1.666667, np.nan, 2.0], rtol=1e-6)
+
+
+def test_copeland_at_every_node_scores_sum_to_zero(asem_document):
+    """Issue 15 item 4: with Copeland at every aggregate of the shipped ASEM framework the scores of
+    every node sum to 0 (each contest is +1/-1 or 0/0), in the kernel and in its twin.  Comparing a
+    floating-point share with 1/2 gave Instit +458 and Social -46."""
+    aggregates = [node["id"] for node in asem_document["nodes"] if "column" not in node]
+    for node in asem_document["nodes"]:
+        if node["id"] in aggregates:
+            node["aggregation"] = {"method": "copeland"}
+    framework = framework_from_dict(asem_document)
+    for use_reference in (False, True):
+        table = engine.score(framework, use_reference=use_reference).table
+        assert {node: table[node].sum() for node in aggregates} == dict.fromkeys(aggregates, 0.0)
+        assert table.select(aggregates).null_count().sum_horizontal().item() == 0

@@ -8,10 +8,12 @@ policy is under test), so that no power x**p with |p| <= 3 overflows.
 from __future__ import annotations
 
 import itertools
+import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from engine.kernels import aggregate as kernels
@@ -128,6 +130,90 @@ def test_copeland_weights_scaled_by_a_power_of_two_change_nothing(inputs, scale)
     values, weights = inputs
     np.testing.assert_array_equal(run("copeland", values, scale * weights, None),
                                   run("copeland", values, weights, None))
+
+
+# ----------------------------------------------------------------------------- Copeland: exact outranking
+
+def exact_copeland(values: np.ndarray, weights: list[Fraction]) -> list[Fraction | None]:
+    """Copeland scores in exact rational arithmetic (min_coverage 0): i beats j when the weight of the
+    components both have where i is ahead, plus half that of the ties, is more than half of the weight
+    they both have; None for a unit with no present component."""
+    rows = values.tolist()
+    scored = [any(math.isfinite(v) for v in row) for row in rows]
+    out: list[Fraction | None] = []
+    for i, row_i in enumerate(rows):
+        if not scored[i]:
+            out.append(None)
+            continue
+        score = Fraction(0)
+        for j, row_j in enumerate(rows):
+            both = [k for k in range(len(row_i)) if math.isfinite(row_i[k]) and math.isfinite(row_j[k])]
+            if j == i or not scored[j] or not both:
+                continue
+            total = sum(weights[k] for k in both)
+            share = (sum(weights[k] for k in both if row_i[k] > row_j[k])
+                     + sum(weights[k] for k in both if row_i[k] == row_j[k]) / 2) / total
+            score += (share > Fraction(1, 2)) - (share < Fraction(1, 2))
+        out.append(score)
+    return out
+
+
+@st.composite
+def copeland_cases(draw) -> tuple[np.ndarray, list[Fraction]]:
+    """Small integer tables (many ties, missing cells) and the weights a framework gives: equal (1/k, not
+    exact in binary for k = 3, 5, 6, 7, 9, ...) or small integers (exact in binary)."""
+    values = draw(integer_matrices(0, 2, max_units=6, max_indicators=9, missing=(np.nan,)))
+    k = values.shape[1]
+    if draw(st.booleans()):
+        return values, [Fraction(1, k)] * k
+    return values, [Fraction(w) for w in draw(st.lists(st.integers(1, 8), min_size=k, max_size=k))]
+
+
+#: Issue 15 item 4: two units, six weights 1/6, a 3-3 split (both units got +1).
+EVEN_SPLIT = np.array([[1.0, 1.0, 1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0, 1.0, 1.0]])
+UNIT = st.integers(0, 11)
+
+
+@pytest.mark.parametrize("home", ["kernel", "twin"])
+@given(case=copeland_cases())
+@example(case=(EVEN_SPLIT, [Fraction(1, 6)] * 6))
+@example(case=(np.array([[2.0, 2.0, 2.0, 2.0, 0.0, 0.0, 0.0, 0.0, 1.0], [0.0, 0.0, 0.0, 0.0, 2.0, 2.0, 2.0, 2.0, 1.0]]),
+               [Fraction(1, 9)] * 9))
+def test_copeland_equals_exact_rational_scores(home, case):
+    """Kernel and twin equal the Copeland scores computed in exact rationals from the intended weights
+    (1/k, or integers), passed as floats: a share of exactly 1/2 is a draw."""
+    values, weights = case
+    floats = np.array([float(w) for w in weights])
+    actual = run("copeland", values, floats, None) if home == "kernel" else twin("copeland", values, floats, None)
+    expected = [np.nan if s is None else float(s) for s in exact_copeland(values, weights)]
+    np.testing.assert_array_equal(actual, expected)
+
+
+@st.composite
+def tie_cases(draw) -> tuple[np.ndarray, np.ndarray]:
+    """Tables with few distinct values (many ties), negatives and missing cells, and any weights: random
+    positive ones, or equal ones 1/k."""
+    values = draw(integer_matrices(-2, 2, max_indicators=9))
+    k = values.shape[1]
+    return values, draw(st.one_of(weight_vectors(k), st.just(np.full(k, 1.0 / k))))
+
+
+@pytest.mark.parametrize("home", ["kernel", "twin"])
+@given(case=tie_cases(), min_coverage=COVERAGE, pair=st.tuples(UNIT, UNIT))
+@example(case=(EVEN_SPLIT, np.full(6, 1 / 6)), min_coverage=0.0, pair=(0, 1))
+def test_copeland_scores_sum_to_zero_and_swapping_two_units_swaps_their_scores(home, case, min_coverage, pair):
+    """Each contest gives +1/-1 or 0/0, so the scores of a node sum to exactly zero (whatever the
+    weights and ties); exchanging two units' data exchanges their scores and leaves the others."""
+    values, weights = case
+    score = run if home == "kernel" else twin
+    scores = score("copeland", values, weights, None, min_coverage)
+    assert np.nansum(scores) == 0.0
+    i, j = (p % values.shape[0] for p in pair)
+    swapped = values.copy()
+    swapped[[i, j]] = values[[j, i]]
+    expected = scores.copy()
+    expected[[i, j]] = scores[[j, i]]
+    np.testing.assert_array_equal(score("copeland", swapped, weights, None, min_coverage), expected)
 
 
 def small_framework() -> object:
