@@ -3,7 +3,9 @@
 The only method is ``"jenks"`` (Fisher–Jenks natural breaks): the sorted present scores are split
 into ``k`` contiguous classes with the least total within-class sum of squared deviations, by exact
 dynamic programming (:func:`engine.kernels.tiers.jenks`, twin :func:`engine.kernels.reference.jenks`).
-Time O(k d²) for ``d`` distinct scores: about 0.2 s for 5,000 distinct scores and k = 5.
+Each layer of the DP is solved by divide and conquer, so the time is O(k d log d) for ``d``
+distinct scores: measured (k = 5, all scores distinct) 0.02 s for 10⁴, 0.2 s for 10⁵ and 2.7 s for
+10⁶ units (the plain O(k d²) DP took 0.8 s, 80 s and hours).
 
 Policies:
 

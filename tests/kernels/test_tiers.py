@@ -2,7 +2,9 @@
 ``engine.tiers`` API around it.
 
 * Kernel == twin **bit for bit** (``assert_array_equal``) on an edge catalogue crossed with ``k``,
-  and with Hypothesis: both do the same float operations in the same order.
+  and with Hypothesis: both compute the same sums of squares with the same float operations; the
+  kernel searches the starts of a class by divide and conquer, the twin tries all of them, so the
+  comparison also checks that the divide and conquer finds the plain DP's choice (also at d ~ 400).
 * Optimality is checked independently of both homes: for n <= 9 and k <= 4 every contiguous
   partition of the sorted values is enumerated and the DP's total within-class sum of squares must
   equal the brute-force minimum (relative 1e-9; sums of squares computed with ``math.fsum``).
@@ -231,6 +233,43 @@ def test_dp_reaches_the_brute_force_minimum_on_a_seeded_sample():
         x = np.sort(rng.integers(0, 12, size=9).astype(np.float64))
         for k in range(1, 5):
             assert_same_minimum(within_ss(classes(x, run_kernel(x, k))), brute_force_minimum(x, k), x)
+
+
+def test_kernel_equals_twin_on_hundreds_of_distinct_values():
+    """Deep divide-and-conquer recursions (d ~ 400, many ties among rounded values) against the
+    twin's full search, bit for bit."""
+    rng = np.random.default_rng(7)
+    for x in (np.sort(rng.gamma(2.0, 10.0, size=400)), np.sort(np.round(rng.normal(50.0, 15.0, size=600)))):
+        for k in (2, 5, 9):
+            np.testing.assert_array_equal(run_kernel(x, k), reference.jenks(x, k))
+
+
+@pytest.mark.parametrize("home", ["kernel", "twin"])
+def test_exactly_equal_totals_follow_the_tie_rule(home):
+    """{2, 2} {3, 3, 3, 4, 4} and {2, 2, 3, 3, 3} {4, 4} both cost 6/5 exactly: the top class starts
+    latest.  (The earlier running-update sums of squares rounded the two totals apart and chose
+    the other one.)"""
+    x = np.array([2.0, 2.0, 3.0, 3.0, 3.0, 4.0, 4.0])
+    breaks = run_kernel(x, 2) if home == "kernel" else reference.jenks(x, 2)
+    assert breaks.tolist() == [2.0, 3.0, 4.0]
+
+
+def test_tight_classes_far_from_zero_are_not_lost_to_cancellation():
+    """Sums of squares from prefix sums: a float64 ``S2 - S1^2 / W`` would lose the spread of
+    {1e6, 1e6 + 1e-6} (~1e-13) against 1e12; the double-double sums keep the optimum."""
+    x = np.array([0.0, 1e-6, 3e-6, 1e6 - 3e-6, 1e6, 1e6 + 1e-6])
+    for k in (2, 3, 4, 5):
+        breaks = run_kernel(x, k)
+        assert_same_minimum(within_ss(classes(x, breaks)), brute_force_minimum(x, k), x)
+    assert run_kernel(x, 4).tolist() == [0.0, 1e-6, 3e-6, 1e6 - 3e-6, 1e6 + 1e-6]
+
+
+@pytest.mark.timeout(120)
+def test_a_hundred_thousand_units_is_fast():
+    """10^5 distinct scores, k = 5: O(k d log d) (~0.2 s measured; the O(k d^2) DP took 80 s)."""
+    scores = np.random.default_rng(0).gamma(2.0, 10.0, size=100_000)
+    tiers = assign_tiers(scores, k=5)
+    assert np.bincount(tiers).tolist() == [0, 2814, 10512, 21318, 31899, 33457]
 
 
 def test_five_thousand_units():
