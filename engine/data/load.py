@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import polars as pl
 from ..errors import DataError, preview
 from ..resources import shipped_datasets
 
-__all__ = ["Dataset", "load_data", "read_table"]
+__all__ = ["Dataset", "load_data", "read_table", "suggest"]
 
 _READERS = {
     ".csv": "csv", ".tsv": "csv", ".txt": "csv",
@@ -32,8 +34,70 @@ class Dataset:
     meta: dict = field(default_factory=dict)  #: Free metadata (e.g. ``{"synthetic": True}``).
 
 
-def read_table(path: str | Path, *, sheet: str | None = None) -> pl.DataFrame:
-    """Read a file into a Polars DataFrame, choosing the reader by extension."""
+#: Cells read as missing in the data columns (the unit, label and group columns keep them as text).
+NULL_VALUES = ["", "NA", "NaN", "nan", "null"]
+#: Encodings tried in turn when none is given: UTF-8 (a byte-order mark is dropped), then GB18030
+#: (a superset of GBK and GB2312, what Excel on a Chinese Windows writes as "CSV").
+_ENCODINGS = ("utf-8", "gb18030")
+#: First bytes of each Excel container: xlsx/xlsm are zip files, xls an OLE compound document.
+_MAGIC = {".xlsx": b"PK\x03\x04", ".xlsm": b"PK\x03\x04", ".xls": b"\xd0\xcf\x11\xe0"}
+_INTEGER_ID = r"^-?[1-9][0-9]{0,17}$|^0$"
+
+
+def suggest(name: str, candidates: Iterable[str]) -> str:
+    """``" (did you mean 'x'?)"`` for the closest of ``candidates``, or ``""``."""
+    close = difflib.get_close_matches(name, [str(c) for c in candidates], n=3, cutoff=0.6)
+    return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+
+
+def _decode(data: bytes, path: Path, encoding: str | None) -> tuple[bytes, str]:
+    """The file's bytes as UTF-8 and the encoding they were read in (given, or detected)."""
+    if encoding is not None:
+        try:
+            return data.decode(encoding).encode("utf-8"), encoding
+        except LookupError:
+            raise DataError(f"unknown encoding {encoding!r}", path=str(path),
+                            fix="use a Python codec name, e.g. utf-8, gb18030, gbk, big5, latin-1") from None
+        except UnicodeDecodeError as exc:
+            raise DataError(f"the file is not valid {encoding} text (byte {exc.start}: {exc.reason})",
+                            path=str(path), fix="give the file's real encoding, or leave it out to detect it") from None
+    for candidate in _ENCODINGS:
+        try:
+            text = data.decode(candidate)
+        except UnicodeDecodeError:
+            continue
+        if candidate == "utf-8":
+            return data, "utf-8-sig" if text.startswith("\ufeff") else "utf-8"
+        if _looks_chinese(text):
+            return text.encode("utf-8"), candidate
+    raise DataError("cannot read the file: it is not UTF-8 text, and read as GB18030/GBK it does not give Chinese "
+                    "text either", path=str(path),
+                    fix="give its encoding (--encoding / `encoding=`, e.g. latin-1, cp1252, big5), or save it as UTF-8")
+
+
+def _looks_chinese(text: str, sample: int = 65_536) -> bool:
+    """Most non-ASCII characters are common Chinese (GB2312) ones: Latin-1 or cp1252 bytes also
+    decode as GB18030, but into rare characters (``Zürich`` → ``Z黵ich``)."""
+    rare = common = 0
+    for ch in text[:sample]:
+        if ord(ch) > 127:
+            try:
+                ch.encode("gb2312")
+                common += 1
+            except UnicodeEncodeError:
+                rare += 1
+    return common >= rare
+
+
+def read_table(path: str | Path, *, sheet: str | None = None, encoding: str | None = None, skip_rows: int = 0,
+               text_columns: Iterable[str] = (), meta: dict | None = None) -> pl.DataFrame:
+    """Read a file into a Polars DataFrame, choosing the reader by extension.
+
+    CSV files are read as UTF-8 or, failing that, GB18030 (GBK) unless ``encoding`` is given;
+    ``skip_rows`` title rows above the header are skipped (CSV and Excel).  ``text_columns``
+    (unit id, label, groups) are read as text in which only empty cells are missing, so ids such
+    as ``NA`` or ``null`` stay ids.  The encoding read is stored in ``meta["encoding"]``.
+    """
     path = Path(path)
     kind = _READERS.get(path.suffix.lower())
     if kind is None:
@@ -41,29 +105,87 @@ def read_table(path: str | Path, *, sheet: str | None = None) -> pl.DataFrame:
                         fix=f"use one of {', '.join(sorted(_READERS))}")
     if not path.is_file():
         raise DataError("file not found", path=str(path), fix="check the path")
+    if skip_rows < 0:
+        raise DataError(f"skip_rows must be >= 0, got {skip_rows}", path=str(path),
+                        fix="give the number of title rows above the header")
+    text_columns = list(dict.fromkeys(text_columns))
+    meta = meta if meta is not None else {}
     try:
         if kind == "csv":
-            table = pl.read_csv(path, infer_schema_length=None, separator="\t" if path.suffix.lower() == ".tsv" else ",",
-                                null_values=["", "NA", "NaN", "nan", "null"])
+            data, meta["encoding"] = _decode(path.read_bytes(), path, encoding)
+            options = {"separator": "\t" if path.suffix.lower() == ".tsv" else ",", "skip_rows": skip_rows}
+            table = pl.read_csv(data, infer_schema_length=None, null_values=NULL_VALUES, **options)
+            header = [c.lstrip("\ufeff") for c in table.columns]
+            wanted = [c for c in text_columns if c in header]
+            if wanted:  # the same columns again, as text with only empty cells missing
+                names = dict(zip(table.columns, header, strict=True))
+                text = pl.read_csv(data, infer_schema=False, **options).rename(names)
+                table = table.rename(names).with_columns(_as_id(text[c]) for c in wanted)
         elif kind == "parquet":
             table = pl.read_parquet(path)
         elif kind == "ipc":
             table = pl.read_ipc(path)
         else:
-            try:
-                table = pl.read_excel(path, sheet_name=sheet) if sheet else pl.read_excel(path)
-            except (pl.exceptions.PolarsError, OSError, ValueError):
-                raise
-            except Exception as exc:  # fastexcel's CalamineError & co. are not PolarsErrors
-                raise ValueError(str(exc)) from exc
+            magic = _MAGIC[path.suffix.lower()]
+            with open(path, "rb") as handle:
+                start = handle.read(len(magic))
+            if start != magic:
+                looks = "text (a CSV file?)" if _is_text(path) else "another format"
+                raise DataError(f"the file is named {path.suffix} but is not an Excel workbook: it looks like {looks}",
+                                path=str(path), fix="give it the extension of its real format (e.g. .csv), "
+                                "or save it from Excel as a workbook")
+            table = _read_excel(path, sheet, skip_rows)
     except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
+        if isinstance(exc, DataError):
+            raise
+        title = "; if title rows sit above the header, skip them with --skip-rows N" \
+            if kind in ("csv", "excel") and not skip_rows else ""
         raise DataError(f"cannot read the file: {exc}", path=str(path),
-                        fix="check that the file is a valid " + kind + " file") from exc
+                        fix=f"check that the file is a valid {kind} file{title}") from exc
     # A UTF-8 byte-order mark can survive in the first header.
     first = table.columns[0] if table.columns else ""
     if first.startswith("\ufeff"):
         table = table.rename({first: first.lstrip("\ufeff")})
     return table
+
+
+def _as_id(values: pl.Series) -> pl.Series:
+    """Id text as written; a column of plain integers (no leading zeros, no sign '+') becomes Int64,
+    as Polars would infer it, since no digit is lost."""
+    present = values.drop_nulls()
+    if present.len() and present.str.contains(_INTEGER_ID).all():
+        return values.cast(pl.Int64)
+    return values
+
+
+def _is_text(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        head = handle.read(4096)
+    return b"\0" not in head and any(_decodes(head, e) for e in _ENCODINGS)
+
+
+def _decodes(data: bytes, encoding: str) -> bool:
+    try:
+        data.decode(encoding)
+    except UnicodeDecodeError as exc:  # a multi-byte character cut at the end of the sample is fine
+        return exc.start >= len(data) - 4
+    return True
+
+
+def _read_excel(path: Path, sheet: str | None, skip_rows: int) -> pl.DataFrame:
+    options = {"read_options": {"header_row": skip_rows}} if skip_rows else {}
+    try:
+        return pl.read_excel(path, sheet_name=sheet, **options) if sheet else pl.read_excel(path, **options)
+    except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
+        if sheet is not None and "sheet" in str(exc):
+            import fastexcel
+
+            names = fastexcel.read_excel(path).sheet_names
+            raise DataError(f"no sheet named {sheet!r}{suggest(sheet, names)}; the workbook has {preview(names, 20)}",
+                            path=str(path), fix="pass one of those names to --sheet / `sheet=`") from None
+        raise
+    except Exception as exc:  # fastexcel's CalamineError & co. are not PolarsErrors
+        raise ValueError(str(exc)) from exc
 
 
 def load_data(
@@ -73,6 +195,8 @@ def load_data(
     groups: tuple[str, ...] | list[str] | None = None,
     label: str | None = None,
     sheet: str | None = None,
+    encoding: str | None = None,
+    skip_rows: int | None = None,
     framework=None,
 ) -> Dataset:
     """Load a data file (or wrap a DataFrame) as a :class:`Dataset`.
@@ -86,6 +210,12 @@ def load_data(
         ``data`` hints when a framework is given.
     sheet
         Excel sheet name (default: the first sheet).
+    encoding
+        Text encoding of a CSV file; by default UTF-8 is tried, then GB18030 (GBK).  The encoding
+        read is recorded in ``Dataset.meta["encoding"]`` (and the score recipe).
+    skip_rows
+        Title rows above the header to skip (CSV and Excel); default: the framework's
+        ``data.skip_rows``, else 0.
 
     Raises
     ------
@@ -119,7 +249,12 @@ def load_data(
         elif not path.exists():
             raise DataError(f"no data file or shipped dataset named {text!r}", path=text,
                             fix=f"give a path, or one of the shipped datasets: {', '.join(shipped_datasets())}")
-        table, origin = read_table(path, sheet=sheet), str(path)
+        if skip_rows is None:
+            skip_rows = int(hints.get("skip_rows", 0))
+        table = read_table(path, sheet=sheet, encoding=encoding, skip_rows=skip_rows, meta=meta,
+                           text_columns=[c for c in (unit, label, *groups) if c])
+        origin = str(path)
+        meta.update({"skip_rows": skip_rows} if skip_rows else {}, **({"sheet": sheet} if sheet else {}))
     if unit is None:
         raise DataError("no unit id column given", path=origin,
                         fix="pass --unit COLUMN (or `unit=`), or set data.unit in the framework")
@@ -128,6 +263,9 @@ def load_data(
         label = None
     missing = [c for c in (unit, *groups, *([label] if label else [])) if c not in table.columns]
     if missing:
-        raise DataError(f"column(s) {preview(missing)} not found; the file has {preview(table.columns, 8)}",
-                        column=missing[0], path=origin, fix="check the column names (they are case-sensitive)")
+        raise DataError(f"column(s) {preview(missing)} not found{suggest(missing[0], table.columns)}; the file "
+                        f"has {preview(table.columns, 8)}", column=missing[0], path=origin,
+                        fix="check the column names (they are case-sensitive)" + (
+                            "; if title rows sit above the header, pass --skip-rows N"
+                            if meta.get("encoding") and not skip_rows else ""))
     return Dataset(table=table, unit=unit, groups=groups, label=label, source=origin, meta=meta)

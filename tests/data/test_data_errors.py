@@ -161,23 +161,50 @@ def test_folder_named_like_a_data_file(tmp_path):
         ("garbage.arrow", b"this is not arrow" * 4, "ipc"),
         ("garbage.feather", b"ARROW1" + b"junk" * 8, "ipc"),
         ("empty.csv", b"", "csv"),
-        ("latin1.csv", "unit,a\nZürich,1\n".encode("latin-1"), "csv"),
     ],
 )
 def test_unreadable_file(tmp_path, name, content, kind):
     path = tmp_path / name
     path.write_bytes(content)
     err = expect_data_error(lambda: load_data(path, unit="unit"), r"cannot read the file: ", path=str(path))
-    assert err.fix == f"check that the file is a valid {kind} file"
+    title = "; if title rows sit above the header, skip them with --skip-rows N" if kind == "csv" else ""
+    assert err.fix == f"check that the file is a valid {kind} file{title}"
     assert isinstance(err.__cause__, Exception), "the reader's exception is chained"
 
 
-@pytest.mark.parametrize("name", ["garbage.xlsx", "garbage.xls"])
-def test_unreadable_excel_file(tmp_path, name):
+def test_latin1_csv_is_not_mistaken_for_gbk(tmp_path):
+    # Latin-1 bytes also decode as GB18030 (Zürich -> Z黵ich): refused, asking for the encoding ...
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("unit,a\nZürich,1\nGenève,2\n".encode("latin-1"))
+    err = expect_data_error(lambda: load_data(path, unit="unit"),
+                            r"cannot read the file: it is not UTF-8 text, and read as GB18030/GBK it does not give Chinese"
+                            r" text either", path=str(path))
+    assert "--encoding" in err.fix
+    # ... which then reads it
+    dataset = load_data(path, unit="unit", encoding="latin-1")
+    assert dataset.table["unit"].to_list() == ["Zürich", "Genève"] and dataset.meta["encoding"] == "latin-1"
+
+
+@pytest.mark.parametrize(("name", "content", "looks"), [
+    ("garbage.xlsx", b"this is not a spreadsheet" * 4, "text"),
+    ("garbage.xls", b"this is not a spreadsheet" * 4, "text"),
+    ("binary.xlsx", bytes(range(256)) * 2, "another format"),
+])
+def test_file_named_excel_that_is_not_a_workbook(tmp_path, name, content, looks):
+    # Sniffed from the first bytes (was a raw "Zip error ... EOCD" from the Excel reader).
     path = tmp_path / name
-    path.write_bytes(b"this is not a spreadsheet" * 4)
+    path.write_bytes(content)
+    err = expect_data_error(lambda: load_data(path, unit="unit"),
+                            rf"the file is named \.xls[x]? but is not an Excel workbook: it looks like {looks}",
+                            path=str(path))
+    assert "real format" in err.fix
+
+
+def test_corrupt_workbook_with_the_right_magic_bytes(tmp_path):
+    path = tmp_path / "truncated.xlsx"
+    path.write_bytes(b"PK\x03\x04" + b"junk" * 16)
     err = expect_data_error(lambda: load_data(path, unit="unit"), r"cannot read the file: ", path=str(path))
-    assert err.fix == "check that the file is a valid excel file"
+    assert err.fix.startswith("check that the file is a valid excel file")
 
 
 @pytest.mark.parametrize("name", ["no_such_dataset", "asem.csv"])
@@ -672,6 +699,153 @@ def test_failing_csv_writer_leaves_no_sidecar(tmp_path):
     with pytest.raises(pl.exceptions.ComputeError):
         write_table(nested, tmp_path / "scores.csv", metadata=RECIPE)
     assert files_in(tmp_path) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# input habits: GBK files, title rows, sheets, misspelt columns, ids that look like "missing"
+# (issue 15 item 9, issue 21 item 10)
+# ---------------------------------------------------------------------------------------------
+
+GBK_TEXT = "城市代码,城市,省份,人口\n110100,北京市,北京市,2186\n430600,岳阳市,湖南省,499\n"
+
+
+def test_gbk_csv_is_detected_and_recorded(tmp_path):
+    # was: "invalid utf-8 sequence ... check that the file is a valid csv file"
+    path = tmp_path / "城市.csv"
+    path.write_bytes(GBK_TEXT.encode("gbk"))
+    dataset = load_data(path, unit="城市代码", label="城市", groups=["省份"])
+    assert dataset.meta["encoding"] == "gb18030"
+    assert dataset.table["城市"].to_list() == ["北京市", "岳阳市"]
+    assert dataset.table["人口"].to_list() == [2186, 499]
+    assert dataset.table["城市代码"].to_list() == [110100, 430600]  # plain integers stay integers
+
+
+def test_utf8_files_record_their_encoding(tmp_path):
+    plain, bom = tmp_path / "plain.csv", tmp_path / "bom.csv"
+    plain.write_bytes(GBK_TEXT.encode("utf-8"))
+    bom.write_bytes(GBK_TEXT.encode("utf-8-sig"))
+    assert load_data(plain, unit="城市代码").meta["encoding"] == "utf-8"
+    with_bom = load_data(bom, unit="城市代码")
+    assert with_bom.meta["encoding"] == "utf-8-sig" and with_bom.table.columns[0] == "城市代码"
+
+
+def test_given_encoding_is_used_and_checked(tmp_path):
+    path = tmp_path / "big5.csv"
+    path.write_bytes("unit,a\n臺北,1\n".encode("big5"))
+    assert load_data(path, unit="unit", encoding="big5").table["unit"].to_list() == ["臺北"]
+    expect_data_error(lambda: load_data(path, unit="unit", encoding="no-such-codec"),
+                      r"unknown encoding 'no-such-codec'", path=str(path))
+    err = expect_data_error(lambda: load_data(path, unit="unit", encoding="utf-8"),
+                            r"the file is not valid utf-8 text \(byte 7", path=str(path))
+    assert "leave it out to detect it" in err.fix
+
+
+def test_gbk_csv_scores_and_the_recipe_says_how_it_was_read(tmp_path):
+    path = tmp_path / "gbk.csv"
+    path.write_bytes("unit,name,region,a,b,pop\n甲,一,北,1.5,0.5,10.5\n乙,二,北,2,2.5,20.25\n丙,三,南,3.25,3.125,40.5\n"
+                     .encode("gbk"))
+    result = engine.score(make_framework(), path)
+    assert result.recipe["data"]["encoding"] == "gb18030"
+    assert sorted(result.table["unit"].to_list()) == sorted(["甲", "乙", "丙"])
+
+
+def test_title_rows_above_the_header_csv(tmp_path):
+    path = tmp_path / "yearbook.csv"
+    path.write_bytes(("2-1 人口数\n单位：万人,,,\n" + GBK_TEXT).encode("gbk"))
+    err = expect_data_error(lambda: load_data(path, unit="城市代码"), r"cannot read the file: ", path=str(path))
+    assert err.fix.endswith("skip them with --skip-rows N")
+    dataset = load_data(path, unit="城市代码", skip_rows=2)
+    assert dataset.table.columns == ["城市代码", "城市", "省份", "人口"] and dataset.meta["skip_rows"] == 2
+    expect_data_error(lambda: load_data(path, unit="城市代码", skip_rows=-1), r"skip_rows must be >= 0, got -1",
+                      path=str(path))
+
+
+def test_skip_rows_from_the_framework_data_section(tmp_path):
+    path = tmp_path / "titled.csv"
+    path.write_text("Tiny table, 2023\n" + table().write_csv(), encoding="utf-8")
+    document = framework_document()
+    document["data"]["skip_rows"] = 1
+    framework = framework_from_dict(document)
+    assert load_data(path, framework=framework).table.height == 4
+    expect_data_error(lambda: load_data(path, framework=framework, skip_rows=0), r"cannot read the file: ",
+                      path=str(path))  # the argument wins over the framework's data.skip_rows
+    assert engine.score(framework, path).recipe["data"]["skip_rows"] == 1
+
+
+def test_title_row_without_extra_fields_names_skip_rows_in_the_column_error(tmp_path):
+    path = tmp_path / "titled.csv"
+    path.write_text("A title,,,,,\n" + table().write_csv(), encoding="utf-8")  # as many fields: a wrong header
+    err = expect_data_error(lambda: load_data(path, unit="unit"), r"column\(s\) 'unit' not found", column="unit")
+    assert err.fix.endswith("pass --skip-rows N")
+
+
+def excel_file(path: Path, rows: list[list[Any]], sheet: str = "数据", title: int = 0) -> Path:
+    import xlsxwriter
+
+    workbook = xlsxwriter.Workbook(str(path))
+    sheet_ = workbook.add_worksheet(sheet)
+    for r in range(title):
+        sheet_.write_row(r, 0, [f"title line {r + 1}"])
+    for r, row in enumerate(rows):
+        sheet_.write_row(r + title, 0, row)
+    workbook.add_worksheet("说明")
+    workbook.close()
+    return path
+
+
+def test_excel_title_rows_and_a_wrong_sheet_name(tmp_path):
+    rows = [["unit", "a"], ["u1", 1.5], ["u2", 2.5]]
+    path = excel_file(tmp_path / "book.xlsx", rows, title=2)
+    assert load_data(path, unit="unit", sheet="数据", skip_rows=2).table["a"].to_list() == [1.5, 2.5]
+    err = expect_data_error(lambda: load_data(path, unit="unit", sheet="数"),
+                            r"no sheet named '数' \(did you mean '数据'\?\); the workbook has '数据', '说明'",
+                            path=str(path))
+    assert "--sheet" in err.fix
+
+
+def test_misspelt_columns_get_a_suggestion(tmp_path):
+    err = expect_data_error(lambda: load_data(table(), unit="unti"),
+                            r"column\(s\) 'unti' not found \(did you mean 'unit'\?\)", column="unti")
+    assert "--skip-rows" not in err.fix  # a DataFrame has no title rows
+    framework = make_framework(a={"column": "aa"})
+    expect_data_error(validate(framework, table().rename({"a": "aa_"})),
+                      r"column not found in the data \(did you mean 'aa_'\?\) \(1 missing", node="a", column="aa")
+
+
+@pytest.mark.parametrize("ids", [["NA", "nan", "null", "NaN"], ["NA", "FRA", "DEU", "None"]])
+def test_unit_ids_that_look_missing_are_ids_csv(tmp_path, ids):
+    # was: 'unit id missing in data row(s) 1' for Namibia's ISO code NA
+    data = table().with_columns(pl.Series("unit", ids), pl.Series("name", ["NA", "nan", "null", "N/A"]),
+                                pl.Series("region", ["NA", "NA", "null", "S"]))
+    path = tmp_path / "ids.csv"
+    data.write_csv(path)
+    dataset = load_data(path, framework=make_framework())
+    assert dataset.table["unit"].to_list() == ids
+    assert dataset.table["name"].to_list() == ["NA", "nan", "null", "N/A"]
+    assert dataset.table["region"].to_list() == ["NA", "NA", "null", "S"]
+    assert dataset.table["a"].null_count() == 1  # in data columns "NA" & co. still mean missing
+    result = engine.score(make_framework(), dataset)
+    assert sorted(result.table["unit"].to_list()) == sorted(ids) and result.table["idx"].null_count() == 0
+
+
+def test_unit_ids_that_look_missing_are_ids_excel(tmp_path):
+    rows = [["unit", "name", "region", "a", "b", "pop"]] + [
+        [u, u, "N", 1.5 + k, 0.5 + k, 10.5] for k, u in enumerate(["NA", "nan", "null", "NaN"])]
+    path = excel_file(tmp_path / "ids.xlsx", rows)
+    result = engine.score(make_framework(), path)
+    assert sorted(result.table["unit"].to_list()) == sorted(["NA", "nan", "null", "NaN"])
+
+
+def test_an_empty_unit_id_is_still_missing(tmp_path):
+    path = tmp_path / "empty_id.csv"
+    table().with_columns(pl.Series("unit", ["u1", None, "u3", "u4"])).write_csv(path)
+    expect_data_error(validate(make_framework(), path), r"unit id missing in data row\(s\) 2", column="unit")
+
+
+def test_ids_with_leading_zeros_keep_them(tmp_path):
+    path = tmp_path / "fips.csv"
+    table().with_columns(pl.Series("unit", ["01001", "01003", "02013", "10001"])).write_csv(path)
+    assert load_data(path, unit="unit").table["unit"].to_list() == ["01001", "01003", "02013", "10001"]
 
 
 # ---------------------------------------------------------------------------------------------
