@@ -63,8 +63,8 @@ AGGREGATION_DEFAULTS: dict[str, dict[str, Any]] = {
 #: Aggregation codes used by the kernels (engine.kernels.aggregate).
 AGGREGATION_CODES = {"arithmetic": 0, "geometric": 1, "harmonic": 2, "generalised": 3, "copeland": 4}
 
-_INDICATOR_ONLY = ("column", "components", "direction", "unit", "denominator", "scale_factor", "imputation",
-                   "treatment", "normalisation")
+_INDICATOR_ONLY = ("column", "components", "direction", "unit", "range", "denominator", "scale_factor",
+                   "imputation", "treatment", "normalisation")
 _AGGREGATE_ONLY = ("aggregation", "min_coverage", "weighting")
 #: Weighting methods computed from the data (the children's scores) rather than the file.
 DATA_DRIVEN_WEIGHTING = ("entropy", "critic", "pca")
@@ -103,6 +103,8 @@ class Indicator:
     treatment: Method
     normalisation: Method
     components: Mapping[str, float] | None = None  #: ``{column: weight}`` summed into the raw value.
+    #: Declared plausible range ``(low, high)`` of the value (None = open end), or None.
+    range: tuple[float | None, float | None] | None = None
 
     @property
     def source_columns(self) -> tuple[str, ...]:
@@ -300,10 +302,7 @@ def _validated_document(raw_text: str, path: str, is_json: bool) -> Any:
     file again — every analysis run starts with a nominal run — skips the parse and the JSON
     Schema validation (~10-20 ms); an edited file is new text, so it is always validated, and a
     file that fails raises every time (errors are not cached)."""
-    try:
-        document = json.loads(raw_text) if is_json else parse_yaml(raw_text)
-    except (yaml.YAMLError, json.JSONDecodeError) as exc:
-        raise SchemaError(f"not valid YAML/JSON: {exc}", path=path, fix="fix the syntax at the position given") from exc
+    document = parse_document(raw_text, path, is_json=is_json)
     _validate_document(document, path)
     return document
 
@@ -313,9 +312,93 @@ def _validated_document(raw_text: str, path: str, is_json: bool) -> Any:
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def parse_yaml(text: str) -> Any:
-    """``yaml.safe_load(text)``, with libyaml's parser when it is available."""
+#: Deepest nesting a framework or specification file may have (a real one is under 10 levels).
+MAX_DEPTH = 100
+#: Nodes YAML aliases may add: at most this many, or as many as the file writes out if that is more.
+MAX_ALIAS_NODES = 10_000
+
+
+def parse_yaml(text: str, path: str | None = None) -> Any:
+    """``yaml.safe_load(text)`` (libyaml's parser when available), after :func:`_scan_yaml` has
+    refused alias bombs, recursive aliases and deep nesting without building anything."""
+    _scan_yaml(text, path)
     return yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
+
+
+def parse_document(text: str, path: str | None, *, is_json: bool) -> Any:
+    """The one parser of framework and specification files (YAML or JSON text).
+
+    Raises
+    ------
+    SchemaError
+        Invalid syntax; nesting deeper than :data:`MAX_DEPTH`; YAML aliases that refer to
+        themselves or expand beyond :data:`MAX_ALIAS_NODES` nodes (checked on the parser's
+        events, before any alias is expanded)."""
+    try:
+        document = json.loads(text) if is_json else parse_yaml(text, path)
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        raise SchemaError(f"not valid YAML/JSON: {exc}", path=path, fix="fix the syntax at the position given") from exc
+    except RecursionError:
+        document = None  # JSON nested deeper than Python's recursion limit
+    if (document is None and is_json) or _depth(document) > MAX_DEPTH:
+        raise _too_deep(path)
+    return document
+
+
+def _too_deep(path: str | None) -> SchemaError:
+    return SchemaError(f"the document is nested more than {MAX_DEPTH} levels deep", path=path,
+                       fix="a framework or specification is a few levels deep: check the brackets/indentation")
+
+
+def _depth(obj: Any) -> int:
+    """Nesting depth of lists and dicts, without recursion."""
+    deepest, stack = 0, [(obj, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list) and depth <= MAX_DEPTH + 1:
+            deepest = max(deepest, depth)
+            stack.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict) else value))
+    return deepest
+
+
+def _scan_yaml(text: str, path: str | None) -> None:
+    """Walk the parser's events (no node is built): refuse nesting deeper than MAX_DEPTH, an alias
+    inside the collection it names (a cycle), and aliases that would add more than
+    max(MAX_ALIAS_NODES, nodes written out) nodes — a 600-byte "billion laughs" file expands to
+    10⁹ nodes."""
+    sizes: dict[str, int] = {}  # anchor -> nodes it stands for, aliases expanded
+    stack: list[list[Any]] = []  # open collections: [anchor, nodes so far]
+    written = added = 0
+    for event in yaml.parse(text, Loader=_YAML_LOADER):
+        if isinstance(event, yaml.CollectionStartEvent):
+            stack.append([event.anchor, 1])
+            written += 1
+            if len(stack) > MAX_DEPTH:
+                raise _too_deep(path)
+            continue
+        if isinstance(event, yaml.CollectionEndEvent):
+            anchor, size = stack.pop()
+        elif isinstance(event, yaml.ScalarEvent):
+            anchor, size = event.anchor, 1
+            written += 1
+        elif isinstance(event, yaml.AliasEvent):
+            if event.anchor not in sizes:
+                if any(open_anchor == event.anchor for open_anchor, _ in stack):
+                    raise SchemaError("the document refers to itself through a YAML alias (a cycle)", path=path,
+                                      fix="replace the recursive alias (*name) by a plain value")
+                continue  # an undefined alias: the loader reports it
+            anchor, size = None, sizes[event.anchor]
+            added += size
+            if added > max(MAX_ALIAS_NODES, written):
+                raise SchemaError(f"YAML aliases expand to more than {max(MAX_ALIAS_NODES, written):,} nodes "
+                                  f"(the file writes out {written:,}): refused as an alias bomb", path=path,
+                                  fix="write the repeated values out, or use fewer and smaller aliases (*name)")
+        else:
+            continue
+        if anchor:
+            sizes[anchor] = size
+        if stack:
+            stack[-1][1] += size
 
 
 def framework_from_dict(document: Any, *, path: str | None = None) -> Framework:
@@ -386,8 +469,12 @@ def _check_json_schema(document: Any, path: str | None) -> None:
         fix = f"use one of {preview(err.validator_value, 20)}"
     elif err.validator == "required":
         fix = "add the missing key"
+    elif key == "id" and err.validator == "pattern" and node is not None:
+        fix = ("a node id is letters and digits in any script (e.g. 创新, Innovation_2), '_', and after the first "
+               "character also '-' and '.'; no spaces or other punctuation")
     else:
-        fix = "see schemas/framework.schema.json and docs/frameworks.md for this key"
+        described = err.schema.get("description") if isinstance(err.schema, dict) else None
+        fix = "see docs/frameworks.md for this key" + (f" ({described.rstrip('.')})" if described else "")
     more = f" ({len(errors) - 1} more problem(s) after this one)" if len(errors) > 1 else ""
     raise SchemaError(f"invalid at {where}: {err.message}{more}", node=node, path=path, fix=fix)
 
@@ -523,6 +610,7 @@ def _build(document: dict[str, Any], path: str | None) -> Framework:  # noqa: C9
             scale_factor=float(n.get("scale_factor", 1.0)), imputation=imputation, treatment=treatment,
             normalisation=normalisation,
             components=MappingProxyType({k: float(v) for k, v in n["components"].items()}) if "components" in n else None,
+            range=_plausible_range(n, path),
         ))
 
     aggregates: list[Aggregate] = []
@@ -571,6 +659,16 @@ def _build(document: dict[str, Any], path: str | None) -> Framework:  # noqa: C9
     )
     _check_positive_inputs(framework, path)
     return framework
+
+
+def _plausible_range(n: Mapping[str, Any], path: str | None) -> tuple[float | None, float | None] | None:
+    if "range" not in n:
+        return None
+    lo, hi = (None if v is None else float(v) for v in n["range"])
+    if lo is not None and hi is not None and not lo < hi:
+        raise SchemaError(f"range [{lo:g}, {hi:g}] must have low < high", node=n["id"], path=path,
+                          fix="write the plausible range as [low, high]; null leaves an end open")
+    return lo, hi
 
 
 def _check_normalisation(node: str, method: Method, path: str | None) -> None:

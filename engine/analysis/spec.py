@@ -8,19 +8,16 @@ a scrambled Sobol sequence and groups them.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from jsonschema import Draft202012Validator
 
 from ..errors import SchemaError, preview
 from ..resources import load_schema
-from ..schema import (AGGREGATION_CODES, AGGREGATION_DEFAULTS, NORMALISATION_DEFAULTS, Framework, Method,
-                      parse_yaml)
+from ..schema import AGGREGATION_CODES, AGGREGATION_DEFAULTS, NORMALISATION_DEFAULTS, Framework, Method, parse_document
 
 __all__ = ["UncertaintySpec", "Factor", "load_spec", "read_document", "resolve_factors", "DEFAULT_BLOCK_SIZE"]
 
@@ -85,10 +82,7 @@ def read_document(source: str | Path | Mapping[str, Any] | None, kind: str, over
         if not path.is_file():
             raise SchemaError(f"{kind} specification not found", path=str(path), fix="check the path")
         text = path.read_text(encoding="utf-8")
-        try:
-            document = json.loads(text) if path.suffix.lower() == ".json" else parse_yaml(text) or {}
-        except (yaml.YAMLError, json.JSONDecodeError) as exc:
-            raise SchemaError(f"not valid YAML/JSON: {exc}", path=str(path), fix="fix the syntax") from exc
+        document = parse_document(text, str(path), is_json=path.suffix.lower() == ".json") or {}
     document.update({k: v for k, v in overrides.items() if v is not None})
     errors = sorted(Draft202012Validator(load_schema(kind)).iter_errors(document),
                     key=lambda e: list(e.absolute_path))

@@ -294,6 +294,93 @@ def test_recursive_structure_in_a_node():
     expect_schema_error(document, r"the document refers to itself through a YAML alias", None)
 
 
+BOMB = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
+    f"{x}: &{x} [{','.join([f'*{prev}'] * 9)}]\n" for prev, x in zip("abcdefgh", "bcdefghi", strict=True))
+
+
+def test_yaml_alias_bomb_is_refused_before_expansion(tmp_path):
+    # issue 21 item 6: a 631-byte framework ran at 100 % CPU until killed (9^9 nodes)
+    import time
+
+    path = tmp_path / "bomb.yaml"
+    path.write_text(yaml.safe_dump(minimal_document(), sort_keys=False) + BOMB, encoding="utf-8")
+    assert path.stat().st_size < 1000
+    started = time.perf_counter()
+    with pytest.raises(SchemaError, match=r"YAML aliases expand to more than 10,000 nodes \(the file writes out "
+                                          r"\d+\): refused as an alias bomb") as info:
+        load_framework(path)
+    assert time.perf_counter() - started < 2.0
+    assert info.value.path == str(path) and "fewer and smaller aliases" in info.value.fix
+
+
+def test_yaml_alias_bomb_in_an_uncertainty_spec_is_refused(tmp_path):
+    # issue 21 item 6: a 508-byte uncertainty spec reached 8 GB
+    from engine.analysis.spec import load_spec
+
+    path = tmp_path / "spec.yaml"
+    path.write_text("replicates: 100\n" + BOMB, encoding="utf-8")
+    with pytest.raises(SchemaError, match=r"YAML aliases expand to more than 10,000 nodes"):
+        load_spec(path)
+
+
+def test_aliases_that_repeat_as_much_as_the_file_writes_are_fine(tmp_path):
+    # the bound is max(10,000, nodes written out): a big file may share a big block once
+    block = yaml.safe_dump({"labels": {f"k{i}": "v" for i in range(12_000)}})
+    text = yaml.safe_dump(minimal_document(), sort_keys=False) + "x-shared: &big\n" + "".join(
+        "  " + line + "\n" for line in block.splitlines())
+    from engine.schema import parse_document
+
+    assert len(parse_document(text + "x-again: *big\n", "f.yaml", is_json=False)["x-again"]["labels"]) == 12_000
+    with pytest.raises(SchemaError, match=r"YAML aliases expand to more than"):
+        parse_document(text + "x-again: [*big, *big]\n", "f.yaml", is_json=False)
+
+
+@pytest.mark.parametrize(("suffix", "text"), [
+    (".json", "[" * 100_000 + "]" * 100_000),   # was a RecursionError traceback
+    (".json", '{"a":' * 150 + "1" + "}" * 150),  # parses, but deeper than any framework
+    (".yaml", "a:\n" + "".join("  " * k + "- \n" for k in range(1, 150))),
+])
+def test_deeply_nested_files_are_refused(tmp_path, suffix, text):
+    path = tmp_path / f"deep{suffix}"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(SchemaError, match=r"the document is nested more than 100 levels deep") as info:
+        load_framework(path)
+    assert "brackets/indentation" in info.value.fix
+
+
+def test_deep_json_uncertainty_spec_is_refused(tmp_path):
+    from engine.analysis.spec import load_spec
+
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+    with pytest.raises(SchemaError, match=r"nested more than 100 levels deep"):
+        load_spec(path)
+
+
+def test_unicode_node_ids_are_allowed(tmp_path):
+    # issue 15 item 9: Chinese ids were refused with a regex pointing at schemas/framework.schema.json
+    document = minimal_document()
+    node(document, "idx")["id"] = "创新指数"
+    for n in document["nodes"][1:]:
+        n["parent"] = "创新指数"
+    node(document, "a")["id"] = "经济_1"
+    framework = framework_from_dict(document)
+    assert framework.node_ids == ("经济_1", "b", "创新指数")
+    err = expect_schema_error({**document, "nodes": [*document["nodes"][:2], {**document["nodes"][2], "id": "环 境"}]},
+                              r"nodes/2/id: '环 境' does not match", "环 境")
+    assert "any script" in err.fix and "schema.json" not in err.fix
+
+
+def test_indicator_range_must_have_low_below_high():
+    document = minimal_document()
+    node(document, "a")["range"] = [100, 0]
+    expect_schema_error(document, r"range \[100, 0\] must have low < high", "a")
+    node(document, "a")["range"] = [None, 100]
+    assert framework_from_dict(document).indicators[0].range == (None, 100.0)
+    node(document, "a")["range"] = [0, 1, 2]
+    expect_schema_error(document, r"nodes/1/range: \[0, 1, 2\] is too long", "a")
+
+
 def test_shared_but_not_recursive_alias_is_fine(tmp_path):
     # Aliases that only share a value (a DAG, not a cycle) are legitimate YAML.
     text = (
@@ -417,7 +504,7 @@ def test_non_finite_numbers_are_rejected(where, value):
          "add the missing key"),
         (lambda d: d.update(screening={}), r"screening: 'min_coverage' is a required", None, "add the missing key"),
         (lambda d: node(d, "a").update(id="a b"), r"nodes/1/id: 'a b' does not match", "a b",
-         "docs/frameworks.md"),
+         "letters and digits in any script"),
         (lambda d: d.update(id="Tiny Index"), r"invalid at id: 'Tiny Index' does not match", None,
          "docs/frameworks.md"),
         (lambda d: d.update(version=2), r"invalid at version: 1 was expected", None, "docs/frameworks.md"),
