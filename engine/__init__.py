@@ -15,6 +15,7 @@ from .errors import (  # noqa: E402
     BackendError,
     ConstantIndicatorWarning,
     DataError,
+    DataQualityWarning,
     EngineError,
     EngineWarning,
     ImputationWarning,
@@ -30,11 +31,19 @@ def validate(framework, data=None, **load_kwargs):
     """Check a framework (and, if given, data against it) without computing anything.
 
     Returns the validated :class:`Framework`; raises :class:`SchemaError`/:class:`DataError`.
+    Warns as scoring would: ``AHPConsistencyWarning`` for an AHP matrix with CR >= 0.1 (naming
+    the comparisons by node ids), ``DataQualityWarning`` for implausible data values.
     """
     from .data import prepare
     from .pipeline import _check_names, as_dataset
+    from .weighting import ahp
 
     framework = load_framework(framework)
+    for agg in framework.aggregates:
+        if agg.weighting.name == "ahp":
+            method = agg.weighting
+            ahp(method["matrix"], eigenvector=method["eigenvector"], random_index=method["random_index"],
+                names=method["order"], node=agg.id)
     if data is not None:
         dataset = as_dataset(framework, data, **load_kwargs)
         _check_names(framework, dataset)
@@ -61,6 +70,7 @@ __all__ = [
     "BackendError",
     "EngineWarning",
     "ConstantIndicatorWarning",
+    "DataQualityWarning",
     "ImputationWarning",
     "TreatmentWarning",
 ]

@@ -16,6 +16,7 @@ __all__ = [
     "BackendError",
     "EngineWarning",
     "ConstantIndicatorWarning",
+    "DataQualityWarning",
     "ImputationWarning",
     "TreatmentWarning",
     "preview",
@@ -100,5 +101,14 @@ class ImputationWarning(EngineWarning):
     """Imputation could not fill every missing value (e.g. a whole group is missing)."""
 
 
+class DataQualityWarning(EngineWarning):
+    """Data values outside an indicator's plausible range (a percentage above 100, a negative count,
+    or the range the framework declares): probably a unit or decimal-point error in the data."""
+
+
 class TreatmentWarning(EngineWarning):
     """Outlier treatment could not bring an indicator within the skew/kurtosis thresholds."""
+
+
+class CheckpointWarning(EngineWarning):
+    """Something about a run's checkpoint folder worth knowing (e.g. a stale lock taken over)."""

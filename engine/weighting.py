@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import operator
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,7 +117,8 @@ def equal(k: int) -> np.ndarray:
 
 # ============================================================================ AHP
 
-def ahp(matrix: Any, *, eigenvector: str = "principal", random_index: str = "saaty") -> AHPResult:
+def ahp(matrix: Any, *, eigenvector: str = "principal", random_index: str = "saaty",
+        names: Sequence[str] | None = None, node: str | None = None) -> AHPResult:
     """AHP priority weights and consistency of a positive reciprocal pairwise comparison matrix.
 
     Parameters
@@ -130,6 +132,9 @@ def ahp(matrix: Any, *, eigenvector: str = "principal", random_index: str = "saa
         ``geometric_mean``: the normalised row geometric means (logarithmic least squares).
     random_index : {"saaty", "alonso_lamata"}
         The :data:`RANDOM_INDEX` table for ``CR = CI / RI(n)``; both cover n = 1…10.
+    names, node : optional
+        The children's ids in the matrix's row order and the node's id: the consistency warning
+        then names the comparisons by node ids rather than matrix indices.
 
     Returns
     -------
@@ -146,8 +151,8 @@ def ahp(matrix: Any, *, eigenvector: str = "principal", random_index: str = "saa
     Warns
     -----
     AHPConsistencyWarning
-        When ``cr >= CR_THRESHOLD`` (0.1).  The message names the judgement most at odds with the
-        weights, ``argmax |ln(a_ij w_j / w_i)|``, as the first one to revisit.
+        When ``cr >= CR_THRESHOLD`` (0.1).  The message names the (up to three) judgements most at
+        odds with the weights, largest ``|ln(a_ij w_j / w_i)|`` first, as the ones to revisit.
 
     Notes
     -----
@@ -192,13 +197,17 @@ def ahp(matrix: Any, *, eigenvector: str = "principal", random_index: str = "saa
         cr = ci / ri
     if cr >= CR_THRESHOLD:
         ratio = np.abs(np.log(a * weights[None, :] / weights[:, None]))
-        i, j = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
+        upper = [(i, j) for i in range(n) for j in range(i + 1, n)]
+        worst = sorted(upper, key=lambda ij: -ratio[ij])[:3]
+        label = (lambda k: repr(names[k])) if names is not None else str
+        judged = "; ".join(f"{label(i)} vs {label(j)} = {a[i, j]:g} (matrix[{i}][{j}]), the weights say "
+                           f"{weights[i] / weights[j]:.3g}" for i, j in worst)
         warnings.warn(
-            f"AHP consistency ratio CR = {cr:.4f} is at or above the threshold {CR_THRESHOLD} "
+            (f"node {node!r}: " if node else "")
+            + f"AHP consistency ratio CR = {cr:.4f} is at or above the threshold {CR_THRESHOLD} "
             f"(n = {n}, λmax = {lambda_max:.5f}, CI = {ci:.5f}, RI = {ri} from the {random_index!r} table): "
-            f"the pairwise judgements contradict each other. The judgement most at odds with the weights is "
-            f"matrix[{i}][{j}] = {a[i, j]:g}, which the weights put at {weights[i] / weights[j]:.3g}. "
-            f"Fix: revise the comparisons, starting with that one, until CR < {CR_THRESHOLD}",
+            f"the pairwise judgements contradict each other. The judgements most at odds with the weights: "
+            f"{judged}. Fix: revise the comparisons, starting with the first, until CR < {CR_THRESHOLD}",
             AHPConsistencyWarning, stacklevel=2,
         )
     return AHPResult(weights=weights, lambda_max=float(lambda_max), ci=float(ci), cr=float(cr),

@@ -6,14 +6,16 @@ the column (and node), the offending units with their values, and the fix.
 
 from __future__ import annotations
 
+import re
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 
-from ..errors import DataError, preview
-from ..schema import Framework
-from .load import Dataset
+from ..errors import DataError, DataQualityWarning, preview
+from ..schema import Framework, Indicator
+from .load import Dataset, suggest
 
 __all__ = ["Inputs", "prepare"]
 
@@ -92,8 +94,8 @@ def prepare(framework: Framework, dataset: Dataset) -> Inputs:
                if c is not None and c not in table.columns]
     if missing:
         node, column = missing[0]
-        raise DataError(f"column not found in the data ({len(missing)} missing in all: "
-                        f"{preview([c for _, c in missing])})", node=node, column=column, path=dataset.source,
+        raise DataError(f"column not found in the data{suggest(column, table.columns)} ({len(missing)} missing in "
+                        f"all: {preview([c for _, c in missing])})", node=node, column=column, path=dataset.source,
                         fix="rename the data column or change `column`/`denominator` in the framework")
 
     n_units, n_ind = table.height, len(framework.indicators)
@@ -123,7 +125,9 @@ def prepare(framework: Framework, dataset: Dataset) -> Inputs:
                                 units=ids.filter(pl.Series(zero)).to_list(),
                                 fix="correct the denominator or leave it empty (the indicator becomes missing)")
             denominators[:, j] = d
-        _check_domain(framework, j, raw[:, j] / denominators[:, j] * ind.scale_factor, ids)
+        values = raw[:, j] / denominators[:, j] * ind.scale_factor
+        _check_domain(framework, j, values, ids)
+        _check_plausible(ind, values, ids)
 
     groups: dict[str, np.ndarray] = {}
     names: dict[str, list[str]] = {}
@@ -160,3 +164,53 @@ def _check_domain(framework: Framework, j: int, values: np.ndarray, ids: pl.Seri
         raise DataError(f"constant indicator (every unit has {float(present[0])!r})", node=ind.id,
                         column=", ".join(ind.source_columns),
                         fix="remove the indicator, or set defaults.constant_indicator to midpoint or missing")
+
+
+#: A unit that says "percent", and words that make a percentage a change (which may be negative).
+_PERCENT = re.compile(r"^\s*(%|percent|per cent|pct|百分)", re.IGNORECASE)
+_CHANGE = re.compile(r"grow|chang|increase|decrease|delta|yoy|增长|增速|变化|变动", re.IGNORECASE)
+#: Units that count things (never negative), e.g. "persons", "Number", "patents per firm", "firms (家)".
+_COUNT = re.compile(r"^\s*(number|count|persons?|people|firms?|compan(y|ies)|enterprises?|patents?|pieces?|"
+                    r"universit(y|ies)|institutes?|events?|papers?)\b|\bnumber of\b|^[^A-Za-z]*[个件人家所项张户]",
+                    re.IGNORECASE)
+
+
+def plausible_range(ind: Indicator) -> tuple[float | None, float | None, str] | None:
+    """The range an indicator's value should lie in, and why: the declared ``range``; else [0, 100]
+    for a percentage (its ``unit``, or a ``*_pct``/``*_percent`` column read as it is), [-100, open]
+    for a percentage change; [0, open] for a count unit; else None (not checked)."""
+    if ind.range is not None:
+        return (*ind.range, "the range the framework declares")
+    unit = ind.unit or ""
+    as_is = ind.components is None and ind.denominator is None and ind.scale_factor == 1.0
+    named = as_is and re.search(r"(_pct|_percent)$", ind.column or "", re.IGNORECASE)
+    if _PERCENT.search(unit) or named:
+        why = f"unit {unit!r}" if _PERCENT.search(unit) else f"column {ind.column!r} ends in a percent suffix"
+        if _CHANGE.search(" ".join([ind.id, *ind.source_columns, unit, ind.labels.get("en", "")])):
+            return -100.0, None, f"a percentage change ({why})"
+        return 0.0, 100.0, f"a percentage ({why})"
+    if _COUNT.search(unit):
+        return 0.0, None, f"a count (unit {unit!r})"
+    return None
+
+
+def _check_plausible(ind: Indicator, values: np.ndarray, ids: pl.Series) -> None:
+    """Warn (DataQualityWarning) about values outside :func:`plausible_range`, naming the units."""
+    rule = plausible_range(ind)
+    if rule is None:
+        return
+    lo, hi, why = rule
+    outside = np.zeros(values.shape, bool)
+    if lo is not None:
+        outside |= values < lo
+    if hi is not None:
+        outside |= values > hi
+    if not outside.any():
+        return
+    cells = [f"{u}={v:g}" for u, v in zip(ids.filter(pl.Series(outside)).to_list(), values[outside], strict=True)]
+    shown = f"[{'open' if lo is None else f'{lo:g}'}, {'open' if hi is None else f'{hi:g}'}]"
+    warnings.warn(
+        f"node {ind.id!r} / column {', '.join(ind.source_columns)!r}: {len(cells)} value(s) outside the plausible "
+        f"range {shown} of {why}: {preview(cells)}. Check those cells (a unit or decimal-point error?); if the "
+        "values are right, declare the indicator's `range: [low, high]` (null = open) in the framework",
+        DataQualityWarning, stacklevel=3)

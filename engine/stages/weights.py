@@ -38,7 +38,7 @@ def resolve_weights(framework: Framework, normalised: np.ndarray | None,
             record[agg.id] = {"method": "equal"}
         elif method.name == "ahp":
             result = weighting.ahp(np.asarray(method["matrix"], float), eigenvector=method["eigenvector"],
-                                   random_index=method["random_index"])
+                                   random_index=method["random_index"], names=method["order"], node=agg.id)
             by_order = dict(zip(method["order"], result.weights))
             computed = np.array([by_order[c] for c in agg.children])
             record[agg.id] = {"method": "ahp", "eigenvector": result.method, "random_index_table": result.table,
