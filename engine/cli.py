@@ -9,12 +9,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 
 import polars as pl
 
 from . import __version__
-from .errors import EngineError
+from .errors import EngineError, EngineWarning
 from .resources import shipped_datasets, shipped_frameworks
 
 __all__ = ["main"]
@@ -82,15 +83,25 @@ def _load_kwargs(args: argparse.Namespace) -> dict:
         kwargs["label"] = args.label
     if getattr(args, "sheet", None):
         kwargs["sheet"] = args.sheet
+    if getattr(args, "encoding", None):
+        kwargs["encoding"] = args.encoding
+    if getattr(args, "skip_rows", None) is not None:
+        kwargs["skip_rows"] = args.skip_rows
     return kwargs
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from . import validate
 
-    fw = validate(args.framework, args.data, **_load_kwargs(args))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fw = validate(args.framework, args.data, **_load_kwargs(args))
+    for warning in caught:
+        warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
     what = f" and data {args.data!r}" if args.data else ""
-    print(f"ok: framework {fw.id!r} ({len(fw.indicators)} indicators, {len(fw.aggregates)} aggregates){what} valid")
+    issues = f", with {len(caught)} warning(s) above" if caught else ""
+    print(f"ok: framework {fw.id!r} ({len(fw.indicators)} indicators, {len(fw.aggregates)} aggregates){what} "
+          f"valid{issues}")
     return 0
 
 
@@ -108,6 +119,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - started
     if result.recipe["data"]["synthetic"]:
         print("NOTE: this dataset is SYNTHETIC (generated), not observed data.")
+    if result.recipe["data"].get("encoding") not in (None, "utf-8", "utf-8-sig"):
+        print(f"note: read {result.dataset.source} as {result.recipe['data']['encoding']} text (not UTF-8)")
     if args.out:
         path = result.write(args.out)
         print(f"wrote {result.table.height} units × {len(result.framework.node_ids)} nodes to {path}")
@@ -338,6 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--groups", nargs="*", help="group columns (default: the framework's data.groups)")
         p.add_argument("--label", help="display-name column")
         p.add_argument("--sheet", help="Excel sheet name (default: the first)")
+        p.add_argument("--encoding", help="CSV text encoding (default: UTF-8, else GB18030/GBK, detected)")
+        p.add_argument("--skip-rows", type=int, metavar="N",
+                       help="title rows above the header to skip (default: the framework's data.skip_rows, else 0)")
 
     def backend_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--backend", choices=["threads", "serial", "dask"], default="threads")
@@ -427,13 +443,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """The engine's warnings as one line each, ``cityrank: warning: …`` (others as Python shows them)."""
+    if issubclass(category, EngineWarning):
+        print(f"cityrank: warning: {message}", file=sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``cityrank`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
     pl.Config.set_tbl_rows(30)
     try:
-        return int(args.run(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return int(args.run(args) or 0)
     except EngineError as exc:
         print(f"cityrank: error: {exc}", file=sys.stderr)
         return 2

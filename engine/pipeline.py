@@ -273,7 +273,8 @@ def _finish(framework: Framework, dataset: Dataset, stages: Stages) -> ScoreResu
         "engine": {"name": "cityrank", "version": __version__},
         "framework": {"id": framework.id, "digest": framework.digest, "path": framework.path},
         "data": {"source": dataset.source, "unit": dataset.unit, "n_units": int(kept.sum()),
-                 "synthetic": bool(dataset.meta.get("synthetic", False))},
+                 "synthetic": bool(dataset.meta.get("synthetic", False)),
+                 **{k: dataset.meta[k] for k in ("encoding", "skip_rows", "sheet") if k in dataset.meta}},
         "stages": stages.records,
     }
     return ScoreResult(table=table, recipe=recipe, framework=framework, dataset=dataset, stages=stages)
