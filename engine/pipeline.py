@@ -83,7 +83,8 @@ def run_stages(framework: Framework, inputs: Inputs, *, up_to: str = "rank", use
     stages = replace(stages, treated=treated)
     if stop < 4:
         return stages
-    normalised = normalise(treated, inds, framework.constant_indicator, use_reference=use_reference)
+    normalised = normalise(treated, inds, framework.constant_indicator, use_reference=use_reference,
+                           units=inputs.units.filter(pl.Series(kept)).to_list())
     records["normalise"] = {"constant_indicator": framework.constant_indicator,
                             "methods": {i.id: {**i.normalisation.to_dict(), "direction": i.direction} for i in inds}}
     stages = replace(stages, normalised=normalised)

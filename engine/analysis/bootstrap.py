@@ -19,10 +19,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 import polars as pl
 
-from ..errors import SchemaError
+from ..errors import SchemaError, preview
 from ..kernels import bootstrap as kernel
 from ..kernels.montecarlo import shift_bins
-from ..stages.normalise import NORMALISERS
+from ..stages.normalise import NON_NEGATIVE, NORMALISERS
 from .design import ParameterMap, Parameters, n_columns, replicate_uniforms
 from .montecarlo import ChunkState, moment_block
 from .problem import Problem
@@ -134,6 +134,13 @@ def build_bootstrap_problem(problem: Problem, spec: BootstrapSpec, factors: list
         noise_index, noise_sd, noise_floor = np.zeros(0, np.int64), np.zeros((len(base), 0)), np.zeros(0)
     else:
         noise_index, noise_sd, noise_floor = _noise_arrays(spec, framework, base)
+        unbounded = [framework.indicators[j].id for j, floor in zip(noise_index, noise_floor, strict=True)
+                     if floor < 0 and any(v[j].normalisation.name in NON_NEGATIVE for v in variants)]
+        if unbounded:
+            raise SchemaError(f"untruncated noise can move indicator(s) {preview(unbounded)} across 0, but "
+                              f"{'/'.join(NON_NEGATIVE)} needs values >= 0 (x / max would reverse their order)",
+                              node=unbounded[0], fix="set noise.truncate: true (values >= 0 stay >= 0) or use "
+                              "another normalisation for them")
     m_units = resample_size(spec.units.get("m"), len(base), "units") if spec.mode == "units" else 0
     if spec.mode == "units" and m_units < 2:
         raise SchemaError(f"units.m = {m_units}: at least 2 units must be drawn", fix="use m >= 2 or a rule n^a")

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from ..errors import SchemaError, preview
+from ..errors import DataError, SchemaError, preview
 from ..kernels import montecarlo as kernel
 from ..pipeline import ScoreResult
 from ..schema import Framework, Method
@@ -87,11 +87,22 @@ def _variant_matrices(framework: Framework, result: ScoreResult, spec: Uncertain
                               "normalisation choice", fix="use minmax, zscore, rank, borda, percentile, "
                               "fraction_of_max or distance_to_max")
     matrices = [nominal]
+    units = stages.inputs.units.filter(pl.Series(stages.kept)).to_list()
     for treated in treated_options:
         for method in norm_options:
             indicators = framework.indicators if method is None else tuple(
                 replace(ind, normalisation=method) for ind in framework.indicators)
-            matrices.append(normalise(treated, indicators, framework.constant_indicator))
+            if treated is not stages.treated:  # the treatment switched off: what the method receives is untreated
+                indicators = tuple(replace(ind, treatment=Method("none")) for ind in indicators)
+            try:
+                matrices.append(normalise(treated, indicators, framework.constant_indicator, units=units))
+            except DataError as err:
+                variant = (f"normalisation choice {method.name!r}" if method is not None else
+                           "the framework's normalisation") + (" with the treatment off" if treated is not
+                                                               stages.treated else "")
+                raise DataError(f"uncertainty variant ({variant}): {err.message}", node=err.node, column=err.column,
+                                units=err.units, fix=f"remove {method.name!r} from normalisation.choices"
+                                if method is not None else err.fix) from err
     return matrices
 
 

@@ -10,17 +10,21 @@ with a target.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ConstantIndicatorWarning
+from ..errors import ConstantIndicatorWarning, DataError
 from ..kernels import normalise as kernels
 from ..kernels import reference
 from ..schema import Indicator
 
-__all__ = ["NORMALISERS", "normalise", "Normaliser"]
+__all__ = ["NORMALISERS", "NON_NEGATIVE", "normalise", "check_domain", "Normaliser"]
+
+#: Methods whose formula needs every input >= 0 (after treatment and direction): x / max reverses
+#: the order of negative values.
+NON_NEGATIVE = ("fraction_of_max",)
 
 
 @dataclass(frozen=True)
@@ -79,8 +83,37 @@ NORMALISERS: dict[str, Normaliser] = {
 }
 
 
+def check_domain(directed: np.ndarray, indicators: tuple[Indicator, ...], units: Sequence | None = None) -> None:
+    """Refuse values a method cannot take, checked on what it receives: ``directed`` is the treated
+    matrix times the directions (after denominate, impute, screen and treat).
+
+    Raises
+    ------
+    DataError
+        A :data:`NON_NEGATIVE` method with a negative value (e.g. the log of the ``log`` or
+        ``skew_kurtosis`` treatment is negative below 1), naming the indicator, the units and the fix.
+    """
+    for j, ind in enumerate(indicators):
+        column = directed[:, j]
+        negative = np.isfinite(column) & (column < 0)
+        if ind.normalisation.name not in NON_NEGATIVE or not negative.any():
+            continue
+        treatment = ind.treatment.name
+        steps = (f"the {treatment} treatment and " if treatment != "none" else "") + "the direction"
+        why = (" (the log of a value below 1 is negative)" if treatment == "log" else
+               " (it may take log(x - min + 0.01 range), which is negative wherever x - min + 0.01 range < 1)"
+               if treatment == "skew_kurtosis" else " (direction -1 makes them negative)" if ind.direction < 0 else "")
+        raise DataError(f"{ind.normalisation.name} needs values >= 0 after {steps}, but {int(negative.sum())} of "
+                        f"{int(np.isfinite(column).sum())} are negative (lowest {float(column[negative].min()):.6g})"
+                        f"{why}; x / max would reverse their order",
+                        node=ind.id, column=", ".join(ind.source_columns),
+                        units=None if units is None else [units[i] for i in np.flatnonzero(negative)],
+                        fix="use minmax or distance_to_max for this indicator (they take any values)"
+                        + (", or treatment: {method: none}" if treatment != "none" else ""))
+
+
 def normalise(x: np.ndarray, indicators: tuple[Indicator, ...], constant_policy: str = "midpoint",
-              *, use_reference: bool = False) -> np.ndarray:
+              *, use_reference: bool = False, units: Sequence | None = None) -> np.ndarray:
     """Normalise every column of ``x`` (n_units, n_indicators) with its indicator's method.
 
     Parameters
@@ -93,6 +126,13 @@ def normalise(x: np.ndarray, indicators: tuple[Indicator, ...], constant_policy:
         ``midpoint`` or ``missing`` (``error`` is enforced earlier, by :func:`engine.data.prepare`).
     use_reference
         Run the readable twins instead of the kernels (for checks and baselines).
+    units
+        Unit ids of the rows (named by errors).
+
+    Raises
+    ------
+    DataError
+        From :func:`check_domain`, before anything is computed.
 
     Warns
     -----
@@ -100,6 +140,7 @@ def normalise(x: np.ndarray, indicators: tuple[Indicator, ...], constant_policy:
         For indicators with a single distinct value, naming them and the policy applied.
     """
     directed = np.ascontiguousarray(x * np.array([i.direction for i in indicators], dtype=np.float64))
+    check_domain(directed, indicators, units)
     out = np.full(directed.shape, np.nan)
     constant = [ind.id for j, ind in enumerate(indicators)
                 if np.unique(directed[np.isfinite(directed[:, j]), j]).size == 1]
