@@ -1,4 +1,4 @@
-"""Command line: ``cityrank demo | frameworks | datasets | validate | score``.
+"""Command line of cityrank: score composite-indicator rankings and test how far they can be trusted.
 
 The CLI stays thin: arguments → :mod:`engine` API → a printed table or an output file.  Bad input
 exits with status 2 and a one-paragraph message naming the offending node/column/units and the fix.
@@ -16,41 +16,72 @@ import polars as pl
 
 from . import __version__
 from .errors import EngineError, EngineWarning
+from .io import check_output
 from .resources import shipped_datasets, shipped_frameworks
 
 __all__ = ["main"]
 
 
 def _width(text: str) -> int:
-    """Display width in a terminal (CJK characters take two columns)."""
+    """Display width in a terminal (CJK characters take two columns, combining marks none)."""
     import unicodedata
 
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+    return sum(0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+               for ch in text)
 
 
 def _pad(text: str, width: int) -> str:
     return text + " " * max(0, width - _width(text))
 
 
+def _fit(text: str, width: int) -> str:
+    """``text`` cut to at most ``width`` display columns (an ellipsis marks the cut)."""
+    if _width(text) <= width:
+        return text
+    out = ""
+    for ch in text:
+        if _width(out + ch) > width - 1:
+            break
+        out += ch
+    return out + "…"
+
+
+def _render(headers: Sequence[str], rows: Sequence[Sequence[object]], left: Sequence[int] = (0,),
+            max_width: int = 28) -> str:
+    """An aligned text table by display width: columns in ``left`` are left-aligned (text), the
+    others right-aligned (numbers); cells are cut to ``max_width`` columns; None shows as —."""
+    cells = [[_fit("—" if v is None else str(v), max_width) for v in row] for row in rows]
+    widths = [max([_width(h)] + [_width(r[k]) for r in cells]) for k, h in enumerate(headers)]
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(_pad(v, w) if k in left else " " * (w - _width(v)) + v
+                         for k, (v, w) in enumerate(zip(values, widths, strict=True))).rstrip()
+
+    return "\n".join([line(list(headers)), *(line(r) for r in cells)])
+
+
+def _labels(dataset) -> dict:
+    """Unit id → display name (empty without a label column)."""
+    if dataset is None or not dataset.label:
+        return {}
+    return dict(zip(dataset.table[dataset.unit].to_list(), dataset.table[dataset.label].to_list(), strict=True))
+
+
 def _format_top(result, n: int, node: str | None = None, tier: bool = False) -> str:
     node = node or result.index_id
     top = result.top(n, node)
     label = result.dataset.label
-    tier_column = f"{result.framework.tiers['node']}_tier" if tier and result.framework.tiers else None
-    tiers = dict(zip(result.table[result.dataset.unit].to_list(), result.table[tier_column].to_list())) \
+    tiered = tier and result.framework.tiers and result.framework.tiers["node"] == node
+    tier_column = f"{node}_tier" if tiered else None
+    tiers = dict(zip(result.table[result.dataset.unit].to_list(), result.table[tier_column].to_list(), strict=True)) \
         if tier_column in result.table.columns else {}
-    lines = [f"{'rank':>4}  {_pad('unit', 10)} {_pad('name', 28)} {'score':>10}" + ("  tier" if tiers else "")]
+    headers = ["rank", "unit", *(["name"] if label else []), "score", *(["tier"] if tiers else [])]
+    rows = []
     for row in top.iter_rows(named=True):
-        name = str(row[label]) if label else ""
-        value = row[node]
-        shown = f"{value:>10.4f}" if value is not None else f"{'—':>10}"
-        rank = row[f"{node}_rank"]
-        unit = row[result.dataset.unit]
-        line = f"{rank if rank is not None else '—':>4}  {_pad(str(unit), 10)} {_pad(name[:14], 28)} {shown}"
-        if tiers:
-            line += f"  {tiers.get(unit) or '—':>4}"
-        lines.append(line)
-    return "\n".join(lines)
+        unit, value = row[result.dataset.unit], row[node]
+        rows.append([row[f"{node}_rank"], unit, *([row[label]] if label else []),
+                     None if value is None else f"{value:.4f}", *([tiers.get(unit)] if tiers else [])])
+    return _render(headers, rows, left=(1, 2) if label else (1,))
 
 
 def _cmd_frameworks(args: argparse.Namespace) -> int:
@@ -115,6 +146,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
         fw = load_framework(args.framework)
         framework = framework_from_dict({**dict(fw.document), "tiers": {"k": args.tiers}}, path=fw.path)
+    if args.out:
+        check_output(args.out, "file", inputs=[args.framework, args.data])
     result = score(framework, args.data, **_load_kwargs(args))
     elapsed = time.perf_counter() - started
     if result.recipe["data"]["synthetic"]:
@@ -122,10 +155,10 @@ def _cmd_score(args: argparse.Namespace) -> int:
     if result.recipe["data"].get("encoding") not in (None, "utf-8", "utf-8-sig"):
         print(f"note: read {result.dataset.source} as {result.recipe['data']['encoding']} text (not UTF-8)")
     if args.out:
-        path = result.write(args.out)
+        path = result.write(args.out, labels=args.labels, bom=not args.no_bom)
         print(f"wrote {result.table.height} units × {len(result.framework.node_ids)} nodes to {path}")
     print(f"{result.framework.labels['en']} — {result.table.height} units, scored in {elapsed:.2f} s")
-    print(_format_top(result, args.top, args.node))
+    print(_format_top(result, args.top, args.node, tier=True))
     return 0
 
 
@@ -189,6 +222,8 @@ def _cmd_groups(args: argparse.Namespace) -> int:
     from .groups import aggregate_groups
     from .pipeline import score
 
+    if args.out:
+        check_output(args.out, "file", inputs=[args.framework, args.data])
     result = score(args.framework, args.data, **_load_kwargs(args))
     nodes = [result.index_id, *[c for c in result.framework.root.children if c in result.table.columns]]
     if args.by not in result.table.columns:
@@ -208,7 +243,13 @@ def _cmd_groups(args: argparse.Namespace) -> int:
 
         write_table(groups, args.out, metadata={"groups": {"by": args.by, "how": args.how}, **result.recipe})
         print(f"wrote {groups.height} groups to {args.out}")
-    print(groups)
+    shown = groups if args.top is None else groups.head(args.top)
+    print(f"{result.framework.labels['en']}: {groups.height} groups by {args.by} ({args.how} of unit scores)"
+          + (f", top {shown.height}" if shown.height < groups.height else ""))
+    headers = [args.by, "units", *(x for c in nodes for x in (c, "rank"))]
+    rows = [[row[args.by], row["n_units"], *(x for c in nodes for x in (
+            None if row[c] is None else f"{row[c]:.4f}", row[f"{c}_rank"]))] for row in shown.iter_rows(named=True)]
+    print(_render(headers, rows))
     return 0
 
 
@@ -216,6 +257,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from .groups import compare_editions
     from .pipeline import score
 
+    if args.out:
+        check_output(args.out, "file", inputs=[args.framework, args.old, args.new])
     old = score(args.framework, args.old, **_load_kwargs(args))
     new = score(args.framework, args.new, **_load_kwargs(args))
     node = args.node or old.index_id
@@ -225,8 +268,99 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
         write_table(table, args.out, metadata={"old": old.recipe, "new": new.recipe})
         print(f"wrote {table.height} units to {args.out}")
-    print(table.head(args.top))
+    labels = {**_labels(old.dataset), **_labels(new.dataset)}
+    unit = old.dataset.unit
+    print(f"{old.framework.labels['en']}: rank change of {node} from {args.old} to {args.new} "
+          f"(top {min(args.top, table.height)} of {table.height} units by the new rank; + = moved up)")
+    headers = ["unit", *(["name"] if labels else []), "old rank", "new rank", "change", "old score", "new score",
+               "status"]
+
+    def number(value, form: str):
+        return None if value is None else format(value, form)
+
+    rows = [[row[unit], *([labels.get(row[unit])] if labels else []), row["rank_old"], row["rank_new"],
+             number(row["rank_change"], "+d"), number(row["score_old"], ".4f"), number(row["score_new"], ".4f"),
+             row["status"]] for row in table.head(args.top).iter_rows(named=True)]
+    print(_render(headers, rows, left=(0, 1, 7) if labels else (0, 6)))
     return 0
+
+
+#: A run estimated to take longer than this (seconds) or to store more checkpoints than this (bytes)
+#: is started only after a "yes" on a terminal, or with --yes.
+ASK_SECONDS, ASK_BYTES = 600.0, 1e9
+#: Estimates above these are printed (smaller runs start silently).
+SHOW_SECONDS, SHOW_BYTES = 60.0, 100e6
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "kB", "MB", "GB", "TB", "PB"):
+        if n < 1000 or unit == "PB":
+            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1000
+    return f"{n:,.1f} PB"  # pragma: no cover
+
+
+def _confirm_large_run(args: argparse.Namespace, out: str | None):
+    """The ``confirm`` callback of a run: print the estimate of a large run; above ASK_SECONDS or
+    ASK_BYTES ask on a terminal, refuse (exit 2 with the estimate) elsewhere unless --yes."""
+    from .progress import format_duration
+
+    def confirm(estimate: dict) -> None:
+        if estimate["stage"] == "start":
+            seconds = estimate["seconds"]
+            text = (f"{estimate['replicates']:,} replicates will take about {format_duration(seconds)} "
+                    "(timed on a short calibration run)")
+            show, big = seconds > SHOW_SECONDS, seconds > ASK_SECONDS
+        else:
+            size = estimate["checkpoint_bytes"]
+            text = f"checkpoints will take about {_size(size)} on disk ({estimate['chunks']:,} chunk files in {out})"
+            show, big = size > SHOW_BYTES, size > ASK_BYTES
+        if show or big:
+            print(f"cityrank: {text}", file=sys.stderr)
+        if not big or args.yes:
+            return
+        stopped = "" if estimate["stage"] == "start" else \
+            f"; the first chunk is stored: `{_resume_command(args, out)}` continues"
+        if sys.stdin.isatty() and sys.stderr.isatty():
+            sys.stderr.write("continue? [y/N] ")
+            sys.stderr.flush()
+            if sys.stdin.readline().strip().lower() in ("y", "yes"):
+                return
+            raise EngineError(f"run not started: {text}{stopped}" if not stopped else f"run stopped: {text}{stopped}",
+                              fix="use fewer replicates (-n) or answer y")
+        raise EngineError(f"large run not started without --yes: {text}" if not stopped
+                          else f"large run stopped without --yes: {text}{stopped}",
+                          fix="add --yes to run it (or -y), or use fewer replicates (-n)")
+
+    return confirm
+
+
+def _resume_command(args: argparse.Namespace, out: str | None) -> str:
+    """The command line that resumes this run from ``out`` (the original arguments without -o/--out/
+    --resume, with the run's seed when it was not given, and ``--resume out``)."""
+    import json
+    import shlex
+    from pathlib import Path
+
+    argv = list(args.argv)
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg in ("-o", "--out", "--resume"):
+            skip = True
+            continue
+        if arg.startswith(("--out=", "--resume=")) or (arg.startswith("-o") and not arg.startswith("--")):
+            continue
+        kept.append(arg)
+    if args.seed is None:
+        try:
+            seed = json.loads((Path(out) / "run.json").read_text(encoding="utf-8"))["seed"]
+            kept += ["--seed", str(seed)]
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    return "cityrank " + shlex.join([*kept, "--resume", str(out)])
 
 
 def _cmd_uncertainty(args: argparse.Namespace) -> int:
@@ -236,8 +370,9 @@ def _cmd_uncertainty(args: argparse.Namespace) -> int:
     backend = "dask" if (args.scheduler or args.workers) else args.backend
     result = uncertainty(args.framework, args.data, args.spec, replicates=args.replicates, seed=args.seed,
                          block_size=args.block_size, backend=backend, threads=args.threads,
-                         scheduler=args.scheduler, workers=args.workers, out=out, resume=bool(args.resume),
-                         progress=not args.quiet, **_load_kwargs(args))
+                         scheduler=args.scheduler, workers=args.workers, worker_wait=args.worker_wait,
+                         confirm=_confirm_large_run(args, out), out=out, resume=bool(args.resume),
+                         out_format=args.format, progress=not args.quiet, **_load_kwargs(args))
     m = result.manifest
     if m["data"] and m["data"].get("synthetic"):
         print("NOTE: this dataset is SYNTHETIC (generated), not observed data.")
@@ -245,7 +380,7 @@ def _cmd_uncertainty(args: argparse.Namespace) -> int:
           f"backend {m['backend']}); mean rank shift R_S = {m['rank_shift'][result.problem.target_ids[0]]['mean']:.3f}")
     _print_unstable(result.least_stable(args.top), result.problem, "widest 90% rank interval")
     if out:
-        print(f"wrote units.parquet, acceptability.parquet, rank_shift.parquet, manifest.json to {out}")
+        print(_wrote_tables(out, args.format))
     return 0
 
 
@@ -255,7 +390,9 @@ def _cmd_sensitivity(args: argparse.Namespace) -> int:
     backend = "dask" if (args.scheduler or args.workers) else args.backend
     result = sensitivity(args.framework, args.data, args.spec, base_samples=args.base_samples, seed=args.seed,
                          n_boot=args.bootstrap, second_order=args.second_order, threads=args.threads, backend=backend, scheduler=args.scheduler,
-                         workers=args.workers, out=args.out, progress=not args.quiet, **_load_kwargs(args))
+                         workers=args.workers, worker_wait=args.worker_wait, out=args.out, out_format=args.format,
+                         progress=not args.quiet,
+                         **_load_kwargs(args))
     m = result.manifest
     print(f"{m['evaluations']:,} evaluations ({m['base_samples']:,} base samples × "
           f"{m['evaluations'] // m['base_samples']}) in "
@@ -270,7 +407,7 @@ def _cmd_sensitivity(args: argparse.Namespace) -> int:
         for row in result.second.sort("second", descending=True).iter_rows(named=True):
             print(f"  {row['group_a']} × {row['group_b']}: {row['second']:.3f}")
     if args.out:
-        print(f"wrote indices.parquet, unit_rank_indices.parquet, unit_score_indices.parquet, manifest.json to {args.out}")
+        print(_wrote_tables(args.out, args.format))
     return 0
 
 
@@ -280,8 +417,9 @@ def _cmd_bootstrap(args: argparse.Namespace) -> int:
     backend = "dask" if (args.scheduler or args.workers) else args.backend
     result = bootstrap(args.framework, args.data, args.spec, records=args.records, mode=args.mode,
                        replicates=args.replicates, seed=args.seed, block_size=args.block_size, backend=backend,
-                       threads=args.threads, scheduler=args.scheduler, workers=args.workers, out=args.out,
-                       progress=not args.quiet, **_load_kwargs(args))
+                       threads=args.threads, scheduler=args.scheduler, workers=args.workers,
+                       worker_wait=args.worker_wait, out=args.out,
+                       out_format=args.format, progress=not args.quiet, **_load_kwargs(args))
     m = result.manifest
     if m["data"] and m["data"].get("synthetic"):
         print("NOTE: this dataset is SYNTHETIC (generated), not observed data.")
@@ -300,44 +438,90 @@ def _cmd_bootstrap(args: argparse.Namespace) -> int:
     _print_unstable(table, result.problem.problem, "widest 90% bootstrap rank interval")
     if has_cs and "cs_in_top_k" in table.columns:
         units = result.units.filter(pl.col("cs_in_top_k").fill_null(False))["unit"].to_list()
+        labels = _labels(result.problem.problem.result.dataset if result.problem.problem.result is not None else None)
+        names = [f"{labels[u]} ({u})" if labels.get(u) not in (None, "", u) else str(u) for u in units]
         k = m["confidence"]["top_k"]
         print(f"{m['confidence']['level']:.0%} confidence set for the top {k}: {len(units)} units: "
-              + ", ".join(map(str, units[:20])) + (" …" if len(units) > 20 else ""))
+              + ", ".join(names[:20]) + (" …" if len(units) > 20 else ""))
     if args.out:
-        print(f"wrote units.parquet, acceptability.parquet, rank_shift.parquet, manifest.json to {args.out}")
+        print(_wrote_tables(args.out, args.format))
     return 0
+
+
+def _wrote_tables(out: str, fmt: str | None) -> str:
+    """What an analysis wrote (see :func:`engine.io.write_tables`)."""
+    if str(out).lower().endswith(".xlsx"):
+        return f"wrote the tables to {out} (one sheet per table, and a manifest sheet)"
+    if fmt == "xlsx":
+        return f"wrote the tables to {out}/results.xlsx (one sheet per table) and manifest.json"
+    return f"wrote the tables ({fmt or 'parquet'} files) and manifest.json to {out}"
 
 
 def _print_unstable(table: pl.DataFrame, problem, title: str) -> None:
     """The least-stable units of ``table`` (a per-unit rank-statistics table, in order), with their
     display names when the dataset has a label column, and their rank confidence sets when the
     table has them."""
-    labels = {}
-    dataset = problem.result.dataset if problem.result is not None else None
-    if dataset is not None and dataset.label:
-        labels = dict(zip(dataset.table[dataset.unit].to_list(), dataset.table[dataset.label].to_list()))
+    labels = _labels(problem.result.dataset if problem.result is not None else None)
     has_cs = "cs_ci_lower" in table.columns
     print(f"least stable units ({title}):")
-    header = f"{_pad('unit', 10)} {_pad('name', 14)} {'nominal':>7} {'median':>7} {'5%':>6} {'95%':>6} {'P(same tier)':>13}"
-    print(header + (f" {'rank conf. set':>15} {'simultaneous':>13}" if has_cs else ""))
+    headers = ["unit", *(["name"] if labels else []), "nominal", "median", "5%", "95%", "P(same tier)",
+               *(["rank conf. set", "simultaneous"] if has_cs else [])]
+    rows = []
     for row in table.iter_rows(named=True):
-        name = str(labels.get(row["unit"], ""))[:7]
-        line = (f"{_pad(str(row['unit']), 10)} {_pad(name, 14)} {row['nominal_rank'] or 0:>7} "
-                f"{row['median_rank']:>7.1f} {row['q05_rank']:>6.1f} {row['q95_rank']:>6.1f} {row['p_same_tier']:>13.3f}")
-        if has_cs and row["cs_ci_lower"] is not None:
-            line += (f" {'[' + str(row['cs_ci_lower']) + ', ' + str(row['cs_ci_upper']) + ']':>15}"
-                     f" {'[' + str(row['cs_simultaneous_lower']) + ', ' + str(row['cs_simultaneous_upper']) + ']':>13}")
-        print(line)
+        cs = []
+        if has_cs:
+            cs = [None, None] if row["cs_ci_lower"] is None else [
+                f"[{row['cs_ci_lower']}, {row['cs_ci_upper']}]",
+                f"[{row['cs_simultaneous_lower']}, {row['cs_simultaneous_upper']}]"]
+        rows.append([row["unit"], *([labels.get(row["unit"])] if labels else []), row["nominal_rank"],
+                     f"{row['median_rank']:.1f}", f"{row['q05_rank']:.1f}", f"{row['q95_rank']:.1f}",
+                     f"{row['p_same_tier']:.3f}", *cs])
+    print(_render(headers, rows, left=(0, 1) if labels else (0,), max_width=16))
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: an integer ≥ 1 (``--threads 0`` or ``-2`` is refused with exit 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default when it has one (not for None/False), and keeps the help's line
+    breaks out of the way."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in (action.help or ""):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
+_COMMANDS_EPILOG = """\
+run `cityrank COMMAND --help` for a command's options.  Bad input exits with status 2 and one
+paragraph naming what is wrong and the fix; Ctrl-C exits with 130 (an uncertainty run with -o
+prints the command that resumes it)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cityrank", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="cityrank", description=__doc__.splitlines()[0], epilog=_COMMANDS_EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"cityrank {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, title="commands", metavar="COMMAND")
+    add_parser = sub.add_parser
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return add_parser(name, help=help, description=help[0].upper() + help[1:] + ".",
+                          formatter_class=_HelpFormatter)
+
+    sub.add_parser = command  # every command: its help as description, defaults shown
 
     demo = sub.add_parser("demo", help="score the shipped city datasets and run a weight-sensitivity study")
-    demo.add_argument("--top", type=int, default=10, help="how many units to print (default 10)")
-    demo.add_argument("--replicates", type=int, default=100_000, help="Monte Carlo replicates (default 100,000)")
+    demo.add_argument("--top", type=_positive_int, default=10, help="how many units to print")
+    demo.add_argument("--replicates", type=_positive_int, default=100_000, help="Monte Carlo replicates")
     demo.set_defaults(run=_cmd_demo)
 
     sub.add_parser("frameworks", help="list the shipped frameworks").set_defaults(run=_cmd_frameworks)
@@ -356,18 +540,32 @@ def build_parser() -> argparse.ArgumentParser:
                        help="title rows above the header to skip (default: the framework's data.skip_rows, else 0)")
 
     def backend_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--backend", choices=["threads", "serial", "dask"], default="threads")
-        p.add_argument("--threads", type=int, help="Numba threads for the threads backend")
+        p.add_argument("--backend", choices=["threads", "serial", "dask"], default="threads",
+                       help="where replicates run: Numba threads in this process, one thread, or a Dask cluster "
+                       "(--scheduler/--workers imply dask); results are identical")
+        p.add_argument("--threads", type=_positive_int,
+                       help="Numba threads for the threads backend (default: all cores)")
         p.add_argument("--scheduler", help="address of a running Dask scheduler (tcp://host:port)")
-        p.add_argument("--workers", type=int, help="start a local Dask cluster with this many worker processes")
+        p.add_argument("--workers", type=_positive_int,
+                       help="start a local Dask cluster with this many worker processes")
+        p.add_argument("--worker-wait", type=float, default=300.0, metavar="SECONDS",
+                       help="with Dask: give up (exit 2) when no worker has been connected for this long")
 
     def replicate_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--replicates", "-n", type=int, help="number of replicates (overrides the spec)")
+        p.add_argument("--replicates", "-n", type=_positive_int, help="number of replicates (overrides the spec)")
         p.add_argument("--seed", type=int, help="seed (overrides the spec; default: fresh entropy, recorded)")
-        p.add_argument("--block-size", type=int, help="replicates per work block (a multiple or divisor of 1024)")
+        p.add_argument("--block-size", type=_positive_int,
+                       help="replicates per work block (a multiple or divisor of 1024)")
+        p.add_argument("--yes", "-y", action="store_true",
+                       help="start a large run (estimated > 10 min or > 1 GB of checkpoints) without asking")
+
+    def format_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--format", choices=["parquet", "csv", "xlsx"],
+                       help="tables in the --out folder: parquet (default), csv (UTF-8 with BOM) or xlsx (one "
+                       "workbook results.xlsx); an --out ending in .xlsx is one workbook")
 
     def report_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--top", type=int, default=10, help="least stable units to print")
+        p.add_argument("--top", type=_positive_int, default=10, help="least stable units to print")
         p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
     validate = sub.add_parser("validate", help="check a framework (and data against it) without computing")
@@ -377,9 +575,15 @@ def build_parser() -> argparse.ArgumentParser:
     score = sub.add_parser("score", help="score and rank every node; write .parquet/.csv/.xlsx/.arrow")
     data_options(score)
     score.add_argument("--out", "-o", help="output file; the format follows the extension")
-    score.add_argument("--top", type=int, default=10, help="how many units to print (default 10)")
+    score.add_argument("--labels", choices=["en", "zh", "id"], default="en",
+                       help="Excel headers: node labels in English or Chinese, or node ids (a 'columns' sheet "
+                       "maps headers to ids)")
+    score.add_argument("--no-bom", action="store_true",
+                       help="CSV without the UTF-8 byte-order mark (written by default so Excel reads Chinese)")
+    score.add_argument("--top", type=_positive_int, default=10, help="how many units to print")
     score.add_argument("--node", help="node whose ranking is printed (default: the index)")
-    score.add_argument("--tiers", type=int, metavar="K", help="classify the index into K tiers (Fisher-Jenks)")
+    score.add_argument("--tiers", type=_positive_int, metavar="K",
+                       help="classify the index into K tiers (Fisher-Jenks); printed in a tier column")
     score.set_defaults(run=_cmd_score)
 
     weights = sub.add_parser("weights", help="print the effective (global) weight of every indicator")
@@ -389,8 +593,10 @@ def build_parser() -> argparse.ArgumentParser:
     groups = sub.add_parser("groups", help="aggregate unit scores by a group column and rank the groups")
     data_options(groups)
     groups.add_argument("--by", required=True, help="group column (e.g. province)")
-    groups.add_argument("--how", default="sum", choices=["sum", "mean", "median", "max", "min"])
+    groups.add_argument("--how", default="sum", choices=["sum", "mean", "median", "max", "min"],
+                        help="how unit scores are combined per group")
     groups.add_argument("--out", "-o", help="output file (.parquet/.csv/.xlsx/.arrow)")
+    groups.add_argument("--top", type=_positive_int, help="how many groups to print (default: all)")
     groups.set_defaults(run=_cmd_groups)
 
     compare = sub.add_parser("compare", help="rank change per unit between two editions (two data files)")
@@ -399,7 +605,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--new", required=True, help="data of the later edition")
     compare.add_argument("--unit", help="unit id column")
     compare.add_argument("--node", help="node to compare (default: the index)")
-    compare.add_argument("--top", type=int, default=20, help="rows to print")
+    compare.add_argument("--top", type=_positive_int, default=20, help="rows to print")
     compare.add_argument("--out", "-o", help="output file (.parquet/.csv/.xlsx/.arrow)")
     compare.set_defaults(run=_cmd_compare)
 
@@ -408,7 +614,9 @@ def build_parser() -> argparse.ArgumentParser:
     unc.add_argument("--spec", "-s", help="uncertainty specification (YAML/JSON); default: ±25%% noise on every weight")
     replicate_options(unc)
     backend_options(unc)
-    unc.add_argument("--out", "-o", help="output folder (tables, manifest, checkpoints)")
+    unc.add_argument("--out", "-o", help="output folder (tables, manifest, checkpoints), or a .xlsx file (one "
+                     "workbook, no checkpoints)")
+    format_option(unc)
     unc.add_argument("--resume", metavar="DIR", help="resume a killed run from the checkpoints in DIR")
     report_options(unc)
     unc.set_defaults(run=_cmd_uncertainty)
@@ -422,22 +630,21 @@ def build_parser() -> argparse.ArgumentParser:
     boot.add_argument("--spec", "-s", help="bootstrap specification (YAML/JSON); default: the framework's shipped one")
     replicate_options(boot)
     backend_options(boot)
-    boot.add_argument("--out", "-o", help="output folder (tables and manifest)")
+    boot.add_argument("--out", "-o", help="output folder (tables and manifest), or a .xlsx file (one workbook)")
+    format_option(boot)
     report_options(boot)
     boot.set_defaults(run=_cmd_bootstrap)
 
     sens = sub.add_parser("sensitivity", help="Sobol first/total-order indices: which choice moves the ranks")
     data_options(sens)
     sens.add_argument("--spec", "-s", help="uncertainty specification (factors and groups); default: weight noise")
-    sens.add_argument("--base-samples", "-N", type=int, default=1024, help="base samples N (a power of two)")
+    sens.add_argument("--base-samples", "-N", type=_positive_int, default=1024, help="base samples N (a power of two)")
     sens.add_argument("--seed", type=int, help="seed of the scrambled Sobol design")
-    sens.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for the intervals")
+    sens.add_argument("--bootstrap", type=_positive_int, default=200, help="bootstrap resamples for the intervals")
     sens.add_argument("--second-order", action="store_true", help="also second-order indices of R_S (N (2g + 2) runs)")
-    sens.add_argument("--backend", choices=["threads", "serial", "dask"], default="threads")
-    sens.add_argument("--threads", type=int)
-    sens.add_argument("--scheduler", help="address of a running Dask scheduler")
-    sens.add_argument("--workers", type=int, help="start a local Dask cluster with this many worker processes")
-    sens.add_argument("--out", "-o", help="output folder")
+    backend_options(sens)
+    sens.add_argument("--out", "-o", help="output folder, or a .xlsx file (one workbook)")
+    format_option(sens)
     sens.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     sens.set_defaults(run=_cmd_sensitivity)
     return parser
@@ -454,10 +661,12 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``cityrank`` console script."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv
     pl.Config.set_tbl_rows(30)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _compile_notice(args.command):
             warnings.showwarning = _show_warning
             return int(args.run(args) or 0)
     except EngineError as exc:
@@ -465,7 +674,62 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         print("cityrank: interrupted", file=sys.stderr)
+        out = getattr(args, "resume", None) or getattr(args, "out", None)
+        if args.command == "uncertainty" and out and not str(out).lower().endswith(".xlsx"):
+            print(f"cityrank: to continue from the chunks stored in {out}: {_resume_command(args, out)}",
+                  file=sys.stderr)
         return 130
+    # Foreseeable faults of the machine, not of cityrank: one paragraph, exit 2 (any other
+    # exception is a bug and keeps its traceback).
+    except MemoryError as exc:  # includes NumPy's _ArrayMemoryError ("Unable to allocate 74.5 GiB …")
+        detail = f": {exc}" if str(exc) else ""
+        print(f"cityrank: error: out of memory{detail}. Fix: use fewer units or replicates, or a machine with "
+              "more memory.", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"cityrank: error: {exc.strerror or exc}{where}. Fix: check the path, its permissions and the free "
+              "disk space.", file=sys.stderr)
+        return 2
+
+
+class _compile_notice:
+    """While a computing command runs, say once on stderr when Numba compiles a kernel (a cold cache:
+    the first run after installation or an upgrade); loading compiled kernels from the cache says
+    nothing.  Uses Numba's ``numba:compile`` event, which fires on cache misses only."""
+
+    QUIET = ("frameworks", "datasets", "validate")
+
+    def __init__(self, command: str) -> None:
+        self.active = command not in self.QUIET
+        self.told = False
+
+    def __enter__(self):
+        if self.active:
+            from numba.core import event
+
+            notice = self
+
+            class Listener(event.Listener):
+                def on_start(self, ev) -> None:
+                    if not notice.told:
+                        notice.told = True
+                        sys.stderr.write("cityrank: compiling kernels (first run only; later runs load them from "
+                                         "the cache)…\n")
+                        sys.stderr.flush()
+
+                def on_end(self, ev) -> None:
+                    pass
+
+            self.listener = Listener()
+            event.register("numba:compile", self.listener)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.active:
+            from numba.core import event
+
+            event.unregister("numba:compile", self.listener)
 
 
 if __name__ == "__main__":  # pragma: no cover

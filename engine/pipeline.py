@@ -20,7 +20,7 @@ import polars as pl
 from . import __version__
 from .data import Dataset, Inputs, load_data, prepare
 from .errors import SchemaError
-from .io import write_table
+from .io import check_output, write_table
 from .schema import Framework, load_framework
 from .stages import aggregate, denominate, impute, normalise, rank, rescale, screen, treat
 from .stages.weights import resolve_weights
@@ -169,9 +169,75 @@ class ScoreResult:
         """Re-run aggregation, rescaling and ranking only, with some node weights replaced."""
         return _finish(self.framework, self.dataset, run_from_normalised(self.framework, self.stages, weights))
 
-    def write(self, path: str | Path) -> Path:
-        """Write the table (Parquet/CSV/Excel/Arrow by extension) with the recipe, atomically."""
-        return write_table(self.table, path, metadata=self.recipe)
+    def unit_names(self) -> pl.DataFrame:
+        """Unit id, display name and group columns of the scored units (for analysis tables)."""
+        ds = self.dataset
+        return self.table.select(ds.unit, *([ds.label] if ds.label else []), *ds.groups)
+
+    def imputed_cells(self) -> pl.DataFrame:
+        """Unit id and, per indicator, whether its value was imputed (missing in the data, filled
+        by the impute stage), in the rows of :attr:`table`."""
+        stages, unit = self.stages, self.dataset.unit
+        kept = stages.kept
+        filled = np.isnan(stages.denominated[kept]) & ~np.isnan(stages.imputed[kept])
+        mask = pl.DataFrame({unit: stages.inputs.units.filter(pl.Series(kept)),
+                             **{ind.id: filled[:, j] for j, ind in enumerate(self.framework.indicators)}})
+        return self.table.select(unit).join(mask, on=unit, how="left", maintain_order="left")
+
+    def write(self, path: str | Path, *, labels: str = "en", bom: bool = True) -> Path:
+        """Write the table (Parquet/CSV/Excel/Arrow by extension) with the recipe, atomically.
+
+        Parquet, Arrow and CSV keep the node-id column names (CSV: UTF-8 with a byte-order mark
+        unless ``bom=False``, so Excel shows Chinese names right).  Excel: headers are the nodes'
+        labels in ``labels`` (``"en"``, ``"zh"`` – English where a node has none – or ``"id"``), a
+        ``columns`` sheet maps every header to its column id, floats are shown rounded (cells keep
+        full precision), imputed indicator values are shaded yellow, and the ``recipe`` sheet has
+        one row per stage setting.  Refuses (:class:`DataError`) a path that is one of the input
+        files or cannot be written."""
+        check_output(path, "file", inputs=[self.framework.path, self.dataset.source])
+        if Path(path).suffix.lower() != ".xlsx":
+            return write_table(self.table, path, metadata=self.recipe, bom=bom)
+        if labels not in ("en", "zh", "id"):
+            raise SchemaError(f"labels must be 'en', 'zh' or 'id', not {labels!r}", node=None, path=None,
+                              fix="use en, zh or id")
+        headers, columns = self._headers(labels)
+        imputed = self.imputed_cells()
+        marked = imputed.select([pl.col(c).alias(name) for c in imputed.columns[1:]
+                                 for name in (c, c + RANK_SUFFIX)])
+        notes = {}
+        for ind in self.framework.indicators:
+            count = int(imputed[ind.id].sum())
+            if count:
+                how = ind.imputation.name + (f" within {ind.imputation.params['group']}"
+                                             if "group" in ind.imputation.params else "")
+                notes[ind.id] = f"{count} imputed value(s) ({how}), shaded yellow"
+        return write_table(self.table, path, metadata=self.recipe, headers=headers, marked=marked, notes=notes,
+                           sheets={"columns": columns})
+
+    def _headers(self, labels: str) -> tuple[dict[str, str], pl.DataFrame]:
+        """Display header of every column (node labels) and the ``columns`` sheet (header → id)."""
+        suffixes = {"en": (" (rank)", " (tier)"), "zh": ("（排名）", "（等级）"),
+                    "id": (RANK_SUFFIX, TIER_SUFFIX)}[labels]
+        ds, fw = self.dataset, self.framework
+        rows = []
+        for column in self.table.columns:
+            node, kind, tail = column, "score", ""
+            for suffix, what, shown in ((RANK_SUFFIX, "rank", suffixes[0]), (TIER_SUFFIX, "tier", suffixes[1])):
+                if column.endswith(suffix) and column[: -len(suffix)] in fw.node_ids:
+                    node, kind, tail = column[: -len(suffix)], what, shown
+            if node not in fw.node_ids:
+                kind = "unit id" if column == ds.unit else "name" if column == ds.label else "group"
+                rows.append((column, column, None, kind))
+                continue
+            label = node if labels == "id" else fw.node(node).labels.get(labels) or fw.node(node).labels["en"]
+            rows.append((label + tail, column, node, kind))
+        seen: dict[str, int] = {}
+        for header, *_ in rows:
+            seen[header] = seen.get(header, 0) + 1
+        rows = [(f"{h} [{c}]" if seen[h] > 1 else h, c, n, k) for h, c, n, k in rows]
+        headers = {c: h for h, c, _, _ in rows}
+        return headers, pl.DataFrame(rows, schema={"header": pl.String, "column": pl.String, "node": pl.String,
+                                                   "what": pl.String}, orient="row")
 
 
 def run_from_normalised(framework: Framework, stages: Stages, weights: Mapping[str, float] | None) -> Stages:

@@ -6,7 +6,7 @@ import hashlib
 import json
 import platform
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,12 +16,14 @@ import polars as pl
 
 from .. import __version__
 from ..errors import DataError, SchemaError
-from ..io import write_json, write_table
+from ..io import check_output, with_unit_names, write_tables
 from ..pipeline import ScoreResult, score
+from ..backends import check_backend
 from ..progress import Progress
 from .design import RNG_BLOCK, Parameters
-from .montecarlo import ChunkState, Lanes, RankStatistics, run_chunk, run_design, summarise
+from .montecarlo import ChunkState, Lanes, RankStatistics, aligned_chunk_blocks, run_chunk, run_design, summarise
 from .problem import Problem, build_problem
+from .store import CHECKPOINT_FORMAT
 from .spec import UncertaintySpec, load_spec, resolve_factors
 
 __all__ = ["UncertaintyResult", "uncertainty", "versions", "with_default_factors"]
@@ -52,20 +54,23 @@ class UncertaintyResult:
         """Units with the widest 90 % rank interval (then the largest rank sd)."""
         return self.units.sort(["rank_range_90", "rank_sd"], descending=True, nulls_last=True).head(n)
 
-    def write(self, folder: str | Path) -> Path:
-        """Write per-unit tables, acceptability matrices, pairwise and R_S tables (Parquet) and
-        ``manifest.json``, each atomically."""
-        folder = Path(folder)
+    def write(self, out: str | Path, *, format: str | None = None) -> Path:
+        """Write per-unit tables (display names and groups beside the unit codes), acceptability
+        matrices, pairwise and R_S tables and the manifest, each file atomically: a folder of
+        Parquet (default) or CSV files (``format="csv"``) with ``manifest.json``, or one Excel
+        workbook (``out`` ending in ``.xlsx``, or ``results.xlsx`` in the folder with
+        ``format="xlsx"``), see :func:`engine.io.write_tables`."""
         stats = self.statistics
+        names = self.problem.result.unit_names() if self.problem.result is not None else None
+        tables = {}
         for target in self.problem.target_ids:
             suffix = "" if target == self.problem.target_ids[0] else f"_{target}"
-            write_table(stats.units[target], folder / f"units{suffix}.parquet", metadata=self.manifest)
-            write_table(stats.acceptability[target], folder / f"acceptability{suffix}.parquet")
-            write_table(stats.rank_shift[target], folder / f"rank_shift{suffix}.parquet")
+            tables[f"units{suffix}"] = with_unit_names(stats.units[target], names)
+            tables[f"acceptability{suffix}"] = with_unit_names(stats.acceptability[target], names)
+            tables[f"rank_shift{suffix}"] = stats.rank_shift[target]
             if target in stats.pairs:
-                write_table(stats.pairs[target], folder / f"pairs{suffix}.parquet")
-        write_json(folder / "manifest.json", self.manifest)
-        return folder
+                tables[f"pairs{suffix}"] = stats.pairs[target]
+        return write_tables(tables, out, manifest=self.manifest, format=format)
 
 
 def _chunk(problem: Problem, factors, seed: int, block_size: int, n_replicates: int, first: int, stop: int
@@ -95,15 +100,17 @@ def _fingerprint(result: ScoreResult, spec: UncertaintySpec, seed: int, n_blocks
     data_digest = hashlib.sha256(np.ascontiguousarray(result.stages.inputs.raw).tobytes()).hexdigest()
     return {"framework": result.framework.digest, "data": data_digest, "seed": seed,
             "block_size": spec.block_size, "spec": json.loads(json.dumps(dict(spec.document), default=str)),
-            "n_blocks": n_blocks, "engine": __version__}
+            "n_blocks": n_blocks, "engine": __version__, "checkpoint_format": CHECKPOINT_FORMAT}
 
 
 def uncertainty(framework, data=None, spec: str | Path | Mapping | UncertaintySpec | None = None, *,
                 replicates: int | None = None, seed: int | None = None, block_size: int | None = None,
                 backend: str = "threads", threads: int | None = None, client: Any = None,
                 scheduler: str | None = None, workers: int | None = None, out: str | Path | None = None,
-                resume: bool = False, progress: bool = False, design: Any = None,
-                chunk_blocks: int | None = None, **load_kwargs: Any) -> UncertaintyResult:
+                resume: bool = False, progress: bool = False, design: Any = None, worker_wait: float | None = None,
+                confirm: Callable[[dict[str, Any]], None] | None = None,
+                chunk_blocks: int | None = None, out_format: str | None = None, overwrite: bool = False,
+                keep_checkpoints: bool = False, **load_kwargs: Any) -> UncertaintyResult:
     """Monte Carlo uncertainty analysis of the ranking.
 
     Parameters
@@ -115,15 +122,30 @@ def uncertainty(framework, data=None, spec: str | Path | Mapping | UncertaintySp
         ``seed`` and ``block_size`` override it.
     backend
         ``serial``, ``threads`` (default) or ``dask``; ``threads`` sets the Numba lanes; ``client``,
-        ``scheduler`` (address) or ``workers`` (local cluster size) select the Dask cluster.
+        ``scheduler`` (address) or ``workers`` (local cluster size) select the Dask cluster;
+        ``worker_wait``: seconds a Dask run waits with no worker connected before it raises
+        BackendError (default 300).  ``threads``/``workers`` below 1 raise SchemaError.
     out, resume
         Output folder: chunk checkpoints and, at the end, the tables and ``manifest.json``;
         ``resume=True`` continues a killed run from its stored chunks (bit-identical result).
+        One run at a time per folder (a lock file); a fresh run in a folder holding checkpoints
+        is refused unless ``overwrite=True``; the checkpoints are removed after a successful run
+        unless ``keep_checkpoints=True`` (see :mod:`engine.analysis.store`).
+        ``out`` ending in ``.xlsx``: one Excel workbook, no checkpoints.  Checked before any work
+        (:func:`engine.io.check_output`).
+    out_format
+        Tables in the folder: ``"parquet"`` (default), ``"csv"`` or ``"xlsx"`` (one workbook).
     design
         Explicit replicates instead of random draws: an array (n, n_nodes) of raw node weights in
         ``framework.node_ids`` order, or a mapping ``{node_id: array (n,)}`` (other nodes nominal).
     progress
         Show a progress bar on stderr.
+    confirm
+        Called with the run's estimate before the replicates start (``{"stage": "start",
+        "replicates", "seconds", "chunks"}``, time from a short calibration run) and, when
+        checkpointing, once the first chunk is stored (``stage`` ``"first chunk"``, with
+        ``checkpoint_bytes`` for the whole run); it raises to stop the run (the CLI asks, or
+        refuses large runs without ``--yes``).
     chunk_blocks
         Blocks per chunk, the unit of work of the backends, of checkpoints and of progress (no
         effect on results).  Default: 65,536 replicates' worth when checkpointing (``out``) or on
@@ -136,9 +158,10 @@ def uncertainty(framework, data=None, spec: str | Path | Mapping | UncertaintySp
     UncertaintyResult
     """
     started = time.perf_counter()
+    if out is not None:
+        check_output(out, "tables", inputs=[framework, data, spec])
     spec = load_spec(spec, replicates=replicates, seed=seed, block_size=block_size)
-    if backend not in ("serial", "threads", "dask"):
-        raise SchemaError(f"unknown backend {backend!r}", fix="use serial, threads or dask")
+    check_backend(backend, threads, workers, worker_wait)
     nominal = score(framework, data, **load_kwargs)
     spec = with_default_factors(spec, nominal.framework)
     factors = resolve_factors(spec, nominal.framework)
@@ -151,40 +174,55 @@ def uncertainty(framework, data=None, spec: str | Path | Mapping | UncertaintySp
         size = spec.block_size if n % spec.block_size == 0 else n
         state, _, _ = run_design(problem, params, size, n_lanes=1 if backend == "serial" else (threads or 1))
         return _finish(problem, spec, factors, state, run_seed, started, {"backend": backend, "design": "explicit"},
-                       out)
+                       out, out_format)
 
     if spec.block_size % RNG_BLOCK and RNG_BLOCK % spec.block_size:
         raise SchemaError(f"block_size {spec.block_size} must be a multiple or a divisor of {RNG_BLOCK}",
                           fix="use e.g. 1024, 4096 or 8192 (or 64, 256 for tiny runs)")
     n_blocks = -(-spec.replicates // spec.block_size)
     per_chunk = CHUNK_REPLICATES if out is not None or backend == "dask" else LOCAL_CHUNK_REPLICATES
-    chunk_blocks = chunk_blocks or max(1, per_chunk // spec.block_size)
+    chunk_blocks = aligned_chunk_blocks(chunk_blocks or per_chunk // spec.block_size, spec.block_size)
     from ..backends import chunk_ranges, execute
 
+    n_chunks = -(-n_blocks // chunk_blocks)
+    if confirm is not None:
+        lanes = 1 if backend == "serial" else (workers or 1) if backend == "dask" else (threads or _numba_threads())
+        per_replicate = calibrate(problem, factors, run_seed, spec.block_size)
+        confirm({"stage": "start", "replicates": spec.replicates, "seconds": per_replicate * spec.replicates / lanes,
+                 "chunks": n_chunks if out is not None else None, "checkpoint_bytes": None})
     fingerprint = _fingerprint(nominal, spec, run_seed, n_blocks)
     store = None
-    done: dict[tuple[int, int], ChunkState] = {}
-    if out is not None:
+    done: list[tuple[int, int]] = []  # stored chunks (added into state)
+    state = ChunkState.empty(problem)
+    if out is not None and Path(out).suffix.lower() == ".xlsx":
+        if resume:
+            raise DataError("cannot resume into a .xlsx output (a workbook holds no checkpoints)", path=str(out),
+                            fix="resume the folder given as --out of the killed run")
+    elif out is not None:
         from .store import ChunkStore
 
-        store = ChunkStore(out, fingerprint, resume=resume)
-        done = store.load(ChunkState.empty(problem)) if resume else {}
+        store = ChunkStore(out, fingerprint, resume=resume, overwrite=overwrite, block_size=spec.block_size,
+                           n_replicates=spec.replicates)
+        done = store.load(state) if resume else []
     ranges = chunk_ranges(n_blocks, chunk_blocks, set(done))
     stored_blocks = {b for first, stop in done for b in range(first, stop)}
     if any(b in stored_blocks for first, stop in ranges for b in range(first, stop)):
         whole = sorted({stop - first for first, stop in done if stop < n_blocks})  # not the run's last chunk
         started_with = f"chunk_blocks={whole[-1]}" if len(whole) == 1 else "the chunk_blocks"
+        store.close()
         raise DataError(f"cannot resume: the stored chunks do not line up with chunks of {chunk_blocks} blocks",
                         path=str(out), fix=f"resume with {started_with} the run was started with")
     bar = Progress(spec.replicates, enabled=progress)
     bar.update(sum(min(c[1] * spec.block_size, spec.replicates) - c[0] * spec.block_size for c in done))
-    state = ChunkState.empty(problem)
-    for chunk_state in done.values():
-        state = state.merge(chunk_state)
 
     def on_chunk(chunk: tuple[int, int], chunk_state: ChunkState) -> None:
         if store is not None:
             store.save(chunk, chunk_state)
+            if confirm is not None and not done and bar.done == 0 and n_chunks > 1:  # the run's first stored chunk
+                size = sum(f.stat().st_size for f in store.chunks.glob("chunk_*"))
+                with bar.paused():
+                    confirm({"stage": "first chunk", "replicates": spec.replicates, "chunks": n_chunks,
+                             "checkpoint_bytes": size * n_chunks, "seconds": None})
         bar.update(min(chunk[1] * spec.block_size, spec.replicates) - chunk[0] * spec.block_size)
 
     token = hashlib.sha256(json.dumps(fingerprint, default=str).encode()).hexdigest()[:16]
@@ -194,23 +232,52 @@ def uncertainty(framework, data=None, spec: str | Path | Mapping | UncertaintySp
         if n_lanes not in lane_sets:
             lane_sets[n_lanes] = Lanes(problem, n_lanes, spec.block_size)
         return run_chunk(problem, factors, run_seed, first, stop, spec.block_size, n_lanes, spec.replicates,
-                         lanes=lane_sets[n_lanes])
+                         lanes=lane_sets[n_lanes], on_block=bar.partial)
 
     try:
         merged, info = execute(
             backend, ranges, threads=threads, client=client, scheduler=scheduler, workers=workers, token=token,
+            worker_wait=worker_wait,
             local_chunk=local_chunk, dask_task=_chunk,
             dask_args=(problem.without_result(), factors, run_seed, spec.block_size, spec.replicates),
             on_chunk=on_chunk)
+    except BaseException:
+        if store is not None:
+            store.close()  # the lock; the stored chunks stay for --resume
+        raise
     finally:
+        bar.close()
         for lanes in lane_sets.values():
             lanes.close()
         lane_sets.clear()  # their buffers are not needed for the summaries
     if merged is not None:
         state = state.merge(merged)
-    bar.close()
     info["resumed_chunks"] = len(done)
-    return _finish(problem, spec, factors, state, run_seed, started, info, out)
+    try:
+        result = _finish(problem, spec, factors, state, run_seed, started, info, out, out_format)
+        if store is not None:
+            store.finish(keep=keep_checkpoints)
+    finally:
+        if store is not None:
+            store.close()
+    return result
+
+
+def _numba_threads() -> int:
+    import numba
+
+    return numba.get_num_threads()
+
+
+def calibrate(problem: Problem, factors, seed: int, block_size: int, replicates: int = 1024) -> float:
+    """Seconds per replicate on one lane: a short run of ``replicates`` (at most one work block's
+    worth, at least one block) timed after a first, identical run that compiles the kernels."""
+    blocks = max(1, replicates // block_size)
+    n = min(blocks * block_size, replicates)
+    run_chunk(problem, factors, seed, 0, blocks, block_size, n_replicates=n)
+    started = time.perf_counter()
+    run_chunk(problem, factors, seed, 0, blocks, block_size, n_replicates=n)
+    return (time.perf_counter() - started) / n
 
 
 def with_default_factors(spec: UncertaintySpec, framework) -> UncertaintySpec:
@@ -269,7 +336,8 @@ def run_manifest(kind: str, problem: Problem, spec: dict[str, Any], block_size: 
 
 
 def _finish(problem: Problem, spec: UncertaintySpec, factors, state: ChunkState, seed: int, started: float,
-            info: dict[str, Any], out: str | Path | None) -> UncertaintyResult:
+            info: dict[str, Any], out: str | Path | None, out_format: str | None = None
+            ) -> UncertaintyResult:
     stats = summarise(problem, state, spec.top_k)
     wall = time.perf_counter() - started
     manifest = {
@@ -282,5 +350,5 @@ def _finish(problem: Problem, spec: UncertaintySpec, factors, state: ChunkState,
     }
     result = UncertaintyResult(stats, manifest, problem)
     if out is not None:
-        result.write(out)
+        result.write(out, format=out_format)
     return result

@@ -31,8 +31,9 @@ import numpy as np
 import polars as pl
 
 from ..errors import SchemaError
-from ..io import write_json, write_table
+from ..io import check_output, with_unit_names, write_tables
 from ..pipeline import score
+from ..backends import check_backend
 from ..progress import Progress
 from .design import map_parameters, n_columns
 from .montecarlo import _split_call
@@ -70,7 +71,9 @@ def _evaluate(problem: Problem, factors: list[Factor], u: np.ndarray):
     import numba
 
     params = map_parameters(u, factors, problem)
-    *_, scores, shift, ranks = _split_call(problem, params, len(params), numba.get_num_threads(), keep=True)
+    # no rank/shift histograms or pair counts: Sobol outputs none of them (units² arrays per lane)
+    *_, scores, shift, ranks = _split_call(problem, params, len(params), numba.get_num_threads(), keep=True,
+                                           count=False)
     return ranks[:, 0, :].astype(np.float64), scores[:, 0, :], shift[:, 0]
 
 
@@ -132,32 +135,40 @@ class SensitivityResult:
     unit_score: pl.DataFrame  #: unit, group, first, total (output: the unit's score).
     manifest: dict[str, Any]
     second: pl.DataFrame | None = None  #: group_a, group_b, second (R_S), with ``second_order``.
+    unit_names: pl.DataFrame | None = None  #: unit id, display name and group columns (for the files).
 
-    def write(self, folder: str | Path) -> Path:
-        folder = Path(folder)
+    def write(self, out: str | Path, *, format: str | None = None) -> Path:
+        """The indices, the per-unit indices (display names and groups beside the unit codes), the
+        second-order indices and the manifest, each file written atomically: a folder of Parquet
+        (default) or CSV files, or one Excel workbook (see :func:`engine.io.write_tables`)."""
+        tables = {"indices": self.indices, "unit_rank_indices": with_unit_names(self.unit_rank, self.unit_names),
+                  "unit_score_indices": with_unit_names(self.unit_score, self.unit_names)}
         if self.second is not None:
-            write_table(self.second, folder / "second_order.parquet")
-        write_table(self.indices, folder / "indices.parquet", metadata=self.manifest)
-        write_table(self.unit_rank, folder / "unit_rank_indices.parquet")
-        write_table(self.unit_score, folder / "unit_score_indices.parquet")
-        write_json(folder / "manifest.json", self.manifest)
-        return folder
+            tables["second_order"] = self.second
+        return write_tables(tables, out, manifest=self.manifest, format=format)
 
 
 def sensitivity(framework, data=None, spec=None, *, base_samples: int = 1024, seed: int | None = None,
                 n_boot: int = 200, second_order: bool = False, threads: int | None = None, backend: str = "threads", client: Any = None,
                 scheduler: str | None = None, workers: int | None = None, out: str | Path | None = None,
-                progress: bool = False, **load_kwargs: Any) -> SensitivityResult:
+                progress: bool = False, out_format: str | None = None, worker_wait: float | None = None,
+                **load_kwargs: Any) -> SensitivityResult:
     """Sobol first- and total-order indices of the ranking, from N (g + 2) evaluations
     (N (2 g + 2) with ``second_order``, which adds the second-order indices of R_S).
 
     ``base_samples`` N should be a power of two (scrambled Sobol points); see
-    docs/sensitivity.md for the N that gives stable answers."""
+    docs/sensitivity.md for the N that gives stable answers.  ``backend``, ``threads``, ``client``,
+    ``scheduler``, ``workers`` and ``worker_wait`` as for :func:`engine.analysis.run.uncertainty`.  ``out``: a folder for the tables
+    (``out_format`` ``"parquet"``, the default, ``"csv"`` or ``"xlsx"``) and ``manifest.json``, or a
+    ``.xlsx`` file (one workbook); checked before any work."""
     from . import sobol
 
     started = time.perf_counter()
+    if out is not None:
+        check_output(out, "tables", inputs=[framework, data, spec])
     if base_samples < 2:
         raise SchemaError(f"base_samples must be at least 2, got {base_samples}", fix="use a power of two, e.g. 1024")
+    check_backend(backend, threads, workers, worker_wait)
     spec = load_spec(spec, seed=seed)
     nominal = score(framework, data, **load_kwargs)
     defaulted = with_default_factors(spec, nominal.framework)
@@ -189,12 +200,13 @@ def sensitivity(framework, data=None, spec=None, *, base_samples: int = 1024, se
             shipped = share(dask_client, (problem.without_result(), factors, groups), f"cityrank-sobol-{run_seed}-inputs")
             futures = {dask_client.submit(_shared_batch, shipped, a[lo:hi], b[lo:hi], second_order,
                                           key=f"cityrank-sobol-{run_seed}-{lo}", retries=3): lo for lo, hi in batches}
-            from dask.distributed import as_completed
+            from ..backends.distributed import WORKER_WAIT, completed
 
-            for future in as_completed(list(futures)):
+            for future in completed(dask_client, list(futures), WORKER_WAIT if worker_wait is None else worker_wait):
                 results[futures[future]] = future.result()
                 bar.update((min(futures[future] + BATCH, base_samples) - futures[future]) * per_sample)
         finally:
+            bar.close()
             if owned:
                 dask_client.close()
     else:
@@ -209,7 +221,7 @@ def sensitivity(framework, data=None, spec=None, *, base_samples: int = 1024, se
                 bar.update((hi - lo) * per_sample)
         finally:
             numba.set_num_threads(previous)
-    bar.close()
+            bar.close()
     ordered = [results[lo] for lo, _ in batches]
     shift = np.concatenate([r["shift"] for r in ordered])  # batch order: [A, B, AB_1..AB_g] per batch
     y_a, y_b, y_ab = [], [], []
@@ -252,7 +264,7 @@ def sensitivity(framework, data=None, spec=None, *, base_samples: int = 1024, se
         "shift_mean": float(shift.mean()),
     }
     result = SensitivityResult(indices, per_unit(rank_first, rank_total), per_unit(score_first, score_total), manifest,
-                               second)
+                               second, nominal.unit_names())
     if out is not None:
-        result.write(out)
+        result.write(out, format=out_format)
     return result

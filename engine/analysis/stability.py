@@ -15,14 +15,15 @@ import numpy as np
 import polars as pl
 
 from ..errors import DataError, SchemaError
-from ..io import write_json, write_table
+from ..io import check_output, with_unit_names, write_tables
 from ..pipeline import score
+from ..backends import check_backend
 from ..progress import Progress
 from ..resources import shipped_datasets, shipped_specs
 from .bootstrap import (BootstrapProblem, _draws, build_bootstrap_problem, evaluate, run_bootstrap_chunk,
                         variance_shares)
 from .design import map_parameters, n_columns, replicate_uniforms
-from .montecarlo import ChunkState, RankStatistics, summarise
+from .montecarlo import ChunkState, RankStatistics, aligned_chunk_blocks, summarise
 from .problem import build_problem
 from .resample import BootstrapSpec, compile_records, load_bootstrap_spec
 from .run import run_manifest
@@ -64,23 +65,25 @@ class BootstrapResult:
     def least_stable(self, n: int = 10) -> pl.DataFrame:
         return self.units.sort(["rank_range_90", "rank_sd"], descending=True, nulls_last=True).head(n)
 
-    def write(self, folder: str | Path) -> Path:
-        """Per-unit tables (Parquet), acceptability, R_S, variance shares and ``manifest.json``,
-        each written atomically."""
-        folder = Path(folder)
+    def write(self, out: str | Path, *, format: str | None = None) -> Path:
+        """Per-unit tables (display names and groups beside the unit codes), acceptability, R_S,
+        variance shares and the manifest, each file written atomically: a folder of Parquet
+        (default) or CSV files, or one Excel workbook (as :meth:`UncertaintyResult.write`)."""
         stats = self.statistics
+        result = self.problem.problem.result
+        names = result.unit_names() if result is not None else None
+        tables = {}
         for target in self.target_ids:
             suffix = "" if target == self.target_ids[0] else f"_{target}"
             units = self.units if not suffix else stats.units[target]
-            write_table(units, folder / f"units{suffix}.parquet", metadata=self.manifest)
-            write_table(stats.acceptability[target], folder / f"acceptability{suffix}.parquet")
-            write_table(stats.rank_shift[target], folder / f"rank_shift{suffix}.parquet")
+            tables[f"units{suffix}"] = with_unit_names(units, names)
+            tables[f"acceptability{suffix}"] = with_unit_names(stats.acceptability[target], names)
+            tables[f"rank_shift{suffix}"] = stats.rank_shift[target]
             if target in stats.pairs:
-                write_table(stats.pairs[target], folder / f"pairs{suffix}.parquet")
+                tables[f"pairs{suffix}"] = stats.pairs[target]
             if target in self.shares:
-                write_table(self.shares[target], folder / f"variance_shares{suffix}.parquet")
-        write_json(folder / "manifest.json", self.manifest)
-        return folder
+                tables[f"variance_shares{suffix}"] = with_unit_names(self.shares[target], names)
+        return write_tables(tables, out, manifest=self.manifest, format=format)
 
 
 def default_bootstrap_spec(framework_id: str) -> Path | None:
@@ -126,7 +129,7 @@ def _score_replicates(bp: BootstrapProblem, seed: int, n_replicates: int, keep: 
     n = min(n_replicates, COVARIANCE_REPLICATES)
     p = bp.problem
     params = map_parameters(replicate_uniforms(seed, 0, n, n_columns(list(bp.factors))), list(bp.factors), p)
-    scores = evaluate(bp, params, _draws(bp, seed, 0, n), n, 1, keep_scores=True)[6][:, 0][:, keep]
+    scores = evaluate(bp, params, _draws(bp, seed, 0, n), n, 1, keep_scores=True, count=False)[6][:, 0][:, keep]
     rows = np.isfinite(scores).all(axis=1)
     if rows.sum() < max(100, 2 * int(keep.sum())):
         return None, int(rows.sum())
@@ -155,22 +158,24 @@ def _confidence(bp: BootstrapProblem, state: ChunkState, spec: BootstrapSpec, se
                "n_draws": int(spec.confidence.get("draws", 1000)), "seed": seed, "units": units}
     used = {"level": options["level"], "top_k": options["top_k"], "draws": options["n_draws"]}
     replicates, rows = _score_replicates(bp, seed, n_replicates, keep)
-    sets, how = None, None
+    sets, how, reason = None, None, None
     if replicates is not None:
         try:
             sets = rank_confidence_sets_from_bootstrap(estimate[keep], replicates, **options)
             how = {**used, "covariance": "bootstrap", "replicates": rows}
-        except DataError:  # a degenerate covariance (e.g. two units whose scores never move)
-            sets = None
+        except DataError as error:  # e.g. a covariance that is not positive semidefinite
+            reason = str(error)
     if sets is None:
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = moments[:, 0] / ranked
             var = np.maximum(moments[:, 1] / ranked - mean * mean, 0.0) * ranked / np.maximum(ranked - 1, 1)
-        # A unit whose score never moves has a degenerate interval; give it a negligible spread so
-        # the pairwise statistics stay defined (its comparisons are then decided by the others' errors).
-        floor = 1e-9 * max(1.0, float(np.abs(estimate[keep]).max()))
-        sets = rank_confidence_sets(estimate[keep], np.maximum(np.sqrt(var[keep]), floor), **options)
-        how = {**used, "covariance": "diagonal (per-unit standard errors)", "complete_replicates": rows}
+        # A unit whose score never moves has se 0: its comparisons are decided by the others' errors.
+        sets = rank_confidence_sets(estimate[keep], np.sqrt(var[keep]), **options)
+        how = {**used, "covariance": "diagonal (per-unit standard errors)", "complete_replicates": rows,
+               **({"fallback_reason": reason} if reason else {})}
+    # Units whose score never moves (sd within roundoff of 0) and pairs decided without sampling error.
+    how["zero_variance_units"] = [u for u, z in zip(units, sets.zero_variance, strict=True) if z]
+    how["degenerate_pairs"] = sets.degenerate_pairs
     table = sets.table()
     return table.rename({c: f"cs_{c}" for c in table.columns if c not in ("unit", "estimate", "se", "rank")}), how
 
@@ -180,7 +185,8 @@ def bootstrap(framework, data=None, spec: str | Path | Mapping | BootstrapSpec |
               block_size: int | None = None, backend: str = "threads", threads: int | None = None,
               client: Any = None, scheduler: str | None = None, workers: int | None = None,
               out: str | Path | None = None, progress: bool = False, chunk_blocks: int | None = None,
-              **load_kwargs: Any) -> BootstrapResult:
+              worker_wait: float | None = None,
+              out_format: str | None = None, **load_kwargs: Any) -> BootstrapResult:
     """Bootstrap rank stability of a ranking.
 
     Parameters
@@ -193,22 +199,25 @@ def bootstrap(framework, data=None, spec: str | Path | Mapping | BootstrapSpec |
         ``replicates``, ``seed`` and ``block_size`` override it.
     records
         Record-level table (path, shipped dataset name or DataFrame) for mode ``records``.
-    backend, threads, client, scheduler, workers
+    backend, threads, client, scheduler, workers, worker_wait
         As for :func:`engine.analysis.run.uncertainty`.
-    out
-        Output folder for the tables and ``manifest.json``.
+    out, out_format
+        Output folder for the tables (``out_format`` ``"parquet"``, the default, ``"csv"`` or
+        ``"xlsx"``) and ``manifest.json``, or a ``.xlsx`` file (one workbook); checked before any
+        work (:func:`engine.io.check_output`).
 
     Returns
     -------
     BootstrapResult
     """
     started = time.perf_counter()
+    if out is not None:
+        check_output(out, "tables", inputs=[framework, data, spec, records])
     fw_id = framework.id if hasattr(framework, "id") else str(framework)
     if spec is None:
         spec = default_bootstrap_spec(fw_id) or {}
     spec = load_bootstrap_spec(spec, mode=mode, replicates=replicates, seed=seed, block_size=block_size)
-    if backend not in ("serial", "threads", "dask"):
-        raise SchemaError(f"unknown backend {backend!r}", fix="use serial, threads or dask")
+    check_backend(backend, threads, workers, worker_wait)
     if spec.mode == "records" and records is None:
         raise SchemaError("mode records needs the record-level table", fix="pass --records FILE (records=…)")
     nominal = score(framework, data, **load_kwargs)
@@ -223,7 +232,7 @@ def bootstrap(framework, data=None, spec: str | Path | Mapping | BootstrapSpec |
     run_seed = spec.seed if spec.seed is not None else int(np.random.SeedSequence().entropy % (2**63))
 
     n_blocks = -(-spec.replicates // spec.block_size)
-    chunk_blocks = chunk_blocks or max(1, 16384 // spec.block_size)
+    chunk_blocks = aligned_chunk_blocks(chunk_blocks or 16384 // spec.block_size, spec.block_size)
     from ..backends import chunk_ranges, execute
 
     ranges = chunk_ranges(n_blocks, chunk_blocks)
@@ -235,19 +244,23 @@ def bootstrap(framework, data=None, spec: str | Path | Mapping | BootstrapSpec |
 
     token = hashlib.sha256(json.dumps([nominal.framework.digest, spec.to_dict(), run_seed], default=str).encode()
                            ).hexdigest()[:16]
-    merged, info = execute(
-        backend, ranges, threads=threads, client=client, scheduler=scheduler, workers=workers, token=token,
-        local_chunk=lambda first, stop, n_lanes: run_bootstrap_chunk(bp, run_seed, first, stop, spec.block_size,
-                                                                     n_lanes, spec.replicates),
-        dask_task=_chunk, dask_args=(bp.without_result(), run_seed, spec.block_size, spec.replicates),
-        on_chunk=on_chunk)
+    try:
+        merged, info = execute(
+            backend, ranges, threads=threads, client=client, scheduler=scheduler, workers=workers, token=token,
+            worker_wait=worker_wait,
+            local_chunk=lambda first, stop, n_lanes: run_bootstrap_chunk(bp, run_seed, first, stop, spec.block_size,
+                                                                         n_lanes, spec.replicates, bar.partial),
+            dask_task=_chunk, dask_args=(bp.without_result(), run_seed, spec.block_size, spec.replicates),
+            on_chunk=on_chunk)
+    finally:
+        bar.close()
     state = state.merge(merged)
-    bar.close()
-    return _finish(bp, spec, state, run_seed, started, info, records_source, out)
+    return _finish(bp, spec, state, run_seed, started, info, records_source, out, out_format)
 
 
 def _finish(bp: BootstrapProblem, spec: BootstrapSpec, state: ChunkState, seed: int, started: float,
-            info: dict[str, Any], records_source: str | None, out: str | Path | None) -> BootstrapResult:
+            info: dict[str, Any], records_source: str | None, out: str | Path | None,
+            out_format: str | None = None) -> BootstrapResult:
     p = bp.problem
     stats = summarise(p, state, spec.uncertainty_spec().top_k)
     shares = variance_shares(p, state.extra["decomposition"]) if "decomposition" in state.extra else {}
@@ -275,5 +288,5 @@ def _finish(bp: BootstrapProblem, spec: BootstrapSpec, state: ChunkState, seed: 
     }
     result = BootstrapResult(stats, confidence, shares, manifest, bp)
     if out is not None:
-        result.write(out)
+        result.write(out, format=out_format)
     return result

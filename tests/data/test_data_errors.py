@@ -617,8 +617,59 @@ def test_write_excel_with_recipe_sheet(tmp_path):
     path = write_table(table(), tmp_path / "scores.xlsx", metadata=RECIPE)
     assert files_in(tmp_path) == ["scores.xlsx"]
     assert_frame_equal(pl.read_excel(path, sheet_name="scores"), table())
-    recipe = pl.read_excel(path, sheet_name="recipe", has_header=False)
-    assert json.loads("\n".join(recipe.to_series().to_list())) == RECIPE
+    recipe = pl.read_excel(path, sheet_name="recipe")  # one row per setting
+    assert recipe.rows() == [("engine", "name", "cityrank"), ("framework", "id", "tiny"),
+                             ("run", "note", "Zürich – 北京")]
+
+
+@pytest.mark.parametrize(("make", "kind", "match"), [
+    (lambda p: p.mkdir(), "file", "the output path is a folder, a file is expected"),
+    (lambda p: p.write_text("x"), "folder", "the output path is a file, a folder is expected"),
+    (lambda p: p.write_text("x"), "tables", "the output path is a file, a folder is expected"),
+    (lambda p: None, "tables.csv", "an analysis writes several tables, not one .csv file"),
+    (lambda p: p.parent.write_text("x"), "under-a-file", "in the output path is a file, not a folder"),
+    (lambda p: None, "proc", "cannot create files in '/proc'"),
+    (lambda p: None, "unsupported", "unsupported output format '.json'"),
+    (lambda p: p.write_text("x"), "input",
+     "the output file is an input of this run; writing it would destroy the input"),
+])
+def test_check_output_refuses_unusable_paths(tmp_path, make, kind, match):
+    from engine.io import check_output
+
+    path = {"under-a-file": tmp_path / "up" / "x.csv", "proc": Path("/proc/cityrank/x.csv"),
+            "tables.csv": tmp_path / "r.csv", "unsupported": tmp_path / "r.json", "folder": tmp_path / "out",
+            "tables": tmp_path / "out"}.get(kind, tmp_path / "out.csv")
+    make(path)
+    kind = {"under-a-file": "file", "proc": "file", "tables.csv": "tables", "unsupported": "file",
+            "input": "file"}.get(kind, kind)
+    expect_data_error(lambda: check_output(path, kind, inputs=[None, "asem", tmp_path / "out.csv"]), re.escape(match),
+                      path=str(path))
+
+
+def test_check_output_accepts_new_and_existing_places(tmp_path):
+    from engine.io import check_output
+
+    (tmp_path / "old.parquet").write_text("x")
+    for path, kind in ((tmp_path / "new" / "deeper" / "s.xlsx", "file"), (tmp_path / "old.parquet", "file"),
+                       (tmp_path, "folder"), (tmp_path / "new", "tables"), (tmp_path / "r.xlsx", "tables")):
+        assert check_output(path, kind, inputs=[tmp_path / "data.csv"]) == path
+    assert files_in(tmp_path) == ["old.parquet"]  # nothing created, no probe left
+
+
+def test_write_tables_format_errors(tmp_path):
+    from engine.io import write_tables
+
+    one = {"t": table()}
+    expect_data_error(lambda: write_tables(one, tmp_path / "out", manifest={}, format="json"),
+                      "unknown output format 'json'", path=str(tmp_path / "out"))
+    expect_data_error(lambda: write_tables(one, tmp_path / "o.xlsx", manifest={}, format="csv"),
+                      r"a \.xlsx output path cannot hold csv tables", path=str(tmp_path / "o.xlsx"))
+
+
+def test_excel_sheet_size_is_checked(tmp_path, monkeypatch):
+    monkeypatch.setattr("engine.io.EXCEL_MAX_COLUMNS", 3)
+    expect_data_error(lambda: write_table(table(), tmp_path / "s.xlsx"),
+                      r"table 'scores' \(4 rows × 6 columns\) does not fit an Excel sheet", path=None)
 
 
 def test_write_creates_the_folder_and_replaces_an_existing_file(tmp_path):

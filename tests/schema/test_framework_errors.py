@@ -1124,6 +1124,12 @@ def test_tiers_node_must_be_an_aggregate(target):
     assert "'idx'" in err.fix
 
 
+def test_excel_labels_language_must_be_known(asem_result, tmp_path):
+    with pytest.raises(SchemaError, match="labels must be 'en', 'zh' or 'id', not 'fr'"):
+        asem_result.write(tmp_path / "s.xlsx", labels="fr")
+    assert not (tmp_path / "s.xlsx").exists()
+
+
 def test_tiers_on_a_components_indicator():
     document = minimal_document()
     node(document, "a").pop("column")
