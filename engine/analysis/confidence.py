@@ -48,8 +48,15 @@ __all__ = ["ConfidenceSets", "rank_confidence_sets", "rank_confidence_sets_from_
 _TILE_VALUES = 1 << 20
 #: Relative tolerance of the symmetry and positive-semidefiniteness checks of ``cov``.
 _COV_RTOL = 1e-8
-#: A pair whose difference variance is at most this fraction of ``Σ_aa + Σ_bb`` is degenerate.
-_PAIR_RTOL = 1e-12
+#: A unit whose standard error is at most this fraction of the score scale ``max(|θ̂|, se)`` has zero
+#: variance (floating-point roundoff of a score that never moves, e.g. 2e-12 on a 0-100 scale).
+_ZERO_RTOL = 1e-12
+#: A pair whose difference sd ``s_ab`` is at most this fraction of ``sqrt(Σ_aa + Σ_bb)`` (or at most the
+#: zero-variance tolerance) has a degenerate difference: the units move in lockstep.
+_PAIR_RTOL = 1e-5
+#: A degenerate pair is decided by the sign of ``θ̂_a − θ̂_b`` only when the difference exceeds this
+#: many times the pair's tolerance (so its t-statistic would exceed 100), otherwise it is a tie.
+_DECIDED_T = 100.0
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,10 @@ class ConfidenceSets:
     simultaneous_critical_value: float  #: Critical value of the simultaneous family at its last step.
     #: Steps taken by the simultaneous family (1 without step-down).
     simultaneous_steps: int
+    #: bool (n_units,): units treated as having zero variance (standard error within roundoff of 0).
+    zero_variance: np.ndarray
+    #: Unordered pairs whose difference has zero variance, decided by the sign of the difference (or tied).
+    degenerate_pairs: int
     level: float  #: Nominal coverage.
     stepdown: bool  #: Whether the step-down refinement was used.
     n_draws: int  #: Parametric bootstrap draws.
@@ -172,12 +183,11 @@ def _check_data(estimates, se, cov, units, top_k):
         if sd.shape != (p,):
             raise DataError(f"se has shape {sd.shape} but estimates has shape ({p},)",
                             fix="pass one standard error per estimate")
-        bad = np.flatnonzero(~np.isfinite(sd) | ~(sd > 0))
+        bad = np.flatnonzero(~np.isfinite(sd) | ~(sd >= 0))
         if bad.size:
-            raise DataError(f"standard errors must be finite and > 0; {bad.size} are not "
+            raise DataError(f"standard errors must be finite and >= 0; {bad.size} are not "
                             f"(values {preview(sd[bad].tolist())})", units=_labels(labels, bad),
-                            fix="check these units' standard errors; a unit without sampling noise still needs "
-                                "a positive se")
+                            fix="check these units' standard errors (0 for a unit without sampling noise)")
         return theta, sd * sd, None, labels
     sigma = np.asarray(cov, dtype=np.float64)
     if sigma.shape != (p, p):
@@ -213,22 +223,41 @@ def _check_data(estimates, se, cov, units, top_k):
     return theta, var, sigma, labels
 
 
-def _pair_sd(var: np.ndarray, sigma: np.ndarray | None, labels) -> np.ndarray:
-    """``s_ab = sqrt(Σ_aa + Σ_bb − 2 Σ_ab)`` with 1 on the diagonal; raises on degenerate pairs."""
+def _zero_variance(theta: np.ndarray, var: np.ndarray, sigma: np.ndarray | None):
+    """Set the variance (and covariances) of units within roundoff of zero variance to exactly 0.
+
+    Returns ``(var, sigma, zero, tol)``: ``sigma`` is None when no off-diagonal entry remains,
+    ``tol = _ZERO_RTOL · max(|θ̂|, se)`` is the absolute tolerance on standard errors.
+    """
+    tol = _ZERO_RTOL * max(float(np.abs(theta).max()), float(np.sqrt(var.max())))
+    zero = np.sqrt(var) <= tol
+    if zero.any():
+        var = np.where(zero, 0.0, var)
+        if sigma is not None:
+            sigma = sigma.copy()
+            sigma[zero, :] = 0.0
+            sigma[:, zero] = 0.0
+    if sigma is not None and not (sigma - np.diag(np.diagonal(sigma))).any():
+        sigma = None  # diagonal: the same computation as se=sqrt(diag(cov))
+    return var, sigma, zero, tol
+
+
+def _pair_sd(var: np.ndarray, sigma: np.ndarray | None, tol: float):
+    """``s_ab = sqrt(Σ_aa + Σ_bb − 2 Σ_ab)`` (1 on the diagonal), the degenerate pairs and their tolerance.
+
+    A pair is degenerate when ``s_ab ≤ δ_ab = max(tol, _PAIR_RTOL · sqrt(Σ_aa + Σ_bb))``: its
+    difference has no sampling variance the draws can resolve (both units without variance, or
+    units moving in lockstep).  Returns ``(s, degenerate, δ)``; ``s`` is 1 on degenerate pairs.
+    """
     total = var[:, None] + var[None, :]
-    d2 = total if sigma is None else total - 2.0 * sigma
-    np.fill_diagonal(d2, 1.0)
-    degenerate = d2 <= _PAIR_RTOL * total
+    d2 = total if sigma is None else np.maximum(total - 2.0 * sigma, 0.0)
+    delta = np.maximum(tol, _PAIR_RTOL * np.sqrt(total))
+    s = np.sqrt(d2)
+    degenerate = s <= delta
     np.fill_diagonal(degenerate, False)
-    if degenerate.any():
-        a, b = np.nonzero(np.triu(degenerate))
-        pairs = [(_labels(labels, [i])[0], _labels(labels, [j])[0]) for i, j in zip(a, b, strict=True)]
-        raise DataError(f"{len(pairs)} pairs of units have a difference with zero variance (perfectly "
-                        f"correlated estimates), so their comparison has no sampling distribution: "
-                        f"{preview(pairs)}",
-                        fix="merge or drop duplicated units, or pass a covariance in which no two units move "
-                            "in lockstep")
-    return np.sqrt(d2)
+    s[degenerate] = 1.0
+    np.fill_diagonal(s, 1.0)
+    return s, degenerate, delta
 
 
 # ---------------------------------------------------------------------------------------------
@@ -236,40 +265,57 @@ def _pair_sd(var: np.ndarray, sigma: np.ndarray | None, labels) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 def _draws(var: np.ndarray, sigma: np.ndarray | None, n_draws: int, seed) -> np.ndarray:
-    """``Z* ~ N(0, Σ)``, shape (n_draws, n_units), from ``default_rng(seed)``."""
+    """``Z* ~ N(0, Σ)``, shape (n_draws, n_units), from ``default_rng(seed)``.
+
+    With a full Σ the factor is taken of the correlation matrix ``R = D⁻¹ Σ D⁻¹`` (``D = diag(sd)``)
+    and ``Z* = (ε Fᵀ) D`` with ``R = F Fᵀ``: the roundoff of the eigendecomposition is then relative
+    to each unit's own sd.  Factoring Σ itself leaves an absolute error of about
+    ``sqrt(eps · λ_max(Σ))`` in every draw, which swamps units with tiny variance (a unit with sd
+    2e-12 beside units with sd 1 got draws with sd 1e-7, and the max-t quantile came out at 10⁴).
+    Units with zero variance draw exactly 0.
+    """
     eps = np.random.default_rng(seed).standard_normal((n_draws, var.shape[0]))
+    sd = np.sqrt(var)
     if sigma is None:
-        return eps * np.sqrt(var)
-    values, vectors = np.linalg.eigh(sigma)
-    factor = vectors * np.sqrt(np.clip(values, 0.0, None))  # Σ = F Fᵀ (clipped roundoff negatives)
-    return eps @ factor.T
+        return eps * sd
+    live = sd > 0
+    corr = np.zeros_like(sigma)
+    corr[np.ix_(live, live)] = sigma[np.ix_(live, live)] / np.outer(sd[live], sd[live])
+    np.fill_diagonal(corr, 1.0)
+    values, vectors = np.linalg.eigh(corr)
+    factor = vectors * np.sqrt(np.clip(values, 0.0, None))  # R = F Fᵀ (clipped roundoff negatives)
+    return (eps @ factor.T) * sd
 
 
-def _stepdown(t: np.ndarray, inv_s: np.ndarray, z: np.ndarray, level: float, stepdown: bool):
+def _stepdown(t: np.ndarray, inv_s: np.ndarray, z: np.ndarray, level: float, stepdown: bool,
+              fixed: np.ndarray, known: np.ndarray):
     """Run the simultaneous family and every marginal family to their last step.
 
     ``t[a, b] = (θ̂_a − θ̂_b) / s_ab`` (antisymmetric), ``inv_s[a, b] = 1 / s_ab`` (0 on the
-    diagonal), ``z`` the draws.  Families share the draws, so a critical value can only fall when
-    its family shrinks, and every marginal rejection set contains the simultaneous one restricted to
-    that unit's pairs (the marginal sets are never wider).
+    diagonal and on fixed pairs), ``z`` the draws.  ``fixed`` (symmetric) marks the pairs decided
+    without sampling error, which are in no family; ``known[a, b]``: ``θ_a > θ_b`` for a fixed pair.
+    Families share the draws, so a critical value can only fall when its family shrinks, and every
+    marginal rejection set contains the simultaneous one restricted to that unit's pairs (the
+    marginal sets are never wider).  A family left without pairs keeps a NaN critical value.
 
     Returns ``(sim_reject, row_reject, col_reject, sim_c, marg_c, sim_steps)`` with
     ``sim_reject[a, b]``: ``θ_a > θ_b`` in the simultaneous family; ``row_reject[j, k]``: ``θ_j > θ_k``
     and ``col_reject[j, k]``: ``θ_k > θ_j`` in the marginal family of ``j``.
     """
     n_draws, p = z.shape
-    off = ~np.eye(p, dtype=bool)
-    # Penalties: 0 where the ordered pair is still in the family, -inf where it was rejected.
+    off = ~np.eye(p, dtype=bool) & ~fixed
+    # Penalties: 0 where the ordered pair is still in the family, -inf where it was rejected (or is
+    # fixed, or is the diagonal).
     sim_pen = np.where(off, 0.0, -np.inf)
     row_pen = sim_pen.copy()  # row_pen[j, k]: pair (j, k) in j's family
     col_pen = sim_pen.copy()  # col_pen[j, k]: pair (k, j) in j's family
-    sim_reject = np.zeros((p, p), dtype=bool)
-    row_reject = np.zeros((p, p), dtype=bool)
-    col_reject = np.zeros((p, p), dtype=bool)
+    sim_reject = known.copy()
+    row_reject = known.copy()
+    col_reject = known.T.copy()
     sim_c = math.nan
     marg_c = np.full(p, np.nan)
-    sim_open, sim_steps, first = True, 0, True
-    todo = np.arange(p)
+    sim_open, sim_steps, first = bool(off.any()), 0, True
+    todo = np.flatnonzero(off.any(axis=1))
     while sim_open or todo.size:
         rows = np.arange(p) if sim_open else todo
         in_todo = np.zeros(p, dtype=bool)
@@ -297,8 +343,9 @@ def _stepdown(t: np.ndarray, inv_s: np.ndarray, z: np.ndarray, level: float, ste
                 diff *= inv_block  # diff[d, i, k] = (Z*_block[i] − Z*_k) / s_{block[i], k}
                 work = buf_work[:diff.size].reshape(shape)
                 sim_out = sim_stat[d0:d0 + draw_block]
-                if first:  # every family holds both directions of all its pairs: max |t|
+                if first:  # every family holds both directions of all its (non-fixed) pairs: max |t|
                     np.abs(diff, out=work)
+                    work += sim_block
                     stat = work.max(axis=2)
                     marg_stat[d0:d0 + draw_block, block] = stat
                     np.maximum(sim_out, stat.max(axis=1), out=sim_out)
@@ -372,7 +419,8 @@ def rank_confidence_sets(
     estimates : array_like, shape (n_units,)
         Point estimates θ̂ (larger is better; rank 1 = largest true value θ).
     se : array_like, shape (n_units,), optional
-        Standard errors of independent estimates (Σ = diag(se²)).  Exactly one of ``se``/``cov``.
+        Standard errors of independent estimates (Σ = diag(se²), 0 for a unit without sampling
+        noise).  Exactly one of ``se``/``cov``.
     cov : array_like, shape (n_units, n_units), optional
         Covariance matrix Σ of the estimates (symmetric positive semidefinite).  ``cov=diag(se**2)``
         gives exactly the result of ``se=se``.
@@ -406,9 +454,9 @@ def rank_confidence_sets(
         ``level``, ``n_draws``, ``stepdown`` or ``top_k`` out of range, or not exactly one of
         ``se``/``cov`` given.
     DataError
-        Estimates not a finite vector of at least 2 values; ``se`` not finite and positive; ``cov``
-        not finite, symmetric and positive semidefinite; two units whose difference has zero
-        variance; ``units`` of the wrong length or with duplicates.
+        Estimates not a finite vector of at least 2 values; ``se`` not finite and non-negative;
+        ``cov`` not finite, symmetric and positive semidefinite; ``units`` of the wrong length or
+        with duplicates.
 
     Notes
     -----
@@ -429,6 +477,15 @@ def rank_confidence_sets(
 
     The sets are valid for the ranks of θ under the normal approximation θ̂ − θ ~ N(0, Σ) with Σ
     known; an estimated Σ (e.g. from a bootstrap) makes them approximate.
+
+    *Degenerate variances.*  A standard error at most ``1e-12 · max(|θ̂|, se)`` (the score scale) is
+    roundoff of a score that never moves and is set to 0 (:attr:`ConfidenceSets.zero_variance`).
+    A pair whose difference sd ``s_ab`` is at most ``δ_ab = max(1e-12 · scale, 1e-5 · sqrt(Σ_aa +
+    Σ_bb))`` (two zero-variance units, or units moving in lockstep) has its difference known
+    without sampling error: it is in no family (it would make the max-t statistic 0/0 or
+    roundoff / roundoff) and is decided by the sign of ``θ̂_a − θ̂_b`` when ``|θ̂_a − θ̂_b| >
+    100 δ_ab``, otherwise left undecided (a tie).  Σ is factored as a correlation matrix, so tiny
+    variances beside large ones keep their own scale in the draws.
 
     References
     ----------
@@ -451,17 +508,23 @@ def rank_confidence_sets(
     level, n_draws, stepdown = float(level), int(n_draws), bool(stepdown)
     p = theta.shape[0]
 
+    var, sigma, zero, tol = _zero_variance(theta, var, sigma)
     # Canonical order: the result does not depend on the order in which units are passed.
-    s = _pair_sd(var, sigma, labels)
+    s, fixed, delta = _pair_sd(var, sigma, tol)
     order = np.lexsort((var, -theta))
-    th, vr, s = theta[order], var[order], s[np.ix_(order, order)]
+    th, vr = theta[order], var[order]
+    s, fixed, delta = (m[np.ix_(order, order)] for m in (s, fixed, delta))
     sg = None if sigma is None else sigma[np.ix_(order, order)]
-    t = (th[:, None] - th[None, :]) / s
+    diff = th[:, None] - th[None, :]
+    # A pair without sampling variance is decided by the sign of its difference (a tie when the
+    # difference is within _DECIDED_T tolerances: its t-statistic could then be small).
+    known = fixed & (diff > _DECIDED_T * delta)
+    t = np.where(fixed, 0.0, diff / s)
     np.fill_diagonal(t, 0.0)
-    inv_s = 1.0 / s
+    inv_s = np.where(fixed, 0.0, 1.0 / s)
     np.fill_diagonal(inv_s, 0.0)
     z = _draws(vr, sg, n_draws, seed)
-    sim_rej, row_rej, col_rej, sim_c, marg_c, sim_steps = _stepdown(t, inv_s, z, level, stepdown)
+    sim_rej, row_rej, col_rej, sim_c, marg_c, sim_steps = _stepdown(t, inv_s, z, level, stepdown, fixed, known)
 
     def back(canon: np.ndarray) -> np.ndarray:
         out = np.empty_like(canon)
@@ -486,6 +549,8 @@ def rank_confidence_sets(
         marginal_critical_values=_frozen(back(marg_c)),
         simultaneous_critical_value=sim_c,
         simultaneous_steps=sim_steps,
+        zero_variance=_frozen(zero),
+        degenerate_pairs=int(np.triu(fixed).sum()),
         level=level,
         stepdown=stepdown,
         n_draws=n_draws,
