@@ -21,10 +21,10 @@ import polars as pl
 
 from ..errors import SchemaError, preview
 from ..kernels import bootstrap as kernel
-from ..kernels.montecarlo import shift_bins
 from ..stages.normalise import NON_NEGATIVE, NORMALISERS
 from .design import ParameterMap, Parameters, n_columns, replicate_uniforms
-from .montecarlo import ChunkState, moment_block
+from .exact import ExactSum
+from .montecarlo import ChunkState, accumulators, moment_block
 from .problem import Problem
 from .resample import BootstrapSpec, RecordDesign, SamplingDraws, resample_size, sampling_draws
 from .spec import Factor
@@ -160,16 +160,15 @@ def _draws(bp: BootstrapProblem, seed: int, start: int, stop: int) -> SamplingDr
 
 
 def evaluate(bp: BootstrapProblem, params: Parameters, draws: SamplingDraws, block_size: int, n_lanes: int,
-             keep_ranks: bool = False, keep_scores: bool = False):
+             keep_ranks: bool = False, keep_scores: bool = False, count: bool = True):
     """Run the kernel on explicit replicates: returns ``(hist, shift_hist, pair_count, moments,
-    shift_out, ranks, scores)`` (accumulators summed over lanes; ``ranks`` and ``scores`` empty
-    unless ``keep_ranks`` / ``keep_scores``; callers bound the number of replicates)."""
+    shift_out, ranks, scores)`` (accumulators summed over lanes, empty without ``count``: see
+    :func:`engine.analysis.montecarlo.accumulators`; ``ranks`` and ``scores`` empty unless
+    ``keep_ranks`` / ``keep_scores``; callers bound the number of replicates)."""
     p = bp.problem
-    n, n_t, n_u, n_p = len(params), len(p.targets), p.n_units, len(p.pair_units)
+    n, n_t, n_u = len(params), len(p.targets), p.n_units
     rec = bp.records
-    hist = np.zeros((n_lanes, n_t, n_u, n_u + 1), np.int64)
-    shift_hist = np.zeros((n_lanes, n_t, shift_bins(n_u)), np.int64)
-    pair_count = np.zeros((n_lanes, n_t, n_p, n_p), np.int64)
+    hist, shift_hist, pair_count, pair_units = accumulators(p, count, (n_lanes,))
     moments = np.zeros((n // block_size, n_t, n_u, 2))
     shift_out = np.zeros((n, n_t))
     ranks = np.zeros((n if keep_ranks else 0, n_t, n_u), np.int64)
@@ -183,7 +182,7 @@ def evaluate(bp: BootstrapProblem, params: Parameters, draws: SamplingDraws, blo
         bp.noise_index, bp.noise_sd, bp.noise_floor, draws.noise_eps,
         bp.norm_code, bp.norm_param, bp.norm_cap, p.child_ptr, p.child_idx, p.param, p.min_coverage,
         p.any_coverage, params.node_weight, params.variant, params.agg_code, params.excluded, p.targets,
-        p.nominal_rank, p.pair_units, block_size, n_lanes, hist, shift_hist, pair_count, moments, shift_out, ranks,
+        p.nominal_rank, pair_units, block_size, n_lanes, hist, shift_hist, pair_count, moments, shift_out, ranks,
         scores)
     return hist.sum(axis=0), shift_hist.sum(axis=0), pair_count.sum(axis=0), moments, shift_out, ranks, scores
 
@@ -199,9 +198,10 @@ def _decomposition_sums(main: np.ndarray, cross: np.ndarray) -> np.ndarray:
 
 
 def run_bootstrap_chunk(bp: BootstrapProblem, seed: int, first_block: int, stop_block: int, block_size: int,
-                        n_lanes: int = 1, n_replicates: int | None = None) -> ChunkState:
+                        n_lanes: int = 1, n_replicates: int | None = None, on_block=None) -> ChunkState:
     """Run work blocks ``first_block .. stop_block − 1`` (the last may be partial), one moment block
-    per lane per kernel call, like :func:`engine.analysis.montecarlo.run_chunk`."""
+    per lane per kernel call, like :func:`engine.analysis.montecarlo.run_chunk`; ``on_block(n)``
+    after each kernel call of ``n`` replicates (progress inside a long chunk)."""
     p = bp.problem
     start = first_block * block_size
     stop = stop_block * block_size if n_replicates is None else min(stop_block * block_size, n_replicates)
@@ -224,15 +224,16 @@ def run_bootstrap_chunk(bp: BootstrapProblem, seed: int, first_block: int, stop_
             sub_params, sub_draws = params.slice(a, b), draws.take(np.arange(a, b))
             hist, shift_hist, pairs, moments, _, ranks, _ = evaluate(bp, sub_params, sub_draws, kernel_block, n_lanes,
                                                                   keep_ranks=decompose)
-            first = (lo + a) // size
-            chunk = ChunkState(hist, shift_hist, pairs, {first + k: moments[k] for k in range(len(moments))})
+            chunk = ChunkState(hist, shift_hist, pairs, ExactSum.of(moments))
             n_pairs = (b - a) // 2 * 2  # an odd last replicate has no partner and no cross evaluations
             if decompose and n_pairs:
                 swap = np.arange(n_pairs) ^ 1  # cross evaluation e: perturbation of e ^ 1, resampling of e
                 crossed = evaluate(bp, sub_params.slice(0, n_pairs).take(swap), sub_draws.take(np.arange(n_pairs)),
-                                   n_pairs, n_lanes=1, keep_ranks=True)[5]
+                                   n_pairs, n_lanes=1, keep_ranks=True, count=False)[5]
                 chunk.extra["decomposition"] = _decomposition_sums(ranks[:n_pairs], crossed)
-            state = state.merge(chunk)
+            state.absorb(chunk)
+        if on_block is not None:
+            on_block(hi - lo)
     state.blocks = set(range(first_block, stop_block))
     return state
 

@@ -2,14 +2,16 @@
 
 A run is a sequence of blocks of ``block_size`` replicates; chunks (a fixed number of consecutive
 blocks) are the unit of work for the backends and of checkpointing.  The state of a chunk is
-integer histograms (exact, mergeable in any order) and per-block float moments (summed in block
-order at the end), so a result is bit-identical for any number of threads, chunks, partitions or
-workers.
+integer histograms (exact, mergeable in any order) and the score moments: float sums over each
+RNG block of 1,024 replicates (whatever the work block), added up exactly (:class:`ExactSum`,
+mergeable in any order, constant memory), so a result is bit-identical for any number of
+threads, chunks, partitions, workers or block size.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,11 +21,12 @@ import polars as pl
 
 from ..kernels import montecarlo as kernel
 from .design import RNG_BLOCK, ParameterMap, n_columns, replicate_uniforms
+from .exact import ExactSum
 from .problem import Problem
 from .spec import Factor
 
-__all__ = ["ChunkState", "Lanes", "run_chunk", "run_design", "moment_block", "RankStatistics", "summarise",
-           "quantile_from_counts"]
+__all__ = ["ChunkState", "Lanes", "run_chunk", "run_design", "moment_block", "aligned_chunk_blocks",
+           "RankStatistics", "summarise", "quantile_from_counts"]
 
 
 @dataclass
@@ -33,9 +36,10 @@ class ChunkState:
     hist: np.ndarray  #: int64 (n_targets, n_units, n_units + 1); last column = replicates without a rank.
     shift_hist: np.ndarray  #: int64 (n_targets, shift_bins(n_units)): total absolute rank shift per replicate.
     pair_count: np.ndarray  #: int64 (n_targets, n_pairs, n_pairs).
-    #: moment block -> (n_targets, n_units, 2); moment blocks are RNG blocks (or the work blocks
-    #: when those are smaller), so float sums do not depend on chunks, threads or workers.
-    moments: dict[int, np.ndarray] = field(default_factory=dict)
+    #: Σ score and Σ score² (n_targets, n_units, 2) of the ranked replicates: each RNG block's
+    #: float sums (replicates in order) added up exactly, so they do not depend on the work block,
+    #: chunks, threads, workers or the order of merging.  None: no moments (an empty state).
+    moments: ExactSum | None = None
     blocks: set[int] = field(default_factory=set)  #: Work blocks included.
     #: Further exact (integer) sums of an analysis, merged by addition (e.g. the bootstrap's
     #: variance decomposition); name -> array.
@@ -45,7 +49,7 @@ class ChunkState:
     def empty(cls, problem: Problem) -> ChunkState:
         n_t, n_u, n_p = len(problem.targets), problem.n_units, len(problem.pair_units)
         return cls(np.zeros((n_t, n_u, n_u + 1), np.int64), np.zeros((n_t, kernel.shift_bins(n_u)), np.int64),
-                   np.zeros((n_t, n_p, n_p), np.int64))
+                   np.zeros((n_t, n_p, n_p), np.int64), ExactSum.zeros((n_t, n_u, 2)))
 
     def merge(self, other: ChunkState) -> ChunkState:
         """The two states' statistics added up, in a new state (neither is changed)."""
@@ -66,25 +70,29 @@ class ChunkState:
                 self.extra[name] += value
             else:
                 self.extra[name] = value.copy()
-        self.moments.update(other.moments)
+        if other.moments is not None:
+            if self.moments is None:
+                self.moments = other.moments.copy()
+            else:
+                self.moments += other.moments
         self.blocks |= other.blocks
         return self
 
     def copy(self) -> ChunkState:
-        """A state with arrays of its own (the moment blocks are shared: they are never changed)."""
-        return ChunkState(self.hist.copy(), self.shift_hist.copy(), self.pair_count.copy(), dict(self.moments),
-                          set(self.blocks), {name: value.copy() for name, value in self.extra.items()})
+        """A state with arrays of its own."""
+        return ChunkState(self.hist.copy(), self.shift_hist.copy(), self.pair_count.copy(),
+                          None if self.moments is None else self.moments.copy(), set(self.blocks),
+                          {name: value.copy() for name, value in self.extra.items()})
 
     @property
     def n_replicates(self) -> int:
         return int(self.hist[0, 0].sum())
 
     def score_moments(self) -> np.ndarray:
-        """Σ score and Σ score² (n_targets, n_units, 2), summed over blocks in block order."""
-        total = np.zeros_like(next(iter(self.moments.values())))
-        for b in sorted(self.moments):
-            total += self.moments[b]
-        return total
+        """Σ score and Σ score² (n_targets, n_units, 2), correctly rounded from the exact sums."""
+        if self.moments is None:
+            return np.zeros((*self.hist.shape[:2], 2))
+        return self.moments.value()
 
 
 def _kernel_call(problem: Problem, params, block_size: int, n_lanes: int, keep_ranks: bool):
@@ -105,10 +113,18 @@ def _kernel_call(problem: Problem, params, block_size: int, n_lanes: int, keep_r
 
 
 def moment_block(block_size: int) -> int:
-    """Replicates per moment block: the RNG block, or the work block when that is smaller."""
+    """Replicates per moment block: always the RNG block (a smaller work block would group the
+    float sums differently), for a ``block_size`` that is a multiple or a divisor of it."""
     if block_size % RNG_BLOCK and RNG_BLOCK % block_size:
         raise ValueError(f"block_size {block_size} must be a multiple or a divisor of {RNG_BLOCK}")
-    return min(block_size, RNG_BLOCK)
+    return RNG_BLOCK
+
+
+def aligned_chunk_blocks(chunk_blocks: int, block_size: int) -> int:
+    """``chunk_blocks`` rounded up so that a chunk holds whole RNG blocks (chunks then start at an
+    RNG block, and an RNG block's moments are never split between two chunks)."""
+    step = max(1, RNG_BLOCK // block_size)
+    return -(-max(1, chunk_blocks) // step) * step
 
 
 #: Replicates per kernel call in a lane's chain (scores → sort → accumulate): small enough that the
@@ -131,15 +147,27 @@ def _in_lanes(fn, n_lanes: int) -> list:
         return list(pool.map(fn, range(n_lanes)))
 
 
-class _Lane:
-    """One lane's integer accumulators and its chain buffers."""
+def accumulators(problem: Problem, count: bool = True, lanes: tuple[int, ...] = ()):
+    """Zeroed integer accumulators ``(hist, shift_hist, pair_count)``, with leading axes ``lanes``,
+    and the pair units to count.  ``count=False`` (an analysis that outputs only scores, ranks or
+    R_S per replicate): empty arrays and no pair units, which the kernels do not count into — no
+    units² histograms."""
+    n_t, n_u = len(problem.targets), problem.n_units
+    if not count:
+        return (np.zeros((*lanes, n_t, 0, 0), np.int64), np.zeros((*lanes, n_t, 0), np.int64),
+                np.zeros((*lanes, n_t, 0, 0), np.int64), np.zeros(0, np.int64))
+    n_p = len(problem.pair_units)
+    return (np.zeros((*lanes, n_t, n_u, n_u + 1), np.int64), np.zeros((*lanes, n_t, kernel.shift_bins(n_u)), np.int64),
+            np.zeros((*lanes, n_t, n_p, n_p), np.int64), problem.pair_units)
 
-    def __init__(self, problem: Problem, sub: int):
-        n_t, n_u, n_p = len(problem.targets), problem.n_units, len(problem.pair_units)
+
+class _Lane:
+    """One lane's integer accumulators (empty without ``count``) and its chain buffers."""
+
+    def __init__(self, problem: Problem, sub: int, count: bool = True):
+        n_t, n_u = len(problem.targets), problem.n_units
         self.problem = problem
-        self.hist = np.zeros((n_t, n_u, n_u + 1), np.int64)
-        self.shift_hist = np.zeros((n_t, kernel.shift_bins(n_u)), np.int64)
-        self.pair_count = np.zeros((n_t, n_p, n_p), np.int64)
+        self.hist, self.shift_hist, self.pair_count, self.pair_units = accumulators(problem, count)
         self.scores = np.empty((sub, n_t, n_u))
         self.keys = np.empty((sub, n_t, n_u), np.uint32)
         self.shift_out = np.empty((sub, n_t))
@@ -159,7 +187,7 @@ class _Lane:
         _sort_keys(keys)
 
     def accumulate(self, scores, keys, block_size: int, moments, shift_out, ranks) -> None:
-        kernel.montecarlo_accumulate(scores, keys, self.problem.nominal_rank, self.problem.pair_units, block_size,
+        kernel.montecarlo_accumulate(scores, keys, self.problem.nominal_rank, self.pair_units, block_size,
                                      self.hist, self.shift_hist, self.pair_count, moments, shift_out, ranks)
 
     def run_block(self, params, moments: np.ndarray) -> None:
@@ -231,12 +259,13 @@ def _merge_lanes(lanes: list[_Lane]):
             total([lane.pair_count for lane in lanes]))
 
 
-def _split_call(problem: Problem, params, block_size: int, n_lanes: int, keep: bool = False):
+def _split_call(problem: Problem, params, block_size: int, n_lanes: int, keep: bool = False, count: bool = True):
     """The fast path on explicit replicates: scores + keys kernel, NumPy sort, accumulate kernel
     (same results as _kernel_call), over ``n_lanes`` lane threads.
 
-    Returns the accumulators, and with ``keep`` also the scores (n, n_targets, n_units), R_S per
-    replicate (n, n_targets) and the ranks (n, n_targets, n_units) — callers bound n."""
+    Returns the accumulators (empty without ``count``: see :func:`accumulators`), and with
+    ``keep`` also the scores (n, n_targets, n_units), R_S per replicate (n, n_targets) and the
+    ranks (n, n_targets, n_units) — callers bound n."""
     n, n_t, n_u = len(params), len(problem.targets), problem.n_units
     n_lanes = max(1, n_lanes)
     scores = np.empty((n, n_t, n_u))
@@ -244,7 +273,7 @@ def _split_call(problem: Problem, params, block_size: int, n_lanes: int, keep: b
     moments = np.zeros((n // block_size, n_t, n_u, 2))
     shift_out = np.zeros((n, n_t))
     ranks = np.zeros((n if keep else 0, n_t, n_u), np.int64)
-    lanes = [_Lane(problem, 0) for _ in range(n_lanes)]
+    lanes = [_Lane(problem, 0, count) for _ in range(n_lanes)]
 
     def score(lane: int) -> None:  # contiguous replicate ranges
         lo, hi = lane * n // n_lanes, (lane + 1) * n // n_lanes
@@ -264,7 +293,7 @@ def _split_call(problem: Problem, params, block_size: int, n_lanes: int, keep: b
 
 def run_chunk(problem: Problem, factors: list[Factor], seed: int, first_block: int, stop_block: int,
               block_size: int, n_lanes: int = 1, n_replicates: int | None = None,
-              lanes: Lanes | None = None) -> ChunkState:
+              lanes: Lanes | None = None, on_block: Callable[[int], None] | None = None) -> ChunkState:
     """Run work blocks ``first_block .. stop_block - 1`` of a Monte Carlo run of ``n_replicates``
     (the last block may be partial).
 
@@ -274,12 +303,16 @@ def run_chunk(problem: Problem, factors: list[Factor], seed: int, first_block: i
     scores, sorts and accumulates its blocks with its own integer accumulators, so one lane's
     NumPy sort overlaps the other's kernels.  Which lane takes which block changes no result:
     integer counts add up the same in any grouping, and a block's score moments are that block's
-    own sum.  ``lanes`` (:class:`Lanes`) keeps the threads and buffers from chunk to chunk."""
+    own sum.  ``lanes`` (:class:`Lanes`) keeps the threads and buffers from chunk to chunk;
+    ``on_block(n)`` is called (from the lane's thread) after each block of ``n`` replicates
+    (progress inside a long chunk)."""
     start = first_block * block_size
     stop = stop_block * block_size if n_replicates is None else min(stop_block * block_size, n_replicates)
     size = moment_block(block_size)
     columns = n_columns(factors)
-    ranges = [(lo, min(lo + size, stop)) for lo in range(start, stop, size)]
+    # moment blocks: the RNG blocks (cut at the chunk's ends; runs start chunks at an RNG block)
+    cuts = [start, *range((start // size + 1) * size, stop, size), stop]
+    ranges = [(lo, hi) for lo, hi in zip(cuts, cuts[1:]) if hi > lo]
     n_lanes = max(1, min(n_lanes, len(ranges)))
     n_t, n_u = len(problem.targets), problem.n_units
     moments = np.zeros((len(ranges), n_t, n_u, 2))
@@ -298,6 +331,8 @@ def run_chunk(problem: Problem, factors: list[Factor], seed: int, first_block: i
             while (k := take()) is not None:
                 lo, hi = ranges[k]
                 chain.run_block(mapping(replicate_uniforms(seed, lo, hi, columns)), moments[k])
+                if on_block is not None:
+                    on_block(hi - lo)
         except BaseException:
             failed.set()
             raise
@@ -310,8 +345,7 @@ def run_chunk(problem: Problem, factors: list[Factor], seed: int, first_block: i
     finally:
         if own:
             lanes.close()
-    return ChunkState(hist, shift_hist, pairs, {lo // size: moments[k] for k, (lo, _) in enumerate(ranges)},
-                      set(range(first_block, stop_block)))
+    return ChunkState(hist, shift_hist, pairs, ExactSum.of(moments), set(range(first_block, stop_block)))
 
 
 def run_design(problem: Problem, params, block_size: int, n_lanes: int = 1, keep_ranks: bool = False):
@@ -324,8 +358,7 @@ def run_design(problem: Problem, params, block_size: int, n_lanes: int = 1, keep
         raise ValueError(f"the number of replicates ({n}) must be a multiple of block_size ({block_size})")
     hist, shift_hist, pairs, moments, shift_out, ranks = _kernel_call(problem, params, block_size, n_lanes,
                                                                       keep_ranks)
-    state = ChunkState(hist, shift_hist, pairs, {b: moments[b] for b in range(n // block_size)},
-                       set(range(n // block_size)))
+    state = ChunkState(hist, shift_hist, pairs, ExactSum.of(moments), set(range(n // block_size)))
     return state, shift_out, ranks
 
 
