@@ -372,6 +372,7 @@ def _cmd_uncertainty(args: argparse.Namespace) -> int:
                          block_size=args.block_size, backend=backend, threads=args.threads,
                          scheduler=args.scheduler, workers=args.workers, worker_wait=args.worker_wait,
                          confirm=_confirm_large_run(args, out), out=out, resume=bool(args.resume),
+                         overwrite=args.overwrite, keep_checkpoints=args.keep_checkpoints,
                          out_format=args.format, progress=not args.quiet, **_load_kwargs(args))
     m = result.manifest
     if m["data"] and m["data"].get("synthetic"):
@@ -618,6 +619,10 @@ def build_parser() -> argparse.ArgumentParser:
                      "workbook, no checkpoints)")
     format_option(unc)
     unc.add_argument("--resume", metavar="DIR", help="resume a killed run from the checkpoints in DIR")
+    unc.add_argument("--overwrite", action="store_true",
+                     help="start again in an --out folder that holds another run's checkpoints (deletes them)")
+    unc.add_argument("--keep-checkpoints", action="store_true",
+                     help="keep the checkpoint chunks after a successful run (removed by default)")
     report_options(unc)
     unc.set_defaults(run=_cmd_uncertainty)
 
