@@ -116,11 +116,11 @@ def read_table(path: str | Path, *, sheet: str | None = None, encoding: str | No
             options = {"separator": "\t" if path.suffix.lower() == ".tsv" else ",", "skip_rows": skip_rows}
             table = pl.read_csv(data, infer_schema_length=None, null_values=NULL_VALUES, **options)
             header = [c.lstrip("\ufeff") for c in table.columns]
-            wanted = [c for c in text_columns if c in header]
+            table = table.rename(dict(zip(table.columns, header, strict=True)))
+            wanted = sorted(header.index(c) for c in text_columns if c in header)
             if wanted:  # the same columns again, as text with only empty cells missing
-                names = dict(zip(table.columns, header, strict=True))
-                text = pl.read_csv(data, infer_schema=False, **options).rename(names)
-                table = table.rename(names).with_columns(_as_id(text[c]) for c in wanted)
+                text = pl.read_csv(data, infer_schema=False, columns=wanted, **options)
+                table = table.with_columns(_as_id(text.to_series(k)).alias(header[i]) for k, i in enumerate(wanted))
         elif kind == "parquet":
             table = pl.read_parquet(path)
         elif kind == "ipc":
