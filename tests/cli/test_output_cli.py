@@ -116,3 +116,16 @@ def test_sensitivity_csv_folder(place, capsys):
                                                  "unit_score_indices.csv"]
     ranks = pl.read_csv(place / "sens" / "unit_rank_indices.csv")
     assert ranks.columns[:3] == ["unit", "uName", "EurAsia_group"] and "Austria" in ranks["uName"].to_list()
+
+
+def test_groups_and_compare_write_excel_with_a_readable_recipe(place, capsys):
+    assert main(["groups", "-f", "asem", "--by", "EurAsia_group", "-o", "g.xlsx"]) == 0
+    sheets = pl.read_excel(place / "g.xlsx", sheet_id=0)
+    assert list(sheets) == ["scores", "recipe"] and sheets["scores"].height == 2
+    recipe = {(r["section"], r["key"]): r["value"] for r in sheets["recipe"].iter_rows(named=True)}
+    assert recipe[("groups", "by")] == "EurAsia_group" and recipe[("framework", "id")] == "asem"
+    assert main(["compare", "-f", "asem", "--old", "data.csv", "--new", "data.csv", "-o", "c.xlsx"]) == 0
+    recipe = pl.read_excel(place / "c.xlsx", sheet_name="recipe")
+    assert {"old", "new"} <= set(recipe["section"].to_list())
+    assert (place / "data.csv").read_bytes() == engine.shipped_datasets()["asem"].read_bytes()
+    capsys.readouterr()

@@ -139,6 +139,8 @@ def test_excel_headers_are_the_labels_and_a_sheet_maps_them_to_ids(tmp_path, cit
     row = columns.filter(pl.col("column") == "gdp_pc_rank").row(0, named=True)
     assert row["node"] == "gdp_pc" and row["what"] == "rank"
     assert row["header"] == fw.node("gdp_pc").labels["en"] + " (rank)"
+    tier = columns.filter(pl.col("column") == "Index_tier").row(0, named=True)
+    assert tier["header"] == fw.root.labels["en"] + " (tier)" and tier["what"] == "tier"
     assert scores["city_zh"].to_list() == city_result.table["city_zh"].to_list()
     # full precision in the cells (xlsxwriter writes 16 significant digits; Excel keeps 15)
     np.testing.assert_allclose(scores[fw.root.labels["en"]].to_numpy(), city_result.table["Index"].to_numpy(),
