@@ -31,6 +31,9 @@ TABLE_FORMATS = (".parquet", ".csv", ".xlsx", ".arrow", ".ipc")
 ANALYSIS_FORMATS = ("parquet", "csv", "xlsx")
 #: Excel's sheet size.
 EXCEL_MAX_ROWS, EXCEL_MAX_COLUMNS = 1_048_576, 16_384
+#: Cells of an analysis table above which it goes to Parquet beside the workbook instead of a sheet
+#: (the acceptability table grows with units²; 10^6 cells take ~25 s and ~500 MB to write).
+EXCEL_MAX_CELLS = 2_000_000
 #: Fill colour of imputed cells in Excel output (light yellow).
 IMPUTED_FILL = "#FFEB9C"
 INTEGER_TYPES = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64)
@@ -326,8 +329,8 @@ def write_tables(tables: Mapping[str, pl.DataFrame], out: str | Path, *, manifes
     sheet (one row per setting).  Otherwise ``out`` is a folder: ``<name>.parquet`` (default, the
     manifest also in each file's schema metadata) or ``<name>.csv`` (UTF-8 with a byte-order mark)
     per table, or one workbook ``results.xlsx`` (``format="xlsx"``), and ``manifest.json``.
-    A table too large for an Excel sheet is written as Parquet beside the workbook
-    (``<workbook stem>.<name>.parquet``) and its sheet says so."""
+    A table too large for an Excel sheet, or of more than :data:`EXCEL_MAX_CELLS` cells, is written
+    as Parquet beside the workbook (``<workbook stem>.<name>.parquet``) and its sheet says so."""
     out = Path(out)
     workbook_path = out if out.suffix.lower() == ".xlsx" else None
     if format is not None and format not in ANALYSIS_FORMATS:
@@ -358,7 +361,10 @@ def _write_workbook(tables: Mapping[str, pl.DataFrame], path: Path, manifest: Ma
     for name, table in tables.items():
         try:
             _check_sheet_size(name, table)
+            fits = table.height * table.width <= EXCEL_MAX_CELLS
         except DataError:
+            fits = False
+        if not fits:
             too_large[name] = path.with_name(f"{path.stem}.{name}.parquet")
             write_table(table, too_large[name], metadata=dict(manifest))
 

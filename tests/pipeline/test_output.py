@@ -315,14 +315,16 @@ def test_workbook_sheet_names_are_valid_and_distinct(tmp_path):
     assert names == ["units_a_very_long_target_name_o", "units_a_very_long_target_nam~2", "odd_name_", "manifest"]
 
 
-def test_a_table_too_large_for_a_sheet_goes_beside_the_workbook(tmp_path, monkeypatch):
-    monkeypatch.setattr("engine.io.EXCEL_MAX_ROWS", 3)
+@pytest.mark.parametrize("limit", ["EXCEL_MAX_ROWS", "EXCEL_MAX_CELLS"])
+def test_a_table_too_large_for_a_sheet_goes_beside_the_workbook(tmp_path, monkeypatch, limit):
+    monkeypatch.setattr(f"engine.io.{limit}", 3)
     big = pl.DataFrame({"x": [1.0, 2.0, 3.0, 4.0]})
     write_tables({"small": big.head(1), "big": big}, tmp_path / "t.xlsx", manifest={"kind": "test"})
     assert sorted(os.listdir(tmp_path)) == ["t.big.parquet", "t.xlsx"]
     assert pl.read_parquet(tmp_path / "t.big.parquet").equals(big)
     note = pl.read_excel(tmp_path / "t.xlsx", sheet_name="big", has_header=False).item()
     assert "too large for a sheet; written to t.big.parquet" in note
+    assert pl.read_excel(tmp_path / "t.xlsx", sheet_name="small")["x"].to_list() == [1.0]
 
 
 @pytest.mark.parametrize("analysis", ["uncertainty", "sensitivity", "bootstrap"])
