@@ -104,6 +104,10 @@ def check_output(path: str | Path, kind: str = "file", *, inputs: Iterable[Any] 
     target = Path(os.path.realpath(given))
     if kind == "tables":
         suffix = given.suffix.lower()
+        if suffix == ".xlsx" and target.is_dir():
+            raise DataError("the output path is a folder, but its .xlsx ending asks for one workbook",
+                            path=str(given), fix="give a new name for the workbook, or a folder name without .xlsx "
+                            "(earlier builds made folders named *.xlsx: rename one to resume it)")
         if suffix in TABLE_FORMATS and suffix != ".xlsx":
             raise DataError(f"an analysis writes several tables, not one {suffix} file", path=str(given),
                             fix="give a folder (the tables are written in it; --format csv for CSV files) "

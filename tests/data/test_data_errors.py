@@ -626,6 +626,7 @@ def test_write_excel_with_recipe_sheet(tmp_path):
     (lambda p: p.mkdir(), "file", "the output path is a folder, a file is expected"),
     (lambda p: p.write_text("x"), "folder", "the output path is a file, a folder is expected"),
     (lambda p: p.write_text("x"), "tables", "the output path is a file, a folder is expected"),
+    (lambda p: p.mkdir(), "tables.xlsx", "the output path is a folder, but its .xlsx ending asks for one workbook"),
     (lambda p: None, "tables.csv", "an analysis writes several tables, not one .csv file"),
     (lambda p: p.parent.write_text("x"), "under-a-file", "in the output path is a file, not a folder"),
     (lambda p: None, "proc", "cannot create files in '/proc'"),
@@ -638,10 +639,11 @@ def test_check_output_refuses_unusable_paths(tmp_path, make, kind, match):
 
     path = {"under-a-file": tmp_path / "up" / "x.csv", "proc": Path("/proc/cityrank/x.csv"),
             "tables.csv": tmp_path / "r.csv", "unsupported": tmp_path / "r.json", "folder": tmp_path / "out",
+            "tables.xlsx": tmp_path / "r.xlsx",
             "tables": tmp_path / "out"}.get(kind, tmp_path / "out.csv")
     make(path)
-    kind = {"under-a-file": "file", "proc": "file", "tables.csv": "tables", "unsupported": "file",
-            "input": "file"}.get(kind, kind)
+    kind = {"under-a-file": "file", "proc": "file", "tables.csv": "tables", "tables.xlsx": "tables",
+            "unsupported": "file", "input": "file"}.get(kind, kind)
     expect_data_error(lambda: check_output(path, kind, inputs=[None, "asem", tmp_path / "out.csv"]), re.escape(match),
                       path=str(path))
 
