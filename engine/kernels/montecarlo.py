@@ -374,23 +374,28 @@ def accumulate_replicate(score, rank, nominal_rank, pair_units, hist, shift_hist
     """Add one replicate's ranks of one target to the accumulators (slices for that lane/target):
     the rank histogram (last column = no rank), Σ score and Σ score² of the block, the histogram of
     the total absolute rank shift, R_S of the replicate, the pairwise "ahead" counts, and the raw
-    ranks when ``ranks_out`` is not empty."""
+    ranks when ``ranks_out`` is not empty.  A ``hist`` or ``shift_hist`` with no rows is not
+    counted (an analysis that does not output it passes an empty one, see
+    :func:`engine.analysis.montecarlo.accumulators`)."""
     n_units = score.shape[0]
+    count = hist.shape[0] > 0
     total = 0
     ranked = 0
     for i in range(n_units):
         ri = rank[i]
         if ri > 0:
-            hist[i, ri - 1] += 1
+            if count:
+                hist[i, ri - 1] += 1
             s = score[i]
             moments[i, 0] += s
             moments[i, 1] += s * s
             if nominal_rank[i] > 0:
                 total += abs(ri - nominal_rank[i])
                 ranked += 1
-        else:
+        elif count:
             hist[i, n_units] += 1
-    shift_hist[total] += 1
+    if shift_hist.shape[0] > 0:
+        shift_hist[total] += 1
     shift_row[t] = total / ranked if ranked > 0 else np.nan
     for pa in range(pair_units.shape[0]):
         ra = rank[pair_units[pa]]
@@ -844,10 +849,12 @@ def accumulate_ranked(score, rank, nominal_rank, n_ranked, pair_units, hist, shi
     True): the counts unit by unit (the histogram's rows in address order), R_S in a vectorised
     pass (an integer; ``n_ranked`` = units with a nominal rank) and the moments, each loop without
     a branch on missing ranks.  ``sums`` is (2, n_units): Σ score, Σ score² (the same float
-    additions as ``moments[i, 0|1]``, in one loop over contiguous rows)."""
+    additions as ``moments[i, 0|1]``, in one loop over contiguous rows).  Empty ``hist`` /
+    ``shift_hist``: not counted, as in :func:`accumulate_replicate`."""
     n_units = score.shape[0]
-    for i in range(n_units):  # unsigned indices: no negative-index wrap-around (every rank is ≥ 1 here)
-        hist[np.uint64(i), np.uint64(rank[i] - 1)] += 1
+    if hist.shape[0] > 0:
+        for i in range(n_units):  # unsigned indices: no negative-index wrap-around (every rank is ≥ 1 here)
+            hist[np.uint64(i), np.uint64(rank[i] - 1)] += 1
     total = 0
     for i in range(n_units):
         nominal = nominal_rank[i]
@@ -856,7 +863,8 @@ def accumulate_ranked(score, rank, nominal_rank, n_ranked, pair_units, hist, shi
         s = score[i]
         sums[0, i] += s
         sums[1, i] += s * s
-    shift_hist[total] += 1
+    if shift_hist.shape[0] > 0:
+        shift_hist[total] += 1
     shift_row[t] = total / n_ranked if n_ranked > 0 else np.nan
     for pa in range(pair_units.shape[0]):
         ra = rank[pair_units[pa]]
