@@ -19,6 +19,7 @@ from .errors import (  # noqa: E402
     EngineError,
     EngineWarning,
     ImputationWarning,
+    MissingRankWarning,
     SchemaError,
     TreatmentWarning,
 )
@@ -73,4 +74,5 @@ __all__ = [
     "DataQualityWarning",
     "ImputationWarning",
     "TreatmentWarning",
+    "MissingRankWarning",
 ]

@@ -673,6 +673,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with warnings.catch_warnings(), _compile_notice(args.command):
             warnings.showwarning = _show_warning
+            warnings.simplefilter("default", EngineWarning)  # shown (one line each), whatever the filters outside
             return int(args.run(args) or 0)
     except EngineError as exc:
         print(f"cityrank: error: {exc}", file=sys.stderr)

@@ -19,6 +19,7 @@ __all__ = [
     "DataQualityWarning",
     "ImputationWarning",
     "TreatmentWarning",
+    "MissingRankWarning",
     "preview",
 ]
 
@@ -108,6 +109,11 @@ class DataQualityWarning(EngineWarning):
 
 class TreatmentWarning(EngineWarning):
     """Outlier treatment could not bring an indicator within the skew/kurtosis thresholds."""
+
+
+class MissingRankWarning(EngineWarning):
+    """Replicates of an uncertainty, sensitivity or bootstrap run left some ranks missing (a unit got no
+    score); the message gives the count and the share."""
 
 
 class CheckpointWarning(EngineWarning):

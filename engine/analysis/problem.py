@@ -175,7 +175,8 @@ def build_problem(result: ScoreResult, spec: UncertaintySpec, factors: list[Fact
 
 
 def evaluate_ranks(problem: Problem, node_weight, variant, agg_code, excluded) -> np.ndarray:
-    """Ranks (n, n_targets, n_units) of explicit replicates, through the kernel (one block each)."""
+    """Ranks (n, n_targets, n_units) of explicit replicates, through the kernel (one block each).
+    Nothing else is counted: the histograms and pair counts passed are empty (no units² arrays)."""
     n = node_weight.shape[0]
     n_t, n_u = len(problem.targets), problem.n_units
     ranks = np.zeros((n, n_t, n_u), np.int64)
@@ -184,8 +185,7 @@ def evaluate_ranks(problem: Problem, node_weight, variant, agg_code, excluded) -
         problem.min_coverage, problem.any_coverage, np.ascontiguousarray(node_weight, np.float64),
         np.ascontiguousarray(variant, np.int64), np.ascontiguousarray(agg_code, np.int64),
         np.ascontiguousarray(excluded, np.int64), problem.targets,
-        np.zeros((n_t, n_u), np.int64), problem.pair_units, 1, 1,
-        np.zeros((1, n_t, n_u, n_u + 1), np.int64), np.zeros((1, n_t, kernel.shift_bins(n_u)), np.int64),
-        np.zeros((1, n_t, len(problem.pair_units), len(problem.pair_units)), np.int64),
+        np.zeros((n_t, n_u), np.int64), np.zeros(0, np.int64), 1, 1,
+        np.zeros((1, n_t, 0, 0), np.int64), np.zeros((1, n_t, 0), np.int64), np.zeros((1, n_t, 0, 0), np.int64),
         np.zeros((n, n_t, n_u, 2)), np.zeros((n, n_t)), ranks)
     return ranks

@@ -6,7 +6,8 @@ import hashlib
 import json
 import platform
 import time
-from collections.abc import Callable, Mapping
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,13 @@ import numpy as np
 import polars as pl
 
 from .. import __version__
-from ..errors import DataError, SchemaError
+from ..errors import DataError, MissingRankWarning, SchemaError
 from ..io import check_output, with_unit_names, write_tables
 from ..pipeline import ScoreResult, score
 from ..backends import check_backend
 from ..progress import Progress
 from .design import RNG_BLOCK, Parameters
+from .memory import check_memory, local_lanes
 from .montecarlo import ChunkState, Lanes, RankStatistics, aligned_chunk_blocks, run_chunk, run_design, summarise
 from .problem import Problem, build_problem
 from .store import CHECKPOINT_FORMAT
@@ -165,6 +167,8 @@ def uncertainty(framework, data=None, spec: str | Path | Mapping | UncertaintySp
     nominal = score(framework, data, **load_kwargs)
     spec = with_default_factors(spec, nominal.framework)
     factors = resolve_factors(spec, nominal.framework)
+    check_memory("uncertainty", int(np.count_nonzero(nominal.stages.kept)), len(spec.targets) or 1,
+                 local_lanes(backend, threads, workers), n_pairs=len(spec.pairs))
     problem = build_problem(nominal, spec, factors)
     run_seed = spec.seed if spec.seed is not None else int(np.random.SeedSequence().entropy % (2**63))
 
@@ -335,6 +339,26 @@ def run_manifest(kind: str, problem: Problem, spec: dict[str, Any], block_size: 
     }
 
 
+def warn_missing_ranks(kind: str, target_ids: Sequence[str], units: Sequence[Any], missing: Sequence[np.ndarray],
+                       n_evaluations: int, nominal: np.ndarray) -> None:
+    """Warn (:class:`MissingRankWarning`) when replicates left ranks missing: per target, the count,
+    the share of all unit-replicate ranks and the units missing most often.  ``missing``: per target,
+    (n_units,) counts of replicates in which the unit had no rank; ``nominal``: (n_targets, n_units)
+    nominal ranks (0 = none)."""
+    for target, counts, ranks in zip(target_ids, missing, nominal, strict=True):
+        total, size = int(counts.sum()), n_evaluations * len(counts)
+        if total == 0:
+            continue
+        worst = np.argsort(-counts, kind="stable")[:3]
+        most = ", ".join(f"{units[i]} ({counts[i] / n_evaluations:.1%})" for i in worst if counts[i] > 0)
+        unranked = int(np.count_nonzero(ranks == 0))
+        also = f"; {unranked} unit(s) have no nominal rank either" if unranked else ""
+        where = "`missing_ranks` in the manifest" + ("" if kind == "sensitivity" else ", p_missing in the units table")
+        warnings.warn(f"{kind}: {total:,} of {size:,} ranks of {target!r} are missing ({total / size:.1%}): the unit "
+                      f"got no score in those replicates{also}; most often {most}. See {where}",
+                      MissingRankWarning, stacklevel=2)
+
+
 def _finish(problem: Problem, spec: UncertaintySpec, factors, state: ChunkState, seed: int, started: float,
             info: dict[str, Any], out: str | Path | None, out_format: str | None = None
             ) -> UncertaintyResult:
@@ -348,6 +372,8 @@ def _finish(problem: Problem, spec: UncertaintySpec, factors, state: ChunkState,
         if problem.result is not None else None,
         **info,
     }
+    warn_missing_ranks("uncertainty", problem.target_ids, problem.units, [h[:, -1] for h in state.hist],
+                       stats.n_replicates, problem.nominal_rank)
     result = UncertaintyResult(stats, manifest, problem)
     if out is not None:
         result.write(out, format=out_format)

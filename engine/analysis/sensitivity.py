@@ -36,9 +36,10 @@ from ..pipeline import score
 from ..backends import check_backend
 from ..progress import Progress
 from .design import map_parameters, n_columns
+from .memory import check_memory, local_lanes
 from .montecarlo import _split_call
 from .problem import Problem, build_problem
-from .run import versions, with_default_factors
+from .run import versions, warn_missing_ranks, with_default_factors
 from .spec import Factor, load_spec, resolve_factors
 
 __all__ = ["SensitivityResult", "sensitivity", "factor_groups", "BATCH"]
@@ -110,6 +111,7 @@ def _batch(problem: Problem, factors: list[Factor], a: np.ndarray, b: np.ndarray
     stop = (g + 2) * n
     split = lambda y: (y[:n], y[n:2 * n], y[2 * n:stop].reshape(g, n, *y.shape[1:]))  # noqa: E731
     return {"rank": _sums(*split(ranks)), "score": _sums(*split(scores)), "shift": shift[:stop],
+            "missing": np.count_nonzero(ranks == 0, axis=0),  # per unit: evaluations that left it unranked
             "shift_ba": shift[stop:].reshape(g, n) if second_order else None}
 
 
@@ -183,8 +185,12 @@ def sensitivity(framework, data=None, spec=None, *, base_samples: int = 1024, se
                                "groups": {f"weights:depth{d}": members for d, members in sorted(by_depth.items())}})
     spec = defaulted
     factors = resolve_factors(spec, nominal.framework)
-    problem = build_problem(nominal, spec, factors)
     groups = factor_groups(factors, dict(spec.groups))
+    dask = backend == "dask" or client is not None or scheduler or workers
+    check_memory("sensitivity", int(np.count_nonzero(nominal.stages.kept)), len(spec.targets) or 1,
+                 local_lanes("dask" if dask else backend, threads, workers), groups=len(groups),
+                 second_order=second_order)
+    problem = build_problem(nominal, spec, factors)
     run_seed = spec.seed if spec.seed is not None else int(np.random.SeedSequence().entropy % (2**63))
     a, b = sobol.sobol_design(base_samples, n_columns(factors), run_seed)
     batches = [(lo, min(lo + BATCH, base_samples)) for lo in range(0, base_samples, BATCH)]
@@ -223,6 +229,7 @@ def sensitivity(framework, data=None, spec=None, *, base_samples: int = 1024, se
             numba.set_num_threads(previous)
             bar.close()
     ordered = [results[lo] for lo, _ in batches]
+    missing = sum(r["missing"] for r in ordered)
     shift = np.concatenate([r["shift"] for r in ordered])  # batch order: [A, B, AB_1..AB_g] per batch
     y_a, y_b, y_ab = [], [], []
     for (lo, hi), r in zip(batches, ordered):
@@ -262,7 +269,10 @@ def sensitivity(framework, data=None, spec=None, *, base_samples: int = 1024, se
         "method": "percentile bootstrap over base samples (treats the quasi-random points as iid)"},
         "seed": run_seed, "versions": versions(), "wall_time_s": wall, "evaluations_per_s": evaluations / wall,
         "shift_mean": float(shift.mean()),
+        "missing_ranks": {problem.target_ids[0]: int(missing.sum())},
     }
+    warn_missing_ranks("sensitivity", problem.target_ids[:1], problem.units, [missing], evaluations,
+                       problem.nominal_rank[:1])
     result = SensitivityResult(indices, per_unit(rank_first, rank_total), per_unit(score_first, score_total), manifest,
                                second, nominal.unit_names())
     if out is not None:

@@ -8,8 +8,9 @@ a scrambled Sobol sequence and groups them.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,15 @@ from jsonschema import Draft202012Validator
 
 from ..errors import SchemaError, preview
 from ..resources import load_schema
-from ..schema import AGGREGATION_CODES, AGGREGATION_DEFAULTS, NORMALISATION_DEFAULTS, Framework, Method, parse_document
+from ..schema import (
+    AGGREGATION_CODES,
+    AGGREGATION_DEFAULTS,
+    NORMALISATION_DEFAULTS,
+    Framework,
+    Method,
+    _check_positive_inputs,
+    parse_document,
+)
 
 __all__ = ["UncertaintySpec", "Factor", "load_spec", "read_document", "resolve_factors", "DEFAULT_BLOCK_SIZE"]
 
@@ -211,6 +220,7 @@ def resolve_factors(spec: UncertaintySpec, framework: Framework) -> list[Factor]
         if target not in aggregates:
             raise SchemaError("target is not an aggregate node", node=target,
                               fix=f"use the index {framework.root.id!r} or one of its aggregates")
+    _check_combinations(framework, spec.normalisation, [f for f in factors if f.kind == "aggregation"])
     names = {f.name for f in factors}
     for group, members in spec.groups.items():
         unknown = [m for m in members if m not in names]
@@ -218,3 +228,29 @@ def resolve_factors(spec: UncertaintySpec, framework: Framework) -> list[Factor]
             raise SchemaError(f"group {group!r} names unknown factor(s) {preview(unknown)}",
                               fix=f"factors are: {', '.join(sorted(names))}")
     return factors
+
+
+def _check_combinations(framework: Framework, normalisation: tuple[Method, ...], rules: list[Factor]) -> None:
+    """Refuse a spec whose alternatives can meet in a replicate the framework validator would refuse
+    (:func:`engine.schema._check_positive_inputs`: a geometric/harmonic/power mean with p <= 0 over a
+    child that can be negative — z-scores, a minmax range below 0, Copeland scores), instead of
+    leaving those replicates' ranks missing.  Every combination of a normalisation choice (applied to
+    every indicator) and one choice per aggregation rule is checked."""
+    norm_options: list[Method | None] = list(normalisation) or [None]
+    for norm, picks in itertools.product(norm_options, itertools.product(*(f.params["choices"] for f in rules))):
+        methods = {node: pick for rule, pick in zip(rules, picks, strict=True) for node in rule.nodes}
+        variant = replace(
+            framework,
+            indicators=framework.indicators if norm is None else tuple(
+                replace(ind, normalisation=norm) for ind in framework.indicators),
+            aggregates=tuple(replace(a, aggregation=methods.get(a.id, a.aggregation)) for a in framework.aggregates))
+        try:
+            _check_positive_inputs(variant, None)
+        except SchemaError as err:
+            chosen = [f"normalisation {norm.name!r}"] if norm is not None else []
+            chosen += [f"{rule.name} {pick.name!r}" for rule, pick in zip(rules, picks, strict=True)
+                       if err.node in rule.nodes or pick.name == "copeland"]
+            raise SchemaError(f"the uncertainty alternatives {', '.join(chosen)} cannot be combined: {err.message}; "
+                              "every replicate drawing them would leave the ranks missing", node=err.node,
+                              fix="remove one of them from its `choices` (e.g. zscore or copeland under a "
+                              "geometric/harmonic mean: use minmax with range [1, 100], rank or arithmetic)") from err

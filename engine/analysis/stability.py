@@ -23,10 +23,11 @@ from ..resources import shipped_datasets, shipped_specs
 from .bootstrap import (BootstrapProblem, _draws, build_bootstrap_problem, evaluate, run_bootstrap_chunk,
                         variance_shares)
 from .design import map_parameters, n_columns, replicate_uniforms
+from .memory import check_memory, local_lanes
 from .montecarlo import ChunkState, RankStatistics, aligned_chunk_blocks, summarise
 from .problem import build_problem
 from .resample import BootstrapSpec, compile_records, load_bootstrap_spec
-from .run import run_manifest
+from .run import run_manifest, warn_missing_ranks
 from .spec import resolve_factors
 
 __all__ = ["BootstrapResult", "bootstrap", "default_bootstrap_spec"]
@@ -223,6 +224,8 @@ def bootstrap(framework, data=None, spec: str | Path | Mapping | BootstrapSpec |
     nominal = score(framework, data, **load_kwargs)
     uspec = spec.uncertainty_spec()
     factors = resolve_factors(uspec, nominal.framework)
+    check_memory("bootstrap", int(np.count_nonzero(nominal.stages.kept)), len(uspec.targets) or 1,
+                 local_lanes(backend, threads, workers), n_pairs=len(uspec.pairs), confidence=not factors)
     problem = build_problem(nominal, uspec, factors)
     design, records_source = None, None
     if spec.mode == "records":
@@ -286,6 +289,7 @@ def _finish(bp: BootstrapProblem, spec: BootstrapSpec, state: ChunkState, seed: 
             **how, "method": "Mogstad, Romano, Shaikh & Wilhelm (2024)"},
         **info,
     }
+    warn_missing_ranks("bootstrap", p.target_ids, p.units, [h[:, -1] for h in state.hist], n, p.nominal_rank)
     result = BootstrapResult(stats, confidence, shares, manifest, bp)
     if out is not None:
         result.write(out, format=out_format)

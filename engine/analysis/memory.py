@@ -1,0 +1,172 @@
+"""Memory a run needs, estimated before any work, against the memory the machine has free.
+
+Monte Carlo and bootstrap runs keep, per target, an integer rank histogram (units × (units + 1))
+and a rank-shift histogram (units × (units − 1) + 1 bins) in every lane, in the chunk being merged,
+in the run's total and while summarising, so their memory grows with units²; a Sobol run keeps no
+histogram but evaluates a batch of 512 base samples × (groups + 2) replicates at once, so its
+memory grows with units × groups.  :func:`estimate_bytes` counts these arrays (the model's
+constants were measured, see docs/uncertainty.md "Memory"), :func:`check_memory` refuses a run that
+would not fit with a :class:`~engine.errors.DataError` that gives the figure, the memory
+available and what would fit.  ``CITYRANK_MEMORY_CHECK=off`` skips the check.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..errors import DataError
+from ..kernels.montecarlo import shift_bins
+
+__all__ = ["ANALYSES", "available_bytes", "check_memory", "counts_bytes", "estimate_bytes", "local_lanes"]
+
+ANALYSES = ("uncertainty", "bootstrap", "sensitivity")
+
+#: Sets of integer accumulators a run holds besides one per lane: the chunk's lane total, the
+#: run's merged state, the final merge and the summaries' work arrays (cumulative counts,
+#: probabilities, the acceptability table).
+FIXED_SETS = {"uncertainty": 4, "bootstrap": 3, "sensitivity": 0}
+#: Replicates whose scores a lane's chain holds at once (engine.analysis.montecarlo.SUB_BATCH) and
+#: a bootstrap lane's kernel call (one RNG block).
+CHAIN_REPLICATES = {"uncertainty": 256, "bootstrap": 1024}
+#: Bytes per (evaluation, unit) of a Sobol batch: scores, keys and ranks of every target, then a
+#: float copy of the first target's ranks.
+SOBOL_BYTES_PER_TARGET, SOBOL_BYTES_FIXED = 20, 8
+#: Base samples per Sobol batch (engine.analysis.sensitivity.BATCH).
+SOBOL_BATCH = 512
+
+
+def counts_bytes(n_units: int, n_targets: int = 1, n_pairs: int = 0) -> int:
+    """Bytes of one set of integer accumulators: rank histograms, rank-shift histograms and pair
+    counts of every target (int64)."""
+    return 8 * n_targets * (n_units * (n_units + 1) + shift_bins(n_units) + n_pairs * n_pairs)
+
+
+def estimate_bytes(analysis: str, n_units: int, n_targets: int = 1, lanes: int = 1, *, n_pairs: int = 0,
+                   groups: int = 0, second_order: bool = False, confidence: bool = False) -> int:
+    """Memory (bytes) the arrays of a run need at their peak, beyond what the process already holds.
+
+    Parameters
+    ----------
+    analysis : {"uncertainty", "bootstrap", "sensitivity"}
+    n_units, n_targets, n_pairs
+        Units ranked, target nodes, units of the pairwise table.
+    lanes
+        Lanes counting at once in this process (threads; 1 for serial; local Dask workers).
+    groups, second_order
+        Sobol: factor groups g, and whether the BA_i matrices are evaluated too (2 g + 2 replicates
+        per base sample instead of g + 2).
+    confidence
+        Bootstrap: rank confidence sets (the scores of 2,048 replicates are kept).
+
+    Notes
+    -----
+    Monte Carlo and bootstrap: ``(lanes + FIXED_SETS) · counts_bytes`` plus each lane's chain
+    buffers (scores and keys of its replicates in flight, 12 bytes per unit and target).  Sobol:
+    ``512 (g + 2) · n_units · (20 n_targets + 8)`` bytes (one batch; no histogram).  Measured
+    peaks (docs/uncertainty.md) are 0.6–1 times these figures.
+    """
+    if analysis not in ANALYSES:
+        raise ValueError(f"unknown analysis {analysis!r}: use one of {ANALYSES}")
+    lanes = max(1, lanes)
+    if analysis == "sensitivity":
+        evaluations = SOBOL_BATCH * ((2 * groups + 2) if second_order else (groups + 2))
+        return evaluations * n_units * (SOBOL_BYTES_PER_TARGET * n_targets + SOBOL_BYTES_FIXED)
+    total = (lanes + FIXED_SETS[analysis]) * counts_bytes(n_units, n_targets, n_pairs)
+    total += lanes * CHAIN_REPLICATES[analysis] * n_targets * n_units * 12
+    if analysis == "bootstrap" and confidence:
+        total += 2048 * n_targets * n_units * 8
+    return total
+
+
+def _meminfo_available() -> int | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _cgroup_available() -> int | None:
+    """Room left under a cgroup v2 memory limit (containers), if there is one."""
+    try:
+        with open("/sys/fs/cgroup/memory.max") as f:
+            limit = f.read().strip()
+        if limit == "max":
+            return None
+        with open("/sys/fs/cgroup/memory.current") as f:
+            return max(0, int(limit) - int(f.read().strip()))
+    except (OSError, ValueError):
+        return None
+
+
+def available_bytes() -> int | None:
+    """Memory this process can still take: Linux's MemAvailable (free plus reclaimable cache), else
+    the free physical pages; the room under a container's memory limit when that is lower.  None
+    when the platform tells neither."""
+    known = [b for b in (_meminfo_available(), _cgroup_available()) if b is not None]
+    return min(known) if known else None
+
+
+def local_lanes(backend: str, threads: int | None = None, workers: int | None = None) -> int:
+    """Lanes counting at once in this machine's memory: 1 for ``serial``, ``threads`` (default all
+    of Numba's) for ``threads``, the local cluster's ``workers`` for ``dask`` (a remote cluster:
+    only this process's merges, 1)."""
+    if backend == "serial":
+        return 1
+    if backend == "dask":
+        return max(1, workers or 1)
+    import numba
+
+    return max(1, threads or numba.get_num_threads())
+
+
+def _size(n_bytes: float) -> str:
+    return f"{n_bytes / 2**30:.1f} GiB" if n_bytes >= 2**30 else f"{n_bytes / 2**20:.0f} MiB"
+
+
+def check_memory(analysis: str, n_units: int, n_targets: int = 1, lanes: int = 1, **options) -> int:
+    """Refuse a run whose :func:`estimate_bytes` exceeds :func:`available_bytes`, before any work.
+
+    Returns the estimate (bytes).  ``options`` are passed to :func:`estimate_bytes`.
+
+    Raises
+    ------
+    DataError
+        The figure needed, the memory available, and the options that would fit (fewer lanes,
+        one target, no pairwise table), else that large-n runs are tracked in issue 19.
+    """
+    needed = estimate_bytes(analysis, n_units, n_targets, lanes, **options)
+    if os.environ.get("CITYRANK_MEMORY_CHECK", "").strip().lower() in ("off", "0", "no", "false"):
+        return needed
+    available = available_bytes()
+    if available is None or needed <= available:
+        return needed
+    alternatives = []
+    if lanes > 1:
+        alternatives.append(("threads=1 (--threads 1)", dict(lanes=1)))
+    if n_targets > 1:
+        alternatives.append(("only the first target node (targets: [one node])", dict(n_targets=1)))
+    if options.get("n_pairs"):
+        alternatives.append(("no pairwise table (pairs: [])", dict(n_pairs=0)))
+    if analysis == "sensitivity" and options.get("second_order"):
+        alternatives.append(("no second-order indices", dict(second_order=False)))
+    fits = []
+    for text, change in alternatives:
+        trial = {"n_targets": n_targets, "lanes": lanes, **options, **change}
+        need = estimate_bytes(analysis, n_units, **trial)
+        if need <= available:
+            fits.append(f"{text} needs about {_size(need)}")
+    what = ("histograms of units × units per target and lane" if analysis != "sensitivity"
+            else "one batch of 512 base samples × (groups + 2) replicates")
+    grows = "units × groups" if analysis == "sensitivity" else "units²"
+    fix = ("; ".join(fits) + " and would fit" if fits else
+           f"analyse fewer units: memory grows with {grows} (large-n support is tracked in issue 19)")
+    raise DataError(f"{analysis} of {n_units:,} units ({n_targets} target(s), {max(1, lanes)} lane(s)) needs about "
+                    f"{_size(needed)} of memory ({what}), but only {_size(available)} is available",
+                    fix=f"{fix}; CITYRANK_MEMORY_CHECK=off skips this check")
