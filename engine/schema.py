@@ -13,7 +13,7 @@ import copy
 import functools
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -709,18 +709,23 @@ def _can_be_negative(framework: Framework, node_id: str) -> bool:
     return any(_can_be_negative(framework, c) for c in node.children)
 
 
-def _check_positive_inputs(framework: Framework, path: str | None) -> None:
-    """Geometric/harmonic means and power means with p <= 0 need inputs >= 0: decide statically."""
-    for agg in framework.aggregates:
-        name, p = agg.aggregation.name, agg.aggregation.params.get("p", 1.0)
-        needs_positive = name in ("geometric", "harmonic") or (name == "generalised" and p <= 0)
-        if not needs_positive:
+def _needs_positive_inputs(method: Method) -> bool:
+    """Geometric/harmonic means and power means with p <= 0."""
+    return method.name in ("geometric", "harmonic") or (method.name == "generalised" and method.params.get("p", 1) <= 0)
+
+
+def _check_positive_inputs(framework: Framework, path: str | None, aggregates: Iterable[Aggregate] | None = None
+                           ) -> None:
+    """Geometric/harmonic means and power means with p <= 0 need inputs >= 0: decide statically
+    (for every aggregate, or for ``aggregates`` of the framework only)."""
+    for agg in framework.aggregates if aggregates is None else aggregates:
+        if not _needs_positive_inputs(agg.aggregation):
             continue
         bad = [c for c in agg.children if _can_be_negative(framework, c)]
         if bad:
             raise SchemaError(
-                f"{name} aggregation needs non-negative inputs, but child(ren) {preview(bad)} can be "
-                "negative (z-scores, a minmax range below 0, or Copeland scores)", node=agg.id, path=path,
+                f"{agg.aggregation.name} aggregation needs non-negative inputs, but child(ren) {preview(bad)} "
+                "can be negative (z-scores, a minmax range below 0, or Copeland scores)", node=agg.id, path=path,
                 fix="normalise those children onto a positive range, e.g. minmax with range [1, 100], "
                 "or aggregate this node arithmetically",
             )

@@ -25,6 +25,7 @@ from ..schema import (
     Framework,
     Method,
     _check_positive_inputs,
+    _needs_positive_inputs,
     parse_document,
 )
 
@@ -234,23 +235,53 @@ def _check_combinations(framework: Framework, normalisation: tuple[Method, ...],
     """Refuse a spec whose alternatives can meet in a replicate the framework validator would refuse
     (:func:`engine.schema._check_positive_inputs`: a geometric/harmonic/power mean with p <= 0 over a
     child that can be negative — z-scores, a minmax range below 0, Copeland scores), instead of
-    leaving those replicates' ranks missing.  Every combination of a normalisation choice (applied to
-    every indicator) and one choice per aggregation rule is checked."""
+    leaving those replicates' ranks missing.
+
+    For every aggregate that can draw such a mean, every combination of the factors that decide its
+    check is tried: the normalisation choice (applied to every indicator), its own aggregation rule
+    and the rules below it that can draw ``copeland`` (any other choice of a rule below it is
+    equivalent here).  A rule varies all its nodes together, so only combinations that occur are tried."""
     norm_options: list[Method | None] = list(normalisation) or [None]
-    for norm, picks in itertools.product(norm_options, itertools.product(*(f.params["choices"] for f in rules))):
-        methods = {node: pick for rule, pick in zip(rules, picks, strict=True) for node in rule.nodes}
-        variant = replace(
-            framework,
-            indicators=framework.indicators if norm is None else tuple(
-                replace(ind, normalisation=norm) for ind in framework.indicators),
-            aggregates=tuple(replace(a, aggregation=methods.get(a.id, a.aggregation)) for a in framework.aggregates))
-        try:
-            _check_positive_inputs(variant, None)
-        except SchemaError as err:
-            chosen = [f"normalisation {norm.name!r}"] if norm is not None else []
-            chosen += [f"{rule.name} {pick.name!r}" for rule, pick in zip(rules, picks, strict=True)
-                       if err.node in rule.nodes or pick.name == "copeland"]
-            raise SchemaError(f"the uncertainty alternatives {', '.join(chosen)} cannot be combined: {err.message}; "
-                              "every replicate drawing them would leave the ranks missing", node=err.node,
-                              fix="remove one of them from its `choices` (e.g. zscore or copeland under a "
-                              "geometric/harmonic mean: use minmax with range [1, 100], rank or arithmetic)") from err
+    rule_of = {node: k for k, rule in enumerate(rules) for node in rule.nodes}
+    base = {node: rule.params["choices"][0] for rule in rules for node in rule.nodes}
+
+    def below(node_id: str) -> list[str]:
+        node = framework.node(node_id)
+        return [d for c in getattr(node, "children", ()) for d in (c, *below(c))]
+
+    for agg in framework.aggregates:
+        own = rules[rule_of[agg.id]].params["choices"] if agg.id in rule_of else (agg.aggregation,)
+        if not any(_needs_positive_inputs(method) for method in own):
+            continue
+        relevant = sorted({rule_of[n] for n in (agg.id, *below(agg.id)) if n in rule_of and (
+            n == agg.id or any(c.name == "copeland" for c in rules[rule_of[n]].params["choices"]))})
+        for norm, picks in itertools.product(norm_options,
+                                             itertools.product(*(rules[k].params["choices"] for k in relevant))):
+            methods = base | {node: pick for k, pick in zip(relevant, picks, strict=True) for node in rules[k].nodes}
+            variant = replace(
+                framework,
+                indicators=framework.indicators if norm is None else tuple(
+                    replace(ind, normalisation=norm) for ind in framework.indicators),
+                aggregates=tuple(replace(a, aggregation=methods[a.id]) if a.id in methods else a
+                                 for a in framework.aggregates))
+            try:
+                _check_positive_inputs(variant, None, [variant.node(agg.id)])
+            except SchemaError as err:
+                chosen = [f"normalisation {norm.name!r}"] if norm is not None and _passes(
+                    replace(variant, indicators=framework.indicators), agg.id) else []
+                chosen += [f"{rules[k].name} {pick.name!r}" for k, pick in zip(relevant, picks, strict=True)
+                           if agg.id in rules[k].nodes or pick.name == "copeland"]
+                raise SchemaError(f"the uncertainty alternatives {', '.join(chosen)} cannot be combined: "
+                                  f"{err.message}; every replicate drawing them would leave the ranks missing",
+                                  node=err.node, fix="remove one of them from its `choices` (e.g. zscore or copeland "
+                                  "under a geometric/harmonic mean: use minmax with range [1, 100], rank or "
+                                  "arithmetic)") from err
+
+
+def _passes(framework: Framework, node: str) -> bool:
+    """Whether ``node`` passes :func:`engine.schema._check_positive_inputs`."""
+    try:
+        _check_positive_inputs(framework, None, [framework.node(node)])
+    except SchemaError:
+        return False
+    return True

@@ -54,6 +54,18 @@ def test_impossible_combinations_are_refused_before_any_replicate(mini, spec, ma
     assert "remove one of them from its `choices`" in info.value.fix
 
 
+def test_the_message_names_only_the_alternatives_that_clash(mini):
+    """A normalisation choice that plays no part (rank) is not named; the copeland rule below is."""
+    framework, data = mini
+    spec = {"normalisation": {"choices": ["rank", "minmax"]},
+            "aggregation": [{"depth": 2, "choices": ["arithmetic", "copeland"]},
+                            {"nodes": ["Index"], "choices": ["arithmetic"]},
+                            {"nodes": ["D1"], "choices": ["arithmetic", "geometric"]}]}
+    with pytest.raises(SchemaError, match=r"^node 'D1': the uncertainty alternatives aggregation:depth2 'copeland', "
+                                          r"aggregation:D1 'geometric' cannot be combined"):
+        uncertainty(framework, data, spec, replicates=64, seed=1, block_size=64)
+
+
 def test_the_frameworks_own_zscore_under_a_geometric_choice_is_refused():
     framework = framework_from_dict(city_framework(defaults={"normalisation": {"method": "zscore"}}))
     with pytest.raises(SchemaError, match=r"alternatives aggregation:depth1 'geometric' cannot be combined"):
