@@ -274,7 +274,7 @@ class ChunkStore:
             if not first < stop <= self.n_blocks:
                 raise self._damaged(path, f"names blocks {first} to {stop} (this run has {self.n_blocks} blocks)")
             try:
-                with np.load(path, allow_pickle=False) as data:
+                with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as data:
                     arrays = {name: data[name] for name in (*_ARRAYS, "checksum")}
             except (zipfile.BadZipFile, EOFError, KeyError, ValueError, OSError, zlib.error) as exc:
                 raise self._damaged(path, f"cannot be read ({type(exc).__name__}: {exc})") from exc

@@ -118,20 +118,24 @@ def test_a_killed_run_resumes_bit_identically(tmp_path):
         process.wait(timeout=30)
     stored = len(list((out / "chunks").glob("chunk_*.npz")))
     assert 2 <= stored < -(-replicates // 65536), "the run should have been killed midway"
-    resumed = uncertainty("asem", spec=str(spec_file), replicates=replicates, seed=13, block_size=1024, out=out,
-                          resume=True)
+    from engine.errors import CheckpointWarning
+
+    with pytest.warns(CheckpointWarning, match="taking over the lock of a run that no longer runs"):  # the killed one's
+        resumed = uncertainty("asem", spec=str(spec_file), replicates=replicates, seed=13, block_size=1024, out=out,
+                              resume=True)
     assert resumed.manifest["resumed_chunks"] == stored
     expected = uncertainty("asem", spec=str(spec_file), replicates=replicates, seed=13, block_size=1024)
     assert resumed.units.equals(expected.units)
     assert resumed.statistics.rank_shift["Index"].equals(expected.statistics.rank_shift["Index"])
     assert (out / "manifest.json").exists() and (out / "units.parquet").exists()
+    assert not (out / "chunks").exists() and not (out / ".lock").exists()  # removed after success
 
 
 def test_resuming_into_a_different_run_is_refused(tmp_path):
     from engine.errors import DataError
 
     out = tmp_path / "run"
-    uncertainty("asem", spec=SPEC, replicates=2048, seed=1, block_size=1024, out=out)
+    uncertainty("asem", spec=SPEC, replicates=2048, seed=1, block_size=1024, out=out, keep_checkpoints=True)
     with pytest.raises(DataError, match="cannot resume: the folder holds a different run"):
         uncertainty("asem", spec=SPEC, replicates=2048, seed=2, block_size=1024, out=out, resume=True)
 
@@ -142,11 +146,14 @@ def test_resuming_chunks_of_another_accumulator_layout_is_refused(tmp_path):
     from engine.errors import DataError
 
     out = tmp_path / "run"
-    uncertainty("asem", spec=SPEC, replicates=2048, seed=1, block_size=1024, out=out)
+    from engine.analysis.store import _checksum
+
+    uncertainty("asem", spec=SPEC, replicates=2048, seed=1, block_size=1024, out=out, keep_checkpoints=True)
     stored = sorted((out / "chunks").glob("chunk_*.npz"))[0]
     with np.load(stored) as data:
         arrays = {name: data[name] for name in data.files}
     arrays["shift_hist"] = arrays["shift_hist"][:, : arrays["shift_hist"].shape[1] // 2]
+    arrays["checksum"] = np.array(_checksum(arrays))  # a consistent chunk of another layout
     with open(stored, "wb") as handle:
         np.savez_compressed(handle, **arrays)
     with pytest.raises(DataError, match=r"stored chunk chunk_.*has shift_hist of shape") as info:
@@ -160,7 +167,8 @@ def test_resuming_with_another_chunk_size_is_refused_clearly(tmp_path):
     from engine.errors import DataError
 
     out = tmp_path / "run"
-    uncertainty("asem", spec=SPEC, replicates=4 * 1024, seed=1, block_size=1024, out=out, chunk_blocks=2)
+    uncertainty("asem", spec=SPEC, replicates=4 * 1024, seed=1, block_size=1024, out=out, chunk_blocks=2,
+                keep_checkpoints=True)
     with pytest.raises(DataError, match="do not line up with chunks of 3 blocks") as info:
         uncertainty("asem", spec=SPEC, replicates=4 * 1024, seed=1, block_size=1024, out=out, resume=True,
                     chunk_blocks=3)
@@ -174,6 +182,6 @@ def test_checkpointed_runs_keep_chunks_of_65536_replicates(tmp_path):
     """Stored chunks stay at 65,536 replicates (64 blocks of 1024): folders written before the
     in-process default grew to 262,144 resume unchanged."""
     out = tmp_path / "run"
-    uncertainty("asem", spec=SPEC, replicates=70 * 1024, seed=1, block_size=1024, out=out)
+    uncertainty("asem", spec=SPEC, replicates=70 * 1024, seed=1, block_size=1024, out=out, keep_checkpoints=True)
     names = sorted(p.name for p in (out / "chunks").glob("chunk_*.npz"))
     assert names == ["chunk_000000000_000000064.npz", "chunk_000000064_000000070.npz"]
