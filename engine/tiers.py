@@ -33,6 +33,9 @@ from .kernels import tiers as kernels
 
 __all__ = ["TIER_METHODS", "assign_tiers", "tier_breaks"]
 
+#: Largest |score| the kernels classify (Dekker's split of a square, ~1.3e8 · score², must stay finite).
+MAX_SCORE = 1e140
+
 #: Classification methods by schema name (``tiers.method``): (Numba kernel, readable twin).
 TIER_METHODS: dict[str, tuple[Callable, Callable]] = {"jenks": (kernels.jenks, reference.jenks)}
 
@@ -66,6 +69,11 @@ def _breaks(sorted_present: np.ndarray, k: int, method: str, use_reference: bool
                           fix=f"use one of {', '.join(repr(m) for m in TIER_METHODS)}")
     if sorted_present.size == 0:
         return np.empty(0, dtype=np.float64)
+    largest = max(abs(sorted_present[0]), abs(sorted_present[-1]))
+    if largest > MAX_SCORE:
+        raise DataError(f"scores as large as {largest:.3g} cannot be classified exactly (their sums of squares "
+                        f"overflow float64 beyond |score| = {MAX_SCORE:g})",
+                        fix="rescale the scores before classifying, e.g. divide them by a power of ten")
     n_distinct = 1 + int(np.count_nonzero(sorted_present[1:] != sorted_present[:-1]))
     n_classes = min(k, n_distinct)
     kernel, twin = TIER_METHODS[method]
@@ -100,7 +108,7 @@ def tier_breaks(scores: np.ndarray, k: int = 5, *, method: str = "jenks", use_re
     SchemaError
         ``k`` is not an integer >= 1, or ``method`` is unknown.
     DataError
-        ``scores`` is not a one-dimensional numeric array.
+        ``scores`` is not a one-dimensional numeric array, or a present score exceeds ±1e140.
 
     Examples
     --------

@@ -385,6 +385,20 @@ def test_two_dimensional_scores_are_a_data_error():
         assign_tiers(np.ones((2, 2)), k=2)
 
 
+@pytest.mark.parametrize("scale", [1e141, -1e150, 1e300])
+def test_scores_too_large_for_the_sums_of_squares_are_a_data_error(scale):
+    """Beyond ±1e140 the double-double sums overflow (at 1e150 the breaks came out wrong, silently)."""
+    scores = np.array([0.0, 1.0, 2.0, 10.0, 11.0, 12.0, 30.0, 31.0]) * scale
+    with pytest.raises(DataError, match=r"scores as large as .* cannot be classified exactly .*beyond \|score\| = "
+                                        r"1e\+140.*Fix: rescale the scores"):
+        assign_tiers(scores, k=3)
+
+
+def test_scores_up_to_the_bound_are_classified():
+    scores = np.array([0.0, 1.0, 2.0, 10.0, 11.0, 12.0, 30.0, 31.0]) * 1e138
+    assert tier_breaks(scores, k=3).tolist() == [0.0, 2e138, 12e138, 31e138]
+
+
 def test_non_numeric_scores_are_a_data_error():
     with pytest.raises(DataError, match=r"scores must be numeric .*Fix: pass one float score per unit"):
         assign_tiers(["a", "b"], k=2)
