@@ -115,7 +115,7 @@ class ExactSum:
             scale = LIMB_BITS * first - _LOW  # the exponent of the lowest limb used
             weights = [1 << (LIMB_BITS * k) for k in range(stop - first)]
             for i, row in enumerate(limbs[:, first:stop].tolist()):
-                out[i] = _to_float(sum(v * w for v, w in zip(row, weights)), scale)
+                out[i] = _to_float(sum(v * w for v, w in zip(row, weights, strict=True)), scale)
         special = self.special.reshape(-1)
         return np.where(special == 0, out, special).reshape(self.shape)
 

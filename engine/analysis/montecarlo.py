@@ -10,6 +10,7 @@ threads, chunks, partitions, workers or block size.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -312,7 +313,7 @@ def run_chunk(problem: Problem, factors: list[Factor], seed: int, first_block: i
     columns = n_columns(factors)
     # moment blocks: the RNG blocks (cut at the chunk's ends; runs start chunks at an RNG block)
     cuts = [start, *range((start // size + 1) * size, stop, size), stop]
-    ranges = [(lo, hi) for lo, hi in zip(cuts, cuts[1:]) if hi > lo]
+    ranges = [(lo, hi) for lo, hi in itertools.pairwise(cuts) if hi > lo]
     n_lanes = max(1, min(n_lanes, len(ranges)))
     n_t, n_u = len(problem.targets), problem.n_units
     moments = np.zeros((len(ranges), n_t, n_u, 2))

@@ -38,7 +38,7 @@ from ..io import atomic_write, write_json
 from .exact import N_LIMBS, ExactSum
 from .montecarlo import ChunkState
 
-__all__ = ["ChunkStore", "CHECKPOINT_FORMAT", "LOCK_NAME"]
+__all__ = ["CHECKPOINT_FORMAT", "LOCK_NAME", "ChunkStore"]
 
 #: Version of the chunk files' layout (recorded in run.json: folders of another layout are refused).
 CHECKPOINT_FORMAT = 2
@@ -295,8 +295,9 @@ class ChunkStore:
             if overlap:
                 raise self._damaged(path, f"repeats block {overlap[0]} of {covered[overlap[0]].name}")
             covered.update(dict.fromkeys(range(first, stop), path))
-            state.absorb(ChunkState(arrays["hist"], arrays["shift_hist"], arrays["pair_count"],
-                                    ExactSum(arrays["moment_limbs"], arrays["moment_special"]), set(range(first, stop))))
+            moments = ExactSum(arrays["moment_limbs"], arrays["moment_special"])
+            state.absorb(ChunkState(arrays["hist"], arrays["shift_hist"], arrays["pair_count"], moments,
+                                    set(range(first, stop))))
             done.append((first, stop))
         return done
 

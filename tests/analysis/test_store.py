@@ -133,7 +133,7 @@ def test_a_lock_of_another_host_is_refused(tmp_path):
     out = tmp_path / "run"
     out.mkdir()
     (out / LOCK_NAME).write_text('{"pid": 1, "host": "elsewhere.example", "since": "today"}')
-    with pytest.raises(DataError, match="in use by another run .pid 1 on host elsewhere.example"):
+    with pytest.raises(DataError, match=r"in use by another run .pid 1 on host elsewhere\.example"):
         _run(out)
 
 
@@ -214,11 +214,11 @@ def test_temporary_files_of_a_kill_are_removed_by_a_resume(stored, expected):
 
 def test_a_stray_file_and_a_damaged_run_json_are_data_errors(stored):
     (stored / "chunks" / "notes.txt").write_text("mine")
-    with pytest.raises(DataError, match="unexpected file 'notes.txt' in the checkpoints folder"):
+    with pytest.raises(DataError, match=r"unexpected file 'notes\.txt' in the checkpoints folder"):
         _run(stored, resume=True)
     (stored / "chunks" / "notes.txt").unlink()
     (stored / "run.json").write_text('{"seed": 1, ')
-    with pytest.raises(DataError, match="run.json is damaged"):
+    with pytest.raises(DataError, match=r"run\.json is damaged"):
         _run(stored, resume=True)
 
 
