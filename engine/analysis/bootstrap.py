@@ -139,8 +139,8 @@ def build_bootstrap_problem(problem: Problem, spec: BootstrapSpec, factors: list
         if unbounded:
             raise SchemaError(f"untruncated noise can move indicator(s) {preview(unbounded)} across 0, but "
                               f"{'/'.join(NON_NEGATIVE)} needs values >= 0 (x / max would reverse their order)",
-                              node=unbounded[0], fix="set noise.truncate: true (values >= 0 stay >= 0) or use "
-                              "another normalisation for them")
+                              node=unbounded[0], fix="use minmax or distance_to_max for them, or noise.truncate: "
+                              "true (it keeps indicators whose values are all >= 0 at or above 0)")
     m_units = resample_size(spec.units.get("m"), len(base), "units") if spec.mode == "units" else 0
     if spec.mode == "units" and m_units < 2:
         raise SchemaError(f"units.m = {m_units}: at least 2 units must be drawn", fix="use m >= 2 or a rule n^a")

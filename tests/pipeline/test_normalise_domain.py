@@ -107,6 +107,6 @@ def test_bootstrap_noise_that_can_cross_zero_is_refused_for_fraction_of_max():
     with pytest.raises(SchemaError, match=r"untruncated noise can move indicator\(s\) 'a' across 0, but "
                                           r"fraction_of_max needs values >= 0") as info:
         bootstrap(framework, data(), spec, replicates=64, seed=1, block_size=64)
-    assert "truncate: true" in info.value.fix
+    assert "minmax" in info.value.fix and "truncate: true" in info.value.fix
     spec["noise"]["truncate"] = True
     bootstrap(framework, data(), spec, replicates=64, seed=1, block_size=64)
