@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import math
+from unittest import mock
 
 import numpy as np
 import polars as pl
@@ -347,6 +348,14 @@ def _unit_table(records: pl.DataFrame, seed: int = 9) -> pl.DataFrame:
     return agg.with_columns(*(pl.Series(f"x{j}", rng.lognormal(0.0, 1.0, N_UNITS)) for j in (3, 4, 5)))
 
 
+def resolve_unchecked(spec, framework):
+    """resolve_factors without the refusal of impossible method combinations (issue 15 item 2): some
+    cases keep zscore under geometric/harmonic means on purpose, so that the kernels' policy for a
+    negative component (a missing score) stays compared with the twins'."""
+    with mock.patch("engine.analysis.spec._check_combinations"):
+        return resolve_factors(spec, framework)
+
+
 def _problem(mode: str, extra: dict | None = None, missing: bool = False):
     """(BootstrapProblem, factors) of the miniature framework in ``mode``."""
     framework = framework_from_dict(city_framework())
@@ -359,7 +368,7 @@ def _problem(mode: str, extra: dict | None = None, missing: bool = False):
     spec = load_bootstrap_spec(doc)
     nominal = engine.score(framework, data)
     uspec = spec.uncertainty_spec()
-    factors = resolve_factors(uspec, nominal.framework)
+    factors = resolve_unchecked(uspec, nominal.framework)
     problem = build_problem(nominal, uspec, factors)
     design = compile_records(records, spec.records, nominal, problem.units, "unit") if mode == "records" else None
     return build_bootstrap_problem(problem, spec, factors, design)
