@@ -248,3 +248,33 @@ def test_the_cli_overwrite_and_keep_checkpoints_flags(tmp_path, capsys):
     assert "--overwrite" in capsys.readouterr().err
     assert main([*argv, "--overwrite"]) == 0
     assert not (out / "chunks").exists()
+
+
+@pytest.mark.slow
+def test_two_processes_on_one_folder(tmp_path):
+    """A CLI run holding the folder: a second run (another seed) is refused with exit 2 and the
+    first one's results are its own (both used to exit 0, one overwriting the other)."""
+    from pathlib import Path
+
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    command = [sys.executable, "-m", "engine.cli", "uncertainty", "-f", "asem", "-n", "3000000", "--seed", "11",
+               "-q", "--threads", "1", "-o", str(out)]
+    log = tmp_path / "first.log"
+    with log.open("w") as handle:
+        first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=handle)
+    try:
+        import time
+
+        deadline = time.monotonic() + 300
+        while not (out / LOCK_NAME).exists() and time.monotonic() < deadline and first.poll() is None:
+            time.sleep(0.05)
+        second = subprocess.run([*command[:-5], "--seed", "12", *command[-4:]], env=env, capture_output=True,
+                                text=True, timeout=300)
+        assert second.returncode == 2, second.stderr
+        assert f"in use by another run (pid {first.pid} on host" in second.stderr and "Traceback" not in second.stderr
+    finally:
+        assert first.wait(timeout=600) == 0, log.read_text()
+    import json
+
+    assert json.loads((out / "manifest.json").read_text())["seed"] == 11
