@@ -29,12 +29,16 @@ from .schema import Framework, load_framework  # noqa: E402
 
 
 def validate(framework, data=None, **load_kwargs):
-    """Check a framework (and, if given, data against it) without computing anything.
+    """Check a framework (and, if given, data against it) without scoring.
 
     Returns the validated :class:`Framework`; raises :class:`SchemaError`/:class:`DataError`.
     Warns as scoring would: ``AHPConsistencyWarning`` for an AHP matrix with CR >= 0.1 (naming
-    the comparisons by node ids), ``DataQualityWarning`` for implausible data values.
+    the comparisons by node ids), ``DataQualityWarning`` for implausible data values.  With data,
+    the stages up to normalisation run (cheap) to check what normalisation receives (e.g.
+    ``fraction_of_max`` after a log treatment that made values negative).
     """
+    import warnings
+
     from .data import prepare
     from .pipeline import _check_names, as_dataset
     from .weighting import ahp
@@ -48,7 +52,10 @@ def validate(framework, data=None, **load_kwargs):
     if data is not None:
         dataset = as_dataset(framework, data, **load_kwargs)
         _check_names(framework, dataset)
-        prepare(framework, dataset)
+        inputs = prepare(framework, dataset)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", EngineWarning)  # imputation and constant columns: scoring reports them
+            run_stages(framework, inputs, up_to="normalise")  # the domain of what normalisation receives
     return framework
 
 

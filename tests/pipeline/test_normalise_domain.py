@@ -110,3 +110,19 @@ def test_bootstrap_noise_that_can_cross_zero_is_refused_for_fraction_of_max():
     assert "minmax" in info.value.fix and "truncate: true" in info.value.fix
     spec["noise"]["truncate"] = True
     bootstrap(framework, data(), spec, replicates=64, seed=1, block_size=64)
+
+
+def test_validate_checks_what_normalisation_receives(tmp_path, capsys):
+    """engine.validate and `cityrank validate` refuse the issue's case too (they used to say valid)."""
+    import json
+
+    from engine.cli import main
+
+    framework = framework_from_dict(document({"normalisation": {"method": "fraction_of_max"}}))
+    with pytest.raises(DataError, match="fraction_of_max needs values >= 0 after the skew_kurtosis treatment"):
+        engine.validate(framework, data())
+    assert engine.validate(framework, data([1000 * v for v in SMALL_RANGE])) is framework
+    (tmp_path / "fw.json").write_text(json.dumps(dict(framework.document)), encoding="utf-8")
+    data().write_csv(tmp_path / "data.csv")
+    assert main(["validate", "-f", str(tmp_path / "fw.json"), "-d", str(tmp_path / "data.csv")]) == 2
+    assert "cityrank: error: node 'a' / column 'a': fraction_of_max needs values >= 0" in capsys.readouterr().err
