@@ -28,8 +28,9 @@ def test_uncertainty_command_writes_tables(tmp_path, capsys):
                  "-o", str(out), "--top", "3"]) == 0
     text = capsys.readouterr().out
     assert "2,048 replicates" in text and "least stable units" in text
-    assert {p.name for p in out.iterdir()} >= {"units.parquet", "acceptability.parquet", "rank_shift.parquet",
-                                               "manifest.json", "chunks"}
+    names = {p.name for p in out.iterdir()}
+    assert names >= {"units.parquet", "acceptability.parquet", "rank_shift.parquet", "manifest.json"}
+    assert not names & {"chunks", "run.json", ".lock"}  # checkpoints removed after success (--keep-checkpoints)
 
 
 def test_frameworks_and_datasets_list_shipped_items(capsys):
