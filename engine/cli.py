@@ -385,12 +385,44 @@ def _cmd_uncertainty(args: argparse.Namespace) -> int:
     return 0
 
 
+def _format_indices(indices: pl.DataFrame) -> str:
+    """Sobol indices for reading: an estimate below 0 (an index is ≥ 0; small negative estimates
+    are sampling noise) shows as 0 with a * and its interval as estimated, and a footnote says so.
+    The tables keep the raw estimates."""
+    clipped = False
+
+    def shown(value: float) -> str:
+        nonlocal clipped
+        if value is None or value != value:
+            return "—"
+        if value < 0:
+            clipped = True
+            return "0.000*"
+        return f"{value:.3f} "
+
+    def interval(lo: float, hi: float) -> str:
+        return "—" if lo is None or lo != lo else f"[{lo:.3f}, {hi:.3f}]"
+
+    rows = [[row["group"], shown(row["first"]), interval(row["first_lo"], row["first_hi"]), shown(row["total"]),
+             interval(row["total_lo"], row["total_hi"])]
+            for row in indices.sort("total", descending=True).iter_rows(named=True)]
+    text = _render(["group", "first", "95% interval", "total", "95% interval"], rows, max_width=40)
+    if clipped:
+        raw = ", ".join(f"{row['group']} {name} {row[name]:.4f}" for row in indices.iter_rows(named=True)
+                        for name in ("first", "total") if row[name] is not None and row[name] < 0)
+        text += ("\n* estimated below 0 (raw: " + raw + "), shown as 0: a Sobol index is ≥ 0, and small "
+                 "negative estimates are sampling noise around a value near 0 (the interval shows how near); "
+                 "the tables keep the raw values. More base samples (-N) narrow it.")
+    return text
+
+
 def _cmd_sensitivity(args: argparse.Namespace) -> int:
     from .analysis.sensitivity import sensitivity
 
     backend = "dask" if (args.scheduler or args.workers) else args.backend
     result = sensitivity(args.framework, args.data, args.spec, base_samples=args.base_samples, seed=args.seed,
-                         n_boot=args.bootstrap, second_order=args.second_order, threads=args.threads, backend=backend, scheduler=args.scheduler,
+                         n_boot=args.bootstrap, second_order=args.second_order, threads=args.threads, backend=backend,
+                         scheduler=args.scheduler,
                          workers=args.workers, worker_wait=args.worker_wait, out=args.out, out_format=args.format,
                          progress=not args.quiet,
                          **_load_kwargs(args))
@@ -398,11 +430,8 @@ def _cmd_sensitivity(args: argparse.Namespace) -> int:
     print(f"{m['evaluations']:,} evaluations ({m['base_samples']:,} base samples × "
           f"{m['evaluations'] // m['base_samples']}) in "
           f"{m['wall_time_s']:.2f} s ({m['evaluations_per_s']:,.0f}/s)")
-    print(f"Sobol indices of the mean absolute rank shift R_S (95% bootstrap intervals):")
-    print(f"{'group':<28} {'first':>8} {'':>17} {'total':>8}")
-    for row in result.indices.sort("total", descending=True).iter_rows(named=True):
-        print(f"{row['group']:<28} {row['first']:>8.3f} [{row['first_lo']:>6.3f}, {row['first_hi']:>6.3f}] "
-              f"{row['total']:>8.3f} [{row['total_lo']:>6.3f}, {row['total_hi']:>6.3f}]")
+    print("Sobol indices of the mean absolute rank shift R_S (95% bootstrap intervals):")
+    print(_format_indices(result.indices))
     if result.second is not None:
         print("second-order indices of R_S:")
         for row in result.second.sort("second", descending=True).iter_rows(named=True):

@@ -10,6 +10,7 @@ restart from any stage (a weights-only change re-runs aggregation and ranking on
 from __future__ import annotations
 
 from collections.abc import Mapping
+from numbers import Real
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -51,9 +52,15 @@ class Stages:
     records: dict[str, Any] = field(default_factory=dict)  #: What each stage did.
 
 
-def run_stages(framework: Framework, inputs: Inputs, *, up_to: str = "rank", use_reference: bool = False,
-               weights: Mapping[str, float] | None = None) -> Stages:
-    """Run the stages in order and stop after ``up_to`` (COINr's ``up_to``)."""
+def run_stages(framework: Framework | str | Path, inputs: Inputs | Dataset, *, up_to: str = "rank",
+               use_reference: bool = False, weights: Mapping[str, float] | None = None) -> Stages:
+    """Run the stages in order and stop after ``up_to`` (COINr's ``up_to``).
+
+    ``inputs``: a loaded :class:`Dataset` (``engine.load_data``) or prepared :class:`Inputs`."""
+    framework = load_framework(framework)
+    if isinstance(inputs, Dataset):
+        _check_names(framework, inputs)
+        inputs = prepare(framework, inputs)
     if up_to not in STAGES:
         raise ValueError(f"up_to must be one of {STAGES}, not {up_to!r}")
     stop = STAGES.index(up_to)
@@ -165,9 +172,66 @@ class ScoreResult:
                 f"{node}{RANK_SUFFIX}", node]
         return self.table.sort(f"{node}{RANK_SUFFIX}", nulls_last=True, maintain_order=True).select(cols).head(n)
 
-    def reaggregate(self, weights: Mapping[str, float]) -> ScoreResult:
-        """Re-run aggregation, rescaling and ranking only, with some node weights replaced."""
-        return _finish(self.framework, self.dataset, run_from_normalised(self.framework, self.stages, weights))
+    def reaggregate(self, weights: Mapping[str, float] | None = None, *, set: Mapping[str, float] | None = None,
+                    scale: Mapping[str, float] | None = None) -> ScoreResult:
+        """Re-run aggregation, rescaling and ranking only, with some node weights changed.
+
+        ``set={node: w}`` replaces a node's weight (relative to its siblings, as in the framework
+        file); ``scale={node: f}`` multiplies its current weight (``2.0`` doubles it, ``0`` drops
+        the node).  A plain mapping (``reaggregate({node: 2.0})``) is refused: it was read both
+        ways.  The new result's :attr:`effective_weights` and ``recipe["stages"]["reaggregate"]``
+        show the weights in effect."""
+        if weights is not None:
+            raise SchemaError("reaggregate({node: value}) is ambiguous (replace the weight, or multiply it)",
+                              node=next(iter(weights), None) if isinstance(weights, Mapping) else None,
+                              path=self.framework.path,
+                              fix="write reaggregate(set={node: weight}) to replace a weight, or "
+                              "reaggregate(scale={node: factor}) to multiply it (scale={node: 2.0} doubles it)")
+        set, scale = dict(set or {}), dict(scale or {})
+        both = sorted(n for n in set if n in scale)
+        if both:
+            raise SchemaError("a node's weight is both set and scaled", node=both[0], path=self.framework.path,
+                              fix="give each node in set= or in scale=, not both")
+        for name, values in (("set", set), ("scale", scale)):
+            bad = {n: v for n, v in values.items() if not (isinstance(v, Real) and 0 <= v < float("inf"))}
+            if bad:
+                raise SchemaError(f"{name}= values must be finite numbers >= 0, got {bad}", node=next(iter(bad)),
+                                  path=self.framework.path, fix=f"e.g. {name}={{{next(iter(bad))!r}: 2.0}}")
+        current = self.stages.weights
+        changed = {**set, **{n: current[n] * f if n in current else f for n, f in scale.items()}}
+        stages = run_from_normalised(self.framework, self.stages, changed)
+        record = {"set": set, "scale": scale, "previous": {n: current[n] for n in changed},
+                  "weights": {n: stages.weights[n] for n in changed}}
+        stages = replace(stages, records={**stages.records, "reaggregate": record})
+        return _finish(self.framework, self.dataset, stages)
+
+    @property
+    def effective_weights(self) -> pl.DataFrame:
+        """Every node but the index: ``node``, ``parent``, ``weight`` (as resolved, relative to its
+        siblings), ``local`` (its share among its siblings) and ``global`` (the product of the
+        shares down from the index: an indicator's overall weight)."""
+        fw, weights = self.framework, self.stages.weights or {}
+        share = {fw.root.id: 1.0}
+        rows = []
+        for node_id in _preorder(fw)[1:]:
+            parent = fw.node(node_id).parent
+            total = sum(weights[c] for c in fw.node(parent).children)
+            local = weights[node_id] / total if total > 0 else float("nan")
+            share[node_id] = share[parent] * local
+            rows.append((node_id, parent, float(weights[node_id]), local, share[node_id]))
+        return pl.DataFrame(rows, schema=["node", "parent", "weight", "local", "global"], orient="row")
+
+    def __repr__(self) -> str:
+        changed = self.recipe["stages"].get("reaggregate")
+        text = (f"ScoreResult(framework {self.framework.id!r}, {self.table.height} units, "
+                f"{len(self.framework.node_ids)} nodes")
+        if changed:
+            local = dict(zip(*self.effective_weights.select("node", "local").to_dict(as_series=False).values(),
+                             strict=True))
+            parts = [f"{n}: {changed['previous'][n]:g} -> {w:g} (share {local[n]:.3f})"
+                     for n, w in changed["weights"].items()]
+            text += "; reaggregated weights " + ", ".join(parts)
+        return text + ")"
 
     def unit_names(self) -> pl.DataFrame:
         """Unit id, display name and group columns of the scored units (for analysis tables)."""

@@ -1,49 +1,123 @@
 """A dependency-free progress bar on stderr: done/total, rate and ETA.
 
-On a terminal it redraws one line; elsewhere (CI logs) it prints a line every 10 %."""
+On a terminal it redraws one line (at most 5 times a second); elsewhere (CI logs, files) it prints a
+line at every 10 % and at least every ``every`` seconds (default 5).  A heartbeat thread redraws the
+line every second even while no work is reported (elapsed time keeps moving), and work done inside
+a long chunk can be reported with :meth:`Progress.partial` before the chunk's :meth:`update`."""
 
 from __future__ import annotations
 
 import sys
+import threading
 import time
+from contextlib import contextmanager
 
-__all__ = ["Progress"]
+__all__ = ["Progress", "format_duration"]
+
+
+def format_duration(seconds: float) -> str:
+    """``4.2 s``, ``42 s``, ``3 min 20 s``, ``5 h 10 min``, ``12.5 days``, ``31,710 years``."""
+    if seconds != seconds or seconds == float("inf"):
+        return "unknown"
+    if seconds < 60:
+        return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min {int(seconds % 60)} s"
+    if seconds < 86400:
+        return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
+    if seconds < 86400 * 730:
+        return f"{seconds / 86400:,.1f} days"
+    return f"{seconds / (86400 * 365.25):,.0f} years"
 
 
 class Progress:
-    def __init__(self, total: int, unit: str = "replicates", enabled: bool = True, stream=None) -> None:
+    def __init__(self, total: int, unit: str = "replicates", enabled: bool = True, stream=None,
+                 every: float = 5.0, heartbeat: float | None = 1.0) -> None:
         self.total, self.unit, self.enabled = total, unit, enabled
         self.stream = stream or sys.stderr
+        self.every = every
         self.done = 0
+        self._partial = 0  # reported inside the running chunk(s), not yet committed by update()
         self.started = time.perf_counter()
-        self._last_print = 0.0
+        self._last_print = float("-inf")
         self._last_decile = -1
+        self._lock = threading.Lock()
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._stop = threading.Event()
+        self._thread = None
+        if enabled and heartbeat:
+            self._thread = threading.Thread(target=self._beat, args=(heartbeat,), daemon=True,
+                                            name="cityrank-progress")
+            self._thread.start()
 
     @property
     def rate(self) -> float:
         elapsed = time.perf_counter() - self.started
-        return self.done / elapsed if elapsed > 0 else 0.0
+        return (self.done + self._partial) / elapsed if elapsed > 0 else 0.0
 
     def update(self, n: int) -> None:
-        self.done += n
+        """``n`` more units of work done (a completed chunk); clears what :meth:`partial` reported."""
+        with self._lock:
+            self.done += n
+            self._partial = 0
+        self._show()
+
+    def partial(self, n: int) -> None:
+        """``n`` more units done inside a chunk that is still running (thread-safe; shown until the
+        chunk's :meth:`update`, which replaces them)."""
+        with self._lock:
+            self._partial += n
+        self._show()
+
+    def _beat(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            self._show()
+
+    def line(self) -> str:
+        done = min(self.done + self._partial, self.total)
+        rate = self.rate
+        eta = (self.total - done) / rate if rate > 0 else float("inf")
+        share = 100 * done / max(self.total, 1)
+        percent = f"{share:5.1f}%" if share >= 1 or share == 0 else f"{share:.2g}%"
+        elapsed = format_duration(time.perf_counter() - self.started)
+        return (f"{percent}  {done:,}/{self.total:,} {self.unit}  {rate:,.0f} {self.unit}/s  "
+                f"elapsed {elapsed}  ETA {format_duration(eta) if done else 'estimating…'}")
+
+    @contextmanager
+    def paused(self):
+        """No redraw inside the block (e.g. while a question is asked on the terminal)."""
+        enabled, self.enabled = self.enabled, False
+        if enabled and self.tty:
+            self.stream.write("\n")
+        try:
+            yield self
+        finally:
+            self.enabled = enabled
+
+    def _show(self) -> None:
         if not self.enabled:
             return
-        now = time.perf_counter()
-        decile = int(10 * self.done / max(self.total, 1))
-        if self.tty and now - self._last_print < 0.2 and self.done < self.total:
-            return
-        if not self.tty and decile == self._last_decile and self.done < self.total:
-            return
-        self._last_print, self._last_decile = now, decile
-        rate = self.rate
-        eta = (self.total - self.done) / rate if rate > 0 else float("inf")
-        line = (f"{100 * self.done / max(self.total, 1):5.1f}%  {self.done:,}/{self.total:,} {self.unit}  "
-                f"{rate:,.0f} {self.unit}/s  ETA {eta:,.1f} s")
-        self.stream.write(("\r" + line) if self.tty else line + "\n")
-        self.stream.flush()
+        with self._lock:
+            now = time.perf_counter()
+            done = self.done + self._partial
+            decile = int(10 * done / max(self.total, 1))
+            finished = self.done >= self.total
+            if self.tty and now - self._last_print < 0.2 and not finished:
+                return
+            if not self.tty and decile == self._last_decile and now - self._last_print < self.every \
+                    and not finished:
+                return
+            if finished and self._last_decile == 10:
+                return  # the final line is printed once
+            self._last_print, self._last_decile = now, decile
+            line = self.line()
+            self.stream.write(("\r" + line + "\033[K") if self.tty else line + "\n")
+            self.stream.flush()
 
     def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
         if self.enabled and self.tty:
             self.stream.write("\n")
             self.stream.flush()

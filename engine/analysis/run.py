@@ -101,7 +101,8 @@ def _fingerprint(result: ScoreResult, spec: UncertaintySpec, seed: int, n_blocks
     chunk by chunk when they are loaded, :meth:`ChunkStore.load`)."""
     data_digest = hashlib.sha256(np.ascontiguousarray(result.stages.inputs.raw).tobytes()).hexdigest()
     return {"framework": result.framework.digest, "data": data_digest, "seed": seed,
-            "block_size": spec.block_size, "spec": json.loads(json.dumps(dict(spec.document), default=str)),
+            "block_size": spec.block_size,  # the seed is its own entry: a run seeded by fresh entropy resumes with --seed
+            "spec": json.loads(json.dumps({k: v for k, v in spec.document.items() if k != "seed"}, default=str)),
             "n_blocks": n_blocks, "engine": __version__, "checkpoint_format": CHECKPOINT_FORMAT}
 
 

@@ -13,10 +13,28 @@ bit-identical statistics.
 from collections.abc import Callable
 from typing import Any
 
-from .local import run_local
 from .distributed import run_dask
+from .local import run_local
 
-__all__ = ["run_local", "run_dask", "chunk_ranges", "execute"]
+__all__ = ["check_backend", "chunk_ranges", "execute", "run_dask", "run_local"]
+
+BACKENDS = ("serial", "threads", "dask")
+
+
+def check_backend(backend: str, threads: int | None = None, workers: int | None = None,
+                  worker_wait: float | None = None) -> None:
+    """Refuse an unknown backend or a thread/worker count below 1 before any work starts."""
+    from ..errors import SchemaError
+
+    if backend not in BACKENDS:
+        raise SchemaError(f"unknown backend {backend!r}", fix="use serial, threads or dask")
+    for name, value in (("threads", threads), ("workers", workers)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise SchemaError(f"{name} must be a whole number of at least 1, got {value!r}",
+                              fix=f"pass {name}=None for the default, or a count such as 2")
+    if worker_wait is not None and not worker_wait > 0:
+        raise SchemaError(f"worker_wait must be a positive number of seconds, got {worker_wait!r}",
+                          fix="e.g. worker_wait=300")
 
 
 def chunk_ranges(n_blocks: int, chunk_blocks: int, done: set[tuple[int, int]] | None = None) -> list[tuple[int, int]]:
@@ -27,12 +45,13 @@ def chunk_ranges(n_blocks: int, chunk_blocks: int, done: set[tuple[int, int]] | 
 
 def execute(backend: str, ranges: list[tuple[int, int]], *, local_chunk: Callable, dask_task: Callable,
             dask_args: tuple, token: str, on_chunk: Callable, threads: int | None = None, client: Any = None,
-            scheduler: str | None = None, workers: int | None = None):
+            scheduler: str | None = None, workers: int | None = None, worker_wait: float | None = None):
     """Run the chunks on a backend; return ``(merged state or None, info)``.
 
     ``local_chunk(first, stop, n_lanes)`` runs a chunk in process; ``dask_task(*dask_args, first,
     stop)`` is the same chunk as a Dask task.  ``on_chunk(chunk, state)`` is called once per
-    completed chunk (progress, checkpoints)."""
+    completed chunk (progress, checkpoints).  ``worker_wait``: seconds a Dask run waits with no worker
+    connected before it raises BackendError (default ``distributed.WORKER_WAIT``)."""
     info: dict[str, Any] = {"backend": backend}
     if backend == "dask":
         from .distributed import connect
@@ -40,7 +59,8 @@ def execute(backend: str, ranges: list[tuple[int, int]], *, local_chunk: Callabl
         dask_client, owned = connect(client, scheduler, workers)
         info["workers"] = len(dask_client.scheduler_info().get("workers", {}))
         try:
-            merged = run_dask(dask_client, dask_task, dask_args, token, ranges, on_chunk)
+            merged = run_dask(dask_client, dask_task, dask_args, token, ranges, on_chunk,
+                              **({} if worker_wait is None else {"worker_wait": worker_wait}))
         finally:
             if owned:
                 dask_client.close()

@@ -7,13 +7,18 @@ simply recomputed and the result stays bit-identical.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from ..analysis.montecarlo import ChunkState
 from ..errors import BackendError
 
-__all__ = ["run_dask", "connect", "share"]
+__all__ = ["WORKER_WAIT", "completed", "connect", "run_dask", "share"]
+
+#: Seconds a run waits with no Dask worker connected before it gives up (BackendError).
+WORKER_WAIT = 300.0
 
 
 def connect(client: Any = None, scheduler: str | None = None, workers: int | None = None):
@@ -28,7 +33,7 @@ def connect(client: Any = None, scheduler: str | None = None, workers: int | Non
     if scheduler:
         try:
             return Client(scheduler, timeout="20s"), True
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, ValueError) as exc:  # ValueError: a malformed address
             raise BackendError(f"cannot reach the Dask scheduler at {scheduler!r}: {exc}",
                                fix="start it with `dask scheduler` and check the address (tcp://host:port)") from exc
     cluster = LocalCluster(n_workers=workers or 2, threads_per_worker=1, processes=True, dashboard_address=None)
@@ -51,15 +56,63 @@ def share(client: Any, args: tuple, key: str):
     return client.submit(_shared_inputs, args, key=key, retries=3)
 
 
+def _n_workers(client: Any) -> int:
+    try:
+        return len(client.scheduler_info(n_workers=-1).get("workers", {}))
+    except TypeError:  # older distributed: no n_workers argument
+        return len(client.scheduler_info().get("workers", {}))
+
+
+def completed(client: Any, futures: Iterable, worker_wait: float = WORKER_WAIT, poll: float | None = None,
+              stream=None) -> Iterator:
+    """The futures as they complete (like ``as_completed``), watching the cluster meanwhile: while
+    no worker is connected, say so on ``stream`` (stderr) with how long it has waited, and raise
+    :class:`BackendError` once that lasts ``worker_wait`` seconds (a run whose workers all died
+    would otherwise wait forever)."""
+    from dask.distributed import wait
+
+    pending = set(futures)
+    poll = poll if poll is not None else min(5.0, max(0.1, worker_wait / 4))
+    stream = stream or sys.stderr
+    alone_since, told = None, 0.0
+    while pending:
+        try:
+            done = wait(list(pending), timeout=poll, return_when="FIRST_COMPLETED").done
+        except TimeoutError:
+            done = set()
+        for future in done:
+            pending.discard(future)
+            yield future
+        if done or _n_workers(client):
+            alone_since = None
+            continue
+        now = time.monotonic()
+        alone_since = alone_since if alone_since is not None else now
+        waited = now - alone_since
+        address = getattr(getattr(client, "scheduler", None), "address", "the scheduler")
+        if waited >= worker_wait:
+            raise BackendError(f"no Dask worker connected to {address} for {waited:.0f} s "
+                               f"({len(pending)} tasks still to run); giving up",
+                               fix="start workers (`dask worker <scheduler address>`) and run again (with -o, "
+                               "--resume continues from the stored chunks), or allow a longer wait "
+                               "(--worker-wait SECONDS / worker_wait=)")
+        if now - told >= min(30.0, max(poll, worker_wait / 4)) or told == 0.0:
+            told = now
+            stream.write(f"cityrank: no Dask worker connected to {address}; waited {waited:.0f} s "
+                         f"(giving up after {worker_wait:.0f} s)\n")
+            stream.flush()
+
+
 def _run_chunk(chunk_fn: Callable, args: tuple, first: int, stop: int) -> ChunkState:
     return chunk_fn(*args, first, stop)
 
 
 def run_dask(client: Any, chunk_fn: Callable, args: tuple, token: str, ranges: list[tuple[int, int]],
-             on_chunk: Callable[[tuple[int, int], ChunkState], None]) -> ChunkState | None:
+             on_chunk: Callable[[tuple[int, int], ChunkState], None],
+             worker_wait: float = WORKER_WAIT) -> ChunkState | None:
     """Submit ``chunk_fn(*args, first, stop)`` per range; report each chunk as it completes
-    (for checkpointing and progress) and return the tree-reduced state."""
-    from dask.distributed import as_completed
+    (for checkpointing and progress) and return the tree-reduced state.  Raises
+    :class:`BackendError` when no worker has been connected for ``worker_wait`` seconds."""
 
     if not ranges:
         return None
@@ -76,6 +129,8 @@ def run_dask(client: Any, chunk_fn: Callable, args: tuple, token: str, ranges: l
         if len(level) % 2:
             nxt.append(level[-1])
         level, depth = nxt, depth + 1
-    for future in as_completed(list(futures)):
+    for future in completed(client, list(futures), worker_wait):
         on_chunk(futures[future], future.result())
+    for _ in completed(client, [level[0]], worker_wait):
+        pass
     return level[0].result()

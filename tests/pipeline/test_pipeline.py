@@ -67,7 +67,7 @@ def test_reference_twins_give_the_same_result_end_to_end(asem_framework, asem_re
 
 def test_reaggregate_equals_a_full_run_with_the_same_weights(asem_framework, asem_result):
     weights = {"Conn": 2.0, "Physical": 0.5, "LPI": 3.0}
-    restarted = asem_result.reaggregate(weights)
+    restarted = asem_result.reaggregate(set=weights)
     full = engine.score(asem_framework, weights=weights)
     np.testing.assert_array_equal(restarted.stages.scores, full.stages.scores)
     assert restarted.table.equals(full.table)

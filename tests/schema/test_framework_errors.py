@@ -955,7 +955,7 @@ def test_weight_override_for_an_unknown_node():
     assert info.value.node == "c" and "'a'" in info.value.fix
     result = engine.score(framework, small_table())
     with pytest.raises(SchemaError, match=r"cannot set the weight of an unknown node") as info:
-        result.reaggregate({"idx": 2.0})
+        result.reaggregate(set={"idx": 2.0})
     assert info.value.node == "idx"
 
 
@@ -964,7 +964,7 @@ def test_weight_override_for_an_unknown_node_with_data_driven_weighting():
     node(document, "idx")["weighting"] = {"method": "entropy"}
     result = engine.score(framework_from_dict(document), small_table())
     with pytest.raises(SchemaError, match=r"cannot set the weight of an unknown node") as info:
-        result.reaggregate({"c": 2.0})
+        result.reaggregate(scale={"c": 2.0})
     assert info.value.node == "c"
 
 
