@@ -10,8 +10,8 @@ restart from any stage (a weights-only change re-runs aggregation and ranking on
 from __future__ import annotations
 
 from collections.abc import Mapping
-from numbers import Real
 from dataclasses import dataclass, field, replace
+from numbers import Real
 from pathlib import Path
 from typing import Any
 

@@ -16,17 +16,17 @@ import numpy as np
 import polars as pl
 
 from .. import __version__
+from ..backends import check_backend
 from ..errors import DataError, MissingRankWarning, SchemaError
 from ..io import check_output, with_unit_names, write_tables
 from ..pipeline import ScoreResult, score
-from ..backends import check_backend
 from ..progress import Progress
 from .design import RNG_BLOCK, Parameters
 from .memory import check_memory, local_lanes
 from .montecarlo import ChunkState, Lanes, RankStatistics, aligned_chunk_blocks, run_chunk, run_design, summarise
 from .problem import Problem, build_problem
-from .store import CHECKPOINT_FORMAT
 from .spec import UncertaintySpec, load_spec, resolve_factors
+from .store import CHECKPOINT_FORMAT
 
 __all__ = ["UncertaintyResult", "uncertainty", "versions", "with_default_factors"]
 
@@ -101,7 +101,8 @@ def _fingerprint(result: ScoreResult, spec: UncertaintySpec, seed: int, n_blocks
     chunk by chunk when they are loaded, :meth:`ChunkStore.load`)."""
     data_digest = hashlib.sha256(np.ascontiguousarray(result.stages.inputs.raw).tobytes()).hexdigest()
     return {"framework": result.framework.digest, "data": data_digest, "seed": seed,
-            "block_size": spec.block_size,  # the seed is its own entry: a run seeded by fresh entropy resumes with --seed
+            # the seed is its own entry (not in "spec"): a run seeded by fresh entropy resumes with --seed
+            "block_size": spec.block_size,
             "spec": json.loads(json.dumps({k: v for k, v in spec.document.items() if k != "seed"}, default=str)),
             "n_blocks": n_blocks, "engine": __version__, "checkpoint_format": CHECKPOINT_FORMAT}
 
@@ -191,9 +192,11 @@ def uncertainty(framework, data=None, spec: str | Path | Mapping | UncertaintySp
 
     n_chunks = -(-n_blocks // chunk_blocks)
     if confirm is not None:
-        lanes = 1 if backend == "serial" else (workers or 1) if backend == "dask" else (threads or _numba_threads())
-        per_replicate = calibrate(problem, factors, run_seed, spec.block_size)
-        confirm({"stage": "start", "replicates": spec.replicates, "seconds": per_replicate * spec.replicates / lanes,
+        # in-process: the lanes' measured throughput; Dask: one lane here, divided by the workers
+        lanes = local_lanes(backend, threads, workers)
+        per_replicate = calibrate(problem, factors, run_seed, spec.block_size, 1 if backend == "dask" else lanes)
+        per_replicate /= lanes if backend == "dask" else 1
+        confirm({"stage": "start", "replicates": spec.replicates, "seconds": per_replicate * spec.replicates,
                  "chunks": n_chunks if out is not None else None, "checkpoint_bytes": None})
     fingerprint = _fingerprint(nominal, spec, run_seed, n_blocks)
     store = None
@@ -268,20 +271,18 @@ def uncertainty(framework, data=None, spec: str | Path | Mapping | UncertaintySp
     return result
 
 
-def _numba_threads() -> int:
-    import numba
-
-    return numba.get_num_threads()
-
-
-def calibrate(problem: Problem, factors, seed: int, block_size: int, replicates: int = 1024) -> float:
-    """Seconds per replicate on one lane: a short run of ``replicates`` (at most one work block's
-    worth, at least one block) timed after a first, identical run that compiles the kernels."""
-    blocks = max(1, replicates // block_size)
-    n = min(blocks * block_size, replicates)
-    run_chunk(problem, factors, seed, 0, blocks, block_size, n_replicates=n)
-    started = time.perf_counter()
-    run_chunk(problem, factors, seed, 0, blocks, block_size, n_replicates=n)
+def calibrate(problem: Problem, factors, seed: int, block_size: int, n_lanes: int = 1, replicates: int = 1024
+              ) -> float:
+    """Seconds per replicate of ``n_lanes`` lanes together (their throughput on this machine as it
+    is loaded now): ``replicates`` per lane (at least one block each), timed after a first,
+    identical run that compiles the kernels."""
+    total = replicates * n_lanes
+    blocks = max(n_lanes, total // block_size)
+    n = min(blocks * block_size, total)
+    with Lanes(problem, n_lanes, block_size) as lanes:
+        run_chunk(problem, factors, seed, 0, blocks, block_size, n_lanes, n_replicates=n, lanes=lanes)
+        started = time.perf_counter()
+        run_chunk(problem, factors, seed, 0, blocks, block_size, n_lanes, n_replicates=n, lanes=lanes)
     return (time.perf_counter() - started) / n
 
 
