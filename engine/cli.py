@@ -448,7 +448,7 @@ def _cmd_bootstrap(args: argparse.Namespace) -> int:
     result = bootstrap(args.framework, args.data, args.spec, records=args.records, mode=args.mode,
                        replicates=args.replicates, seed=args.seed, block_size=args.block_size, backend=backend,
                        threads=args.threads, scheduler=args.scheduler, workers=args.workers,
-                       worker_wait=args.worker_wait, out=args.out,
+                       worker_wait=args.worker_wait, confirm=_confirm_large_run(args, None), out=args.out,
                        out_format=args.format, progress=not args.quiet, **_load_kwargs(args))
     m = result.manifest
     if m["data"] and m["data"].get("synthetic"):

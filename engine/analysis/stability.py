@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from ..backends import check_backend
 from ..errors import DataError, SchemaError
 from ..io import check_output, with_unit_names, write_tables
 from ..pipeline import score
-from ..backends import check_backend
 from ..progress import Progress
 from ..resources import shipped_datasets, shipped_specs
 from .bootstrap import (BootstrapProblem, _draws, build_bootstrap_problem, evaluate, run_bootstrap_chunk,
@@ -186,7 +186,7 @@ def bootstrap(framework, data=None, spec: str | Path | Mapping | BootstrapSpec |
               block_size: int | None = None, backend: str = "threads", threads: int | None = None,
               client: Any = None, scheduler: str | None = None, workers: int | None = None,
               out: str | Path | None = None, progress: bool = False, chunk_blocks: int | None = None,
-              worker_wait: float | None = None,
+              worker_wait: float | None = None, confirm: Callable[[dict[str, Any]], None] | None = None,
               out_format: str | None = None, **load_kwargs: Any) -> BootstrapResult:
     """Bootstrap rank stability of a ranking.
 
@@ -200,8 +200,9 @@ def bootstrap(framework, data=None, spec: str | Path | Mapping | BootstrapSpec |
         ``replicates``, ``seed`` and ``block_size`` override it.
     records
         Record-level table (path, shipped dataset name or DataFrame) for mode ``records``.
-    backend, threads, client, scheduler, workers, worker_wait
-        As for :func:`engine.analysis.run.uncertainty`.
+    backend, threads, client, scheduler, workers, worker_wait, confirm
+        As for :func:`engine.analysis.run.uncertainty` (``confirm`` gets the ``"start"`` estimate
+        only: a bootstrap stores no checkpoints).
     out, out_format
         Output folder for the tables (``out_format`` ``"parquet"``, the default, ``"csv"`` or
         ``"xlsx"``) and ``manifest.json``, or a ``.xlsx`` file (one workbook); checked before any
@@ -238,6 +239,13 @@ def bootstrap(framework, data=None, spec: str | Path | Mapping | BootstrapSpec |
     chunk_blocks = aligned_chunk_blocks(chunk_blocks or 16384 // spec.block_size, spec.block_size)
     from ..backends import chunk_ranges, execute
 
+    if confirm is not None:  # the run's time from a short calibration, as in uncertainty()
+        lanes = local_lanes(backend, threads, workers)
+        per_replicate = _calibrate(bp, run_seed, spec.block_size, 1 if backend == "dask" else lanes)
+        per_replicate /= lanes if backend == "dask" else 1
+        confirm({"stage": "start", "replicates": spec.replicates, "seconds": per_replicate * spec.replicates,
+                 "chunks": None, "checkpoint_bytes": None})
+
     ranges = chunk_ranges(n_blocks, chunk_blocks)
     bar = Progress(spec.replicates, enabled=progress)
     state = ChunkState.empty(problem)
@@ -259,6 +267,18 @@ def bootstrap(framework, data=None, spec: str | Path | Mapping | BootstrapSpec |
         bar.close()
     state = state.merge(merged)
     return _finish(bp, spec, state, run_seed, started, info, records_source, out, out_format)
+
+
+def _calibrate(bp: BootstrapProblem, seed: int, block_size: int, n_lanes: int, replicates: int = 1024) -> float:
+    """Seconds per replicate of ``n_lanes`` lanes: ``replicates`` per lane timed after a first,
+    identical run that compiles the kernels (:func:`engine.analysis.run.calibrate`)."""
+    total = replicates * n_lanes
+    blocks = max(n_lanes, total // block_size)
+    n = min(blocks * block_size, total)
+    run_bootstrap_chunk(bp, seed, 0, blocks, block_size, n_lanes, n)
+    started = time.perf_counter()
+    run_bootstrap_chunk(bp, seed, 0, blocks, block_size, n_lanes, n)
+    return (time.perf_counter() - started) / n
 
 
 def _finish(bp: BootstrapProblem, spec: BootstrapSpec, state: ChunkState, seed: int, started: float,

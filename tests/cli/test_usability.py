@@ -298,3 +298,17 @@ def test_a_run_seeded_by_fresh_entropy_resumes_with_the_stored_seed(tmp_path):
     assert resumed.manifest["resumed_chunks"] == 1  # the spec's seed (none) is not compared again
     whole = uncertainty("asem", replicates=2 * 65536, seed=seed)
     assert resumed.units.equals(whole.units)
+
+
+def test_a_huge_bootstrap_is_refused_without_yes(capsys):
+    assert main(["bootstrap", "-f", "asem", "--mode", "units", "-n", "1000000000000", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "large run not started without --yes: 1,000,000,000,000 replicates will take about" in err
+
+
+def test_the_bootstrap_api_reports_the_estimate():
+    from engine.analysis.stability import bootstrap
+
+    seen = []
+    bootstrap("asem", mode="units", replicates=2048, seed=1, confirm=seen.append)
+    assert [e["stage"] for e in seen] == ["start"] and seen[0]["seconds"] > 0 and seen[0]["replicates"] == 2048
