@@ -202,12 +202,13 @@ def _cmd_weights(args: argparse.Namespace) -> int:
         weights, record = resolve_weights(fw, None)
     effective = fw.effective_weights(weights)
     print(f"{fw.labels['en']}: effective (global) weight of every indicator")
-    print(f"{'indicator':<28} {'parent':<22} {'local':>8} {'global':>9}")
+    rows = []
     for ind in fw.indicators:
         siblings = fw.node(ind.parent).children
         local = weights[ind.id] / sum(weights[c] for c in siblings)
-        print(f"{ind.id:<28} {ind.parent:<22} {local:>8.4f} {effective[ind.id]:>9.5f}")
-    print(f"{'sum':<28} {'':<22} {'':>8} {sum(effective.values()):>9.5f}")
+        rows.append([ind.id, ind.parent, f"{local:.4f}", f"{effective[ind.id]:.5f}"])
+    rows.append(["sum", "", "", f"{sum(effective.values()):.5f}"])
+    print(_render(["indicator", "parent", "local", "global"], rows, left=(0, 1), max_width=40))
     for node, rec in record.items():
         if rec.get("method") == "ahp":
             flag = "  (CR >= 0.1: inconsistent)" if rec["cr"] >= 0.1 else ""

@@ -312,3 +312,37 @@ def test_the_bootstrap_api_reports_the_estimate():
     seen = []
     bootstrap("asem", mode="units", replicates=2048, seed=1, confirm=seen.append)
     assert [e["stage"] for e in seen] == ["start"] and seen[0]["seconds"] > 0 and seen[0]["replicates"] == 2048
+
+
+def test_weights_prints_an_aligned_table(capsys):
+    assert main(["weights", "-f", "regional-ai-2023"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    start = next(k for k, line in enumerate(lines) if line.startswith("indicator"))
+    table = lines[start:next(k for k, line in enumerate(lines) if line.startswith("sum")) + 1]
+    assert len({cli._width(line) for line in table}) == 1  # the global column ends in one place
+    assert float(table[-1].split()[-1]) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_chunks_report_progress_block_by_block():
+    from engine import score
+    from engine.analysis.bootstrap import build_bootstrap_problem, run_bootstrap_chunk
+    from engine.analysis.montecarlo import run_chunk
+    from engine.analysis.problem import build_problem
+    from engine.analysis.run import with_default_factors
+    from engine.analysis.spec import load_spec, resolve_factors
+    from engine.analysis.stability import load_bootstrap_spec
+
+    nominal = score("asem")
+    spec = with_default_factors(load_spec(None), nominal.framework)
+    factors = resolve_factors(spec, nominal.framework)
+    problem = build_problem(nominal, spec, factors)
+    calls: list[int] = []
+    run_chunk(problem, factors, 1, 0, 4, 1024, n_lanes=2, n_replicates=3500, on_block=calls.append)
+    assert sorted(calls) == [428, 1024, 1024, 1024]  # one call per block, from the lanes' threads
+    bspec = load_bootstrap_spec({}, mode="units", replicates=3000, seed=1)
+    uspec = bspec.uncertainty_spec()
+    bfactors = resolve_factors(uspec, nominal.framework)
+    bp = build_bootstrap_problem(build_problem(nominal, uspec, bfactors), bspec, bfactors, None)
+    calls.clear()
+    run_bootstrap_chunk(bp, 1, 0, 3, 1024, n_lanes=1, n_replicates=3000, on_block=calls.append)
+    assert calls == [1024, 1024, 952]
