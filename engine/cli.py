@@ -11,6 +11,7 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 import polars as pl
 
@@ -711,7 +712,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cityrank: interrupted", file=sys.stderr)
         out = getattr(args, "resume", None) or getattr(args, "out", None)
-        if args.command == "uncertainty" and out and not str(out).lower().endswith(".xlsx"):
+        if args.command == "uncertainty" and out and (Path(out) / "run.json").is_file():  # a run was stored
             print(f"cityrank: to continue from the chunks stored in {out}: {_resume_command(args, out)}",
                   file=sys.stderr)
         return 130

@@ -197,7 +197,10 @@ def test_ctrl_c_prints_the_resume_command(tmp_path, capsys, monkeypatch):
     assert (f"cityrank uncertainty -f asem -n 2000000 --top 3 --seed 123456789 --resume '{out}'") in err
     assert main(["uncertainty", "-f", "asem", "--seed", "4", f"--out={out}"]) == 130
     assert f"cityrank uncertainty -f asem --seed 4 --resume '{out}'" in capsys.readouterr().err
-    assert main(["uncertainty", "-f", "asem"]) == 130  # nothing stored: no resume command
+    assert main(["uncertainty", "-f", "asem"]) == 130  # no output folder: no resume command
+    assert "--resume" not in capsys.readouterr().err
+    monkeypatch.setattr(run, "uncertainty", lambda *args, **kwargs: (_ for _ in ()).throw(KeyboardInterrupt))
+    assert main(["uncertainty", "-f", "asem", "-o", str(tmp_path / "never")]) == 130  # stopped before storing
     assert "--resume" not in capsys.readouterr().err
 
 
