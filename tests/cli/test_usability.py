@@ -349,3 +349,25 @@ def test_chunks_report_progress_block_by_block():
     calls.clear()
     run_bootstrap_chunk(bp, 1, 0, 3, 1024, n_lanes=1, n_replicates=3000, on_block=calls.append)
     assert calls == [1024, 1024, 952]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(("answer", "goes"), [("y\n", True), ("yes\n", True), ("n\n", False), ("\n", False)])
+def test_a_large_run_asks_on_a_terminal(answer, goes, monkeypatch):
+    import sys
+
+    args = cli.build_parser().parse_args(["uncertainty", "-f", "asem"])
+    args.argv = ["uncertainty", "-f", "asem"]
+    monkeypatch.setattr(sys, "stdin", _Terminal(answer))
+    monkeypatch.setattr(sys, "stderr", _Terminal())
+    estimate = {"stage": "start", "replicates": 10**10, "seconds": 7200.0, "chunks": None, "checkpoint_bytes": None}
+    if goes:
+        cli._confirm_large_run(args, None)(estimate)
+    else:
+        with pytest.raises(EngineError, match=r"run not started: 10,000,000,000 replicates will take about 2 h 0 min"):
+            cli._confirm_large_run(args, None)(estimate)
+    assert sys.stderr.getvalue().endswith("continue? [y/N] ")
