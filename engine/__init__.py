@@ -10,6 +10,7 @@ Public API (everything else is internal and may change)::
 
 __version__ = "0.1.0"
 
+from .audit import AuditResult, audit
 from .data import Dataset, load_data  # noqa: E402
 from .errors import (  # noqa: E402
     BackendError,
@@ -65,6 +66,8 @@ __all__ = [
     "load_data",
     "score",
     "validate",
+    "audit",
+    "AuditResult",
     "run_stages",
     "STAGES",
     "Framework",

@@ -418,6 +418,30 @@ def _format_indices(indices: pl.DataFrame) -> str:
     return text
 
 
+def _cmd_audit(args: argparse.Namespace) -> int:
+    import yaml
+
+    from .audit import audit
+    from .errors import SchemaError
+
+    if args.out:
+        check_output(args.out, "tables", inputs=[args.framework, args.data])
+    options = {}
+    for item in args.option or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise SchemaError(f"--option {item!r} is not NAME=VALUE", node=None, fix="e.g. --option redundant=0.95")
+        options[name.strip()] = yaml.safe_load(value)
+    result = audit(args.framework, args.data, sections=args.sections, options=options, **_load_kwargs(args))
+    if result.recipe["score"]["data"].get("synthetic"):
+        print("NOTE: this dataset is SYNTHETIC (generated), not observed data.")
+    print(result.verdict(limit=args.top))
+    if args.out:
+        result.write(args.out, format=args.format)
+        print(_wrote_tables(args.out, args.format))
+    return 0
+
+
 def _cmd_sensitivity(args: argparse.Namespace) -> int:
     from .analysis.sensitivity import sensitivity
 
@@ -683,6 +707,19 @@ def build_parser() -> argparse.ArgumentParser:
     format_option(sens)
     sens.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     sens.set_defaults(run=_cmd_sensitivity)
+
+    aud = sub.add_parser("audit", help="statistical audit: data quality, structure (correlations, Cronbach's alpha, "
+                         "PCA), importance, optimised weights, what-if; prints a verdict with the flags")
+    data_options(aud)
+    aud.add_argument("--sections", nargs="+", default=["data", "structure", "importance", "weights", "whatif"],
+                     choices=["data", "structure", "importance", "weights", "whatif"], help="parts to run")
+    aud.add_argument("--option", action="append", metavar="NAME=VALUE",
+                     help="a threshold or choice of a section, e.g. redundant=0.95 or dataset=treated (repeatable; "
+                     "see docs/audit.md)")
+    aud.add_argument("--out", "-o", help="output folder (tables, flags, manifest), or a .xlsx file (one workbook)")
+    format_option(aud)
+    aud.add_argument("--top", type=_positive_int, default=20, help="flags to print")
+    aud.set_defaults(run=_cmd_audit)
     return parser
 
 
