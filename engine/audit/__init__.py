@@ -1,9 +1,9 @@
 """Statistical audit of an index (issue 18): data, structure, importance, optimised weights, what-if.
 
 ``audit(framework, data)`` scores once with :func:`engine.score` and runs each section on the
-result.  A section is a module of this package with ``OPTIONS`` (its option names and defaults)
-and ``section(result, options) -> (tables, flags)``: ``result`` is the
-:class:`~engine.ScoreResult` (its ``stages`` hold the raw, treated and normalised arrays),
+result.  A section is a module of this package with ``OPTIONS`` (its option names and defaults),
+optionally ``check(options)`` (raises before scoring) and ``section(result, options) -> (tables,
+flags)``: ``result`` is the :class:`~engine.ScoreResult` (its ``stages`` hold the raw, treated and normalised arrays),
 ``options`` the section's options, ``tables`` a dict name → Polars table (stored as
 ``<section>_<name>``) and ``flags`` a list of :func:`flag` rows.  See ``docs/audit.md``.
 """
@@ -46,7 +46,11 @@ def _options(modules: Mapping[str, Any], options: Mapping[str, Any] | None) -> d
     if unknown:
         raise SchemaError(f"unknown audit option(s) {unknown}", node=None,
                           fix=f"the sections run ({', '.join(modules)}) accept: {', '.join(sorted(known))}")
-    return {s: {**m.OPTIONS, **{k: v for k, v in options.items() if k in m.OPTIONS}} for s, m in modules.items()}
+    settings = {s: {**m.OPTIONS, **{k: v for k, v in options.items() if k in m.OPTIONS}} for s, m in modules.items()}
+    for name, module in modules.items():
+        if hasattr(module, "check"):  # optional: refuse bad values before scoring
+            module.check(settings[name])
+    return settings
 
 
 def audit(framework, data=None, *, sections: Iterable[str] = KNOWN, options: Mapping[str, Any] | None = None,
