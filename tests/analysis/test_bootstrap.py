@@ -589,8 +589,8 @@ def test_entry_point_errors(tmp_path):
 # ============================================================================ shipped data and specs
 
 def test_shipped_firm_city_table_is_the_generator_output():
-    from engine.synthetic.firms import generate_ai_firms
-    from engine.synthetic.provinces import firm_indicators
+    from tools.synthetic.firms import generate_ai_firms
+    from tools.synthetic.provinces import firm_indicators
 
     expected = firm_indicators(generate_ai_firms(2024), "city")
     shipped = pl.read_csv(shipped_datasets()["ai_firm_cities_synthetic"])
@@ -605,7 +605,7 @@ def test_shipped_firm_city_table_is_the_generator_output():
 
 
 def test_shipped_records_are_the_generator_output(firms):
-    from engine.synthetic.firms import generate_ai_firms
+    from tools.synthetic.firms import generate_ai_firms
 
     generated = generate_ai_firms(2024)
     assert firms.height == generated.height == 4311

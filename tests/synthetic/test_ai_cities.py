@@ -19,7 +19,7 @@ from scipy.stats import spearmanr
 
 import engine
 from engine.resources import DATASET_DIR
-from engine.synthetic import cities, generate_ai_cities
+from tools.synthetic import cities, generate_ai_cities
 
 SHIPPED = DATASET_DIR / "ai_cities_synthetic.csv"
 BEIJING, SHANGHAI, SHENZHEN = "110100", "310100", "440300"

@@ -1,5 +1,5 @@
-"""The SYNTHETIC firm table (engine.synthetic.firms) and the firm-derived province/city indicators
-(engine.synthetic.provinces).
+"""The SYNTHETIC firm table (tools.synthetic.firms) and the firm-derived province/city indicators
+(tools.synthetic.provinces).
 
 Published shares checked here are those of seed 004 (中国新一代人工智能产业发展 2024; 4,311 core AI
 firms), as transcribed in the project's reference notes (REFERENCES §6): provinces, technology
@@ -16,7 +16,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from engine.resources import DATASET_DIR
-from engine.synthetic.firms import (
+from tools.synthetic.firms import (
     CITY_SPLITS,
     LAYER_SHARES,
     PATENT_BANDS,
@@ -28,7 +28,7 @@ from engine.synthetic.firms import (
     largest_remainder,
     patent_band,
 )
-from engine.synthetic.provinces import FIRM_INDICATORS, firm_indicators, generate_regional_ai_provinces
+from tools.synthetic.provinces import FIRM_INDICATORS, firm_indicators, generate_regional_ai_provinces
 
 FIRMS_CSV = DATASET_DIR / "ai_firms_synthetic.csv"
 FIRMS_MD = DATASET_DIR / "ai_firms_synthetic.md"

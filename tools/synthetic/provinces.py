@@ -1,6 +1,6 @@
 """SYNTHETIC province table for the ``regional-ai-2023`` framework (seed 001's 24 indicators).
 
-Eight indicators are computed from the synthetic firm table (:mod:`engine.synthetic.firms`) with
+Eight indicators are computed from the synthetic firm table (:mod:`tools.synthetic.firms`) with
 Polars group-bys (:func:`firm_indicators`); the other sixteen (AI universities and non-university
 institutes with their papers and patents, international study/work experience, international
 technology relations, conferences, alliances, parks, policies) are drawn here: heavy-tailed and

@@ -31,7 +31,7 @@ How the values are made (details and every calibration target: ``ai_cities_synth
 Only ``numpy.random.default_rng(seed)`` is used; no global random state.  The same seed gives the
 same table with the same NumPy version (NumPy does not promise identical streams across
 versions).  Regenerate the shipped file with
-``python -c "from engine.synthetic.cities import write_ai_cities; write_ai_cities()"``.
+``python -c "from tools.synthetic.cities import write_ai_cities; write_ai_cities()"``.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from ..resources import DATASET_DIR
+from engine.resources import DATASET_DIR
 
 __all__ = [
     "COLUMNS",
