@@ -149,7 +149,8 @@ def _denominator_correlations(result, opts: dict) -> tuple[pl.DataFrame, list]:
     for name in names:
         if name not in dataset.table.columns:
             raise SchemaError(f"denominator column {name!r} not found in the data", node=None,
-                              fix=f"choose data columns for the denominators option{suggest(name, dataset.table.columns)}")
+                              fix="choose data columns for the denominators option"
+                              f"{suggest(name, dataset.table.columns)}")
     rows, flags = [], []
     for name in names:
         d = _numeric_column(dataset.table, name, dataset.unit, None)

@@ -183,7 +183,8 @@ def _coherence(fw, values: np.ndarray) -> tuple[pl.DataFrame, pl.DataFrame, pl.D
                    "cumulative_share": float(cs)}
                   for c, (v, s, cs) in enumerate(zip(eigenvalues, share, np.cumsum(share), strict=True))]
         loadings += [{"aggregate": agg.id, "node": child, "weight": float(w),
-                      "loading": float(w * np.sqrt(eigenvalues[0]))} for child, w in zip(agg.children, first, strict=True)]
+                      "loading": float(w * np.sqrt(eigenvalues[0]))}
+                     for child, w in zip(agg.children, first, strict=True)]
         above = int((eigenvalues > 1).sum())
         if above > 1:
             flags.append(flag(SECTION, "warning", f"not one-dimensional: {above} eigenvalues exceed 1 "
