@@ -239,6 +239,7 @@ def _table_sheet(workbook: Any, name: str, table: pl.DataFrame, *, headers: Mapp
     optionally renamed, the cells where ``marked`` (bool columns named as in ``table``) is true
     shaded, and a comment on the header of every column in ``notes``."""
     floats = [c for c, t in table.schema.items() if t.is_float()]
+    table = table.with_columns(pl.col(floats).fill_nan(None))  # NaN (undefined) → empty cell; xlsxwriter refuses NaN
     formats = {c: "0." + "0" * _decimals(table[c]) for c in floats}
     shown = table.rename(dict(headers)) if headers else table
     rename = dict(headers or {})
