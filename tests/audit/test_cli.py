@@ -79,3 +79,22 @@ def test_shipped_index_from_the_command_line(capsys):
     printed = capsys.readouterr().out
     assert printed.startswith("audit of 'china-city-innovation-2023' on 297 units")
     assert "more in the flags table" in printed
+
+
+def test_result_display_and_flag_levels():
+    from engine.audit import flag
+
+    result = engine.audit(document_framework(), TABLE, sections=["structure"])
+    text = repr(result)
+    assert text.startswith("AuditResult\naudit of 'tiny-audit'") and "structure_alpha (3×4)" in text
+    html = result._repr_html_()
+    assert "<pre>" in html and "structure_pca_loadings" in html
+    assert result.verdict(limit=1).endswith("… 8 more in the flags table")
+    with pytest.raises(ValueError, match="level must be one of"):
+        flag("data", "error", "boom")
+
+
+def document_framework():
+    from engine.schema import framework_from_dict
+
+    return framework_from_dict(document())
