@@ -18,7 +18,13 @@ from typing import Any
 from ..errors import SchemaError
 from .result import FLAG_SCHEMA, AuditResult, flag, flags_frame
 
-__all__ = ["FLAG_SCHEMA", "SECTIONS", "AuditResult", "audit", "flag"]
+# Standalone analyses (engine.audit.importance(result), ...): after the registry's modules, by name.
+from .importance import importance  # noqa: E402
+from .optimise import OptimisedWeights, optimise_weights  # noqa: E402
+from .whatif import compare_frameworks, what_if  # noqa: E402
+
+__all__ = ["FLAG_SCHEMA", "SECTIONS", "AuditResult", "OptimisedWeights", "audit", "compare_frameworks", "flag",
+           "importance", "optimise_weights", "what_if"]
 
 #: Every section, in order.  A section not yet in :data:`SECTIONS` is skipped (named in the verdict).
 KNOWN = ("data", "structure", "importance", "weights", "whatif")
@@ -26,6 +32,9 @@ KNOWN = ("data", "structure", "importance", "weights", "whatif")
 SECTIONS: dict[str, str] = {
     "data": "data",
     "structure": "structure",
+    "importance": "importance",
+    "weights": "optimise",
+    "whatif": "whatif",
 }
 
 

@@ -25,7 +25,7 @@ from ..schema import CompiledTree
 from ..stages import aggregate, rank, rescale
 from .result import flag
 
-__all__ = ["OPTIONS", "section", "what_if", "compare_frameworks", "index_ranks", "rank_shifts"]
+__all__ = ["OPTIONS", "compare_frameworks", "index_ranks", "rank_shifts", "section", "what_if"]
 
 OPTIONS: dict[str, Any] = {
     "whatif_nodes": None,  #: Nodes to remove one at a time (None: every indicator and aggregate).

@@ -1,0 +1,303 @@
+"""Audit section "weights": optimised weights at aggregate nodes, written as a framework file, with the
+rank changes they cause (see docs/audit.md).
+
+At a node with components x_1 … x_k and score y(w) (its own aggregation of the components with
+weights w), the measure m_c(w) of component c is its importance η²_c (:mod:`.importance`) or its
+Pearson correlation r_c with y (COINr's ``get_opt_weights``).  ``balance`` finds w such that the
+shares m_c / Σ m_j match the targets t_c (equal by default; Becker et al. 2017), minimising
+Σ (m_c / Σ m_j − t_c)²; ``infomax`` maximises the information the node keeps about its
+components, Σ m_c² (squared correlations) or Σ η²_c.  Weights are searched on the simplex
+(w = softmax(θ), Nelder–Mead from the current weights).  Nodes are optimised bottom-up, each on its
+components' scores under the weights already optimised below it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import yaml
+from scipy.optimize import minimize
+
+from ..errors import SchemaError
+from ..io import atomic_write
+from ..kernels.aggregate import aggregate_node
+from ..pipeline import ScoreResult
+from ..schema import AGGREGATION_CODES
+from ..stages import aggregate
+from .importance import SplineSmoother
+from .result import flag
+from .whatif import as_result, rank_shifts
+
+__all__ = ["OPTIONS", "OptimisedWeights", "optimise_weights", "section"]
+
+OPTIONS: dict[str, Any] = {
+    "weight_nodes": None,  #: Aggregates to optimise (None: every aggregate with two or more components).
+    "weight_targets": None,  #: {node: {component: relative target}}; a node not given: equal targets.
+    "weight_measure": "importance",  #: "importance" (η²) or "correlation" (Pearson r with the node).
+    "weight_objectives": ("balance", "infomax"),  #: Which optimisations the section runs.
+    "weight_tolerance": 0.02,  #: Largest |share − target| still counted as reached.
+}
+OBJECTIVES = ("balance", "infomax")
+MEASURES = ("importance", "correlation")
+BOUND = 9.0  #: Largest |log weight ratio| searched (a weight down to e^-9 ≈ 1e-4 of another's; 0 after rounding).
+DIGITS = 6  #: Decimals of the written weights (the rank changes use the written values).
+
+
+@dataclass(frozen=True, eq=False)
+class OptimisedWeights:
+    """Optimised weights, what they achieve, the rank changes, and the framework file that has them."""
+
+    objective: str
+    measure: str
+    weights: dict[str, float]  #: New sibling-relative weight of every component of the optimised nodes.
+    components: pl.DataFrame  #: One row per optimised node and component (before/after/target).
+    ranks: pl.DataFrame  #: Unit, ``rank`` (audited), ``new_rank``, ``shift`` (rank − new_rank: + = moves up).
+    document: dict[str, Any]  #: The framework document with the new weights.
+    flags: list[dict[str, Any]] = field(default_factory=list)
+    result: ScoreResult | None = field(default=None, repr=False)  #: The index scored with the new weights.
+
+    def yaml(self) -> str:
+        """The framework file's text (YAML; node ids unchanged, the optimised nodes' weights manual)."""
+        nodes = sorted({row["node"] for row in self.components.iter_rows(named=True)})
+        head = (f"# Weights of {', '.join(nodes)} optimised by cityrank audit ({self.objective}, measure "
+                f"{self.measure}); everything else as in the audited framework.\n")
+        return head + yaml.safe_dump(self.document, allow_unicode=True, sort_keys=False, width=110)
+
+    def write(self, path: str | Path) -> Path:
+        """Write :meth:`yaml` to ``path`` atomically (load it with :func:`engine.load_framework`)."""
+        text = self.yaml()
+        return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def check(options: Mapping[str, Any]) -> None:
+    """Refuse unknown objectives or measures and a bad tolerance before any work."""
+    objectives = options["weight_objectives"]
+    for objective in (objectives,) if isinstance(objectives, str) else objectives:
+        if objective not in OBJECTIVES:
+            raise SchemaError(f"unknown weight objective {objective!r}", node=None, fix=f"use one of {OBJECTIVES}")
+    if options["weight_measure"] not in MEASURES:
+        raise SchemaError(f"unknown weight measure {options['weight_measure']!r}", node=None,
+                          fix=f"use one of {MEASURES}")
+    tolerance = options["weight_tolerance"]
+    if not (isinstance(tolerance, float | int) and 0 < tolerance < 1):
+        raise SchemaError(f"weight tolerance must be between 0 and 1, got {tolerance!r}", node=None,
+                          fix="e.g. 0.02 (two percentage points of share)")
+
+
+def _check(fw, nodes, objective, targets, measure, tolerance) -> list[str]:
+    check({"weight_objectives": objective, "weight_measure": measure, "weight_tolerance": tolerance})
+    aggregates = [a.id for a in fw.aggregates]
+    chosen = list(nodes) if nodes is not None else [a.id for a in fw.aggregates if len(a.children) > 1]
+    for node in chosen:
+        if node not in aggregates:
+            raise SchemaError("weights can only be optimised at an aggregate node", node=node, path=fw.path,
+                              fix=f"name one of {', '.join(aggregates)}")
+    for node, given in (targets or {}).items():
+        if node not in chosen:
+            raise SchemaError("targets given for a node that is not optimised", node=node, path=fw.path,
+                              fix=f"add it to the nodes, or optimise one of {', '.join(chosen)}")
+        children = fw.node(node).children
+        numbers = isinstance(given, Mapping) and all(isinstance(v, float | int) and 0 <= v < float("inf")
+                                                     for v in given.values())
+        if not numbers or set(given) != set(children) or not sum(given.values()):
+            raise SchemaError(f"targets must give every component a number >= 0 (not all 0), got {given!r}",
+                              node=node, path=fw.path,
+                              fix=f"e.g. {{{', '.join(f'{c!r}: 1' for c in children)}}}")
+    order = {a: k for k, a in enumerate(aggregates)}
+    return sorted(dict.fromkeys(chosen), key=order.__getitem__)  # bottom-up (post-order)
+
+
+class _Node:
+    """The objective at one node: its components' values, the aggregation kernel, the measures."""
+
+    def __init__(self, fw, node: str, values: np.ndarray, measure: str, segments: int) -> None:
+        agg = fw.node(node)
+        position = {n: k for k, n in enumerate(fw.node_ids)}
+        self.block = np.ascontiguousarray(values[:, [position[c] for c in agg.children]])
+        self.code = AGGREGATION_CODES[agg.aggregation.name]
+        self.p = float(agg.aggregation.params.get("p", 1.0))
+        self.coverage = agg.min_coverage
+        self.measure = measure
+        self.out = np.empty(len(self.block))
+        y = self.score(np.full(self.block.shape[1], 1.0 / self.block.shape[1]))
+        self.valid = [np.isfinite(x) & np.isfinite(y) for x in self.block.T]
+        self.smoothers = [SplineSmoother(x[v], segments) if measure == "importance" else None
+                          for x, v in zip(self.block.T, self.valid, strict=True)]
+
+    def score(self, w: np.ndarray) -> np.ndarray:
+        return aggregate_node(self.block, w, self.code, self.p, self.coverage, self.out).copy()
+
+    def measures(self, w: np.ndarray) -> np.ndarray:
+        y = self.score(w)
+        out = np.empty(self.block.shape[1])
+        for c, (x, v) in enumerate(zip(self.block.T, self.valid, strict=True)):
+            if self.measure == "importance":
+                out[c] = self.smoothers[c].select(y[v])[0][0]
+            else:
+                xv, yv = x[v], y[v]
+                out[c] = np.corrcoef(xv, yv)[0, 1] if np.ptp(xv) > 0 and np.ptp(yv) > 0 else np.nan
+        return out
+
+
+def _softmax(theta: np.ndarray) -> np.ndarray:
+    z = np.concatenate([[0.0], theta])
+    e = np.exp(z - z.max())
+    return e / e.sum()
+
+
+def _shares(m: np.ndarray) -> np.ndarray:
+    total = m.sum()
+    return m / total if total != 0 and np.isfinite(total) else np.full_like(m, np.nan)
+
+
+def _problem(fw, node: str, values: np.ndarray, measure: str) -> str | None:
+    """Why a node cannot be optimised (None: it can)."""
+    agg = fw.node(node)
+    if len(agg.children) < 2:
+        return "it has one component: there is no weight to choose"
+    position = {n: k for k, n in enumerate(fw.node_ids)}
+    for c in agg.children:
+        x = values[:, position[c]]
+        finite = x[np.isfinite(x)]
+        if finite.size < 20:
+            return f"component {c!r} has {finite.size} unit(s) with a value, fewer than the 20 the measures need"
+        if np.ptp(finite) == 0:
+            return f"component {c!r} is constant: its {measure} with the node is undefined"
+    return None
+
+
+def optimise_weights(result: Any, nodes: Sequence[str] | None = None, *, objective: str = "balance",
+                     targets: Mapping[str, Mapping[str, float]] | None = None, measure: str = "importance",
+                     tolerance: float = 0.02, segments: int = 12, data: Any = None) -> OptimisedWeights:
+    """Weights at aggregate nodes that balance (or maximise) what their components carry.
+
+    Parameters
+    ----------
+    result
+        A :class:`~engine.ScoreResult`, or a framework scored on ``data``.
+    nodes
+        Aggregates to optimise (default: every aggregate with two or more components), bottom-up.
+    objective
+        ``"balance"``: the components' shares of the measure match ``targets``; ``"infomax"``: the
+        sum of squared measures is as large as possible.
+    targets
+        ``{node: {component: relative target}}`` for ``balance``; nodes not given get equal targets.
+    measure
+        ``"importance"`` (correlation ratio η² of the component in the node) or ``"correlation"``
+        (Pearson r).
+    tolerance
+        A balance whose largest |share − target| stays above this is flagged (targets not reached).
+
+    Returns
+    -------
+    OptimisedWeights
+        ``weights``, ``components`` (per node and component: ``weight_before``/``weight_after``
+        as shares among siblings, ``target``, ``measure_before``/``measure_after``,
+        ``share_before``/``share_after``, and per node ``gap`` = largest |share − target|),
+        ``ranks``, ``document``/``yaml()``/``write(path)``, ``flags``, ``result``.
+
+    Raises
+    ------
+    SchemaError
+        Unknown objective/measure, a node that is not an aggregate, bad targets (before any work).
+    """
+    result = as_result(result, data)
+    fw, stages = result.framework, result.stages
+    chosen = _check(fw, nodes, objective, targets, measure, tolerance)
+    weights = dict(stages.weights)
+    rows, flags, changed = [], [], {}
+    for node in chosen:
+        values = aggregate(stages.normalised, fw.compile(weights))
+        why = _problem(fw, node, values, measure)
+        if why is not None:
+            flags.append(flag("weights", "warning" if nodes is not None else "note", f"not optimised: {why}",
+                              node=node))
+            continue
+        children = fw.node(node).children
+        before = np.array([weights[c] for c in children])
+        before = before / before.sum()
+        given = (targets or {}).get(node)
+        target = np.array([given[c] for c in children], float) if given else np.ones(len(children))
+        target = target / target.sum()
+        problem = _Node(fw, node, values, measure, segments)
+
+        def loss(theta, problem=problem, target=target):
+            m = problem.measures(_softmax(theta))
+            if objective == "infomax":
+                return -np.nansum(m**2) if measure == "correlation" else -np.nansum(m)
+            value = np.sum((_shares(m) - target) ** 2)
+            return value if np.isfinite(value) else 1e6
+
+        start = np.log(np.maximum(before, 1e-12))
+        theta = np.clip(start[1:] - start[0], -BOUND, BOUND)
+        fit = minimize(loss, theta, method="Nelder-Mead", bounds=[(-BOUND, BOUND)] * len(theta),
+                       options={"xatol": 1e-3, "fatol": 1e-8, "maxfev": 300 * len(children)})
+        written = np.round(_softmax(fit.x), DIGITS)  # the file's weights; compile() renormalises them
+        after = written / written.sum()
+        m_before, m_after = problem.measures(before), problem.measures(after)
+        gap = float(np.max(np.abs(_shares(m_after) - target))) if objective == "balance" else None
+        for c, w in zip(children, written, strict=True):
+            weights[c] = changed[c] = float(w)
+        for k, c in enumerate(children):
+            rows.append({"node": node, "component": c, "weight_before": float(before[k]),
+                         "weight_after": float(after[k]),
+                         "target": float(target[k]) if objective == "balance" else None,
+                         "measure_before": float(m_before[k]), "measure_after": float(m_after[k]),
+                         "share_before": float(_shares(m_before)[k]), "share_after": float(_shares(m_after)[k]),
+                         "gap": gap, "converged": bool(fit.success)})
+        if gap is not None and gap > tolerance:
+            worst = int(np.argmax(np.abs(_shares(m_after) - target)))
+            flags.append(flag("weights", "warning", f"the balance cannot reach its targets: the shares of {measure} "
+                              f"stay up to {gap:.3f} from them ({children[worst]!r}: "
+                              f"{_shares(m_after)[worst]:.3f} against a target of {target[worst]:.3f})",
+                              node=node, column=children[worst]))
+        for c, w in zip(children, after, strict=True):
+            if w < 0.01:
+                flags.append(flag("weights", "note", f"{objective} gives {c!r} a weight share of {w:.4f}: it almost "
+                                  "drops out", node=node, column=c))
+    schema = {"node": pl.String, "component": pl.String, "weight_before": pl.Float64, "weight_after": pl.Float64,
+              "target": pl.Float64, "measure_before": pl.Float64, "measure_after": pl.Float64,
+              "share_before": pl.Float64, "share_after": pl.Float64, "gap": pl.Float64, "converged": pl.Boolean}
+    components = pl.DataFrame(rows, schema=schema, orient="row")
+    new = result.reaggregate(set=changed) if changed else result
+    ranks = rank_shifts(result, {objective: new.stages.ranks[:, -1]}).drop("variant")
+    return OptimisedWeights(objective=objective, measure=measure, weights=changed, components=components,
+                            ranks=ranks, document=_document(fw, changed), flags=flags, result=new)
+
+
+def _document(fw, weights: Mapping[str, float]) -> dict[str, Any]:
+    """The framework document with ``weights`` written on the nodes and their parents' weighting made
+    manual (the weights are the file's own from now on)."""
+    document = json.loads(json.dumps(dict(fw.document), ensure_ascii=False))
+    parents = {fw.node(c).parent for c in weights}
+    for node in document["nodes"]:
+        if node["id"] in weights:
+            node["weight"] = weights[node["id"]]
+        if node["id"] in parents:
+            node.pop("weighting", None)
+    return document
+
+
+def section(result: ScoreResult, options: dict[str, Any]) -> tuple[dict[str, pl.DataFrame], list[dict[str, Any]]]:
+    check(options)
+    objectives = options["weight_objectives"]
+    objectives = (objectives,) if isinstance(objectives, str) else tuple(objectives)
+    tables, flags, ranks, files = {}, [], [], []
+    for objective in objectives:
+        found = optimise_weights(result, options["weight_nodes"], objective=objective,
+                                 targets=options["weight_targets"] if objective == "balance" else None,
+                                 measure=options["weight_measure"], tolerance=options["weight_tolerance"])
+        tables[objective] = found.components
+        ranks.append(found.ranks.with_columns(objective=pl.lit(objective)))
+        files.append({"objective": objective, "framework": found.yaml()})
+        flags.extend(found.flags)
+    if ranks:
+        tables["ranks"] = pl.concat(ranks).select("objective", *ranks[0].columns[:-1])
+        tables["frameworks"] = pl.DataFrame(files, schema={"objective": pl.String, "framework": pl.String})
+    return tables, flags
