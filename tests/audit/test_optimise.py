@@ -1,0 +1,139 @@
+"""Audit section "weights": optimised weights against closed forms, the written framework file, the rank
+changes, unreachable targets and bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+import engine
+from engine.audit import optimise_weights
+from engine.errors import SchemaError
+from engine.schema import framework_from_dict
+
+CHINA = "china-city-innovation-2023"
+
+
+def flat(k: int, *, columns=None) -> engine.Framework:
+    nodes = [{"id": "Index", "labels": {"en": "Index"}}]
+    nodes += [{"id": f"x{i}", "parent": "Index", "labels": {"en": f"x{i}"}, "column": (columns or {}).get(i, f"x{i}")}
+              for i in range(k)]
+    return framework_from_dict({"id": "flat", "labels": {"en": "Flat"}, "data": {"unit": "unit"}, "nodes": nodes})
+
+
+def correlated(n: int, seed: int) -> pl.DataFrame:
+    """Three positively correlated indicators of different spread (after minmax too)."""
+    rng = np.random.default_rng(seed)
+    common = rng.normal(size=n)
+    x0 = common + 0.5 * rng.normal(size=n)
+    x1 = common + 1.5 * rng.normal(size=n)
+    x2 = np.exp(0.6 * (common + rng.normal(size=n)))  # skewed: a smaller spread after minmax
+    return pl.DataFrame({"unit": [f"u{i}" for i in range(n)], "x0": x0, "x1": x1, "x2": x2})
+
+
+def covariance(result: engine.ScoreResult) -> np.ndarray:
+    return np.cov(result.stages.normalised, rowvar=False)
+
+
+def test_balance_of_correlations_solves_the_linear_equations():
+    # y = z w (arithmetic): r_c = (C w)_c / sqrt(C_cc w'Cw).  Equal r_c <=> (C w)_c / sqrt(C_cc) equal for
+    # every c: with sum w = 1, a linear system solved here by hand with NumPy.
+    result = engine.score(flat(3), correlated(400, seed=1))
+    c = covariance(result)
+    scaled = c / np.sqrt(np.diag(c))[:, None]  # rows (C w)_c / sqrt(C_cc)
+    system = np.vstack([scaled[0] - scaled[1], scaled[0] - scaled[2], np.ones(3)])
+    exact = np.linalg.solve(system, [0.0, 0.0, 1.0])
+    found = optimise_weights(result, objective="balance", measure="correlation")
+    table = found.components
+    assert table["weight_after"].to_list() == pytest.approx(exact, abs=2e-3)
+    assert table["share_after"].to_list() == pytest.approx([1 / 3] * 3, abs=1e-4)
+    assert table["gap"][0] < 1e-4 and found.flags == []
+
+
+def test_infomax_of_correlations_is_the_first_principal_component_scaled_by_spread():
+    # max sum r_c^2 = max v'R R v / v'R v with v = D^(1/2) w: the top eigenvector e of the correlation
+    # matrix R, so w is proportional to e_c / sd_c.
+    result = engine.score(flat(3), correlated(400, seed=2))
+    c = covariance(result)
+    sd = np.sqrt(np.diag(c))
+    eigenvalues, vectors = np.linalg.eigh(c / np.outer(sd, sd))
+    top = np.abs(vectors[:, -1])
+    exact = (top / sd) / (top / sd).sum()
+    found = optimise_weights(result, objective="infomax", measure="correlation")
+    assert found.components["weight_after"].to_list() == pytest.approx(exact, abs=2e-3)
+    assert (found.components["measure_after"] ** 2).sum() == pytest.approx(eigenvalues[-1], abs=1e-5)
+
+
+def test_balance_of_importance_equalises_the_correlation_ratios():
+    result = engine.score(flat(3), correlated(400, seed=3))
+    found = optimise_weights(result)  # balance, importance, equal targets
+    assert found.components["share_before"].to_list() != pytest.approx([1 / 3] * 3, abs=0.02)
+    assert found.components["share_after"].to_list() == pytest.approx([1 / 3] * 3, abs=0.02)
+    targets = {"Index": {"x0": 1, "x1": 2, "x2": 1}}
+    found = optimise_weights(result, targets=targets)
+    assert found.components["target"].to_list() == [0.25, 0.5, 0.25]
+    assert found.components["share_after"].to_list() == pytest.approx([0.25, 0.5, 0.25], abs=0.02)
+
+
+def test_the_written_framework_reproduces_the_reported_rank_changes(tmp_path):
+    result = engine.score(CHINA)
+    found = optimise_weights(result, ["Human", "Index"], objective="infomax")
+    path = found.write(tmp_path / "infomax.yaml")
+    reloaded = engine.load_framework(path)
+    assert reloaded.node_ids == result.framework.node_ids
+    for node, weight in found.weights.items():
+        assert reloaded.node(node).weight == weight
+    assert set(found.weights) == {"hei_students_pc", "edu_exp_share", "library_pc", "Inputs", "Outputs", "Human",
+                                  "Economy"}
+    rescored = engine.score(reloaded, result.dataset)
+    unit = result.dataset.unit
+    expected = dict(zip(rescored.table[unit], rescored.table["Index_rank"], strict=True))
+    ranks = found.ranks
+    assert dict(zip(ranks[unit], ranks["new_rank"], strict=True)) == expected
+    assert (ranks["shift"] == ranks["rank"] - ranks["new_rank"]).all()
+    assert ranks["shift"].abs().sum() > 0
+    assert found.yaml().startswith("# Weights of Human, Index optimised by cityrank audit (infomax")
+
+
+def test_unreachable_targets_are_flagged_with_the_node_and_the_gap():
+    # x1 = 2 x0 + 1: after minmax both are the same column, so their shares are 1/2 whatever the weights.
+    data = correlated(200, seed=4).with_columns(x1=2 * pl.col("x0") + 1)
+    result = engine.score(flat(2), data)
+    found = optimise_weights(result, targets={"Index": {"x0": 3, "x1": 1}}, measure="correlation")
+    assert found.components["gap"][0] == pytest.approx(0.25, abs=1e-9)
+    (warning,) = found.flags
+    assert warning["node"] == "Index" and warning["level"] == "warning"
+    assert "cannot reach its targets" in warning["message"] and "0.250" in warning["message"]
+
+
+def test_nodes_that_cannot_be_optimised_and_bad_requests():
+    from .tiny import TABLE, framework  # B has one component; 8 units
+
+    result = engine.score(framework(), TABLE)
+    found = optimise_weights(result, ["B"])
+    assert found.weights == {} and found.components.height == 0
+    assert found.flags[0]["node"] == "B" and "one component" in found.flags[0]["message"]
+    found = optimise_weights(result, ["A"])
+    assert "fewer than the 20" in found.flags[0]["message"]
+    with pytest.raises(SchemaError, match="weights can only be optimised at an aggregate node"):
+        optimise_weights(result, ["x1"])
+    with pytest.raises(SchemaError, match="unknown weight objective 'maxent'"):
+        optimise_weights(result, objective="maxent")
+    with pytest.raises(SchemaError, match="unknown weight measure 'kendall'"):
+        optimise_weights(result, measure="kendall")
+    with pytest.raises(SchemaError, match="targets must give every component a number >= 0"):
+        optimise_weights(result, ["A"], targets={"A": {"x1": 1, "x2": -1, "x3": 1}})
+    with pytest.raises(SchemaError, match="targets given for a node that is not optimised"):
+        optimise_weights(result, ["A"], targets={"Index": {"A": 1, "B": 1}})
+    with pytest.raises(SchemaError, match="weight tolerance must be between 0 and 1"):
+        engine.audit("no-such-framework", sections=["weights"], options={"weight_tolerance": 2})
+
+
+def test_section_through_audit():
+    out = engine.audit(CHINA, sections=["weights"], options={"weight_nodes": ["Index"]})
+    assert set(out.tables) == {"weights_balance", "weights_infomax", "weights_ranks", "weights_frameworks"}
+    assert out["weights_ranks"]["objective"].unique().sort().to_list() == ["balance", "infomax"]
+    assert out["weights_ranks"].height == 2 * 297
+    text = out["weights_frameworks"].filter(pl.col("objective") == "balance")["framework"][0]
+    assert engine.schema.parse_yaml(text)["id"] == CHINA
