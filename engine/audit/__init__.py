@@ -2,8 +2,9 @@
 
 ``audit(framework, data)`` scores once with :func:`engine.score` and runs each section on the
 result.  A section is a module of this package with ``OPTIONS`` (its option names and defaults),
-optionally ``check(options)`` (raises before scoring) and ``section(result, options) -> (tables,
-flags)``: ``result`` is the :class:`~engine.ScoreResult` (its ``stages`` hold the raw, treated and normalised arrays),
+optionally ``check(options)`` and ``check_data(options, framework, dataset)`` (raise before
+scoring) and ``section(result, options) -> (tables, flags)``: ``result`` is the
+:class:`~engine.ScoreResult` (its ``stages`` hold the raw, treated and normalised arrays),
 ``options`` the section's options, ``tables`` a dict name → Polars table (stored as
 ``<section>_<name>``) and ``flags`` a list of :func:`flag` rows.  See ``docs/audit.md``.
 """
@@ -75,7 +76,7 @@ def audit(framework, data=None, *, sections: Iterable[str] = KNOWN, options: Map
         Which parts to run, in the order of :data:`KNOWN`.
     options
         Thresholds and choices of the sections (flat: name → value), e.g. ``{"redundant": 0.95,
-        "dataset": "treated"}``; each section's ``OPTIONS`` lists its names and defaults.
+        "structure_stage": "treated"}``; each section's ``OPTIONS`` lists its names and defaults.
 
     Returns
     -------
@@ -85,14 +86,21 @@ def audit(framework, data=None, *, sections: Iterable[str] = KNOWN, options: Map
     Raises
     ------
     SchemaError
-        Unknown section or option (before any scoring); the errors of :func:`engine.score`.
+        Unknown section or option, or an option that does not fit the data (before any
+        scoring); the errors of :func:`engine.score`.
     """
-    from ..pipeline import score
+    from ..pipeline import as_dataset, score
+    from ..schema import load_framework
 
     modules = _modules(sections)
     settings = _options(modules, options)
     started = time.perf_counter()
-    result = score(framework, data, **load_kwargs)
+    framework = load_framework(framework)
+    dataset = as_dataset(framework, data, **load_kwargs)
+    for name, module in modules.items():
+        if hasattr(module, "check_data"):  # optional: options against the data, before scoring
+            module.check_data(settings[name], framework, dataset)
+    result = score(framework, dataset)
     tables: dict[str, Any] = {}
     flags: list[dict[str, Any]] = []
     timings = {}

@@ -46,6 +46,20 @@ def check(options: dict[str, Any]) -> None:
         options["denominators"] = [options["denominators"]]
 
 
+def _denominators(options: dict[str, Any], framework) -> list[str]:
+    return list(dict.fromkeys([*(i.denominator for i in framework.indicators if i.denominator),
+                               *options["denominators"]]))
+
+
+def check_data(options: dict[str, Any], framework, dataset) -> None:
+    """Refuse, before scoring, a ``denominators`` column the data do not have."""
+    for name in _denominators(options, framework):
+        if name not in dataset.table.columns:
+            raise SchemaError(f"denominator column {name!r} not found in the data", node=None,
+                              fix="choose data columns for the denominators option"
+                              f"{suggest(name, dataset.table.columns)}")
+
+
 def stage_values(result, stage: str) -> tuple[np.ndarray, pl.Series]:
     """The indicator values (n_units, n_indicators) of a pipeline stage and the unit ids of its rows:
     ``raw``/``denominated`` hold every unit of the data (missing values as read), ``treated`` and
@@ -145,12 +159,7 @@ def _denominator_correlations(result, opts: dict) -> tuple[pl.DataFrame, list]:
     scaled, before imputation, times its direction) with every denominator column (the framework's
     and ``denominators``)."""
     fw, dataset = result.framework, result.dataset
-    names = list(dict.fromkeys([*(i.denominator for i in fw.indicators if i.denominator), *opts["denominators"]]))
-    for name in names:
-        if name not in dataset.table.columns:
-            raise SchemaError(f"denominator column {name!r} not found in the data", node=None,
-                              fix="choose data columns for the denominators option"
-                              f"{suggest(name, dataset.table.columns)}")
+    names = _denominators(opts, fw)
     rows, flags = [], []
     for name in names:
         d = _numeric_column(dataset.table, name, dataset.unit, None)

@@ -102,6 +102,9 @@ def test_denominator_correlations_against_scipy():
 def test_unknown_denominator_column_and_bad_stage_are_refused():
     with pytest.raises(SchemaError, match="denominator column 'aera' not found in the data"):
         data_audit(denominators=["aera"])
+    with pytest.raises(SchemaError, match=r"denominator column 'aera'.*did you mean 'area'"):  # before scoring:
+        data_audit(framework(unit="%"), TABLE.with_columns(x4=pl.lit(500.0), area=pl.lit(1.0)),  # no warnings
+                   denominators="aera")
     with pytest.raises(SchemaError, match="data_stage must be one of raw, denominated, treated, normalised"):
         engine.audit(framework(), "no such file.csv", sections=["data"], options={"data_stage": "final"})
 
