@@ -201,13 +201,11 @@ def _cmd_weights(args: argparse.Namespace) -> int:
         weights, record = result.stages.weights, result.recipe["stages"].get("weighting", {})
     else:
         weights, record = resolve_weights(fw, None)
-    effective = fw.effective_weights(weights)
+    effective, local = fw.effective_weights(weights), fw.local_weights(weights)
     print(f"{fw.labels['en']}: effective (global) weight of every indicator")
     rows = []
     for ind in fw.indicators:
-        siblings = fw.node(ind.parent).children
-        local = weights[ind.id] / sum(weights[c] for c in siblings)
-        rows.append([ind.id, ind.parent, f"{local:.4f}", f"{effective[ind.id]:.5f}"])
+        rows.append([ind.id, ind.parent, f"{local[ind.id]:.4f}", f"{effective[ind.id]:.5f}"])
     rows.append(["sum", "", "", f"{sum(effective.values()):.5f}"])
     print(_render(["indicator", "parent", "local", "global"], rows, left=(0, 1), max_width=40))
     for node, rec in record.items():
@@ -708,13 +706,14 @@ def build_parser() -> argparse.ArgumentParser:
     sens.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     sens.set_defaults(run=_cmd_sensitivity)
 
-    aud = sub.add_parser("audit", help="statistical audit: data quality, structure (correlations, Cronbach's alpha, "
-                         "PCA), importance, optimised weights, what-if; prints a verdict with the flags")
+    aud = sub.add_parser("audit", help="statistical audit (data, correlations, alpha, PCA, importance, weights, "
+                         "what-if): a verdict with the flags")
     data_options(aud)
     aud.add_argument("--sections", nargs="+", default=["data", "structure", "importance", "weights", "whatif"],
-                     choices=["data", "structure", "importance", "weights", "whatif"], help="parts to run")
+                     choices=["data", "structure", "importance", "weights", "whatif"], metavar="SECTION",
+                     help="parts to run, among data, structure, importance, weights, whatif (default: all)")
     aud.add_argument("--option", action="append", metavar="NAME=VALUE",
-                     help="a threshold or choice of a section, e.g. redundant=0.95 or dataset=treated (repeatable; "
+                     help="a threshold or choice of a section, e.g. redundant=0.95 or structure_stage=treated (repeatable; "
                      "see docs/audit.md)")
     aud.add_argument("--out", "-o", help="output folder (tables, flags, manifest), or a .xlsx file (one workbook)")
     format_option(aud)

@@ -17,7 +17,7 @@ from engine.errors import BackendError, EngineError, SchemaError
 from engine.progress import Progress, format_duration
 
 COMMANDS = ["demo", "frameworks", "datasets", "validate", "score", "weights", "groups", "compare", "uncertainty",
-            "bootstrap", "sensitivity"]
+            "bootstrap", "sensitivity", "audit"]
 
 
 # --- 15.14: help, defaults, display width, tiers, groups, names --------------------------------------------
