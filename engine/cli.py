@@ -713,8 +713,8 @@ def build_parser() -> argparse.ArgumentParser:
                      choices=["data", "structure", "importance", "weights", "whatif"], metavar="SECTION",
                      help="parts to run, among data, structure, importance, weights, whatif (default: all)")
     aud.add_argument("--option", action="append", metavar="NAME=VALUE",
-                     help="a threshold or choice of a section, e.g. redundant=0.95 or structure_stage=treated (repeatable; "
-                     "see docs/audit.md)")
+                     help="a threshold or choice of a section, e.g. redundant=0.95 or structure_stage=treated "
+                     "(repeatable; see docs/audit.md)")
     aud.add_argument("--out", "-o", help="output folder (tables, flags, manifest), or a .xlsx file (one workbook)")
     format_option(aud)
     aud.add_argument("--top", type=_positive_int, default=20, help="flags to print")
