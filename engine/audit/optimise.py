@@ -138,7 +138,7 @@ class _Node:
         out = np.empty(self.block.shape[1])
         for c, (x, v) in enumerate(zip(self.block.T, self.valid, strict=True)):
             if self.measure == "importance":
-                out[c] = self.smoothers[c].select(y[v])[0][0]
+                out[c] = self.smoothers[c].eta(y[v])
             else:
                 xv, yv = x[v], y[v]
                 out[c] = np.corrcoef(xv, yv)[0, 1] if np.ptp(xv) > 0 and np.ptp(yv) > 0 else np.nan
