@@ -66,21 +66,27 @@ class ExactSum:
             with np.errstate(invalid="ignore"):  # inf + (−inf) is NaN, as intended
                 self.special += np.where(finite, 0.0, rows).sum(axis=0).reshape(self.shape)
         limbs = self.limbs.reshape(-1, N_LIMBS)
+        element = np.arange(limbs.shape[0], dtype=np.int64) * N_LIMBS
         for lo in range(0, len(rows), _ROWS):
-            part = np.where(finite[lo:lo + _ROWS], rows[lo:lo + _ROWS], 0.0)
+            part = rows[lo:lo + _ROWS] if finite.all() else np.where(finite[lo:lo + _ROWS], rows[lo:lo + _ROWS], 0.0)
             fraction, exponent = np.frexp(part)
-            mantissa = (np.abs(fraction) * 2.0**53).astype(np.int64)  # exact: a double has 53 bits
-            sign = np.where(fraction < 0, -1, 1).astype(np.int64)
-            position = exponent.astype(np.int64) + (_LOW - 53)
-            index, shift = position // LIMB_BITS, position % LIMB_BITS
-            pieces = ((mantissa & ((1 << (LIMB_BITS - shift)) - 1)) << shift,
-                      (mantissa >> (LIMB_BITS - shift)) & _MASK,
-                      (mantissa >> (LIMB_BITS - shift)) >> LIMB_BITS)  # (a shift by 64 is undefined)
-            element = np.arange(limbs.shape[0], dtype=np.int64) * N_LIMBS
+            magnitude = np.abs(fraction)
+            magnitude *= 2.0**53
+            mantissa = magnitude.astype(np.int64)  # exact: a double has 53 bits
+            position = exponent.astype(np.int64)
+            position += _LOW - 53
+            shift = position & (LIMB_BITS - 1)
+            low_bits = LIMB_BITS - shift
+            high = mantissa >> low_bits
+            pieces = ((mantissa & ((1 << low_bits) - 1)) << shift, high & _MASK,
+                      high >> LIMB_BITS)  # (one shift by 64 would be undefined)
+            bins = ((position >> 5) + element).ravel()  # limb of the lowest piece (LIMB_BITS = 2**5)
+            negative = (fraction < 0).ravel()
             for k, piece in enumerate(pieces):
-                bins = np.bincount((element + index + k).ravel(), weights=(sign * piece).ravel().astype(np.float64),
-                                   minlength=limbs.size)
-                limbs += bins.astype(np.int64).reshape(limbs.shape)
+                weights = piece.ravel().astype(np.float64)
+                np.negative(weights, out=weights, where=negative)
+                limbs += np.bincount(bins + k, weights=weights, minlength=limbs.size).astype(np.int64).reshape(
+                    limbs.shape)
             _carry(limbs)
         return self
 
