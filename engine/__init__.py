@@ -6,13 +6,24 @@ Public API (everything else is internal and may change)::
     fw = engine.load_framework("asem")           # a shipped framework, or a YAML/JSON path
     data = engine.load_data("asem", framework=fw)  # a shipped dataset, or CSV/Parquet/Arrow/Excel
     result = engine.score(fw, data)              # ScoreResult: .table (Polars), .recipe, .top()
+    mc = engine.uncertainty(fw, replicates=10_000)  # UncertaintyResult: Monte Carlo rank distributions
+    sobol = engine.sensitivity(fw, base_samples=256)  # SensitivityResult: Sobol indices per unit
+    boot = engine.bootstrap(fw, mode="units", replicates=1_000)  # BootstrapResult: resampled ranks
+    sets = engine.rank_confidence_sets(estimates, se)  # ConfidenceSets: which ranks the data allow
+
+The analyses' results share one shape: ``.units`` (per-unit Polars table), ``.manifest`` (what was
+run, seed included), ``.write(path)`` and a readable ``repr`` (HTML in Jupyter).
 """
 
 __version__ = "0.1.0"
 
+from .analysis.confidence import ConfidenceSets, rank_confidence_sets
+from .analysis.run import UncertaintyResult, uncertainty
+from .analysis.sensitivity import SensitivityResult, sensitivity
+from .analysis.stability import BootstrapResult, bootstrap
 from .audit import AuditResult, audit
-from .data import Dataset, load_data  # noqa: E402
-from .errors import (  # noqa: E402
+from .data import Dataset, load_data
+from .errors import (
     BackendError,
     ConstantIndicatorWarning,
     DataError,
@@ -24,9 +35,9 @@ from .errors import (  # noqa: E402
     SchemaError,
     TreatmentWarning,
 )
-from .pipeline import STAGES, ScoreResult, run_stages, score  # noqa: E402
-from .resources import shipped_datasets, shipped_frameworks  # noqa: E402
-from .schema import Framework, load_framework  # noqa: E402
+from .pipeline import STAGES, ScoreResult, Stages, run_stages, score
+from .resources import shipped_datasets, shipped_frameworks
+from .schema import Framework, load_framework
 
 
 def validate(framework, data=None, **load_kwargs):
@@ -61,28 +72,37 @@ def validate(framework, data=None, **load_kwargs):
 
 
 __all__ = [
-    "__version__",
-    "load_framework",
-    "load_data",
-    "score",
-    "validate",
-    "audit",
-    "AuditResult",
-    "run_stages",
     "STAGES",
-    "Framework",
-    "Dataset",
-    "ScoreResult",
-    "shipped_frameworks",
-    "shipped_datasets",
-    "EngineError",
-    "SchemaError",
-    "DataError",
+    "AuditResult",
     "BackendError",
-    "EngineWarning",
+    "BootstrapResult",
+    "ConfidenceSets",
     "ConstantIndicatorWarning",
+    "DataError",
     "DataQualityWarning",
+    "Dataset",
+    "EngineError",
+    "EngineWarning",
+    "Framework",
     "ImputationWarning",
-    "TreatmentWarning",
     "MissingRankWarning",
+    "SchemaError",
+    "ScoreResult",
+    "SensitivityResult",
+    "Stages",
+    "TreatmentWarning",
+    "UncertaintyResult",
+    "__version__",
+    "audit",
+    "bootstrap",
+    "load_data",
+    "load_framework",
+    "rank_confidence_sets",
+    "run_stages",
+    "score",
+    "sensitivity",
+    "shipped_datasets",
+    "shipped_frameworks",
+    "uncertainty",
+    "validate",
 ]

@@ -40,7 +40,9 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from engine.display import result_html, result_text
 from engine.errors import DataError, SchemaError, preview
+from engine.stages.rank import rank as rank_stage
 
 __all__ = ["ConfidenceSets", "rank_confidence_sets", "rank_confidence_sets_from_bootstrap"]
 
@@ -119,6 +121,16 @@ class ConfidenceSets:
         if self.top_k_set is not None:
             columns.append(pl.Series("in_top_k", self.top_k_set))
         return pl.DataFrame(columns)
+
+    def _summary(self) -> dict:
+        return {"units": self.n_units, "level": self.level, "stepdown": self.stepdown, "draws": self.n_draws,
+                **({"top k": self.top_k} if self.top_k is not None else {})}
+
+    def __repr__(self) -> str:
+        return result_text("ConfidenceSets", self._summary(), self.table())
+
+    def _repr_html_(self) -> str:
+        return result_html("ConfidenceSets", self._summary(), self.table())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -385,9 +397,9 @@ def _stepdown(t: np.ndarray, inv_s: np.ndarray, z: np.ndarray, level: float, ste
 
 
 def _competition_rank(theta: np.ndarray) -> np.ndarray:
-    """``1 + #{k : θ̂_k > θ̂_j}`` (rank 1 = largest; ties share the smallest rank)."""
-    ascending = np.sort(theta)
-    return (1 + theta.shape[0] - np.searchsorted(ascending, theta, side="right")).astype(np.int64)
+    """``1 + #{k : θ̂_k > θ̂_j}`` (rank 1 = largest; ties share the smallest rank), by the ranking
+    kernel (:func:`engine.stages.rank.rank`); θ̂ is finite (checked on entry)."""
+    return rank_stage(np.asarray(theta, np.float64)[:, None])[:, 0].astype(np.int64)
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:

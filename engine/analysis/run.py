@@ -17,6 +17,7 @@ import polars as pl
 
 from .. import __version__
 from ..backends import check_backend
+from ..display import manifest_summary, result_html, result_text
 from ..errors import DataError, MissingRankWarning, SchemaError
 from ..io import check_output, with_unit_names, write_tables
 from ..pipeline import ScoreResult, score
@@ -55,6 +56,12 @@ class UncertaintyResult:
     def least_stable(self, n: int = 10) -> pl.DataFrame:
         """Units with the widest 90 % rank interval (then the largest rank sd)."""
         return self.units.sort(["rank_range_90", "rank_sd"], descending=True, nulls_last=True).head(n)
+
+    def __repr__(self) -> str:
+        return result_text("UncertaintyResult", manifest_summary(self.manifest), self.units)
+
+    def _repr_html_(self) -> str:
+        return result_html("UncertaintyResult", manifest_summary(self.manifest), self.units)
 
     def write(self, out: str | Path, *, format: str | None = None) -> Path:
         """Write per-unit tables (display names and groups beside the unit codes), acceptability

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from ..display import manifest_summary, result_html, result_text
 from ..errors import SchemaError
 from ..io import check_output, with_unit_names, write_tables
 from ..pipeline import score
@@ -148,6 +149,17 @@ class SensitivityResult:
         if self.second is not None:
             tables["second_order"] = self.second
         return write_tables(tables, out, manifest=self.manifest, format=format)
+
+    def _summary(self) -> dict:
+        top = self.indices.sort("total", descending=True).row(0, named=True) if self.indices.height else None
+        extra = {"largest total order": f"{top['group']} ({top['total']:.3f})"} if top else {}
+        return {**manifest_summary(self.manifest), **extra}
+
+    def __repr__(self) -> str:
+        return result_text("SensitivityResult", self._summary(), self.unit_rank)
+
+    def _repr_html_(self) -> str:
+        return result_html("SensitivityResult", self._summary(), self.unit_rank)
 
 
 def sensitivity(framework, data=None, spec=None, *, base_samples: int = 1024, seed: int | None = None,

@@ -15,6 +15,7 @@ import numpy as np
 import polars as pl
 
 from ..backends import check_backend
+from ..display import manifest_summary, result_html, result_text
 from ..errors import DataError, SchemaError
 from ..io import check_output, with_unit_names, write_tables
 from ..pipeline import score
@@ -65,6 +66,12 @@ class BootstrapResult:
 
     def least_stable(self, n: int = 10) -> pl.DataFrame:
         return self.units.sort(["rank_range_90", "rank_sd"], descending=True, nulls_last=True).head(n)
+
+    def __repr__(self) -> str:
+        return result_text("BootstrapResult", manifest_summary(self.manifest), self.units)
+
+    def _repr_html_(self) -> str:
+        return result_html("BootstrapResult", manifest_summary(self.manifest), self.units)
 
     def write(self, out: str | Path, *, format: str | None = None) -> Path:
         """Per-unit tables (display names and groups beside the unit codes), acceptability, R_S,
