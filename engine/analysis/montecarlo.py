@@ -298,7 +298,9 @@ def run_chunk(problem: Problem, factors: list[Factor], seed: int, first_block: i
     """Run work blocks ``first_block .. stop_block - 1`` of a Monte Carlo run of ``n_replicates``
     (the last block may be partial).
 
-    Moment blocks (≤ one RNG block of replicates) go to ``n_lanes`` lane threads, each taking the
+    Moment blocks (the RNG blocks of 1,024 replicates, cut at the chunk's ends; a run's chunks start
+    at an RNG block, :func:`aligned_chunk_blocks`, so the cut is only at the run's last replicate,
+    whatever the work block) go to ``n_lanes`` lane threads, each taking the
     next block not yet taken when it finishes one (a lane on a core that runs slower does fewer
     blocks, instead of the other lanes waiting for it at the chunk's end); each lane draws, maps,
     scores, sorts and accumulates its blocks with its own integer accumulators, so one lane's
