@@ -29,7 +29,7 @@ from ..pipeline import ScoreResult
 from .result import flag
 from .whatif import as_result
 
-__all__ = ["OPTIONS", "SplineSmoother", "correlation_ratio", "importance", "section"]
+__all__ = ["OPTIONS", "SmootherSet", "SplineSmoother", "correlation_ratio", "importance", "section"]
 
 OPTIONS: dict[str, Any] = {
     "bootstrap": 200,  #: Bootstrap replicates of the interval (0: no interval).
@@ -116,6 +116,34 @@ class SplineSmoother:
         yy = cy @ y
         mean = cy.sum(axis=1) / n
         return _ratio(fitted_sq - n * mean**2, yy - n * mean**2, yy)
+
+
+class SmootherSet:
+    """:meth:`SplineSmoother.eta` of several inputs observed on the same units, for one output at a
+    time, in a few array operations (the optimiser's inner loop)."""
+
+    def __init__(self, smoothers: list[SplineSmoother]) -> None:
+        self.size = len(smoothers)
+        self.m = smoothers[0].basis.shape[1]
+        self.project = np.concatenate([s._basis_project for s in smoothers], axis=1)  # (n, k m)
+        self.both = np.stack([s._both for s in smoothers])  # (k, m, 2 grid)
+        self.gcv_scale = np.stack([s._gcv_scale for s in smoothers])  # (k, grid)
+
+    def eta(self, y: np.ndarray, penalty: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """η² of every input for the output ``y`` and the penalty used (grid positions): chosen by GCV,
+        or the given ones (a fixed penalty makes η² a smooth function of ``y``)."""
+        grid = len(LOG_PENALTY)
+        b2 = ((y @ self.project) ** 2).reshape(self.size, self.m)
+        both = np.einsum("km,kmg->kg", b2, self.both)
+        explained, fitted_sq = both[:, :grid], both[:, grid:]
+        yy = float(y @ y)
+        if penalty is None:
+            penalty = np.argmin((yy - 2 * explained + fitted_sq) * self.gcv_scale, axis=1)
+        n_mean2 = float(y.sum()) ** 2 / y.shape[0]
+        total = yy - n_mean2
+        if not total > 1e-13 * yy:
+            return np.full(self.size, np.nan), penalty
+        return np.clip((fitted_sq[np.arange(self.size), penalty] - n_mean2) / total, 0.0, 1.0), penalty
 
 
 def _ratio(fitted_var: np.ndarray, total: np.ndarray, yy: np.ndarray) -> np.ndarray:

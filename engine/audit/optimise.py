@@ -7,8 +7,8 @@ Pearson correlation r_c with y (COINr's ``get_opt_weights``).  ``balance`` finds
 shares m_c / Σ m_j match the targets t_c (equal by default; Becker et al. 2017), minimising
 Σ (m_c / Σ m_j − t_c)²; ``infomax`` maximises the information the node keeps about its
 components, Σ m_c² (squared correlations) or Σ η²_c.  Weights are searched on the simplex
-(w = softmax(θ), Nelder–Mead from the current weights).  Nodes are optimised bottom-up, each on its
-components' scores under the weights already optimised below it.
+(w = θ / Σθ with θ in [0, 1], bounded least squares from the current weights).  Nodes are optimised
+bottom-up, each on its components' scores under the weights already optimised below it.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 import yaml
-from scipy.optimize import minimize
+from scipy.optimize import least_squares
 
 from ..errors import SchemaError
 from ..io import atomic_write
@@ -30,7 +30,7 @@ from ..kernels.aggregate import aggregate_node
 from ..pipeline import ScoreResult
 from ..schema import AGGREGATION_CODES
 from ..stages import aggregate
-from .importance import SplineSmoother
+from .importance import SmootherSet, SplineSmoother
 from .result import flag
 from .whatif import as_result, rank_shifts
 
@@ -45,7 +45,6 @@ OPTIONS: dict[str, Any] = {
 }
 OBJECTIVES = ("balance", "infomax")
 MEASURES = ("importance", "correlation")
-BOUND = 9.0  #: Largest |log weight ratio| searched (a weight down to e^-9 ≈ 1e-4 of another's; 0 after rounding).
 DIGITS = 6  #: Decimals of the written weights (the rank changes use the written values).
 
 
@@ -127,28 +126,47 @@ class _Node:
         self.out = np.empty(len(self.block))
         y = self.score(np.full(self.block.shape[1], 1.0 / self.block.shape[1]))
         self.valid = [np.isfinite(x) & np.isfinite(y) for x in self.block.T]
-        self.smoothers = [SplineSmoother(x[v], segments) if measure == "importance" else None
-                          for x, v in zip(self.block.T, self.valid, strict=True)]
+        # components present for the same units are measured together (usually all of them)
+        self.groups: list[tuple[np.ndarray, list[int], SmootherSet | None]] = []
+        for c, v in enumerate(self.valid):
+            group = next((g for g in self.groups if (g[0] == v).all()), None)
+            if group is None:
+                self.groups.append((v, [c], None))
+            else:
+                group[1].append(c)
+        if measure == "importance":
+            self.groups = [(v, members, SmootherSet([SplineSmoother(self.block[v, c], segments) for c in members]))
+                           for v, members, _ in self.groups]
+        self.penalty: list[np.ndarray | None] = [None] * len(self.groups)  #: fixed penalties (None: GCV)
 
     def score(self, w: np.ndarray) -> np.ndarray:
         return aggregate_node(self.block, w, self.code, self.p, self.coverage, self.out).copy()
 
+    def fix_penalty(self, w: np.ndarray | None) -> None:
+        """Keep the GCV penalties chosen at weights ``w`` (None: choose them at every evaluation)."""
+        self.penalty = [None] * len(self.groups)
+        if w is not None and self.measure == "importance":
+            y = self.score(w)
+            self.penalty = [smoothers.eta(y[v])[1] for v, _, smoothers in self.groups]
+
     def measures(self, w: np.ndarray) -> np.ndarray:
         y = self.score(w)
         out = np.empty(self.block.shape[1])
-        for c, (x, v) in enumerate(zip(self.block.T, self.valid, strict=True)):
-            if self.measure == "importance":
-                out[c] = self.smoothers[c].eta(y[v])
-            else:
-                xv, yv = x[v], y[v]
-                out[c] = np.corrcoef(xv, yv)[0, 1] if np.ptp(xv) > 0 and np.ptp(yv) > 0 else np.nan
+        for (v, members, smoothers), penalty in zip(self.groups, self.penalty, strict=True):
+            yv = y[v]
+            if smoothers is not None:
+                out[members] = smoothers.eta(yv, penalty)[0]
+                continue
+            x = self.block[v][:, members]
+            xc, yc = x - x.mean(axis=0), yv - yv.mean()
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[members] = (yc @ xc) / np.sqrt((xc * xc).sum(axis=0) * (yc @ yc))
         return out
 
 
-def _softmax(theta: np.ndarray) -> np.ndarray:
-    z = np.concatenate([[0.0], theta])
-    e = np.exp(z - z.max())
-    return e / e.sum()
+def _weights(theta: np.ndarray) -> np.ndarray:
+    total = theta.sum()
+    return theta / total if total > 0 else np.full_like(theta, 1.0 / len(theta))
 
 
 def _shares(m: np.ndarray) -> np.ndarray:
@@ -170,6 +188,33 @@ def _problem(fw, node: str, values: np.ndarray, measure: str) -> str | None:
         if np.ptp(finite) == 0:
             return f"component {c!r} is constant: its {measure} with the node is undefined"
     return None
+
+
+def _search(problem: _Node, objective: str, measure: str, before: np.ndarray, target: np.ndarray):
+    """Weights w = θ / Σθ, θ in [0, 1], for one node, by bounded least squares (trust region; one more
+    residual Σθ − 1 fixes the scale, which the objectives do not see): balance on
+    the k residuals share − target; infomax on the k residuals √(1 − m_c²) (correlation) or
+    √(1 − η²_c), whose sum of squares k − Σ m² is smallest where Σ m² is largest.  For η² each pass
+    keeps the smoothers' penalties chosen at its starting weights (a smooth objective for the
+    finite-difference Jacobian); a second pass starts from the first one's weights with the
+    penalties chosen there."""
+    theta = before.copy()
+    fit = None
+
+    def residuals(t):
+        m = problem.measures(_weights(t))
+        if objective == "balance":
+            r = _shares(m) - target
+        else:
+            r = np.sqrt(np.maximum(1.0 - (m**2 if measure == "correlation" else m), 0.0))
+        return np.append(np.where(np.isfinite(r), r, 1.0), t.sum() - 1.0)  # the last one fixes the scale
+
+    for _ in range(2 if measure == "importance" else 1):
+        problem.fix_penalty(_weights(theta))
+        fit = least_squares(residuals, theta, bounds=(0.0, 1.0), diff_step=1e-6, xtol=1e-10, ftol=1e-12)
+        theta = fit.x
+    problem.fix_penalty(None)
+    return fit
 
 
 def optimise_weights(result: Any, nodes: Sequence[str] | None = None, *, objective: str = "balance",
@@ -227,18 +272,10 @@ def optimise_weights(result: Any, nodes: Sequence[str] | None = None, *, objecti
         target = target / target.sum()
         problem = _Node(fw, node, values, measure, segments)
 
-        def loss(theta, problem=problem, target=target):
-            m = problem.measures(_softmax(theta))
-            if objective == "infomax":
-                return -np.nansum(m**2) if measure == "correlation" else -np.nansum(m)
-            value = np.sum((_shares(m) - target) ** 2)
-            return value if np.isfinite(value) else 1e6
-
-        start = np.log(np.maximum(before, 1e-12))
-        theta = np.clip(start[1:] - start[0], -BOUND, BOUND)
-        fit = minimize(loss, theta, method="Nelder-Mead", bounds=[(-BOUND, BOUND)] * len(theta),
-                       options={"xatol": 1e-3, "fatol": 1e-8, "maxfev": 300 * len(children)})
-        written = np.round(_softmax(fit.x), DIGITS)  # the file's weights; compile() renormalises them
+        fit = _search(problem, objective, measure, before, target)
+        # the file's weights (compile() renormalises them); a framework file needs weights > 0, so a
+        # component the optimiser drops keeps the smallest written weight, 10^-DIGITS
+        written = np.maximum(np.round(_weights(fit.x), DIGITS), 10.0**-DIGITS)
         after = written / written.sum()
         m_before, m_after = problem.measures(before), problem.measures(after)
         gap = float(np.max(np.abs(_shares(m_after) - target))) if objective == "balance" else None

@@ -84,6 +84,8 @@ def test_the_written_framework_reproduces_the_reported_rank_changes(tmp_path):
     assert reloaded.node_ids == result.framework.node_ids
     for node, weight in found.weights.items():
         assert reloaded.node(node).weight == weight
+    # infomax drops edu_exp_share (nearly uncorrelated with Human); a file needs weights > 0: 1e-6
+    assert found.weights["edu_exp_share"] == 1e-6
     assert set(found.weights) == {"hei_students_pc", "edu_exp_share", "library_pc", "Inputs", "Outputs", "Human",
                                   "Economy"}
     rescored = engine.score(reloaded, result.dataset)
