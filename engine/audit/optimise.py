@@ -89,10 +89,22 @@ def check(options: Mapping[str, Any]) -> None:
                           fix="e.g. 0.02 (two percentage points of share)")
 
 
+def check_data(options: Mapping[str, Any], framework, dataset) -> None:
+    """Refuse, before scoring, nodes that are not aggregates and targets that do not fit them."""
+    objectives = options["weight_objectives"]
+    for objective in (objectives,) if isinstance(objectives, str) else objectives:
+        _check(framework, options["weight_nodes"], objective, options["weight_targets"] if objective == "balance"
+               else None, options["weight_measure"], options["weight_tolerance"])
+
+
 def _check(fw, nodes, objective, targets, measure, tolerance) -> list[str]:
     check({"weight_objectives": objective, "weight_measure": measure, "weight_tolerance": tolerance})
     aggregates = [a.id for a in fw.aggregates]
+    nodes = [nodes] if isinstance(nodes, str) else nodes
     chosen = list(nodes) if nodes is not None else [a.id for a in fw.aggregates if len(a.children) > 1]
+    if targets is not None and not isinstance(targets, Mapping):
+        raise SchemaError(f"weight targets must map nodes to {{component: target}}, not {targets!r}", node=None,
+                          path=fw.path, fix=f"e.g. {{{aggregates[-1]!r}: {{...}}}}")
     for node in chosen:
         if node not in aggregates:
             raise SchemaError("weights can only be optimised at an aggregate node", node=node, path=fw.path,

@@ -108,6 +108,29 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float | None:
     return float(spearmanr(a, b).statistic)
 
 
+def _nodes(fw, nodes: Sequence[str] | None) -> list[str]:
+    """The nodes to remove (default: all but the index); an unknown id or the index is refused."""
+    if nodes is not None and (isinstance(nodes, str) or not all(isinstance(n, str) for n in nodes)):
+        raise SchemaError(f"the nodes to remove must be a list of node ids, not {nodes!r}", node=None, path=fw.path,
+                          fix=f"e.g. [{fw.indicators[0].id!r}]")
+    nodes = list(nodes) if nodes is not None else [n for n in fw.node_ids if n != fw.root.id]
+    bad = [n for n in nodes if n not in fw.node_ids or n == fw.root.id]
+    if bad:
+        raise SchemaError(f"cannot remove {bad[0]!r} in a what-if: " + (
+            "it is the index" if bad[0] == fw.root.id else "no such node"), node=bad[0], path=fw.path,
+            fix=f"name indicators or aggregates below the index, e.g. {fw.indicators[0].id!r}")
+    return nodes
+
+
+def check_data(options: dict[str, Any], framework, dataset) -> None:
+    """Refuse, before scoring, nodes that cannot be removed and a comparison framework that cannot be loaded."""
+    _nodes(framework, options["whatif_nodes"])
+    if options["compare_with"] is not None:
+        from ..schema import load_framework
+
+        load_framework(options["compare_with"])
+
+
 def what_if(result: Any, nodes: Sequence[str] | None = None, *, data: Any = None
             ) -> tuple[pl.DataFrame, pl.DataFrame, list[dict[str, Any]]]:
     """Remove each of ``nodes`` (default: every indicator and aggregate) in turn and re-rank.
@@ -134,12 +157,7 @@ def what_if(result: Any, nodes: Sequence[str] | None = None, *, data: Any = None
     """
     result = as_result(result, data)
     fw = result.framework
-    nodes = list(nodes) if nodes is not None else [n for n in fw.node_ids if n != fw.root.id]
-    bad = [n for n in nodes if n not in fw.node_ids or n == fw.root.id]
-    if bad:
-        raise SchemaError(f"cannot remove {bad[0]!r} in a what-if: " + (
-            "it is the index" if bad[0] == fw.root.id else "no such node"), node=bad[0], path=fw.path,
-            fix=f"name indicators or aggregates below the index, e.g. {fw.indicators[0].id!r}")
+    nodes = _nodes(fw, nodes)
     base = result.stages.ranks[:, -1]
     rows, ranks, flags = [], {}, []
     for node in nodes:

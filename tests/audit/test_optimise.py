@@ -139,3 +139,19 @@ def test_section_through_audit():
     assert out["weights_ranks"].height == 2 * 297
     text = out["weights_frameworks"].filter(pl.col("objective") == "balance")["framework"][0]
     assert engine.schema.parse_yaml(text)["id"] == CHINA
+
+
+@pytest.mark.parametrize(("options", "match"), [
+    ({"weight_nodes": ["st_exp_pc"]}, "weights can only be optimised at an aggregate node"),
+    ({"weight_targets": {"Index": {"Inputs": 1}}}, "targets must give every component a number"),
+    ({"weight_targets": [1, 2]}, "weight targets must map nodes to"),
+    ({"weight_measure": "kendall"}, "unknown weight measure 'kendall'"),
+])
+def test_audit_refuses_bad_weight_options_before_scoring(options, match, monkeypatch):
+    def no_scoring(*args, **kwargs):
+        raise AssertionError("scored")
+
+    monkeypatch.setattr("engine.pipeline.score", no_scoring)
+    with pytest.raises(SchemaError, match=match):
+        engine.audit(CHINA, sections=["weights"], options=options)
+

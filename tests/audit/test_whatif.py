@@ -126,3 +126,18 @@ def test_section_through_audit_with_a_comparison(tmp_path):
     assert out["whatif_summary"].height == 16  # 12 indicators and 4 dimensions
     assert out["whatif_shifts"].height == 16 * 297
     assert out["whatif_compare"]["mean_abs_shift"][0] == 0.0
+
+
+@pytest.mark.parametrize(("options", "match"), [
+    ({"whatif_nodes": ["nope"]}, "cannot remove 'nope' in a what-if: no such node"),
+    ({"whatif_nodes": "Inputs"}, "the nodes to remove must be a list of node ids"),
+    ({"compare_with": "no-such-framework"}, "no framework file or shipped framework named 'no-such-framework'"),
+])
+def test_audit_refuses_bad_whatif_options_before_scoring(options, match, monkeypatch):
+    def no_scoring(*args, **kwargs):
+        raise AssertionError("scored")
+
+    monkeypatch.setattr("engine.pipeline.score", no_scoring)
+    with pytest.raises(SchemaError, match=match):
+        engine.audit(CHINA, sections=["whatif"], options=options)
+
