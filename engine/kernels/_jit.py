@@ -1,8 +1,10 @@
 """The one place where Numba flags are set.
 
 No ``fastmath``: every kernel must be bit-reproducible and agree with its reference twin.
-``cache=True`` stores compiled machine code next to the module so that a second process starts
-warm.
+``cache=True`` stores compiled machine code so that a second process starts warm, in a folder
+named after a hash of every kernel source file (:func:`keyed_cache_dir`): Numba checks only the
+timestamp of the file that defines a kernel, so a cached kernel that inlined a function of another
+file that has since changed would otherwise be loaded stale.
 
 Vector width: on AVX-512 hosts LLVM's tuning for recent Intel cores caps auto-vectorised loops at
 256-bit registers (``prefer-256-bit``).  The kernels' hot loops run over units with no
@@ -15,7 +17,9 @@ target, so it applies only before anything in the process has been compiled.
 
 from __future__ import annotations
 
+import hashlib
 import os
+from pathlib import Path
 
 from numba import njit
 
@@ -38,8 +42,49 @@ def prefer_wide_vectors() -> bool:
     return True
 
 
+def kernel_sources() -> list[Path]:
+    """The files whose code or constants compiled kernels hold: every module of this package and the
+    engine modules they import (a test checks that the list covers their imports)."""
+    folder = Path(__file__).parent
+    return [*sorted(folder.glob("*.py")), *(path for path in [folder.parent / "methods.py"] if path.exists())]
+
+
+def kernel_source_digest() -> str:
+    """16 hex digits of a SHA-256 over the names and bytes of :func:`kernel_sources`."""
+    digest = hashlib.sha256()
+    for path in kernel_sources():
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def keyed_cache_dir() -> Path:
+    """Point Numba's cache at ``<base>/cityrank-<kernel_source_digest()>`` and return it.
+
+    ``<base>`` is the user's ``NUMBA_CACHE_DIR`` if set, else ``engine/kernels/__pycache__`` when
+    writable, else the user cache folder (``~/.cache/cityrank`` on Linux).  Any change to any kernel
+    file gives a new, empty folder, so a stale machine-code file can never be loaded.  Must run
+    before the first kernel is decorated (this module is imported first by every kernel module)."""
+    from numba.core import config
+    from numba.misc.appdirs import AppDirs
+
+    base = os.environ.get("NUMBA_CACHE_DIR", "").strip()
+    if not base:
+        here = Path(__file__).parent / "__pycache__"
+        try:
+            here.mkdir(exist_ok=True)
+            base = str(here) if os.access(here, os.W_OK) else ""
+        except OSError:
+            base = ""
+        base = base or AppDirs("cityrank", "cityrank").user_cache_dir
+    folder = Path(base) / f"cityrank-{kernel_source_digest()}"
+    config.CACHE_DIR = str(folder)
+    return folder
+
+
 prefer_wide_vectors()
+keyed_cache_dir()
 
 jit = njit(**JIT)
 
-__all__ = ["JIT", "PARALLEL_JIT", "jit", "njit", "prefer_wide_vectors"]
+__all__ = ["JIT", "PARALLEL_JIT", "jit", "keyed_cache_dir", "kernel_source_digest", "kernel_sources", "njit",
+           "prefer_wide_vectors"]

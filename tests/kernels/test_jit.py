@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from numba.core import codegen, config
@@ -75,3 +77,38 @@ def test_results_do_not_depend_on_the_vector_width(tmp_path):
     assert outputs[0][0] == "False"
     assert outputs[1][0] == "True"  # the comparison is between two widths on this host
     assert outputs[0][1] == outputs[1][1]
+
+
+# --- the cache folder keyed on the kernel sources (a kernel's cache is never loaded stale) ----------------
+
+def test_the_cache_folder_is_named_after_the_kernel_sources(monkeypatch, tmp_path):
+    from engine.kernels import _jit, rank
+
+    assert Path(config.CACHE_DIR).name == f"cityrank-{_jit.kernel_source_digest()}"
+    assert str(rank.rank_desc._cache._cache_path).startswith(config.CACHE_DIR)
+    monkeypatch.setattr(config, "CACHE_DIR", config.CACHE_DIR)  # restored after the test
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    assert _jit.keyed_cache_dir() == tmp_path / f"cityrank-{_jit.kernel_source_digest()}"
+    assert config.CACHE_DIR == str(tmp_path / f"cityrank-{_jit.kernel_source_digest()}")
+
+
+def test_any_change_to_a_kernel_source_changes_the_folder(monkeypatch, tmp_path):
+    from engine.kernels import _jit
+
+    files = [tmp_path / "a.py", tmp_path / "b.py"]
+    for path in files:
+        path.write_text("x = 1\n")
+    monkeypatch.setattr(_jit, "kernel_sources", lambda: files)
+    before = _jit.kernel_source_digest()
+    files[1].write_text("x = 2\n")  # e.g. a helper inlined from another file than the kernel's
+    assert _jit.kernel_source_digest() != before
+
+
+def test_the_digest_covers_every_engine_module_the_kernels_import():
+    from engine.kernels import _jit
+
+    hashed = {path.resolve() for path in _jit.kernel_sources()}
+    engine_dir = Path(_jit.__file__).parents[1]
+    for path in (engine_dir / "kernels").glob("*.py"):
+        for module in re.findall(r"^\s*from \.\.(\w+)", path.read_text(encoding="utf-8"), re.MULTILINE):
+            assert (engine_dir / f"{module}.py").resolve() in hashed, (path.name, module)
