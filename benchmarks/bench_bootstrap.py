@@ -183,9 +183,9 @@ def main() -> None:
     lines = ["| firms → | framework | replicates | threads | engine s | replicates/s | NumPy s | × NumPy | peak MB |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['problem']} | {r['framework']} | {r['replicates']:,} | {r['threads']} | {r['engine_s']:.3f} | "
-                     f"{r['engine_rep_per_s']:,.0f} | {r['numpy_s']:.3f} | {r['speedup_vs_numpy']:.1f} | "
-                     f"{r['engine_peak_mb']:.0f} |")
+        lines.append(f"| {r['problem']} | {r['framework']} | {r['replicates']:,} | {r['threads']} | "
+                     f"{r['engine_s']:.3f} | {r['engine_rep_per_s']:,.0f} | {r['numpy_s']:.3f} | "
+                     f"{r['speedup_vs_numpy']:.1f} | {r['engine_peak_mb']:.0f} |")
     lines.append("")
     lines.append(f"JIT compile (empty cache): pipeline kernels {compile_times['pipeline_compile_s']:.1f} s, "
                  f"bootstrap kernel {compile_times['bootstrap_compile_s']:.1f} s.")

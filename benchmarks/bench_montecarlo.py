@@ -67,7 +67,7 @@ def case_numpy(n: int, floor: bool) -> dict:
     """The NumPy baseline (or the floor) on the same problem and the same kind of draws."""
     import numpy as np
 
-    z, nominal, paths, siblings, n_varied = _problem()
+    z, nominal, paths, siblings, _ = _problem()
     n_units, n_ind = z.shape
     rng = np.random.default_rng(7)
     hist = np.zeros((n_units, n_units), np.int64)

@@ -232,8 +232,9 @@ def _cmd_groups(args: argparse.Namespace) -> int:
         if table is None:
             from .errors import DataError
 
+            example = ", ".join(result.dataset.groups) or "province"
             raise DataError("group column not found in the data", column=args.by,
-                            fix=f"choose a column of the data file, e.g. {', '.join(result.dataset.groups) or 'province'}")
+                            fix=f"choose a column of the data file, e.g. {example}")
         scored = result.table.join(table, on=result.dataset.unit, how="left")
     else:
         scored = result.table

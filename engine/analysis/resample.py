@@ -118,7 +118,7 @@ def resample_size(rule: int | str | None, n: int, what: str) -> int:
         match = re.fullmatch(r"n\^([0-9.]+)", rule)
         if match is None:
             raise SchemaError(f"{what}.m rule {rule!r} is not of the form n^a", fix='write e.g. "n^0.7" or an integer')
-        return max(2, int(round(n ** float(match.group(1)))))
+        return max(2, round(n ** float(match.group(1))))
     return int(rule)
 
 
@@ -242,12 +242,12 @@ def compile_records(records: pl.DataFrame, rule: Mapping[str, Any], result, unit
         where = spec.get("where")
         where_key = (where["column"], tuple(map(str, where["in"]))) if where else None
         filt = _filter(records, spec, name)
-        f = column(("filter", where_key), lambda: filt)
+        f = column(("filter", where_key), lambda: filt)  # noqa: B023 (column() calls it at once)
         if spec["stat"] == "count":
             num, den = f, -1
         else:
             values = _values(records, spec["column"], name)
-            num = column(("value", spec["column"], where_key), lambda: values * filt)
+            num = column(("value", spec["column"], where_key), lambda: values * filt)  # noqa: B023 (called at once)
             den = f if spec["stat"] == "mean" else -1
         derived.append(column_of[name])
         numerator.append(num)

@@ -136,8 +136,7 @@ def test_explicit_design_equals_an_independent_numpy_computation(mini_fw, mini_d
             score += eff[j] * z[:, j]
         ranks = 1 + (score[None, :] > score[:, None]).sum(axis=1)
         counts[np.arange(z.shape[0]), ranks - 1] += 1
-    np.testing.assert_array_equal(result.problem and result.statistics.acceptability["Index"].drop("unit").to_numpy() * n,
-                                  counts)
+    np.testing.assert_array_equal(result.statistics.acceptability["Index"].drop("unit").to_numpy() * n, counts)
 
 
 def test_histogram_statistics_equal_numpy_on_the_raw_ranks(mini_fw, mini_data):

@@ -59,8 +59,7 @@ def test_combined_study_prints_variance_shares(capsys, tmp_path):
 
 
 def test_records_mode_without_records_fails_with_a_clear_message(capsys):
-    code, stdout, stderr = _run(capsys, ["bootstrap", "-f", "regional-ai-2023", "--mode", "records", "-n", "16",
-                                         "-q"])
+    code, _, stderr = _run(capsys, ["bootstrap", "-f", "regional-ai-2023", "--mode", "records", "-n", "16", "-q"])
     assert code == 2
     assert stderr.startswith("cityrank: error:")
     assert "mode records needs the record-level table" in stderr and "--records" in stderr

@@ -177,8 +177,8 @@ def test_latin1_csv_is_not_mistaken_for_gbk(tmp_path):
     path = tmp_path / "latin1.csv"
     path.write_bytes("unit,a\nZürich,1\nGenève,2\n".encode("latin-1"))
     err = expect_data_error(lambda: load_data(path, unit="unit"),
-                            r"cannot read the file: it is not UTF-8 text, and read as GB18030/GBK it does not give Chinese"
-                            r" text either", path=str(path))
+                            r"cannot read the file: it is not UTF-8 text, and read as GB18030/GBK it does not give "
+                            r"Chinese text either", path=str(path))
     assert "--encoding" in err.fix
     # ... which then reads it
     dataset = load_data(path, unit="unit", encoding="latin-1")

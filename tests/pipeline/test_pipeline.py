@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 import polars as pl
-import pytest
 import pyarrow.parquet as pq
+import pytest
 
 import engine
 from engine.data import prepare
