@@ -79,10 +79,18 @@ class AuditResult:
         """Write every table and the flags (table ``flags``) with the manifest: a folder of Parquet
         files (default) or CSV files (``format="csv"``), or one workbook (a ``.xlsx`` path, or
         ``format="xlsx"``); see :func:`engine.io.write_tables`."""
-        from ..io import check_output, write_tables
+        from ..io import atomic_write, check_output, write_tables
 
         check_output(path, "tables")
-        return write_tables({**self.tables, "flags": self.flags}, path, manifest=self.recipe, format=format)
+        out = write_tables({**self.tables, "flags": self.flags}, path, manifest=self.recipe, format=format)
+        # the weights section's optimised frameworks also as ready-to-use files: framework_<objective>.yaml
+        # in the folder (beside a workbook: <workbook stem>.framework_<objective>.yaml)
+        for objective, text in self.tables.get("weights_frameworks", pl.DataFrame(
+                schema={"objective": pl.String, "framework": pl.String})).iter_rows():
+            name = f"framework_{objective}.yaml"
+            target = out.parent / f"{out.stem}.{name}" if out.suffix.lower() == ".xlsx" else out / name
+            atomic_write(target, lambda tmp, text=text: tmp.write_text(text, encoding="utf-8"))
+        return out
 
     def __repr__(self) -> str:
         shapes = ", ".join(f"{name} ({t.height}×{t.width})" for name, t in self.tables.items())

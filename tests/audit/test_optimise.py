@@ -155,3 +155,17 @@ def test_audit_refuses_bad_weight_options_before_scoring(options, match, monkeyp
     with pytest.raises(SchemaError, match=match):
         engine.audit(CHINA, sections=["weights"], options=options)
 
+
+def test_audit_write_puts_the_optimised_frameworks_beside_the_tables(tmp_path):
+    out = engine.audit(CHINA, sections=["weights"], options={"weight_nodes": ["Human"]})
+    out.write(tmp_path / "audit")
+    for objective in ("balance", "infomax"):
+        path = tmp_path / "audit" / f"framework_{objective}.yaml"
+        ranks = out["weights_ranks"].filter(pl.col("objective") == objective)
+        rescored = engine.score(path, out.score.dataset)
+        unit = out.score.dataset.unit
+        assert dict(zip(ranks[unit], ranks["new_rank"], strict=True)) == dict(
+            zip(rescored.table[unit], rescored.table["Index_rank"], strict=True))
+    out.write(tmp_path / "audit.xlsx")
+    assert engine.load_framework(tmp_path / "audit.framework_balance.yaml").node_ids == out.score.framework.node_ids
+
