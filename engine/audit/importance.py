@@ -47,10 +47,11 @@ LOG_PENALTY = np.arange(-6.0, 6.01, 0.25)
 class SplineSmoother:
     """P-spline regression of outputs on one input ``x`` (1-d, finite), set up once for ``x``.
 
-    :meth:`select` fits outputs on the sample (penalty by GCV) and returns η² = Var(fitted) /
-    Var(y) and the penalty; :meth:`replicate` refits with a given penalty under unit multiplicities
-    (bootstrap counts).  The penalty chosen on the sample is kept in the replicates: GCV on a
-    bootstrap sample (duplicated units) undersmooths and would bias η² upwards."""
+    :meth:`select` fits an output on the sample (penalty by GCV) and returns η² = Var(fitted) /
+    Var(y) and the penalty (:class:`SmootherSet`: several inputs at once); :meth:`replicate` refits
+    with a given penalty under unit multiplicities (bootstrap counts).  The penalty chosen on the
+    sample is kept in the replicates: GCV on a bootstrap sample (duplicated units) undersmooths and
+    would bias η² upwards."""
 
     def __init__(self, x: np.ndarray, segments: int = 12) -> None:
         n = len(x)
@@ -75,38 +76,14 @@ class SplineSmoother:
         self._both = np.concatenate([self._shrink, self._shrink**2]).T  # (m, 2 grid): a'B'y and a'B'Ba
         self._gcv_scale = n / (n - self._shrink.sum(axis=1)) ** 2  # GCV = n RSS / (n - edf)²
 
-    def eta(self, y: np.ndarray) -> float:
-        """η² of one output on the sample (what :meth:`select` gives, with less overhead: for optimisers)."""
-        b2 = (y @ self._basis_project) ** 2
-        both = b2 @ self._both
-        grid = len(LOG_PENALTY)
-        explained, fitted_sq = both[:grid], both[grid:]
-        yy = float(y @ y)
-        best = int(np.argmin((yy - 2 * explained + fitted_sq) * self._gcv_scale))
-        n_mean2 = float(y.sum()) ** 2 / y.shape[0]
-        total = yy - n_mean2
-        if not total > 1e-13 * yy:
-            return float("nan")
-        return min(max((fitted_sq[best] - n_mean2) / total, 0.0), 1.0)
-
-    def select(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """η² and the GCV penalty for each row of ``y`` (k, n) on the sample."""
-        y = np.atleast_2d(y)
-        n = y.shape[1]
-        b2 = ((y @ self.basis) @ self._project.T) ** 2  # (k, m)
-        explained = b2 @ self._shrink.T  # (k, grid)
-        fitted_sq = b2 @ (self._shrink**2).T
-        yy = (y * y).sum(axis=1)
-        rss = yy[:, None] - 2 * explained + fitted_sq
-        edf = self._shrink.sum(axis=1)
-        best = np.argmin(rss / (n - edf) ** 2, axis=1)
-        mean = y.mean(axis=1)
-        total = yy - n * mean**2
-        fitted_var = fitted_sq[np.arange(len(best)), best] - n * mean**2  # the fit keeps the mean
-        return _ratio(fitted_var, total, yy), self.scale * 10.0 ** LOG_PENALTY[best]
+    def select(self, y: np.ndarray) -> tuple[float, float]:
+        """η² of the output ``y`` (1-d) on the sample and the penalty GCV chose."""
+        eta, best = SmootherSet([self]).eta(y)
+        return float(eta[0]), float(self.scale * 10.0 ** LOG_PENALTY[best[0]])
 
     def replicate(self, y: np.ndarray, counts: np.ndarray, penalty: float) -> np.ndarray:
         """η² of the 1-d output ``y`` under each row of ``counts`` (r, n), penalty fixed."""
+        y = y - y.mean()  # η² does not change; the sums of squares below lose less to rounding
         m = self.basis.shape[1]
         n = counts.sum(axis=1)
         gram = np.asarray(self.outer_t @ counts.T).T.reshape(-1, m, m)  # B'CB
@@ -133,17 +110,17 @@ class SmootherSet:
         """η² of every input for the output ``y`` and the penalty used (grid positions): chosen by GCV,
         or the given ones (a fixed penalty makes η² a smooth function of ``y``)."""
         grid = len(LOG_PENALTY)
+        size = float(np.max(np.abs(y))) if y.size else 0.0
+        y = y - y.mean()  # the fit keeps the mean (constants are not penalised): Var(fitted) = Σ fitted² / n
         b2 = ((y @ self.project) ** 2).reshape(self.size, self.m)
         both = np.einsum("km,kmg->kg", b2, self.both)
-        explained, fitted_sq = both[:, :grid], both[:, grid:]
-        yy = float(y @ y)
+        explained, fitted_sq = both[:, :grid], both[:, grid:]  # a'B'y and a'B'Ba = Σ fitted², per penalty
+        total = float(y @ y)
         if penalty is None:
-            penalty = np.argmin((yy - 2 * explained + fitted_sq) * self.gcv_scale, axis=1)
-        n_mean2 = float(y.sum()) ** 2 / y.shape[0]
-        total = yy - n_mean2
-        if not total > 1e-13 * yy:
+            penalty = np.argmin((total - 2 * explained + fitted_sq) * self.gcv_scale, axis=1)  # RSS, GCV
+        if not total > 1e-24 * y.shape[0] * size**2:  # constant output (up to rounding): η² undefined
             return np.full(self.size, np.nan), penalty
-        return np.clip((fitted_sq[np.arange(self.size), penalty] - n_mean2) / total, 0.0, 1.0), penalty
+        return np.clip(fitted_sq[np.arange(self.size), penalty] / total, 0.0, 1.0), penalty
 
 
 def _ratio(fitted_var: np.ndarray, total: np.ndarray, yy: np.ndarray) -> np.ndarray:
@@ -158,7 +135,7 @@ def correlation_ratio(x: np.ndarray, y: np.ndarray, *, segments: int = 12) -> fl
     estimated with the P-spline of :class:`SplineSmoother`."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     valid = np.isfinite(x) & np.isfinite(y)
-    return float(SplineSmoother(x[valid], segments).select(y[valid])[0][0])
+    return SplineSmoother(x[valid], segments).select(y[valid])[0]
 
 
 def _bootstrap_counts(n: int, replicates: int, seed: int) -> np.ndarray:
@@ -247,10 +224,9 @@ def importance(result: Any, data: Any = None, *, bootstrap: int = 200, seed: int
         note = _why_not(x, index, valid, min_units)
         if note is None:
             smoother = SplineSmoother(x[valid], segments)
-            eta, penalty = smoother.select(index[valid])
-            est["importance"] = float(eta[0])
+            est["importance"], penalty = smoother.select(index[valid])
             if bootstrap:
-                eta = smoother.replicate(index[valid], counts[:, valid], penalty[0])
+                eta = smoother.replicate(index[valid], counts[:, valid], penalty)
                 finite = eta[np.isfinite(eta)]
                 if finite.size:
                     est["importance_low"], est["importance_high"] = (float(v) for v in np.quantile(
@@ -260,7 +236,7 @@ def importance(result: Any, data: Any = None, *, bootstrap: int = 200, seed: int
             if row["parent"] == fw.root.id:
                 est["importance_parent"] = est["importance"]
             elif _why_not(x, parent, both, min_units) is None:
-                est["importance_parent"] = float(smoother.select(parent[valid])[0][0]) if (both == valid).all() \
+                est["importance_parent"] = smoother.select(parent[valid])[0] if (both == valid).all() \
                     else correlation_ratio(x[both], parent[both], segments=segments)
         else:
             est["note"] = note

@@ -79,6 +79,12 @@ def test_binary_input_gives_the_between_group_share_exactly():
     assert correlation_ratio(x, y) == pytest.approx(between / total, abs=1e-9)
 
 
+def test_constant_output_is_undefined_and_a_large_offset_loses_nothing():
+    x = np.random.default_rng(9).normal(size=200)
+    assert np.isnan(correlation_ratio(x, np.full(200, 0.1)))  # 0.1 is not exact: the centred y is rounding noise
+    assert correlation_ratio(x, 1e6 + 1e-3 * x) == pytest.approx(correlation_ratio(x, x), abs=1e-6)
+
+
 def test_table_weights_come_from_the_pipeline_and_the_bootstrap_is_keyed_by_seed():
     result = engine.score("china-city-innovation-2023")
     table, _ = importance(result, bootstrap=40, seed=5)
