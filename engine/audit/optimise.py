@@ -31,6 +31,7 @@ from ..pipeline import ScoreResult
 from ..schema import AGGREGATION_CODES
 from ..stages import aggregate
 from .importance import SmootherSet, SplineSmoother
+from .importance import _check as option
 from .result import flag
 from .whatif import as_result, rank_shifts
 
@@ -42,6 +43,8 @@ OPTIONS: dict[str, Any] = {
     "weight_measure": "importance",  #: "importance" (η²) or "correlation" (Pearson r with the node).
     "weight_objectives": ("balance", "infomax"),  #: Which optimisations the section runs.
     "weight_tolerance": 0.02,  #: Largest |share − target| still counted as reached.
+    "segments": 12,  #: Spline segments of the importance measure (shared with the importance section).
+    "min_units": 20,  #: Fewest units with a value per component (shared with the importance section).
 }
 OBJECTIVES = ("balance", "infomax")
 MEASURES = ("importance", "correlation")
@@ -87,6 +90,11 @@ def check(options: Mapping[str, Any]) -> None:
     if not (isinstance(tolerance, float | int) and 0 < tolerance < 1):
         raise SchemaError(f"weight tolerance must be between 0 and 1, got {tolerance!r}", node=None,
                           fix="e.g. 0.02 (two percentage points of share)")
+    if "segments" in options:  # the audit's options (optimise_weights checks its own through _check)
+        segments, units = options["segments"], options["min_units"]
+        option("segments", segments, isinstance(segments, int) and 3 <= segments <= 200,
+               "give a whole number of segments, 3-200")
+        option("min_units", units, isinstance(units, int) and units >= 5, "give a whole number >= 5")
 
 
 def check_data(options: Mapping[str, Any], framework, dataset) -> None:
@@ -186,7 +194,7 @@ def _shares(m: np.ndarray) -> np.ndarray:
     return m / total if total != 0 and np.isfinite(total) else np.full_like(m, np.nan)
 
 
-def _problem(fw, node: str, values: np.ndarray, measure: str) -> str | None:
+def _problem(fw, node: str, values: np.ndarray, measure: str, min_units: int) -> str | None:
     """Why a node cannot be optimised (None: it can)."""
     agg = fw.node(node)
     if len(agg.children) < 2:
@@ -195,8 +203,9 @@ def _problem(fw, node: str, values: np.ndarray, measure: str) -> str | None:
     for c in agg.children:
         x = values[:, position[c]]
         finite = x[np.isfinite(x)]
-        if finite.size < 20:
-            return f"component {c!r} has {finite.size} unit(s) with a value, fewer than the 20 the measures need"
+        if finite.size < min_units:
+            return (f"component {c!r} has {finite.size} unit(s) with a value, fewer than the {min_units} the "
+                    "measures need (option min_units)")
         if np.ptp(finite) == 0:
             return f"component {c!r} is constant: its {measure} with the node is undefined"
     return None
@@ -231,7 +240,8 @@ def _search(problem: _Node, objective: str, measure: str, before: np.ndarray, ta
 
 def optimise_weights(result: Any, nodes: Sequence[str] | None = None, *, objective: str = "balance",
                      targets: Mapping[str, Mapping[str, float]] | None = None, measure: str = "importance",
-                     tolerance: float = 0.02, segments: int = 12, data: Any = None) -> OptimisedWeights:
+                     tolerance: float = 0.02, segments: int = 12, min_units: int = 20, data: Any = None
+                     ) -> OptimisedWeights:
     """Weights at aggregate nodes that balance (or maximise) what their components carry.
 
     Parameters
@@ -250,6 +260,9 @@ def optimise_weights(result: Any, nodes: Sequence[str] | None = None, *, objecti
         (Pearson r).
     tolerance
         A balance whose largest |share − target| stays above this is flagged (targets not reached).
+    segments, min_units
+        Spline segments of the importance measure; fewest units with a value per component (below: the
+        node is not optimised, a flag says why).
 
     Returns
     -------
@@ -271,7 +284,7 @@ def optimise_weights(result: Any, nodes: Sequence[str] | None = None, *, objecti
     rows, flags, changed = [], [], {}
     for node in chosen:
         values = aggregate(stages.normalised, fw.compile(weights))
-        why = _problem(fw, node, values, measure)
+        why = _problem(fw, node, values, measure, min_units)
         if why is not None:
             flags.append(flag("weights", "warning" if nodes is not None else "note", f"not optimised: {why}",
                               node=node))
@@ -341,7 +354,8 @@ def section(result: ScoreResult, options: dict[str, Any]) -> tuple[dict[str, pl.
     for objective in objectives:
         found = optimise_weights(result, options["weight_nodes"], objective=objective,
                                  targets=options["weight_targets"] if objective == "balance" else None,
-                                 measure=options["weight_measure"], tolerance=options["weight_tolerance"])
+                                 measure=options["weight_measure"], tolerance=options["weight_tolerance"],
+                                 segments=options["segments"], min_units=options["min_units"])
         tables[objective] = found.components
         ranks.append(found.ranks.with_columns(objective=pl.lit(objective)))
         files.append({"objective": objective, "framework": found.yaml()})

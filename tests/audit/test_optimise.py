@@ -117,7 +117,9 @@ def test_nodes_that_cannot_be_optimised_and_bad_requests():
     assert found.weights == {} and found.components.height == 0
     assert found.flags[0]["node"] == "B" and "one component" in found.flags[0]["message"]
     found = optimise_weights(result, ["A"])
-    assert "fewer than the 20" in found.flags[0]["message"]
+    assert "fewer than the 20 the measures need (option min_units)" in found.flags[0]["message"]
+    found = optimise_weights(result, ["A"], min_units=5, measure="correlation")  # 7 units with x3: enough now
+    assert found.flags == [] and found.components.height == 3
     with pytest.raises(SchemaError, match="weights can only be optimised at an aggregate node"):
         optimise_weights(result, ["x1"])
     with pytest.raises(SchemaError, match="unknown weight objective 'maxent'"):
@@ -146,6 +148,7 @@ def test_section_through_audit():
     ({"weight_targets": {"Index": {"Inputs": 1}}}, "targets must give every component a number"),
     ({"weight_targets": [1, 2]}, "weight targets must map nodes to"),
     ({"weight_measure": "kendall"}, "unknown weight measure 'kendall'"),
+    ({"min_units": 2}, "audit option min_units = 2 is invalid"),
 ])
 def test_audit_refuses_bad_weight_options_before_scoring(options, match, monkeypatch):
     def no_scoring(*args, **kwargs):
