@@ -1,6 +1,8 @@
 """Group aggregation (provinces → regions, cities → provinces) and edition comparison.
 
 Both work on result tables (``ScoreResult.table``) or any Polars table with the same columns.
+Groups are ranked by the engine's ranking kernel (:mod:`engine.kernels.rank`): a missing or
+non-finite aggregate gets no rank.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from collections.abc import Sequence
 import polars as pl
 
 from .errors import DataError, preview
+from .stages.rank import rank as rank_stage
 
 __all__ = ["aggregate_groups", "compare_editions"]
 
@@ -52,7 +55,9 @@ def aggregate_groups(table: pl.DataFrame, group: str, columns: Sequence[str], *,
     grouped = (table.filter(pl.col(group).is_not_null())
                .group_by(group, maintain_order=True)
                .agg(pl.len().alias("n_units"), *[_HOW[how](pl.col(c)).alias(c) for c in columns]))
-    ranks = [pl.col(c).rank("min", descending=True).cast(pl.Int32).alias(f"{c}_rank") for c in columns]
+    values = grouped.select(pl.col(c).cast(pl.Float64) for c in columns).to_numpy()  # null → NaN
+    ranked = rank_stage(values)  # the ranking kernel: descending competition ranks, missing stays missing
+    ranks = [pl.Series(f"{c}_rank", ranked[:, k]).fill_nan(None).cast(pl.Int32) for k, c in enumerate(columns)]
     ordered = [group, "n_units", *[x for c in columns for x in (c, f"{c}_rank")]]
     return grouped.with_columns(ranks).select(ordered).sort(f"{columns[0]}_rank", nulls_last=True,
                                                              maintain_order=True)

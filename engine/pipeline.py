@@ -212,13 +212,13 @@ class ScoreResult:
         shares down from the index: an indicator's overall weight)."""
         fw, weights = self.framework, self.stages.weights or {}
         share = {fw.root.id: 1.0}
+        locals_ = fw.local_weights(weights)
         rows = []
         for node_id in _preorder(fw)[1:]:
-            parent = fw.node(node_id).parent
-            total = sum(weights[c] for c in fw.node(parent).children)
-            local = weights[node_id] / total if total > 0 else float("nan")
+            parent, local = fw.node(node_id).parent, locals_[node_id]
             share[node_id] = share[parent] * local
-            rows.append((node_id, parent, float(weights[node_id]), local, share[node_id]))
+            rows.append((node_id, parent, float(weights.get(node_id, fw.node(node_id).weight)), local,
+                         share[node_id]))
         return pl.DataFrame(rows, schema=["node", "parent", "weight", "local", "global"], orient="row")
 
     def __repr__(self) -> str:

@@ -23,6 +23,7 @@ import numpy as np
 import yaml
 from jsonschema import Draft202012Validator
 
+from . import methods
 from .errors import SchemaError, preview
 from .resources import load_schema, shipped_frameworks
 
@@ -37,31 +38,13 @@ __all__ = [
     "NORMALISATION_DEFAULTS",
 ]
 
-#: Parameter defaults of every normalisation method (the schema documents each key).
-NORMALISATION_DEFAULTS: dict[str, dict[str, Any]] = {
-    "minmax": {"range": [0.0, 100.0]},
-    "zscore": {"mean": 0.0, "sd": 1.0},
-    "rank": {},
-    "borda": {},
-    "percentile": {"scale": 1.0},
-    "fraction_of_max": {"scale": 1.0},
-    "distance_to_max": {"scale": 1.0},
-    "distance_to_target": {"scale": 1.0, "cap": True},
-    "goalposts": {"scale": 1.0},
-}
-TREATMENT_DEFAULTS: dict[str, dict[str, Any]] = {
-    "none": {},
-    "log": {},
-    "skew_kurtosis": {"winmax": 5, "skew_threshold": 2.0, "kurtosis_threshold": 3.5},
-}
-IMPUTATION_DEFAULTS: dict[str, dict[str, Any]] = {
-    "none": {}, "mean": {}, "median": {}, "group_mean": {}, "group_median": {},
-}
-AGGREGATION_DEFAULTS: dict[str, dict[str, Any]] = {
-    "arithmetic": {}, "geometric": {}, "harmonic": {}, "generalised": {}, "copeland": {},
-}
+#: Parameter defaults of every method, by family (derived from the registry, :mod:`engine.methods`).
+NORMALISATION_DEFAULTS: dict[str, dict[str, Any]] = methods.defaults(methods.NORMALISATION)
+TREATMENT_DEFAULTS: dict[str, dict[str, Any]] = methods.defaults(methods.TREATMENT)
+IMPUTATION_DEFAULTS: dict[str, dict[str, Any]] = methods.defaults(methods.IMPUTATION)
+AGGREGATION_DEFAULTS: dict[str, dict[str, Any]] = methods.defaults(methods.AGGREGATION)
 #: Aggregation codes used by the kernels (engine.kernels.aggregate).
-AGGREGATION_CODES = {"arithmetic": 0, "geometric": 1, "harmonic": 2, "generalised": 3, "copeland": 4}
+AGGREGATION_CODES = methods.codes(methods.AGGREGATION)
 
 _INDICATOR_ONLY = ("column", "components", "direction", "unit", "range", "denominator", "scale_factor",
                    "imputation", "treatment", "normalisation")
@@ -207,11 +190,11 @@ class Framework:
     def compile(self, weights: Mapping[str, float] | None = None) -> CompiledTree:
         """Flatten the tree for the kernels, optionally with replacement weights by node id."""
         position = {node_id: k for k, node_id in enumerate(self.node_ids)}
+        local = self.local_weights(weights)
         ptr, idx, wts, method, param, cover = [0], [], [], [], [], []
         for agg in self.aggregates:
-            raw = np.array([(weights or {}).get(c, self.node(c).weight) for c in agg.children], float)
             idx.extend(position[c] for c in agg.children)
-            wts.extend(raw / raw.sum())
+            wts.extend(local[c] for c in agg.children)
             ptr.append(len(idx))
             method.append(AGGREGATION_CODES[agg.aggregation.name])
             param.append(float(agg.aggregation.params.get("p", 1.0)))
@@ -226,18 +209,26 @@ class Framework:
             min_coverage=np.asarray(cover, np.float64),
         )
 
-    def effective_weights(self, weights: Mapping[str, float] | None = None) -> dict[str, float]:
-        """Global weight of every indicator: product of sibling-normalised weights to the root.
+    def local_weights(self, weights: Mapping[str, float] | None = None) -> dict[str, float]:
+        """Every non-root node's share among its siblings, ``w / Σ siblings' w`` (NaN when they all
+        weigh 0): the one sibling renormalisation of the Python layer (the Monte Carlo kernels'
+        is :func:`engine.kernels.montecarlo.local_weights`, which also drops an excluded indicator).
 
         ``weights`` replaces the file's weights by node id (e.g. resolved AHP/entropy weights)."""
-        def weight(node_id: str) -> float:
-            return (weights or {}).get(node_id, self.node(node_id).weight)
-
         local: dict[str, float] = {}
         for agg in self.aggregates:
-            total = sum(weight(c) for c in agg.children)
-            for c in agg.children:
-                local[c] = weight(c) / total
+            raw = np.array([(weights or {}).get(c, self.node(c).weight) for c in agg.children], float)
+            total = raw.sum()
+            local.update(zip(agg.children, (raw / total if total > 0 else np.full(raw.shape, np.nan)).tolist(),
+                             strict=True))
+        return local
+
+    def effective_weights(self, weights: Mapping[str, float] | None = None) -> dict[str, float]:
+        """Global weight of every indicator: product of sibling-normalised weights
+        (:meth:`local_weights`) to the root.
+
+        ``weights`` replaces the file's weights by node id (e.g. resolved AHP/entropy weights)."""
+        local = self.local_weights(weights)
         result = {}
         for ind in self.indicators:
             w, node = 1.0, ind
@@ -480,11 +471,8 @@ def _check_json_schema(document: Any, path: str | None) -> None:
 
 
 #: Parameters each method of the other stages accepts (normalisation is checked separately).
-STAGE_PARAMETERS = {
-    "imputation": {"group_mean": {"group"}, "group_median": {"group"}},
-    "treatment": {"skew_kurtosis": {"winmax", "skew_threshold", "kurtosis_threshold"}},
-    "aggregation": {"generalised": {"p"}},
-}
+STAGE_PARAMETERS = {family: {m.name: set(m.parameters) for m in methods.FAMILIES[family].values()
+                              if m.parameters} for family in ("imputation", "treatment", "aggregation")}
 
 
 def _check_parameters(kind: str, node: str, method: Method, path: str | None) -> None:
@@ -689,7 +677,7 @@ def _check_normalisation(node: str, method: Method, path: str | None) -> None:
     elif method.name == "distance_to_target" and "target" not in p:
         raise SchemaError("distance_to_target needs a `target`", node=node, path=path,
                           fix="add `target: <value in the indicator's units>`")
-    own = {"goalposts": {"goalposts"}, "distance_to_target": {"target"}}.get(method.name, set())
+    own = methods.NORMALISATION[method.name].required
     unused = set(p) - set(NORMALISATION_DEFAULTS[method.name]) - own
     if unused:
         raise SchemaError(f"parameter(s) {preview(sorted(unused))} do not apply to {method.name!r}",

@@ -13,6 +13,8 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from engine import methods
+
 __all__ = [
     "BOUND",
     "MISSING",
@@ -32,9 +34,8 @@ __all__ = [
 BOUND = 1e6
 #: The three spellings of "missing" (non-finite) a kernel must accept.
 MISSING = (np.nan, np.inf, -np.inf)
-#: Names of the normalisation kernels (engine.kernels.normalise.__all__, in that order).
-NORMALISATION_METHODS = ("minmax", "zscore", "rank", "borda", "percentile", "fraction_of_max", "distance_to_max",
-                         "distance_to_target", "goalposts")
+#: Names of the normalisation methods, from the registry (engine.methods), in code order.
+NORMALISATION_METHODS = methods.names(methods.NORMALISATION)
 
 
 def finite_floats(min_value: float = -BOUND, max_value: float = BOUND) -> st.SearchStrategy[float]:
@@ -187,10 +188,6 @@ def fixed_params(name: str, x: np.ndarray, fill: float = np.nan) -> tuple[np.nda
 
 # ----------------------------------------------------------------------------- aggregation trees
 
-#: Aggregation method codes (engine.schema.AGGREGATION_CODES).
-ARITHMETIC, GEOMETRIC, HARMONIC, GENERALISED, COPELAND = 0, 1, 2, 3, 4
-
-
 @st.composite
 def compiled_trees(draw, n_indicators: int, *, max_children: int = 3) -> dict[str, np.ndarray]:
     """A random aggregation tree over ``n_indicators`` leaves, flattened like
@@ -208,7 +205,7 @@ def compiled_trees(draw, n_indicators: int, *, max_children: int = 3) -> dict[st
         idx.extend(picked)
         weight.extend(draw(weight_vectors(size)))
         ptr.append(len(idx))
-        method.append(draw(st.integers(ARITHMETIC, COPELAND)))
+        method.append(draw(st.sampled_from(sorted(methods.codes(methods.AGGREGATION).values()))))
         param.append(draw(st.sampled_from([-2.0, -1.0, 0.0, 0.5, 1.0, 2.0, 3.0])))
         cover.append(draw(st.sampled_from([0.0, 0.5, 1.0])))
     return {

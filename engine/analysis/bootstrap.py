@@ -19,13 +19,15 @@ from dataclasses import dataclass, replace
 import numpy as np
 import polars as pl
 
+from .. import methods
 from ..errors import SchemaError, preview
 from ..kernels import bootstrap as kernel
+from ..kernels.montecarlo import Accumulators
 from ..stages.normalise import NON_NEGATIVE, NORMALISERS
 from .design import ParameterMap, Parameters, n_columns, replicate_uniforms
 from .exact import ExactSum
 from .montecarlo import ChunkState, accumulators, moment_block
-from .problem import Problem
+from .problem import Problem, kernel_design, kernel_targets, kernel_tree
 from .resample import BootstrapSpec, RecordDesign, SamplingDraws, resample_size, sampling_draws
 from .spec import Factor
 
@@ -35,7 +37,7 @@ __all__ = ["BootstrapProblem", "build_bootstrap_problem", "run_bootstrap_chunk",
 #: Integer sums per (target, unit) of the variance decomposition, in this order.
 DECOMPOSITION_SUMS = ("n", "a", "a2", "b", "b2", "b_cp", "b_a", "d_p2", "b_cs", "d_s2")
 
-_CODES = {name: k for k, name in enumerate(NORMALISERS)}
+_CODES = methods.codes(methods.NORMALISATION)
 
 #: Per-unit variance shares are reported only for units whose rank variance reaches this (rank sd 0.1).
 MIN_SHARED_VARIANCE = 0.01
@@ -159,6 +161,21 @@ def _draws(bp: BootstrapProblem, seed: int, start: int, stop: int) -> SamplingDr
                           n_units=bp.n_units, m_units=bp.m_units, n_noisy=len(bp.noise_index))
 
 
+def kernel_inputs(bp: BootstrapProblem, params: Parameters, draws: SamplingDraws) -> tuple:
+    """The arguments of :func:`engine.kernels.bootstrap.bootstrap_blocks` (and of its twin) that
+    describe the problem and the replicates, grouped per concept: ``(sample, records, noise, norm,
+    tree, design, targets)``."""
+    p, rec, empty_i = bp.problem, bp.records, np.zeros(0, np.int64)
+    records = (kernel.Records(rec.unit, rec.values, draws.record_uniform, rec.thresholds, 1.0 / rec.rate, rec.derived,
+                              rec.numerator, rec.denominator, rec.divisor) if rec else
+               kernel.Records(empty_i, np.zeros((0, 1)), draws.record_uniform, empty_i, 1.0, empty_i, empty_i, empty_i,
+                              np.ones((p.n_units, 0))))
+    return (kernel.Sample(bp.base, bp.direction, draws.count), records,
+            kernel.Noise(bp.noise_index, bp.noise_sd, bp.noise_floor, draws.noise_eps),
+            kernel.Normalisation(bp.norm_code, bp.norm_param, bp.norm_cap),
+            kernel_tree(p), kernel_design(params), kernel_targets(p))
+
+
 def evaluate(bp: BootstrapProblem, params: Parameters, draws: SamplingDraws, block_size: int, n_lanes: int,
              keep_ranks: bool = False, keep_scores: bool = False, count: bool = True):
     """Run the kernel on explicit replicates: returns ``(hist, shift_hist, pair_count, moments,
@@ -167,23 +184,14 @@ def evaluate(bp: BootstrapProblem, params: Parameters, draws: SamplingDraws, blo
     ``keep_ranks`` / ``keep_scores``; callers bound the number of replicates)."""
     p = bp.problem
     n, n_t, n_u = len(params), len(p.targets), p.n_units
-    rec = bp.records
     hist, shift_hist, pair_count, pair_units = accumulators(p, count, (n_lanes,))
     moments = np.zeros((n // block_size, n_t, n_u, 2))
     shift_out = np.zeros((n, n_t))
     ranks = np.zeros((n if keep_ranks else 0, n_t, n_u), np.int64)
     scores = np.zeros((n if keep_scores else 0, n_t, n_u))
-    empty_i = np.zeros(0, np.int64)
-    kernel.bootstrap_blocks(
-        bp.base, bp.direction, rec.divisor if rec else np.ones((n_u, 0)), draws.count,
-        rec.unit if rec else empty_i, rec.values if rec else np.zeros((0, 1)), draws.record_uniform,
-        rec.thresholds if rec else empty_i, 1.0 / rec.rate if rec else 1.0,
-        rec.derived if rec else empty_i, rec.numerator if rec else empty_i, rec.denominator if rec else empty_i,
-        bp.noise_index, bp.noise_sd, bp.noise_floor, draws.noise_eps,
-        bp.norm_code, bp.norm_param, bp.norm_cap, p.child_ptr, p.child_idx, p.param, p.min_coverage,
-        p.any_coverage, params.node_weight, params.variant, params.agg_code, params.excluded, p.targets,
-        p.nominal_rank, pair_units, block_size, n_lanes, hist, shift_hist, pair_count, moments, shift_out, ranks,
-        scores)
+    *inputs, _ = kernel_inputs(bp, params, draws)
+    kernel.bootstrap_blocks(*inputs, kernel_targets(p, pair_units), block_size, n_lanes,
+                            Accumulators(hist, shift_hist, pair_count, moments, shift_out, ranks), scores)
     return hist.sum(axis=0), shift_hist.sum(axis=0), pair_count.sum(axis=0), moments, shift_out, ranks, scores
 
 

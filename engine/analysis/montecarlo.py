@@ -23,7 +23,7 @@ import polars as pl
 from ..kernels import montecarlo as kernel
 from .design import RNG_BLOCK, ParameterMap, n_columns, replicate_uniforms
 from .exact import ExactSum
-from .problem import Problem
+from .problem import Problem, kernel_design, kernel_targets, kernel_tree
 from .spec import Factor
 
 __all__ = ["ChunkState", "Lanes", "run_chunk", "run_design", "moment_block", "aligned_chunk_blocks",
@@ -105,11 +105,9 @@ def _kernel_call(problem: Problem, params, block_size: int, n_lanes: int, keep_r
     moments = np.zeros((n_blocks, n_t, n_u, 2))
     shift_out = np.zeros((n, n_t))
     ranks = np.zeros((n if keep_ranks else 0, n_t, n_u), np.int64)
-    kernel.montecarlo_blocks(
-        problem.zt, problem.linear_variant, problem.child_ptr, problem.child_idx, problem.param,
-        problem.min_coverage, problem.any_coverage, params.node_weight, params.variant, params.agg_code,
-        params.excluded, problem.targets, problem.nominal_rank, problem.pair_units,
-        block_size, n_lanes, hist, shift_hist, pair_count, moments, shift_out, ranks)
+    kernel.montecarlo_blocks(problem.zt, problem.linear_variant, kernel_tree(problem), kernel_design(params),
+                             kernel_targets(problem), block_size, n_lanes,
+                             kernel.Accumulators(hist, shift_hist, pair_count, moments, shift_out, ranks))
     return hist.sum(axis=0), shift_hist.sum(axis=0), pair_count.sum(axis=0), moments, shift_out, ranks
 
 
@@ -182,14 +180,14 @@ class _Lane:
 
     def score(self, params, scores: np.ndarray, keys: np.ndarray) -> None:
         p = self.problem
-        kernel.montecarlo_scores(p.zt, p.linear_variant, p.child_ptr, p.child_idx, p.param, p.min_coverage,
-                                 p.any_coverage, params.node_weight, params.variant, params.agg_code,
-                                 params.excluded, p.targets, scores, keys)
+        kernel.montecarlo_scores(p.zt, p.linear_variant, kernel_tree(p), kernel_design(params), kernel_targets(p),
+                                 scores, keys)
         _sort_keys(keys)
 
     def accumulate(self, scores, keys, block_size: int, moments, shift_out, ranks) -> None:
         kernel.montecarlo_accumulate(scores, keys, self.problem.nominal_rank, self.pair_units, block_size,
-                                     self.hist, self.shift_hist, self.pair_count, moments, shift_out, ranks)
+                                     kernel.Accumulators(self.hist, self.shift_hist, self.pair_count, moments,
+                                                         shift_out, ranks))
 
     def run_block(self, params, moments: np.ndarray) -> None:
         """Replicates ``params`` (one moment block) into ``moments`` (n_targets, n_units, 2), a

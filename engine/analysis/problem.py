@@ -180,12 +180,29 @@ def evaluate_ranks(problem: Problem, node_weight, variant, agg_code, excluded) -
     n = node_weight.shape[0]
     n_t, n_u = len(problem.targets), problem.n_units
     ranks = np.zeros((n, n_t, n_u), np.int64)
+    design = kernel.Design(np.ascontiguousarray(node_weight, np.float64), np.ascontiguousarray(variant, np.int64),
+                           np.ascontiguousarray(agg_code, np.int64), np.ascontiguousarray(excluded, np.int64))
     kernel.montecarlo_blocks(
-        problem.zt, problem.linear_variant, problem.child_ptr, problem.child_idx, problem.param,
-        problem.min_coverage, problem.any_coverage, np.ascontiguousarray(node_weight, np.float64),
-        np.ascontiguousarray(variant, np.int64), np.ascontiguousarray(agg_code, np.int64),
-        np.ascontiguousarray(excluded, np.int64), problem.targets,
-        np.zeros((n_t, n_u), np.int64), np.zeros(0, np.int64), 1, 1,
-        np.zeros((1, n_t, 0, 0), np.int64), np.zeros((1, n_t, 0), np.int64), np.zeros((1, n_t, 0, 0), np.int64),
-        np.zeros((n, n_t, n_u, 2)), np.zeros((n, n_t)), ranks)
+        problem.zt, problem.linear_variant, kernel_tree(problem), design,
+        kernel.Targets(problem.targets, np.zeros((n_t, n_u), np.int64), np.zeros(0, np.int64)), 1, 1,
+        kernel.Accumulators(np.zeros((1, n_t, 0, 0), np.int64), np.zeros((1, n_t, 0), np.int64),
+                            np.zeros((1, n_t, 0, 0), np.int64), np.zeros((n, n_t, n_u, 2)), np.zeros((n, n_t)), ranks))
     return ranks
+
+
+def kernel_tree(problem: Problem) -> kernel.Tree:
+    """The problem's aggregation tree as the kernels take it."""
+    return kernel.Tree(problem.child_ptr, problem.child_idx, problem.param, problem.min_coverage,
+                       problem.any_coverage)
+
+
+def kernel_design(params) -> kernel.Design:
+    """Per-replicate parameters (:class:`engine.analysis.design.Parameters`) as the kernels take them."""
+    return kernel.Design(params.node_weight, params.variant, params.agg_code, params.excluded)
+
+
+def kernel_targets(problem: Problem, pair_units: np.ndarray | None = None) -> kernel.Targets:
+    """The target nodes, their nominal ranks and the pair units (``pair_units`` replaces the
+    problem's, e.g. by an empty array when pairs are not counted)."""
+    return kernel.Targets(problem.targets, problem.nominal_rank,
+                          problem.pair_units if pair_units is None else pair_units)

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..methods import ARITHMETIC, GENERALISED, GEOMETRIC, HARMONIC
 from ._jit import jit
 
 __all__ = ["arithmetic", "geometric", "harmonic", "generalised", "copeland", "aggregate_tree"]
-
-ARITHMETIC, GEOMETRIC, HARMONIC, GENERALISED, COPELAND = 0, 1, 2, 3, 4
 
 
 @jit
@@ -176,7 +175,7 @@ def copeland(values, weights, min_coverage, out):
 
 @jit
 def aggregate_node(block, weights, code, p, min_coverage, out):
-    """Dispatch one node to its method (codes: engine.schema.AGGREGATION_CODES)."""
+    """Dispatch one node to its method (codes: :mod:`engine.methods`)."""
     if code == ARITHMETIC:
         arithmetic(block, weights, min_coverage, out)
     elif code == GEOMETRIC:

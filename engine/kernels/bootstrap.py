@@ -21,126 +21,33 @@ Weights, aggregation methods, normalisation variants and the excluded indicator 
 replicate as in the Monte Carlo kernel (combined studies).  Accumulators and their meanings are
 those of :func:`engine.kernels.montecarlo.montecarlo_blocks`.
 
-The readable twins are :func:`engine.kernels.reference.normalise_column` and
+Normalisation is :func:`engine.kernels.normalise.normalise_column`, the pipeline's own, with the
+sample's multiplicities as weights.  The readable twin is
 :func:`engine.kernels.reference.bootstrap_blocks`.
 """
 
 from __future__ import annotations
+
+from collections import namedtuple
 
 import numpy as np
 from numba import njit, prange
 
 from ._jit import PARALLEL_JIT, jit
 from .montecarlo import is_linear, local_weights, score_rank_accumulate, step_buffers
+from .normalise import normalise_column
 
-__all__ = ["normalise_column", "bootstrap_blocks"]
+__all__ = ["bootstrap_blocks"]
 
-#: Normalisation codes, in the order of :data:`engine.stages.normalise.NORMALISERS`.
-MINMAX, ZSCORE, RANK, BORDA, PERCENTILE, FRACTION_OF_MAX, DISTANCE_TO_MAX, DISTANCE_TO_TARGET, GOALPOSTS = range(9)
+#: Values entering normalisation, their directions and each replicate's unit multiplicities.
+Sample = namedtuple("Sample", "base direction count")
+#: The record-derived indicators and each replicate's record draws.
+Records = namedtuple("Records", "unit values uniform thresholds scale derived numerator denominator divisor")
+#: The noisy indicators, their scale and floor, and each replicate's standard normal draws.
+Noise = namedtuple("Noise", "index sd floor eps")
+#: Each normalisation variant's method code, parameters and cap per indicator.
+Normalisation = namedtuple("Normalisation", "code param cap")
 
-
-@jit
-def normalise_column(code, x, count, p0, p1, p2, cap, out):
-    """Normalise one directed indicator column ``x`` (n_units,) into ``out``, every statistic
-    fitted on the *sample*: the units with ``count > 0`` and a finite value, each counted
-    ``count`` times.  Every unit with a finite value gets a normalised value (units outside the
-    sample included; they may fall outside the method's range); non-finite → NaN.
-
-    With ``count`` all 1 this is exactly the stage's kernel of the same method (same float
-    operations in the same order):
-
-    * minmax ``(v − min)/(max − min)·(p1 − p0) + p0`` (constant → ``p2``);
-    * zscore ``(v − m)/s·p1 + p0`` with m = Σc·x/Σc, s² = Σc·(x − m)²/(Σc − 1) (constant or Σc < 2 → ``p2``);
-    * rank ``1 + Σ{c_k : x_k < v}`` (ascending competition rank against the sample); borda = rank − 1;
-    * percentile ``(rank − 1)/(Σc − 1)·p0`` (Σc = 1 → ``p1``);
-    * fraction_of_max ``v/max·p0`` (max = 0 → ``p1``); distance_to_max ``(1 − (max − v)/(max − min))·p0``
-      (constant → ``p1``); distance_to_target(target p0, scale p1, ``cap``); goalposts (p0, p1, scale p2).
-
-    A sample without any finite value gives NaN everywhere.
-    """
-    n = x.shape[0]
-    total = 0.0
-    low = np.inf
-    high = -np.inf
-    for i in range(n):
-        if count[i] > 0.0 and np.isfinite(x[i]):
-            total += count[i]
-            if x[i] < low:
-                low = x[i]
-            if x[i] > high:
-                high = x[i]
-    if total == 0.0 and code != GOALPOSTS:
-        out[:] = np.nan
-        return out
-    centre = 0.0
-    spread = 0.0
-    ordered = np.empty(0, np.float64)
-    below = np.zeros(1, np.float64)
-    if code == ZSCORE:
-        s = 0.0
-        for i in range(n):
-            if count[i] > 0.0 and np.isfinite(x[i]):
-                s += count[i] * x[i]
-        centre = s / total
-        if total > 1.0 and high > low:
-            squares = 0.0
-            for i in range(n):
-                if count[i] > 0.0 and np.isfinite(x[i]):
-                    d = x[i] - centre
-                    squares += count[i] * (d * d)
-            spread = np.sqrt(squares / (total - 1.0))
-    if code == RANK or code == BORDA or code == PERCENTILE:
-        m = 0
-        for i in range(n):
-            if count[i] > 0.0 and np.isfinite(x[i]):
-                m += 1
-        values = np.empty(m, np.float64)
-        weights = np.empty(m, np.float64)
-        m = 0
-        for i in range(n):
-            if count[i] > 0.0 and np.isfinite(x[i]):
-                values[m] = x[i]
-                weights[m] = count[i]
-                m += 1
-        order = np.argsort(values, kind="mergesort")
-        ordered = values[order]
-        below = np.zeros(m + 1, np.float64)  # below[p] = Σ weights of the p smallest sample values
-        for p in range(m):
-            below[p + 1] = below[p] + weights[order[p]]
-    for i in range(n):
-        v = x[i]
-        if not np.isfinite(v):
-            out[i] = np.nan
-        elif code == MINMAX:
-            out[i] = p2 if high == low else (v - low) / (high - low) * (p1 - p0) + p0
-        elif code == ZSCORE:
-            out[i] = p2 if spread == 0.0 else (v - centre) / spread * p1 + p0
-        elif code == RANK or code == BORDA or code == PERCENTILE:
-            position = 1.0 + below[np.searchsorted(ordered, v)]  # 1 + Σ weights of sample values < v
-            if code == RANK:
-                out[i] = position
-            elif code == BORDA:
-                out[i] = position - 1.0
-            elif total == 1.0:
-                out[i] = p1
-            else:
-                out[i] = (position - 1.0) / (total - 1.0) * p0
-        elif code == FRACTION_OF_MAX:
-            out[i] = p1 if high == 0.0 else v / high * p0
-        elif code == DISTANCE_TO_MAX:
-            out[i] = p1 if high == low else (1.0 - (high - v) / (high - low)) * p0
-        elif code == DISTANCE_TO_TARGET:
-            if p0 <= low:
-                out[i] = p1
-            else:
-                d = 1.0 - (p0 - v) / (p0 - low)
-                if cap and d > 1.0:
-                    d = 1.0
-                out[i] = d * p1
-        else:  # GOALPOSTS
-            d = (v - p0) / (p1 - p0)
-            out[i] = min(1.0, max(0.0, d)) * p2
-    return out
 
 
 @jit
@@ -190,27 +97,39 @@ def replicate_values(base, divisor, record_unit, record_values, uniform_row, thr
 
 
 @njit(**PARALLEL_JIT)
-def bootstrap_blocks(base, direction, divisor, count, record_unit, record_values, record_uniform, thresholds,
-                     record_scale, derived, numerator, denominator, noise_index, noise_sd, noise_floor, noise_eps,
-                     norm_code, norm_param, norm_cap, child_ptr, child_idx, param, min_coverage, any_coverage,
-                     node_weight, variant, agg_code, excluded, targets, nominal_rank, pair_units, block_size,
-                     n_lanes, hist, shift_hist, pair_count, moments, shift_out, ranks_out, scores_out):
-    """Run ``node_weight.shape[0]`` bootstrap replicates (whole blocks of ``block_size``) and
+def bootstrap_blocks(sample, records, noise, norm, tree, design, targets, block_size, n_lanes, acc, scores_out):
+    """Run ``design.node_weight.shape[0]`` bootstrap replicates (whole blocks of ``block_size``) and
     accumulate, blocks dealt to ``n_lanes`` lanes as in the Monte Carlo kernel.
 
-    Shapes: ``base`` (n_units, n_indicators) nominal undirected values entering normalisation;
-    ``direction`` (n_indicators,); ``count`` (n, n_units), or (n, 0) for all-ones;
-    ``record_unit`` (n_records,) unit row of each record (−1 = ignored); ``record_values``
-    (n_records, n_columns); ``record_uniform`` (n, n_records) uint32 (n_records = 0 without records);
-    ``derived``/``numerator``/``denominator`` (n_derived,) indicator column, numerator column and
-    denominator column (−1 = none) of each record-derived indicator; ``divisor`` (n_units,
-    n_derived) its denominator ÷ scale factor (1 without); ``noise_index`` (n_noisy,),
-    ``noise_sd`` (n_units, n_noisy), ``noise_floor`` (n_noisy,), ``noise_eps`` (n, n_units,
-    n_noisy) (n_noisy = 0 without noise); ``norm_code`` (n_variants, n_indicators), ``norm_param`` (n_variants, 3,
-    n_indicators), ``norm_cap`` (n_variants, n_indicators); the rest as the Monte Carlo kernel, plus
-    ``scores_out`` (n, n_targets, n_units) — every replicate's scores (NaN = missing) — or shape
-    (0, …) when not wanted (callers bound n).
+    Arguments are grouped per concept (named tuples; Numba unpacks them before the parallel loop):
+
+    * :class:`Sample` ``base`` (n_units, n_indicators) nominal undirected values entering
+      normalisation; ``direction`` (n_indicators,); ``count`` (n, n_units) unit multiplicities, or
+      (n, 0) for all-ones;
+    * :class:`Records` ``unit`` (n_records,) unit row of each record (−1 = ignored); ``values``
+      (n_records, n_columns); ``uniform`` (n, n_records) uint32 (n_records = 0 without records);
+      ``thresholds``; ``scale``; ``derived``/``numerator``/``denominator`` (n_derived,) indicator
+      column, numerator column and denominator column (−1 = none) of each record-derived indicator;
+      ``divisor`` (n_units, n_derived) its denominator ÷ scale factor (1 without);
+    * :class:`Noise` ``index`` (n_noisy,), ``sd`` (n_units, n_noisy), ``floor`` (n_noisy,), ``eps``
+      (n, n_units, n_noisy) (n_noisy = 0 without noise);
+    * :class:`Normalisation` ``code`` (n_variants, n_indicators), ``param`` (n_variants, 3,
+      n_indicators), ``cap`` (n_variants, n_indicators);
+    * ``tree``, ``design``, ``targets``, ``acc``: :class:`engine.kernels.montecarlo.Tree`,
+      :class:`~engine.kernels.montecarlo.Design`, :class:`~engine.kernels.montecarlo.Targets`,
+      :class:`~engine.kernels.montecarlo.Accumulators`, as in the Monte Carlo kernel;
+    * ``scores_out`` (n, n_targets, n_units) — every replicate's scores (NaN = missing) — or shape
+      (0, …) when not wanted (callers bound n).
     """
+    base, direction, count = sample
+    record_unit, record_values, record_uniform, thresholds, record_scale, derived, numerator, denominator, \
+        divisor = records
+    noise_index, noise_sd, noise_floor, noise_eps = noise
+    norm_code, norm_param, norm_cap = norm
+    child_ptr, child_idx, param, min_coverage, any_coverage = tree
+    node_weight, variant, agg_code, excluded = design
+    target_nodes, nominal_rank, pair_units = targets
+    hist, shift_hist, pair_count, moments, shift_out, ranks_out = acc
     n_replicates = node_weight.shape[0]
     n_blocks = n_replicates // block_size
     n_nodes = node_weight.shape[1]
@@ -219,7 +138,7 @@ def bootstrap_blocks(base, direction, divisor, count, record_unit, record_values
     ones = np.ones(n_units)
     for lane in prange(n_lanes):
         x = np.empty((n_units, n_indicators))
-        acc = np.empty((n_units, record_values.shape[1]))
+        record_sums = np.empty((n_units, record_values.shape[1]))
         column = np.empty(n_units)
         z = np.empty((n_indicators, n_units))
         local = np.empty(n_nodes)
@@ -229,7 +148,7 @@ def bootstrap_blocks(base, direction, divisor, count, record_unit, record_values
                 weights = count[r] if count.shape[1] > 0 else ones
                 replicate_values(base, divisor, record_unit, record_values, record_uniform[r], thresholds,
                                  record_scale, derived, numerator, denominator, noise_index, noise_sd, noise_floor,
-                                 noise_eps[r], acc, x)
+                                 noise_eps[r], record_sums, x)
                 v = variant[r]
                 complete = True
                 for j in range(n_indicators):
@@ -243,6 +162,6 @@ def bootstrap_blocks(base, direction, divisor, count, record_unit, record_values
                 local_weights(node_weight[r], excluded[r], child_ptr, child_idx, local)
                 score_rank_accumulate(z, local, is_linear(complete, any_coverage, agg_code[r]),
                                       complete and not any_coverage, child_ptr, child_idx, agg_code[r], param,
-                                      min_coverage, targets, nominal_rank, pair_units, hist[lane], shift_hist[lane],
-                                      pair_count[lane], moments[b], shift_out[r], ranks_out, r, scores_out, values,
-                                      eff, score, key, prefix, order, spare, counts, rank)
+                                      min_coverage, target_nodes, nominal_rank, pair_units, hist[lane],
+                                      shift_hist[lane], pair_count[lane], moments[b], shift_out[r], ranks_out, r,
+                                      scores_out, values, eff, score, key, prefix, order, spare, counts, rank)

@@ -35,13 +35,28 @@ The readable twin is :func:`engine.kernels.reference.montecarlo_blocks`.
 
 from __future__ import annotations
 
+from collections import namedtuple
+
 import numpy as np
 from numba import njit, prange
 
+from ..methods import ARITHMETIC, COPELAND, GENERALISED, GEOMETRIC, HARMONIC
 from ._jit import PARALLEL_JIT, jit
-from .aggregate import ARITHMETIC, COPELAND, copeland
+from .aggregate import copeland
+from .rank import finite_range, index_bits, pack_keys, pack_keys_between, rank_scores, sorted_ranks
 
-__all__ = ["montecarlo_blocks", "montecarlo_scores", "montecarlo_accumulate", "noise_weights"]
+__all__ = ["montecarlo_blocks", "montecarlo_scores", "montecarlo_accumulate", "noise_weights"]  # and the bundles
+# Tree, Design, Targets, Accumulators (named tuples, not kernels)
+
+
+#: The flattened aggregation tree (:meth:`engine.schema.Framework.compile` order) and its coverage rules.
+Tree = namedtuple("Tree", "child_ptr child_idx param min_coverage any_coverage")
+#: Per-replicate parameters (:class:`engine.analysis.design.Parameters`).
+Design = namedtuple("Design", "node_weight variant agg_code excluded")
+#: The target nodes, their nominal ranks and the units whose pairwise order is counted.
+Targets = namedtuple("Targets", "targets nominal_rank pair_units")
+#: The accumulators a run writes (see the module docstring), ``ranks_out`` empty when not wanted.
+Accumulators = namedtuple("Accumulators", "hist shift_hist pair_count moments shift_out ranks_out")
 
 
 def shift_bins(n_units: int) -> int:
@@ -221,13 +236,13 @@ def tree_scores(zt, local, child_ptr, child_idx, codes, param, min_coverage, val
             copeland(block, w, min_coverage[a], row)
             continue
         p = param[a]
-        if complete and (code == ARITHMETIC or code == 1) and _children_finite(zt, values, local, child_idx,
+        if complete and (code == ARITHMETIC or code == GEOMETRIC) and _children_finite(zt, values, local, child_idx,
                                                                                 start, stop):
             _complete_node(zt, values, local, child_idx, start, stop, code, row)
             continue
         for i in range(n_units):
             top = 0.0 if p > 0.0 else np.inf  # power-mean scale: max (p > 0) or min (p < 0)
-            if code == 3 and p != 0.0:
+            if code == GENERALISED and p != 0.0:
                 for c in range(start, stop):
                     node = child_idx[c]
                     if local[node] != 0.0:
@@ -256,9 +271,9 @@ def tree_scores(zt, local, child_ptr, child_idx, codes, param, min_coverage, val
                     negative = True
                 elif v == 0.0:
                     zero = True
-                elif code == 1:  # geometric
+                elif code == GEOMETRIC:
                     num += w * np.log(v)
-                elif code == 2:  # harmonic
+                elif code == HARMONIC:
                     num += w / v
                 elif p == 0.0:
                     num += w * np.log(v)
@@ -271,27 +286,16 @@ def tree_scores(zt, local, child_ptr, child_idx, codes, param, min_coverage, val
                 row[i] = num / den
             elif negative:
                 row[i] = np.nan
-            elif zero and (code == 1 or code == 2 or p <= 0.0):
+            elif zero and (code == GEOMETRIC or code == HARMONIC or p <= 0.0):
                 row[i] = 0.0
-            elif code == 1 or (code == 3 and p == 0.0):
+            elif code == GEOMETRIC or (code == GENERALISED and p == 0.0):
                 row[i] = np.exp(num / den)
-            elif code == 2:
+            elif code == HARMONIC:
                 row[i] = den / num
             elif top == 0.0:
                 row[i] = 0.0
             else:
                 row[i] = (num / den) ** (1.0 / p) * top
-
-
-@jit
-def descending_key(v, bits):
-    """Order-preserving unsigned key of a score for a descending sort: larger score → smaller key,
-    missing → the largest key, −0.0 is 0.0.  ``bits`` is the score's IEEE bit pattern."""
-    if not np.isfinite(v):
-        return np.uint64(0xFFFFFFFFFFFFFFFF)
-    b = np.uint64(0) if v == 0.0 else bits
-    ascending = ~b if b & np.uint64(0x8000000000000000) else b | np.uint64(0x8000000000000000)
-    return ~ascending
 
 
 @jit
@@ -304,68 +308,6 @@ def is_linear(variant_complete, any_coverage, codes):
         if code != ARITHMETIC:
             return False
     return True
-
-
-@jit
-def rank_scores(score, key, prefix, order, spare, counts, rank):
-    """Descending competition ranks of ``score`` into ``rank`` (missing → 0), in O(n).
-
-    Each score becomes an order-preserving unsigned key (descending: larger score → smaller
-    key; missing → largest key; −0.0 is 0.0).  An LSD radix sort on the key's upper 32 bits
-    (four 8-bit passes, skipping passes where every key has the same digit) orders the units;
-    an insertion pass on the full 64-bit keys then fixes the rare neighbours that share a prefix.
-    Ties are decided on the float values, so equal scores share the minimum rank.
-    Returns the sorted order (one of ``order``/``spare``).
-    """
-    n = score.shape[0]
-    bits = score.view(np.uint64)
-    for i in range(n):
-        k = descending_key(score[i], bits[i])
-        key[i] = k
-        prefix[i] = np.uint32(k >> np.uint64(32))
-        order[i] = i
-    counts[:, :] = 0
-    for i in range(n):
-        p = prefix[i]
-        counts[0, p & 255] += 1
-        counts[1, (p >> 8) & 255] += 1
-        counts[2, (p >> 16) & 255] += 1
-        counts[3, (p >> 24) & 255] += 1
-    src = order
-    dst = spare
-    for d in range(4):
-        shift = 8 * d
-        if counts[d, (prefix[0] >> shift) & 255] == n:
-            continue  # every key has this digit: the pass would not move anything
-        total = 0
-        for c in range(256):
-            count = counts[d, c]
-            counts[d, c] = total
-            total += count
-        for p in range(n):
-            unit = src[p]
-            c = (prefix[unit] >> shift) & 255
-            dst[counts[d, c]] = unit
-            counts[d, c] += 1
-        src, dst = dst, src
-    for p in range(1, n):  # full-key fix-up among equal prefixes
-        unit = src[p]
-        k = key[unit]
-        m = p - 1
-        while m >= 0 and key[src[m]] > k:
-            src[m + 1] = src[m]
-            m -= 1
-        src[m + 1] = unit
-    current = 0
-    for p in range(n):
-        unit = src[p]
-        if not np.isfinite(score[unit]):
-            rank[unit] = 0
-        else:
-            if p == 0 or score[unit] != score[src[p - 1]]:
-                current = p + 1
-            rank[unit] = current
-    return src
 
 
 @jit
@@ -446,21 +388,24 @@ def score_rank_accumulate(z, local, linear, tree_complete, child_ptr, child_idx,
 
 
 @njit(**PARALLEL_JIT)
-def montecarlo_blocks(zt, linear_variant, child_ptr, child_idx, param, min_coverage, any_coverage,
-                      node_weight, variant, agg_code, excluded, targets, nominal_rank,
-                      pair_units, block_size, n_lanes,
-                      hist, shift_hist, pair_count, moments, shift_out, ranks_out):
-    """Run ``node_weight.shape[0]`` replicates (whole blocks of ``block_size``) and accumulate.
+def montecarlo_blocks(zt, linear_variant, tree, design, targets, block_size, n_lanes, acc):
+    """Run ``design.node_weight.shape[0]`` replicates (whole blocks of ``block_size``) and accumulate.
 
-    Blocks are dealt to ``n_lanes`` lanes (lane l takes blocks l, l + n_lanes, …); each lane has its
-    own integer accumulators, so results do not depend on the number of lanes or threads.
-    ``ranks_out`` has shape (0, …) when per-replicate ranks are not wanted.
+    ``tree``, ``design``, ``targets``, ``acc``: :class:`Tree`, :class:`Design`, :class:`Targets`,
+    :class:`Accumulators` (the integer accumulators with a leading lane axis).  Blocks are dealt
+    to ``n_lanes`` lanes (lane l takes blocks l, l + n_lanes, …); each lane has its own integer
+    accumulators, so results do not depend on the number of lanes or threads.  ``acc.ranks_out``
+    has shape (0, …) when per-replicate ranks are not wanted.
     """
+    child_ptr, child_idx, param, min_coverage, any_coverage = tree
+    node_weight, variant, agg_code, excluded = design
+    target_nodes, nominal_rank, pair_units = targets
+    hist, shift_hist, pair_count, moments, shift_out, ranks_out = acc
     n_replicates = node_weight.shape[0]
     n_blocks = n_replicates // block_size
     n_nodes = node_weight.shape[1]
     n_units = zt.shape[2]
-    n_targets = targets.shape[0]
+    n_targets = target_nodes.shape[0]
     for lane in prange(n_lanes):
         local = np.empty(n_nodes, np.float64)
         values, eff, score, key, prefix, order, spare, counts, rank = step_buffers(n_nodes, n_units)
@@ -471,99 +416,22 @@ def montecarlo_blocks(zt, linear_variant, child_ptr, child_idx, param, min_cover
                 complete = linear_variant[variant[r]]
                 score_rank_accumulate(zt[variant[r]], local, is_linear(complete, any_coverage, agg_code[r]),
                                       complete and not any_coverage, child_ptr, child_idx, agg_code[r], param,
-                                      min_coverage, targets, nominal_rank, pair_units, hist[lane], shift_hist[lane],
-                                      pair_count[lane], moments[b], shift_out[r], ranks_out, r, no_scores, values,
-                                      eff, score, key, prefix, order, spare, counts, rank)
+                                      min_coverage, target_nodes, nominal_rank, pair_units, hist[lane],
+                                      shift_hist[lane], pair_count[lane], moments[b], shift_out[r], ranks_out, r,
+                                      no_scores, values, eff, score, key, prefix, order, spare, counts, rank)
 
 
 # ----------------------------------------------------------------------------- split hot path
 #
-# The fused kernel above ranks with a scalar radix sort (~5 µs for 337 units on the project's
-# machine).  NumPy's vectorised (AVX-512) sort is several times faster, and ~2× faster again on
-# 32-bit than on 64-bit integers, so the fast path is: montecarlo_scores (scores + packed 32-bit
-# sort keys) → NumPy sorts the keys → montecarlo_accumulate (ranks and statistics).  These two
-# kernels are single-lane and release the GIL: engine.analysis.montecarlo runs one chain per lane
-# thread, so that one lane's NumPy sort overlaps the other lane's kernels.  Both paths give the same integers and the same floats (tests
-# compare them).  32 bits are enough: the rank histogram alone is n_units² integers, so n_units
+# The fused kernel above ranks with a scalar radix sort (engine.kernels.rank.rank_scores).  NumPy's
+# vectorised sort is faster, and faster again on 32-bit than on 64-bit integers, so the fast path is:
+# montecarlo_scores (scores + packed 32-bit sort keys, engine.kernels.rank.pack_keys) → NumPy sorts
+# the keys → montecarlo_accumulate (ranks by engine.kernels.rank.sorted_ranks, and statistics).
+# These two kernels are single-lane and release the GIL: engine.analysis.montecarlo runs one chain
+# per lane thread, so that one lane's NumPy sort overlaps the other lane's kernels.  Both paths give
+# the same integers and the same floats (tests compare them).  32 bits are enough: the rank histogram
+# alone is n_units² integers, so n_units
 # stays far below 2^16, leaving ≥ 16 bits (≥ 65,534 levels) for the quantised score.
-
-
-@jit
-def index_bits(n_units):
-    """Low bits of a packed key that hold the unit index."""
-    bits = 1
-    while (1 << bits) < n_units:
-        bits += 1
-    return bits
-
-
-@jit
-def finite_range(values):
-    """(smallest, largest) finite value of a 1-D array ((inf, −inf) when there is none), with four
-    independent chains (the order does not matter for a min or a max; x − x == 0 exactly when x is
-    finite)."""
-    n = values.shape[0]
-    lo0 = lo1 = lo2 = lo3 = np.inf
-    hi0 = hi1 = hi2 = hi3 = -np.inf
-    whole = n - n % 4
-    for i in range(0, whole, 4):
-        a, b, c, d = values[i], values[i + 1], values[i + 2], values[i + 3]
-        if a - a == 0.0:
-            lo0, hi0 = min(lo0, a), max(hi0, a)
-        if b - b == 0.0:
-            lo1, hi1 = min(lo1, b), max(hi1, b)
-        if c - c == 0.0:
-            lo2, hi2 = min(lo2, c), max(hi2, c)
-        if d - d == 0.0:
-            lo3, hi3 = min(lo3, d), max(hi3, d)
-    for i in range(whole, n):
-        a = values[i]
-        if a - a == 0.0:
-            lo0, hi0 = min(lo0, a), max(hi0, a)
-    return min(min(lo0, lo1), min(lo2, lo3)), max(max(hi0, hi1), max(hi2, hi3))
-
-
-@jit
-def pack_keys_between(score, bits, lo, hi, out):
-    """out[i] = 32-bit descending-order key of score[i] against the range [lo, hi]: a quantised
-    score in the upper ``32 − bits`` bits, the unit index i in the low ``bits``.  With
-    L = 2^(32 − bits) − 2::
-
-        q_i = clamp(floor((hi/2 − s_i/2) · L / (hi/2 − lo/2)), 0, L)      (missing: q_i = L + 1)
-
-    (halves, so that hi − lo cannot overflow; a zero or non-finite scale makes every q 0).  Every
-    step rounds monotonically, so a larger score never gets a larger q: sorting the keys ascending
-    orders units by descending score, except among units with equal q (ties, near-ties and scores
-    clamped at either end, ordered by unit index), which :func:`montecarlo_accumulate` re-orders
-    exactly on the floats; missing scores (NaN, ±inf) sort last.  Any range gives exact ranks; a
-    range close to the scores' makes runs of equal q rare."""
-    n = score.shape[0]
-    missing = (1 << (32 - bits)) - 1
-    levels = float(missing - 1)
-    half_hi = hi * 0.5
-    span = half_hi - lo * 0.5
-    scale = levels / span if span > 0.0 else 0.0
-    if not np.isfinite(scale):
-        scale = 0.0
-    for i in range(n):  # branch-free, so that it vectorises
-        v = score[i]
-        x = (half_hi - v * 0.5) * scale  # in [0, L] (up to rounding) for lo <= v <= hi
-        if not (x < levels):
-            x = levels
-        if not (x > 0.0):
-            x = 0.0
-        q = np.int64(x)
-        if not (v - v == 0.0):
-            q = missing
-        out[i] = np.uint32((q << bits) | i)
-
-
-@jit
-def pack_keys(score, bits, out):
-    """:func:`pack_keys_between` against the row's own finite range (used where no bound of the
-    scores is known in advance: non-arithmetic aggregation, missing values)."""
-    lo, hi = finite_range(score)
-    pack_keys_between(score, bits, lo, hi, out)
 
 
 @jit
@@ -691,8 +559,7 @@ SCORE_CHUNK = 64
 
 
 @jit
-def montecarlo_scores(zt, linear_variant, child_ptr, child_idx, param, min_coverage, any_coverage,
-                      node_weight, variant, agg_code, excluded, targets, scores_out, keys_out):
+def montecarlo_scores(zt, linear_variant, tree, design, targets, scores_out, keys_out):
     """Scores (n, n_targets, n_units) of every replicate and their packed 32-bit sort keys
     (``keys_out`` is uint32): quantised against the variant's range (:func:`variant_range`) for
     linear replicates, against the row's own range (:func:`pack_keys`) otherwise.
@@ -706,11 +573,14 @@ def montecarlo_scores(zt, linear_variant, child_ptr, child_idx, param, min_cover
     One lane (no threads of its own, releases the GIL): :mod:`engine.analysis.montecarlo` runs
     one call per lane thread on disjoint replicates; every replicate's result depends only on its
     own parameters."""
+    child_ptr, child_idx, param, min_coverage, any_coverage = tree
+    node_weight, variant, agg_code, excluded = design
+    target_nodes = targets.targets
     n = node_weight.shape[0]
     n_nodes = node_weight.shape[1]
     n_units = zt.shape[2]
     n_indicators = zt.shape[1]
-    n_targets = targets.shape[0]
+    n_targets = target_nodes.shape[0]
     bits = index_bits(n_units)
     raw = np.empty((n_nodes, SCORE_CHUNK), np.float64)
     local = np.empty((n_nodes, SCORE_CHUNK), np.float64)
@@ -726,7 +596,7 @@ def montecarlo_scores(zt, linear_variant, child_ptr, child_idx, param, min_cover
         m = min(SCORE_CHUNK, n - r0)
         chunk_local_weights(node_weight, excluded, r0, m, child_ptr, child_idx, raw, local, total)
         for t in range(n_targets):
-            chunk_effective_weights(local, m, child_ptr, child_idx, targets[t], n_indicators, effs[t])
+            chunk_effective_weights(local, m, child_ptr, child_idx, target_nodes[t], n_indicators, effs[t])
         for k in range(m):
             r = r0 + k
             v = variant[r]
@@ -740,7 +610,7 @@ def montecarlo_scores(zt, linear_variant, child_ptr, child_idx, param, min_cover
                 tree_scores(zt[v], one_local, child_ptr, child_idx, agg_code[r], param, min_coverage, values,
                             linear_variant[v] and not any_coverage)
                 for t in range(n_targets):
-                    scores_out[r, t, :] = values[targets[t]]
+                    scores_out[r, t, :] = values[target_nodes[t]]
                     pack_keys(scores_out[r, t], bits, keys_out[r, t])
         for t in range(n_targets):
             eff = effs[t]
@@ -764,82 +634,6 @@ def montecarlo_scores(zt, linear_variant, child_ptr, child_idx, param, min_cover
                 if linear[k]:
                     v = variant[r0 + k]
                     pack_keys_between(scores_out[r0 + k, t], bits, ranges[v, 0], ranges[v, 1], keys_out[r0 + k, t])
-
-
-@jit
-def _rank_run(score, sorted_keys, mask, p, q, order, rank):
-    """Exact ranks of the units in sorted positions p .. q − 1, whose keys share their quantised
-    part (equal or nearly equal scores, or missing ones): insertion sort on the float scores
-    (missing last), ties share the minimum rank, missing → 0."""
-    for k in range(p, q):
-        order[k] = np.int64(sorted_keys[k] & mask)
-    for k in range(p + 1, q):
-        unit = order[k]
-        v = score[unit]
-        if not np.isfinite(v):
-            continue
-        m = k - 1
-        while m >= p and not (score[order[m]] >= v):
-            order[m + 1] = order[m]
-            m -= 1
-        order[m + 1] = unit
-    current = p + 1
-    for k in range(p, q):
-        unit = order[k]
-        if not np.isfinite(score[unit]):
-            rank[unit] = 0
-        else:
-            if k > p and score[unit] != score[order[k - 1]]:
-                current = k + 1
-            rank[unit] = current
-
-
-@jit
-def _run_end(sorted_keys, high, p):
-    """End (exclusive) of the run of sorted keys from position p that share its quantised part
-    (``high`` masks it); p + 1 when the next key's differs."""
-    q = p + 1
-    while q < sorted_keys.shape[0] and ((sorted_keys[q] ^ sorted_keys[p]) & high) == 0:
-        q += 1
-    return q
-
-
-@jit
-def sorted_ranks(score, sorted_keys, bits, order, rank):
-    """Competition ranks (missing → 0) of ``score`` into ``rank`` from its sorted packed keys;
-    returns whether every unit has a rank.
-
-    A key whose quantised part (the bits above the index) differs from its neighbours' holds a
-    distinct score, so its rank is its position + 1: every unit gets that first (one pass over the
-    sorted keys), then each run of keys with equal quantised parts is re-ranked exactly on the
-    floats where it stands (:func:`_rank_run`, ties share the minimum rank).  Runs are exact ties,
-    near-ties (in about a quarter of the replicates of the shipped city index, whose scores crowd
-    the low end of the range), scores clamped at either end of a quantisation range narrower than
-    theirs (every score, when the range is empty or non-finite), or missing scores (which sort
-    last); one branch-free pass finds the first and the last run, so replicates without one pay
-    that scan and the rank pass only.  ``order`` is scratch."""
-    n_units = score.shape[0]
-    mask = np.uint32((1 << bits) - 1)
-    high = np.uint32(0xFFFFFFFF) ^ mask
-    first = n_units  # first and last sorted positions p whose key shares its quantised part with p + 1
-    last = -1  # (branch-free min and max, so that it vectorises)
-    for p in range(n_units - 1):
-        same = ((sorted_keys[p] ^ sorted_keys[p + 1]) & high) == 0
-        first = min(first, p if same else n_units)
-        last = max(last, p if same else -1)
-    for p in range(n_units):
-        rank[np.int64(sorted_keys[p] & mask)] = p + 1
-    p = first
-    while p <= last:
-        q = _run_end(sorted_keys, high, p)
-        if q > p + 1:
-            _rank_run(score, sorted_keys, mask, p, q, order, rank)
-        p = q
-    final = np.int64(sorted_keys[n_units - 1] & mask)  # missing scores sort last
-    if np.isfinite(score[final]):
-        return True
-    rank[final] = 0  # a lone missing score is not in a run
-    return False
 
 
 @jit
@@ -877,8 +671,7 @@ def accumulate_ranked(score, rank, nominal_rank, n_ranked, pair_units, hist, shi
 
 
 @jit
-def montecarlo_accumulate(scores, keys, nominal_rank, pair_units, block_size,
-                          hist, shift_hist, pair_count, moments, shift_out, ranks_out):
+def montecarlo_accumulate(scores, keys, nominal_rank, pair_units, block_size, acc):
     """Ranks from sorted packed keys, then the same accumulators as :func:`montecarlo_blocks` for
     one lane (``hist``, ``shift_hist``, ``pair_count`` without the lane axis), block by block
     (``moments[b]`` sums replicates ``b·block_size …`` in order).  ``keys`` (n, n_targets,
@@ -890,6 +683,7 @@ def montecarlo_accumulate(scores, keys, nominal_rank, pair_units, block_size,
     target and copied back at the block's end (the same additions in the same order).
 
     One lane (no threads of its own, releases the GIL), like :func:`montecarlo_scores`."""
+    hist, shift_hist, pair_count, moments, shift_out, ranks_out = acc
     n_replicates = scores.shape[0]
     n_targets = scores.shape[1]
     n_units = scores.shape[2]

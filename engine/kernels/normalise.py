@@ -1,5 +1,10 @@
 """Normalisation kernels on (n_units, n_cols) float64 arrays, one parameter per column.
 
+One implementation of every formula, :func:`normalise_column`: statistics fitted on a weighted
+sample (each unit counted ``count`` times), applied to every unit.  The pipeline's kernels (one per
+method, named as in the registry :mod:`engine.methods`) call it column by column with every count
+1; the bootstrap kernel calls it with a resample's multiplicities.
+
 Policies (shared with the twins in :mod:`engine.kernels.reference`): non-finite inputs are
 missing (NaN out, excluded from the column statistics); ``fill[j]`` is written for every present
 unit when the statistic a method divides by is zero (constant column, single unit, max = 0).
@@ -11,43 +16,145 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..methods import (
+    BORDA,
+    DISTANCE_TO_MAX,
+    DISTANCE_TO_TARGET,
+    FRACTION_OF_MAX,
+    GOALPOSTS,
+    MINMAX,
+    PERCENTILE,
+    RANK,
+    ZSCORE,
+)
 from ._jit import jit
-from .rank import rank_1d
 
 __all__ = ["minmax", "zscore", "rank", "borda", "percentile", "fraction_of_max", "distance_to_max",
-           "distance_to_target", "goalposts"]
+           "distance_to_target", "goalposts", "normalise_column"]
 
 
 @jit
-def _range(col):
-    """(count, min, max) of the finite values of a column."""
-    count = 0
+def normalise_column(code, x, count, p0, p1, p2, cap, out):
+    """Normalise one directed indicator column ``x`` (n_units,) into ``out``, every statistic
+    fitted on the *sample*: the units with ``count > 0`` and a finite value, each counted
+    ``count`` times.  Every unit with a finite value gets a normalised value (units outside the
+    sample included; they may fall outside the method's range); non-finite → NaN.
+
+    With ``count`` all 1 this is the stage's kernel of the same method (which calls it):
+
+    * minmax ``(v − min)/(max − min)·(p1 − p0) + p0`` (constant → ``p2``);
+    * zscore ``(v − m)/s·p1 + p0`` with m = Σc·x/Σc, s² = Σc·(x − m)²/(Σc − 1) (constant or Σc < 2 → ``p2``);
+    * rank ``1 + Σ{c_k : x_k < v}`` (ascending competition rank against the sample); borda = rank − 1;
+    * percentile ``(rank − 1)/(Σc − 1)·p0`` (Σc = 1 → ``p1``);
+    * fraction_of_max ``v/max·p0`` (max = 0 → ``p1``); distance_to_max ``(1 − (max − v)/(max − min))·p0``
+      (constant → ``p1``); distance_to_target(target p0, scale p1, ``cap``); goalposts (p0, p1, scale p2).
+
+    A sample without any finite value gives NaN everywhere.
+    """
+    n = x.shape[0]
+    total = 0.0
     low = np.inf
     high = -np.inf
-    for v in col:
-        if np.isfinite(v):
-            count += 1
-            if v < low:
-                low = v
-            if v > high:
-                high = v
-    return count, low, high
+    for i in range(n):
+        if count[i] > 0.0 and np.isfinite(x[i]):
+            total += count[i]
+            if x[i] < low:
+                low = x[i]
+            if x[i] > high:
+                high = x[i]
+    if total == 0.0 and code != GOALPOSTS:
+        out[:] = np.nan
+        return out
+    centre = 0.0
+    spread = 0.0
+    ordered = np.empty(0, np.float64)
+    below = np.zeros(1, np.float64)
+    if code == ZSCORE:
+        s = 0.0
+        for i in range(n):
+            if count[i] > 0.0 and np.isfinite(x[i]):
+                s += count[i] * x[i]
+        centre = s / total
+        if total > 1.0 and high > low:
+            squares = 0.0
+            for i in range(n):
+                if count[i] > 0.0 and np.isfinite(x[i]):
+                    d = x[i] - centre
+                    squares += count[i] * (d * d)
+            spread = np.sqrt(squares / (total - 1.0))
+    if code == RANK or code == BORDA or code == PERCENTILE:
+        m = 0
+        for i in range(n):
+            if count[i] > 0.0 and np.isfinite(x[i]):
+                m += 1
+        values = np.empty(m, np.float64)
+        weights = np.empty(m, np.float64)
+        m = 0
+        for i in range(n):
+            if count[i] > 0.0 and np.isfinite(x[i]):
+                values[m] = x[i]
+                weights[m] = count[i]
+                m += 1
+        order = np.argsort(values, kind="mergesort")
+        ordered = values[order]
+        below = np.zeros(m + 1, np.float64)  # below[p] = Σ weights of the p smallest sample values
+        for p in range(m):
+            below[p + 1] = below[p] + weights[order[p]]
+    for i in range(n):
+        v = x[i]
+        if not np.isfinite(v):
+            out[i] = np.nan
+        elif code == MINMAX:
+            out[i] = p2 if high == low else (v - low) / (high - low) * (p1 - p0) + p0
+        elif code == ZSCORE:
+            out[i] = p2 if spread == 0.0 else (v - centre) / spread * p1 + p0
+        elif code == RANK or code == BORDA or code == PERCENTILE:
+            position = 1.0 + below[np.searchsorted(ordered, v)]  # 1 + Σ weights of sample values < v
+            if code == RANK:
+                out[i] = position
+            elif code == BORDA:
+                out[i] = position - 1.0
+            elif total == 1.0:
+                out[i] = p1
+            else:
+                out[i] = (position - 1.0) / (total - 1.0) * p0
+        elif code == FRACTION_OF_MAX:
+            out[i] = p1 if high == 0.0 else v / high * p0
+        elif code == DISTANCE_TO_MAX:
+            out[i] = p1 if high == low else (1.0 - (high - v) / (high - low)) * p0
+        elif code == DISTANCE_TO_TARGET:
+            if p0 <= low:
+                out[i] = p1
+            else:
+                d = 1.0 - (p0 - v) / (p0 - low)
+                if cap and d > 1.0:
+                    d = 1.0
+                out[i] = d * p1
+        else:  # GOALPOSTS
+            d = (v - p0) / (p1 - p0)
+            out[i] = min(1.0, max(0.0, d)) * p2
+    return out
+
+
+@jit
+def _columns(code, x, p0, p1, p2, cap, out):
+    """:func:`normalise_column` of every column of ``x`` with every count 1 (parameters per column)."""
+    ones = np.ones(x.shape[0])
+    for j in range(x.shape[1]):
+        normalise_column(code, x[:, j], ones, p0[j], p1[j], p2[j], cap[j], out[:, j])
+    return out
+
+
+@jit
+def _none(x):
+    """Placeholder parameters of a method that takes fewer than three (never read)."""
+    return np.zeros(x.shape[1])
 
 
 @jit
 def minmax(x, lo, hi, fill, out):
     """(x - min) / (max - min) * (hi - lo) + lo per column; constant column -> fill."""
-    for j in range(x.shape[1]):
-        count, low, high = _range(x[:, j])
-        for i in range(x.shape[0]):
-            v = x[i, j]
-            if not np.isfinite(v):
-                out[i, j] = np.nan
-            elif high == low:
-                out[i, j] = fill[j]
-            else:
-                out[i, j] = (v - low) / (high - low) * (hi[j] - lo[j]) + lo[j]
-    return out
+    return _columns(MINMAX, x, lo, hi, fill, np.zeros(x.shape[1], np.bool_), out)
 
 
 @jit
@@ -56,95 +163,37 @@ def zscore(x, mean, sd, fill, out):
 
     Constancy is decided on the values (min == max), not on the rounded sd, which need not be 0
     for a constant column (0.1, 0.1, 0.1 has a rounded mean of 0.10000000000000002)."""
-    for j in range(x.shape[1]):
-        count, low, high = _range(x[:, j])
-        total = 0.0
-        for i in range(x.shape[0]):
-            if np.isfinite(x[i, j]):
-                total += x[i, j]
-        centre = total / count if count > 0 else np.nan
-        spread = 0.0
-        if count > 1 and high > low:
-            squares = 0.0
-            for i in range(x.shape[0]):
-                if np.isfinite(x[i, j]):
-                    d = x[i, j] - centre
-                    squares += d * d
-            spread = np.sqrt(squares / (count - 1))
-        for i in range(x.shape[0]):
-            v = x[i, j]
-            if not np.isfinite(v):
-                out[i, j] = np.nan
-            elif spread == 0.0:
-                out[i, j] = fill[j]
-            else:
-                out[i, j] = (v - centre) / spread * sd[j] + mean[j]
-    return out
+    return _columns(ZSCORE, x, mean, sd, fill, np.zeros(x.shape[1], np.bool_), out)
 
 
 @jit
 def rank(x, out):
     """Ascending competition rank per column (smallest = 1; ties share the minimum)."""
-    for j in range(x.shape[1]):
-        rank_1d(x[:, j].copy(), False, out[:, j])
-    return out
+    return _columns(RANK, x, _none(x), _none(x), _none(x), np.zeros(x.shape[1], np.bool_), out)
 
 
 @jit
 def borda(x, out):
     """Borda score per column: ascending rank - 1."""
-    rank(x, out)
-    for j in range(x.shape[1]):
-        for i in range(x.shape[0]):
-            out[i, j] -= 1.0
-    return out
+    return _columns(BORDA, x, _none(x), _none(x), _none(x), np.zeros(x.shape[1], np.bool_), out)
 
 
 @jit
 def percentile(x, scale, fill, out):
     """Percentile rank (rank - 1) / (n - 1) * scale; a single present unit -> fill."""
-    rank(x, out)
-    for j in range(x.shape[1]):
-        count, low, high = _range(x[:, j])
-        for i in range(x.shape[0]):
-            if np.isfinite(out[i, j]):
-                if count == 1:
-                    out[i, j] = fill[j]
-                else:
-                    out[i, j] = (out[i, j] - 1.0) / (count - 1) * scale[j]
-    return out
+    return _columns(PERCENTILE, x, scale, fill, _none(x), np.zeros(x.shape[1], np.bool_), out)
 
 
 @jit
 def fraction_of_max(x, scale, fill, out):
     """x / max(x) * scale per column; max = 0 -> fill (inputs are validated >= 0)."""
-    for j in range(x.shape[1]):
-        count, low, high = _range(x[:, j])
-        for i in range(x.shape[0]):
-            v = x[i, j]
-            if not np.isfinite(v):
-                out[i, j] = np.nan
-            elif high == 0.0:
-                out[i, j] = fill[j]
-            else:
-                out[i, j] = v / high * scale[j]
-    return out
+    return _columns(FRACTION_OF_MAX, x, scale, fill, _none(x), np.zeros(x.shape[1], np.bool_), out)
 
 
 @jit
 def distance_to_max(x, scale, fill, out):
     """(1 - (max - x) / (max - min)) * scale per column; constant column -> fill."""
-    for j in range(x.shape[1]):
-        count, low, high = _range(x[:, j])
-        for i in range(x.shape[0]):
-            v = x[i, j]
-            if not np.isfinite(v):
-                out[i, j] = np.nan
-            elif high == low:
-                out[i, j] = fill[j]
-            else:
-                out[i, j] = (1.0 - (high - v) / (high - low)) * scale[j]
-    return out
+    return _columns(DISTANCE_TO_MAX, x, scale, fill, _none(x), np.zeros(x.shape[1], np.bool_), out)
 
 
 @jit
@@ -153,31 +202,10 @@ def distance_to_target(x, target, scale, cap, out):
 
     When no unit falls short of the target (target <= min), every unit has reached it and gets
     ``scale`` (the formula's denominator would be <= 0 and reverse the order)."""
-    for j in range(x.shape[1]):
-        count, low, high = _range(x[:, j])
-        for i in range(x.shape[0]):
-            v = x[i, j]
-            if not np.isfinite(v):
-                out[i, j] = np.nan
-            elif target[j] <= low:
-                out[i, j] = scale[j]
-            else:
-                d = 1.0 - (target[j] - v) / (target[j] - low)
-                if cap[j] and d > 1.0:
-                    d = 1.0
-                out[i, j] = d * scale[j]
-    return out
+    return _columns(DISTANCE_TO_TARGET, x, target, scale, _none(x), cap, out)
 
 
 @jit
 def goalposts(x, lo, hi, scale, out):
     """clamp((x - lo) / (hi - lo), 0, 1) * scale per column."""
-    for j in range(x.shape[1]):
-        for i in range(x.shape[0]):
-            v = x[i, j]
-            if not np.isfinite(v):
-                out[i, j] = np.nan
-            else:
-                d = (v - lo[j]) / (hi[j] - lo[j])
-                out[i, j] = min(1.0, max(0.0, d)) * scale[j]
-    return out
+    return _columns(GOALPOSTS, x, lo, hi, scale, np.zeros(x.shape[1], np.bool_), out)

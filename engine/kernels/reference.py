@@ -22,6 +22,23 @@ import math
 
 import numpy as np
 
+from ..methods import (
+    ARITHMETIC,
+    BORDA,
+    COPELAND,
+    DISTANCE_TO_MAX,
+    DISTANCE_TO_TARGET,
+    FRACTION_OF_MAX,
+    GENERALISED,
+    GEOMETRIC,
+    GOALPOSTS,
+    HARMONIC,
+    MINMAX,
+    PERCENTILE,
+    RANK,
+    ZSCORE,
+)
+
 __all__ = [
     "minmax", "zscore", "rank", "borda", "percentile", "fraction_of_max", "distance_to_max",
     "distance_to_target", "goalposts",
@@ -254,16 +271,11 @@ def copeland(values: np.ndarray, weights: np.ndarray, min_coverage: float) -> np
 
 
 def _aggregate_block(block: np.ndarray, w: np.ndarray, code: int, p: float, min_coverage: float) -> np.ndarray:
-    """One node's column by its method code (engine.schema.AGGREGATION_CODES)."""
-    if code == 0:
-        return arithmetic(block, w, min_coverage)
-    if code == 1:
-        return geometric(block, w, min_coverage)
-    if code == 2:
-        return harmonic(block, w, min_coverage)
-    if code == 3:
+    """One node's column by its method code (:mod:`engine.methods`)."""
+    if code == GENERALISED:
         return generalised(block, w, p, min_coverage)
-    return copeland(block, w, min_coverage)
+    return {ARITHMETIC: arithmetic, GEOMETRIC: geometric, HARMONIC: harmonic, COPELAND: copeland}[code](
+        block, w, min_coverage)
 
 
 def aggregate_tree(values: np.ndarray, child_ptr: np.ndarray, child_idx: np.ndarray,
@@ -450,9 +462,8 @@ def _mc_replicate_scores(zt, linear_variant, child_ptr, child_idx, param, min_co
 
 
 def _competition_ranks(score) -> list[int]:
-    """Descending competition ranks: 1 + the number of present scores strictly larger; missing → 0."""
-    present = [s for s in score if math.isfinite(s)]
-    return [1 + sum(1 for o in present if o > s) if math.isfinite(s) else 0 for s in score]
+    """:func:`rank_desc` of one column as integers, missing → 0 (the Monte Carlo kernels' convention)."""
+    return [0 if math.isnan(r) else int(r) for r in rank_desc(np.asarray(score, np.float64)[:, None])[:, 0]]
 
 
 def _mc_accumulate(score, rank_t, nominal_rank, pair_units, hist, shift_hist, pair_count, moments) -> float:
@@ -488,13 +499,15 @@ def _accumulators(n_rep, n_t, n_units, n_pairs, block_size):
             np.zeros((n_rep, n_t, n_units), np.int64))
 
 
-def montecarlo_blocks(zt, linear_variant, child_ptr, child_idx, param, min_coverage, any_coverage,
-                      node_weight, variant, agg_code, excluded, targets, nominal_rank,
-                      pair_units, block_size):
-    """Readable twin of :func:`engine.kernels.montecarlo.montecarlo_blocks` (one lane).
+def montecarlo_blocks(zt, linear_variant, tree, design, targets, block_size):
+    """Readable twin of :func:`engine.kernels.montecarlo.montecarlo_blocks` (one lane, the same
+    grouped arguments).
 
     Returns ``(hist, shift_hist, pair_count, moments, shift_out, ranks)`` with the kernel's
     meanings, without the lane axis; ``ranks`` holds every replicate's ranks (0 = missing)."""
+    child_ptr, child_idx, param, min_coverage, any_coverage = tree
+    node_weight, variant, agg_code, excluded = design
+    targets, nominal_rank, pair_units = targets
     n_rep = node_weight.shape[0]
     n_units = zt.shape[2]
     n_t = len(targets)
@@ -545,9 +558,11 @@ def _finite_range(z) -> tuple[float, float]:
     return (min(finite), max(finite)) if finite else (math.inf, -math.inf)
 
 
-def montecarlo_scores(zt, linear_variant, child_ptr, child_idx, param, min_coverage, any_coverage,
-                      node_weight, variant, agg_code, excluded, targets):
+def montecarlo_scores(zt, linear_variant, tree, design, targets):
     """Readable twin of :func:`engine.kernels.montecarlo.montecarlo_scores`: ``(scores, keys)``."""
+    child_ptr, child_idx, param, min_coverage, any_coverage = tree
+    node_weight, variant, agg_code, excluded = design
+    targets = targets.targets
     n_rep, n_units, n_t = node_weight.shape[0], zt.shape[2], len(targets)
     bits = max(1, (n_units - 1).bit_length())
     scores = np.zeros((n_rep, n_t, n_units))
@@ -585,18 +600,16 @@ def montecarlo_accumulate(scores, keys, nominal_rank, pair_units, block_size):
 def normalise_column(code, x, count, p0, p1, p2, cap):
     """Readable twin of :func:`engine.kernels.bootstrap.normalise_column`: one column normalised
     with statistics of the weighted sample (units with count > 0 and a finite value, each
-    ``count`` times), applied to every unit.  Codes follow NORMALISERS' order: 0 minmax,
-    1 zscore, 2 rank, 3 borda, 4 percentile, 5 fraction_of_max, 6 distance_to_max,
-    7 distance_to_target, 8 goalposts."""
+    ``count`` times), applied to every unit.  Codes: :mod:`engine.methods` (``MINMAX`` …)."""
     sample = [(float(v), float(c)) for v, c in zip(x, count) if c > 0 and math.isfinite(v)]
     total = sum(c for _, c in sample)
     out = np.full(len(x), np.nan)
-    if not sample and code != 8:
+    if not sample and code != GOALPOSTS:
         return out
     low = min((v for v, _ in sample), default=math.inf)
     high = max((v for v, _ in sample), default=-math.inf)
     centre = spread = 0.0
-    if code == 1:
+    if code == ZSCORE:
         s = 0.0
         for v, c in sample:
             s += c * v
@@ -610,21 +623,21 @@ def normalise_column(code, x, count, p0, p1, p2, cap):
         if not math.isfinite(v):
             continue
         below = sum(c for w, c in sample if w < v)  # weighted number of sample values below v
-        if code == 0:
+        if code == MINMAX:
             out[i] = p2 if high == low else (v - low) / (high - low) * (p1 - p0) + p0
-        elif code == 1:
+        elif code == ZSCORE:
             out[i] = p2 if spread == 0.0 else (v - centre) / spread * p1 + p0
-        elif code == 2:
+        elif code == RANK:
             out[i] = 1.0 + below
-        elif code == 3:
+        elif code == BORDA:
             out[i] = below
-        elif code == 4:
+        elif code == PERCENTILE:
             out[i] = p1 if total == 1.0 else below / (total - 1.0) * p0
-        elif code == 5:
+        elif code == FRACTION_OF_MAX:
             out[i] = p1 if high == 0.0 else v / high * p0
-        elif code == 6:
+        elif code == DISTANCE_TO_MAX:
             out[i] = p1 if high == low else (1.0 - (high - v) / (high - low)) * p0
-        elif code == 7:
+        elif code == DISTANCE_TO_TARGET:
             if p0 <= low:
                 out[i] = p1
             else:
@@ -664,13 +677,19 @@ def _bootstrap_values(base, divisor, record_unit, record_values, uniform, thresh
     return x
 
 
-def bootstrap_blocks(base, direction, divisor, count, record_unit, record_values, record_uniform, thresholds,
-                     record_scale, derived, numerator, denominator, noise_index, noise_sd, noise_floor, noise_eps,
-                     norm_code, norm_param, norm_cap, child_ptr, child_idx, param, min_coverage, any_coverage,
-                     node_weight, variant, agg_code, excluded, targets, nominal_rank, pair_units, block_size):
-    """Readable twin of :func:`engine.kernels.bootstrap.bootstrap_blocks` (one lane): per replicate,
-    values → normalisation fitted on the replicate's sample → target scores → ranks → the Monte
-    Carlo accumulators.  Returns ``(hist, shift_hist, pair_count, moments, shift_out, ranks, scores)``."""
+def bootstrap_blocks(sample, records, noise, norm, tree, design, targets, block_size):
+    """Readable twin of :func:`engine.kernels.bootstrap.bootstrap_blocks` (one lane, the same
+    grouped arguments): per replicate, values → normalisation fitted on the replicate's sample →
+    target scores → ranks → the Monte Carlo accumulators.  Returns ``(hist, shift_hist, pair_count,
+    moments, shift_out, ranks, scores)``."""
+    base, direction, count = sample
+    record_unit, record_values, record_uniform, thresholds, record_scale, derived, numerator, denominator, \
+        divisor = records
+    noise_index, noise_sd, noise_floor, noise_eps = noise
+    norm_code, norm_param, norm_cap = norm
+    child_ptr, child_idx, param, min_coverage, any_coverage = tree
+    node_weight, variant, agg_code, excluded = design
+    targets, nominal_rank, pair_units = targets
     n_rep = node_weight.shape[0]
     n_units, n_ind = base.shape
     n_t = len(targets)

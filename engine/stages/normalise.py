@@ -1,8 +1,8 @@
 """Normalisation stage: directions, parameters and the constant-indicator policy around the kernels.
 
-The registry maps each schema method name to its Numba kernel, its reference twin and a function
-building the per-column parameter arrays.  Directions follow COINr: values are multiplied by the
-direction first; goalposts and targets given in the indicator's units are flipped to match, so a
+:data:`NORMALISERS` maps each registered method name (:mod:`engine.methods`) to its Numba
+kernel, its reference twin and a function building the per-column parameter arrays.  Directions
+follow COINr: values are multiplied by the direction first; goalposts and targets given in the indicator's units are flipped to match, so a
 direction -1 indicator gets ``(hi - x) / (hi - lo)`` with goalposts and ``(max - x) / (max - target)``
 with a target.
 """
@@ -15,9 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import methods
 from ..errors import ConstantIndicatorWarning, DataError
-from ..kernels import normalise as kernels
-from ..kernels import reference
 from ..schema import Indicator
 
 __all__ = ["NORMALISERS", "NON_NEGATIVE", "normalise", "check_domain", "Normaliser"]
@@ -70,17 +69,13 @@ def _goalposts(inds, midpoint):
     return _array(p[0] for p in posts), _array(p[1] for p in posts), _array(i.normalisation["scale"] for i in inds)
 
 
-NORMALISERS: dict[str, Normaliser] = {
-    "minmax": Normaliser(kernels.minmax, reference.minmax, _minmax),
-    "zscore": Normaliser(kernels.zscore, reference.zscore, _zscore),
-    "rank": Normaliser(kernels.rank, reference.rank, lambda inds, midpoint: ()),
-    "borda": Normaliser(kernels.borda, reference.borda, lambda inds, midpoint: ()),
-    "percentile": Normaliser(kernels.percentile, reference.percentile, _scaled),
-    "fraction_of_max": Normaliser(kernels.fraction_of_max, reference.fraction_of_max, _scaled),
-    "distance_to_max": Normaliser(kernels.distance_to_max, reference.distance_to_max, _scaled),
-    "distance_to_target": Normaliser(kernels.distance_to_target, reference.distance_to_target, _target),
-    "goalposts": Normaliser(kernels.goalposts, reference.goalposts, _goalposts),
-}
+_PARAMS = {"minmax": _minmax, "zscore": _zscore, "rank": lambda inds, midpoint: (),
+           "borda": lambda inds, midpoint: (), "percentile": _scaled, "fraction_of_max": _scaled,
+           "distance_to_max": _scaled, "distance_to_target": _target, "goalposts": _goalposts}
+#: Every registered normalisation method (:data:`engine.methods.NORMALISATION`, in code order): its
+#: kernel, twin and parameter builder.
+NORMALISERS: dict[str, Normaliser] = {name: Normaliser(m.kernel, m.twin, _PARAMS[name])
+                                      for name, m in methods.NORMALISATION.items()}
 
 
 def check_domain(directed: np.ndarray, indicators: tuple[Indicator, ...], units: Sequence | None = None) -> None:

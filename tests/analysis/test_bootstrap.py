@@ -18,7 +18,13 @@ import yaml
 from scipy.stats import poisson
 
 import engine
-from engine.analysis.bootstrap import DECOMPOSITION_SUMS, build_bootstrap_problem, evaluate, run_bootstrap_chunk
+from engine.analysis.bootstrap import (
+    DECOMPOSITION_SUMS,
+    build_bootstrap_problem,
+    evaluate,
+    kernel_inputs,
+    run_bootstrap_chunk,
+)
 from engine.analysis.design import map_parameters, n_columns, replicate_uniforms
 from engine.analysis.resample import (BootstrapSpec, compile_records, load_bootstrap_spec, poisson_thresholds,
                                       resample_size, sampling_draws)
@@ -708,13 +714,7 @@ def test_records_with_a_denominator_and_screened_units():
     got = evaluate(bp, params, draws, 8, 2, keep_ranks=True, keep_scores=True)
     from engine.kernels import reference
 
-    p = problem
-    twin = reference.bootstrap_blocks(
-        bp.base, bp.direction, design.divisor, draws.count, design.unit, design.values, draws.record_uniform,
-        design.thresholds, 1.0 / design.rate, design.derived, design.numerator, design.denominator, bp.noise_index,
-        bp.noise_sd, bp.noise_floor, draws.noise_eps, bp.norm_code, bp.norm_param, bp.norm_cap, p.child_ptr,
-        p.child_idx, p.param, p.min_coverage, p.any_coverage, params.node_weight, params.variant, params.agg_code,
-        params.excluded, p.targets, p.nominal_rank, p.pair_units, 8)
+    twin = reference.bootstrap_blocks(*kernel_inputs(bp, params, draws), 8)
     for a, b in zip(got, twin):
         np.testing.assert_array_equal(a, b)
 

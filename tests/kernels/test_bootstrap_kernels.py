@@ -26,12 +26,12 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import engine
-from engine.analysis.bootstrap import build_bootstrap_problem, evaluate
+from engine.analysis.bootstrap import build_bootstrap_problem, evaluate, kernel_inputs
 from engine.analysis.design import map_parameters, n_columns, replicate_uniforms
 from engine.analysis.problem import build_problem
 from engine.analysis.resample import compile_records, load_bootstrap_spec, sampling_draws
 from engine.analysis.spec import resolve_factors
-from engine.kernels import bootstrap as kernel
+from engine.kernels import normalise as kernel
 from engine.kernels import reference
 from engine.schema import framework_from_dict
 from engine.stages.normalise import NORMALISERS
@@ -383,15 +383,7 @@ def _inputs(bp, seed: int, n: int):
 
 
 def _twin(bp, params, draws, block: int):
-    p, rec, e = bp.problem, bp.records, np.zeros(0, np.int64)
-    return reference.bootstrap_blocks(
-        bp.base, bp.direction, rec.divisor if rec else np.ones((bp.n_units, 0)), draws.count,
-        rec.unit if rec else e, rec.values if rec else np.zeros((0, 1)), draws.record_uniform,
-        rec.thresholds if rec else e, 1.0 / rec.rate if rec else 1.0, rec.derived if rec else e,
-        rec.numerator if rec else e, rec.denominator if rec else e, bp.noise_index, bp.noise_sd, bp.noise_floor,
-        draws.noise_eps, bp.norm_code, bp.norm_param, bp.norm_cap, p.child_ptr, p.child_idx, p.param,
-        p.min_coverage, p.any_coverage, params.node_weight, params.variant, params.agg_code, params.excluded,
-        p.targets, p.nominal_rank, p.pair_units, block)
+    return reference.bootstrap_blocks(*kernel_inputs(bp, params, draws), block)
 
 
 OUTPUTS = ("hist", "shift_hist", "pair_count", "moments", "shift_out", "ranks", "scores")

@@ -15,7 +15,7 @@ import engine
 from engine.analysis.design import ParameterMap, map_parameters, n_columns, replicate_uniforms
 from engine.analysis import montecarlo as mc_analysis
 from engine.analysis.montecarlo import _split_call, run_chunk
-from engine.analysis.problem import build_problem
+from engine.analysis.problem import build_problem, kernel_design, kernel_targets, kernel_tree
 from engine.analysis.spec import load_spec, resolve_factors
 from engine.kernels import montecarlo as mc
 from engine.kernels import reference
@@ -67,9 +67,7 @@ def _case(case, n, seed, block):
     factors = resolve_unchecked(spec, framework)
     problem = build_problem(nominal, spec, factors)
     p = map_parameters(replicate_uniforms(seed, 0, n, n_columns(factors)), factors, problem)
-    args = (problem.zt, problem.linear_variant, problem.child_ptr, problem.child_idx, problem.param,
-            problem.min_coverage, problem.any_coverage, p.node_weight, p.variant, p.agg_code, p.excluded,
-            problem.targets)
+    args = (problem.zt, problem.linear_variant, kernel_tree(problem), kernel_design(p), kernel_targets(problem))
     return problem, factors, p, args
 
 
@@ -136,8 +134,7 @@ def test_kernel_equals_twin(case):
     block, blocks = 16, 4
     problem, factors, _, args = _case(case, block * blocks, 11, block)
     state = run_chunk(problem, factors, 11, 0, blocks, block, n_lanes=2)
-    hist, shift_hist, pairs, moments, _, _ = reference.montecarlo_blocks(*args, problem.nominal_rank,
-                                                                        problem.pair_units, block * blocks)
+    hist, shift_hist, pairs, moments, _, _ = reference.montecarlo_blocks(*args, block * blocks)
     np.testing.assert_array_equal(state.hist, hist)
     np.testing.assert_array_equal(state.shift_hist[:, :shift_hist.shape[1]], shift_hist[:, :state.shift_hist.shape[1]])
     np.testing.assert_array_equal(state.pair_count, pairs)
@@ -286,7 +283,7 @@ def _accumulate_row_like_twin(score, keys):
     out = (np.zeros((1, n, n + 1), np.int64), np.zeros((1, mc.shift_bins(n)), np.int64),
            np.zeros((1, len(pairs), len(pairs)), np.int64), np.zeros((1, 1, n, 2)), np.zeros((1, 1)),
            np.zeros((1, 1, n), np.int64))
-    mc.montecarlo_accumulate(scores, sorted_keys, nominal, pairs, 1, *out)
+    mc.montecarlo_accumulate(scores, sorted_keys, nominal, pairs, 1, mc.Accumulators(*out))
     twin = reference.montecarlo_accumulate(scores, sorted_keys, nominal, pairs, 1)
     for kernel_out, twin_out in zip(out, twin):
         np.testing.assert_array_equal(kernel_out, twin_out)
@@ -361,7 +358,7 @@ def test_rank_shift_of_tied_ranks_fits_its_histogram():
     pairs = np.zeros(0, np.int64)
     out = (np.zeros((2, n, n + 1), np.int64), np.zeros((2, mc.shift_bins(n)), np.int64), np.zeros((2, 0, 0), np.int64),
            np.zeros((1, 2, n, 2)), np.zeros((1, 2)), np.zeros((1, 2, n), np.int64))
-    mc.montecarlo_accumulate(scores, keys, nominal, pairs, 1, *out)
+    mc.montecarlo_accumulate(scores, keys, nominal, pairs, 1, mc.Accumulators(*out))
     assert mc.shift_bins(n) == 21
     assert np.flatnonzero(out[1][0]).tolist() == [14] and np.flatnonzero(out[1][1]).tolist() == [6]  # 0+1+2+3+0
     np.testing.assert_array_equal(out[4], [[14 / 5, 6 / 5]])
@@ -538,7 +535,7 @@ def test_split_kernels_equal_their_twins(case):
     out = (np.zeros((n_t, n_u, n_u + 1), np.int64), np.zeros((n_t, mc.shift_bins(n_u)), np.int64),
            np.zeros((n_t, n_p, n_p), np.int64), np.zeros((n // block, n_t, n_u, 2)), np.zeros((n, n_t)),
            np.zeros((n, n_t, n_u), np.int64))
-    mc.montecarlo_accumulate(scores, keys, problem.nominal_rank, problem.pair_units, block, *out)
+    mc.montecarlo_accumulate(scores, keys, problem.nominal_rank, problem.pair_units, block, mc.Accumulators(*out))
     twin = reference.montecarlo_accumulate(scores, keys, problem.nominal_rank, problem.pair_units, block)
     for kernel_out, twin_out in zip(out, twin):
         np.testing.assert_array_equal(kernel_out, twin_out)
@@ -547,9 +544,31 @@ def test_split_kernels_equal_their_twins(case):
         for split_out, twin_out in zip(split[:4] + split[5:], twin):
             np.testing.assert_array_equal(split_out, twin_out)
         np.testing.assert_array_equal(split[4], scores)
-    fused = reference.montecarlo_blocks(*args, problem.nominal_rank, problem.pair_units, block)
+    fused = reference.montecarlo_blocks(*args, block)
     for split_out, fused_out in zip(twin, fused):
         np.testing.assert_array_equal(split_out, fused_out)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_fused_kernel_equals_its_twin(case):
+    """The fused kernel montecarlo_blocks, which runs in production for explicit designs
+    (run_design) and the nominal ranks (evaluate_ranks), against its twin bit for bit: every
+    accumulator, R_S per replicate and every replicate's ranks, whatever the number of lanes (its
+    accumulators have a lane axis; their sum over lanes is the twin's)."""
+    block, n = 8, 32
+    problem, _, _, args = _case(case, n, 9, block)
+    twin = reference.montecarlo_blocks(*args, block)
+    n_t, n_u, n_p = len(problem.targets), problem.n_units, len(problem.pair_units)
+    for lanes in (1, 3):
+        hist = np.zeros((lanes, n_t, n_u, n_u + 1), np.int64)
+        shift_hist = np.zeros((lanes, n_t, mc.shift_bins(n_u)), np.int64)
+        pairs = np.zeros((lanes, n_t, n_p, n_p), np.int64)
+        moments, shift_out = np.zeros((n // block, n_t, n_u, 2)), np.zeros((n, n_t))
+        ranks = np.zeros((n, n_t, n_u), np.int64)
+        mc.montecarlo_blocks(*args, block, lanes, mc.Accumulators(hist, shift_hist, pairs, moments, shift_out, ranks))
+        for got, want in zip((hist.sum(0), shift_hist.sum(0), pairs.sum(0), moments, shift_out, ranks), twin,
+                             strict=True):
+            np.testing.assert_array_equal(got, want)
 
 
 @pytest.mark.parametrize("phi", [0.0, 0.25, 1.0])

@@ -31,6 +31,17 @@ def test_economic_circle_totals_reproduce_seed_001():
     assert circles["n_units"].to_list() == [4, 3, 1, 2]
 
 
+def test_groups_are_ranked_by_the_ranking_kernel_ties_share_and_missing_gets_no_rank():
+    """Descending competition ranks (ties share the minimum) from engine.kernels.rank; a group whose
+    aggregate is missing (null, or NaN from a NaN score) gets no rank instead of rank 1 (Polars
+    ranks NaN above every number)."""
+    table = pl.DataFrame({"g": ["a", "b", "c", "d", "e"], "x": [2.0, 5.0, 2.0, None, float("nan")]})
+    ranked = aggregate_groups(table, "g", ["x"], how="mean")
+    assert dict(zip(ranked["g"].to_list(), ranked["x_rank"].to_list(), strict=True)) == {
+        "b": 1, "a": 2, "c": 2, "d": None, "e": None}
+    assert ranked["x_rank"].dtype == pl.Int32
+
+
 def test_group_mean_of_asem_by_eurasia(asem_result):
     means = aggregate_groups(asem_result.table, "EurAsia_group", ["Index", "Conn"], how="mean")
     europe = asem_result.table.filter(pl.col("EurAsia_group") == "Europe")["Index"].mean()

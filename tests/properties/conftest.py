@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, settings
 from engine.kernels import aggregate as aggregate_kernels
 from engine.kernels import normalise as normalise_kernels
 from engine.kernels import rank as rank_kernels
-from tests.strategies import fixed_params
+from tests.strategies import NORMALISATION_METHODS, fixed_params
 
 settings.register_profile("ci", derandomize=True, database=None, deadline=None, max_examples=60,
                           suppress_health_check=[HealthCheck.too_slow])
@@ -27,7 +27,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 def warm_kernels():
     """Compile (or load) every kernel once, before Hypothesis times anything."""
     x = np.array([[1.0, 0.0], [2.0, np.nan], [4.0, 3.0]])
-    for name in normalise_kernels.__all__:
+    for name in NORMALISATION_METHODS:
         getattr(normalise_kernels, name)(x, *fixed_params(name, x), np.empty_like(x))
     rank_kernels.rank_desc(x, np.empty_like(x))
     w, out = np.array([0.5, 0.5]), np.empty(3)
