@@ -13,6 +13,7 @@ bottom-up, each on its components' scores under the weights already optimised be
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,8 +29,9 @@ from ..errors import SchemaError
 from ..io import atomic_write
 from ..kernels.aggregate import aggregate_node
 from ..pipeline import ScoreResult
-from ..schema import AGGREGATION_CODES
+from ..schema import AGGREGATION_CODES, framework_from_dict
 from ..stages import aggregate
+from ..stages.weights import resolve_weights
 from .importance import SmootherSet, SplineSmoother
 from .importance import _check as option
 from .result import flag
@@ -327,10 +329,16 @@ def optimise_weights(result: Any, nodes: Sequence[str] | None = None, *, objecti
               "target": pl.Float64, "measure_before": pl.Float64, "measure_after": pl.Float64,
               "share_before": pl.Float64, "share_after": pl.Float64, "gap": pl.Float64, "converged": pl.Boolean}
     components = pl.DataFrame(rows, schema=schema, orient="row")
-    new = result.reaggregate(set=changed) if changed else result
+    document = _document(fw, changed)
+    new = result
+    if changed:
+        # the weights the written file gives: a node weighted by entropy/CRITIC/PCA above an optimised
+        # one gets its weights again from the new scores, as scoring the file would
+        resolved, _ = resolve_weights(framework_from_dict(copy.deepcopy(document)), stages.normalised)
+        new = result.reaggregate(set=resolved)
     ranks = rank_shifts(result, {objective: new.stages.ranks[:, -1]}).drop("variant")
     return OptimisedWeights(objective=objective, measure=measure, weights=changed, components=components,
-                            ranks=ranks, document=_document(fw, changed), flags=flags, result=new)
+                            ranks=ranks, document=document, flags=flags, result=new)
 
 
 def _document(fw, weights: Mapping[str, float]) -> dict[str, Any]:

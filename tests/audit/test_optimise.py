@@ -98,6 +98,24 @@ def test_the_written_framework_reproduces_the_reported_rank_changes(tmp_path):
     assert found.yaml().startswith("# Weights of Human, Index optimised by cityrank audit (infomax")
 
 
+def test_ranks_are_those_of_the_written_file_under_a_data_driven_parent(tmp_path):
+    # Index weighted by entropy over A and B: optimising A changes A's scores, so scoring the written
+    # file recomputes the Index weights; the reported ranks must be the file's.
+    nodes = [{"id": "Index", "labels": {"en": "Index"}, "weighting": {"method": "entropy"}},
+             {"id": "A", "parent": "Index", "labels": {"en": "A"}},
+             {"id": "B", "parent": "Index", "labels": {"en": "B"}}]
+    nodes += [{"id": f"x{i}", "parent": "A" if i < 3 else "B", "labels": {"en": f"x{i}"}, "column": f"x{i}"}
+              for i in range(5)]
+    fw = framework_from_dict({"id": "entropy", "labels": {"en": "E"}, "data": {"unit": "unit"}, "nodes": nodes})
+    data = correlated(150, seed=8).with_columns(x3=pl.col("x0") ** 2 + pl.col("x2"), x4=pl.col("x1").abs())
+    result = engine.score(fw, data)
+    found = optimise_weights(result, ["A"], objective="infomax")
+    rescored = engine.score(found.write(tmp_path / "f.yaml"), data)
+    assert rescored.stages.weights["A"] != result.stages.weights["A"]  # entropy weights moved with A's scores
+    assert dict(zip(found.ranks["unit"], found.ranks["new_rank"], strict=True)) == dict(
+        zip(rescored.table["unit"], rescored.table["Index_rank"], strict=True))
+
+
 def test_unreachable_targets_are_flagged_with_the_node_and_the_gap():
     # x1 = 2 x0 + 1: after minmax both are the same column, so their shares are 1/2 whatever the weights.
     data = correlated(200, seed=4).with_columns(x1=2 * pl.col("x0") + 1)
