@@ -6,8 +6,9 @@ matrix (no imputation, treatment or normalisation again): the node gets weight 0
 :meth:`engine.schema.Framework.compile` (which renormalises its siblings' weights) and is then left
 out of its parent's component list, so that its parent is computed exactly as from a framework
 file without it (coverage counts, a zero under a geometric mean).  What stays as in the audited
-run: the units (screening is not redone) and the siblings' resolved weights (a parent weighted by
-entropy, CRITIC or PCA keeps its other children's weights, renormalised).
+run: the units (screening is not redone) and the resolved weights (a parent or ancestor weighted
+by entropy, CRITIC or PCA keeps its weights, renormalised, instead of estimating them again; a
+note says so).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import polars as pl
 
 from ..errors import SchemaError
 from ..pipeline import RANK_SUFFIX, ScoreResult, score
-from ..schema import CompiledTree
+from ..schema import DATA_DRIVEN_WEIGHTING, CompiledTree
 from ..stages import aggregate, rank, rescale
 from .result import flag
 
@@ -122,6 +123,14 @@ def _nodes(fw, nodes: Sequence[str] | None) -> list[str]:
     return nodes
 
 
+def _ancestors(fw, node: str) -> list[str]:
+    parents = []
+    while fw.node(node).parent is not None:
+        node = fw.node(node).parent
+        parents.append(node)
+    return parents
+
+
 def check_data(options: dict[str, Any], framework, dataset) -> None:
     """Refuse, before scoring, nodes that cannot be removed and a comparison framework that cannot be loaded."""
     _nodes(framework, options["whatif_nodes"])
@@ -167,10 +176,11 @@ def what_if(result: Any, nodes: Sequence[str] | None = None, *, data: Any = None
             flags.append(flag("whatif", "note", f"not removed: it is the only component of {parent!r}, which "
                               "would be left empty", node=node, column=parent))
             continue
-        if fw.node(parent).weighting.name in ("entropy", "critic", "pca"):
-            flags.append(flag("whatif", "note", f"{parent!r} is weighted by {fw.node(parent).weighting.name}: "
-                              "without this node its other children keep their weights (renormalised), not "
-                              "re-estimated", node=node, column=parent))
+        driven = next((a for a in _ancestors(fw, node) if fw.node(a).weighting.name in DATA_DRIVEN_WEIGHTING), None)
+        if driven is not None:
+            flags.append(flag("whatif", "note", f"{driven!r} is weighted by {fw.node(driven).weighting.name}: "
+                              "without this node its weights are kept as in the audit (renormalised), not "
+                              "estimated again", node=node, column=driven))
         new = index_ranks(result, removed=[node])
         ranks[node] = new
         rows.append({"removed": node, "kind": kind, "parent": parent, **_summary_row(base, new)})

@@ -141,3 +141,17 @@ def test_audit_refuses_bad_whatif_options_before_scoring(options, match, monkeyp
     with pytest.raises(SchemaError, match=match):
         engine.audit(CHINA, sections=["whatif"], options=options)
 
+
+def test_data_driven_weights_above_a_removal_are_named():
+    nodes = [{"id": "Index", "labels": {"en": "Index"}, "weighting": {"method": "entropy"}},
+             {"id": "A", "parent": "Index", "labels": {"en": "A"}},
+             {"id": "B", "parent": "Index", "labels": {"en": "B"}}]
+    nodes += [{"id": f"x{i}", "parent": "A" if i < 2 else "B", "labels": {"en": f"x{i}"}, "column": f"x{i}"}
+              for i in range(4)]
+    fw = framework_from_dict({"id": "entropy", "labels": {"en": "E"}, "data": {"unit": "unit"}, "nodes": nodes})
+    rng = np.random.default_rng(5)
+    data = pl.DataFrame({"unit": [f"u{i}" for i in range(30)], **{f"x{i}": rng.uniform(size=30) for i in range(4)}})
+    _, _, flags = what_if(engine.score(fw, data), ["x0", "A"])
+    assert [(f["node"], f["column"]) for f in flags] == [("x0", "Index"), ("A", "Index")]
+    assert all("weighted by entropy" in f["message"] and "not estimated again" in f["message"] for f in flags)
+
