@@ -32,7 +32,7 @@ ANALYSIS_FORMATS = ("parquet", "csv", "xlsx")
 #: Excel's sheet size.
 EXCEL_MAX_ROWS, EXCEL_MAX_COLUMNS = 1_048_576, 16_384
 #: Cells of an analysis table above which it goes to Parquet beside the workbook instead of a sheet
-#: (the acceptability table grows with units²; 10^6 cells take ~25 s and ~500 MB to write).
+#: (the acceptability table grows with units²; a sheet of 10^6 cells is slow and memory-hungry to write).
 EXCEL_MAX_CELLS = 2_000_000
 #: Fill colour of imputed cells in Excel output (light yellow).
 IMPUTED_FILL = "#FFEB9C"

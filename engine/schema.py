@@ -291,7 +291,7 @@ def _validated_document(raw_text: str, path: str, is_json: bool) -> Any:
     """Parse a framework file's text and run the document checks (cycles, JSON Schema, non-finite
     numbers).  Cached on the text itself (and the path it is reported under): loading the same
     file again — every analysis run starts with a nominal run — skips the parse and the JSON
-    Schema validation (~10-20 ms); an edited file is new text, so it is always validated, and a
+    Schema validation; an edited file is new text, so it is always validated, and a
     file that fails raises every time (errors are not cached)."""
     document = parse_document(raw_text, path, is_json=is_json)
     _validate_document(document, path)

@@ -97,7 +97,7 @@ def map_parameters(u: np.ndarray, factors: list[Factor], problem) -> Parameters:
 class ParameterMap:
     """:func:`map_parameters` for one list of factors and one problem, with the per-factor set-up
     (node positions, noise groups, which node weights no factor sets) done once: a run maps one
-    RNG block at a time, and that set-up is Python work (~50 µs) that would otherwise be paid for
+    RNG block at a time, and that set-up is Python work that would otherwise be paid for
     every block, by every lane."""
 
     def __init__(self, factors: list[Factor], problem):

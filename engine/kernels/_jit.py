@@ -9,10 +9,10 @@ file that has since changed would otherwise be loaded stale.
 Vector width: on AVX-512 hosts LLVM's tuning for recent Intel cores caps auto-vectorised loops at
 256-bit registers (``prefer-256-bit``).  The kernels' hot loops run over units with no
 reassociation, so a wider register changes how many lanes run at once, never an operation or its
-order: the floats are the same.  :func:`prefer_wide_vectors` lifts the cap (measured: weighted
-sums ~25-35 % faster in isolation, a 10⁶-replicate Monte Carlo run ~7 %), unless the user set
-``NUMBA_CPU_FEATURES`` or ``CITYRANK_VECTOR_WIDTH=256``.  It changes Numba's process-wide
-target, so it applies only before anything in the process has been compiled.
+order: the floats are the same.  :func:`prefer_wide_vectors` lifts the cap (timings:
+docs/performance.md), unless the user set ``NUMBA_CPU_FEATURES`` or ``CITYRANK_VECTOR_WIDTH=256``.
+It changes Numba's process-wide target, so it applies only before anything in the process has been
+compiled.
 """
 
 from __future__ import annotations
