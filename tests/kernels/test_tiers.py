@@ -403,8 +403,3 @@ def test_non_numeric_scores_are_a_data_error():
     with pytest.raises(DataError, match=r"scores must be numeric .*Fix: pass one float score per unit"):
         assign_tiers(["a", "b"], k=2)
 
-
-@pytest.mark.skip(reason="seed 000's published tiers (5 tiers of 1, 2, 17, 84 and 200+ cities) need its data, "
-                         "which is not shipped")
-def test_seed_000_published_tier_sizes():
-    raise AssertionError("unreachable")
