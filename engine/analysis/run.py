@@ -16,14 +16,13 @@ import numpy as np
 import polars as pl
 
 from .. import __version__
-from ..backends import check_backend
 from ..display import manifest_summary, result_html, result_text
-from ..errors import DataError, MissingRankWarning, SchemaError
+from ..errors import MissingRankWarning, SchemaError
 from ..io import check_output, with_unit_names, write_tables
 from ..pipeline import ScoreResult, score
-from ..progress import Progress
 from .design import RNG_BLOCK, Parameters
-from .memory import check_memory, local_lanes
+from .driver import BackendOptions, drive, run_seed
+from .memory import check_memory
 from .montecarlo import ChunkState, Lanes, RankStatistics, aligned_chunk_blocks, run_chunk, run_design, summarise
 from .problem import Problem, build_problem
 from .spec import UncertaintySpec, load_spec, resolve_factors
@@ -84,16 +83,8 @@ class UncertaintyResult:
 
 def _chunk(problem: Problem, factors, seed: int, block_size: int, n_replicates: int, first: int, stop: int
            ) -> ChunkState:
-    """Dask task: blocks [first, stop) with one lane and one Numba thread (a worker process runs
-    one task per thread it has; more Numba threads would oversubscribe its cores)."""
-    import numba
-
-    previous = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        return run_chunk(problem, factors, seed, first, stop, block_size, n_lanes=1, n_replicates=n_replicates)
-    finally:
-        numba.set_num_threads(previous)
+    """Dask task: blocks [first, stop) with one lane."""
+    return run_chunk(problem, factors, seed, first, stop, block_size, n_lanes=1, n_replicates=n_replicates)
 
 
 #: Replicates per chunk when chunks are checkpoints or Dask tasks (a folder stored with one chunk
@@ -103,15 +94,64 @@ CHUNK_REPLICATES = 65536
 LOCAL_CHUNK_REPLICATES = 262144
 
 
+def data_digest(result: ScoreResult) -> str:
+    """SHA-256 of the raw indicator matrix a run was scored from."""
+    return hashlib.sha256(np.ascontiguousarray(result.stages.inputs.raw).tobytes()).hexdigest()
+
+
 def _fingerprint(result: ScoreResult, spec: UncertaintySpec, seed: int, n_blocks: int) -> dict[str, Any]:
     """What a stored run must share with a run resuming it (the stored arrays' shapes are checked
     chunk by chunk when they are loaded, :meth:`ChunkStore.load`)."""
-    data_digest = hashlib.sha256(np.ascontiguousarray(result.stages.inputs.raw).tobytes()).hexdigest()
-    return {"framework": result.framework.digest, "data": data_digest, "seed": seed,
+    return {"framework": result.framework.digest, "data": data_digest(result), "seed": seed,
             # the seed is its own entry (not in "spec"): a run seeded by fresh entropy resumes with --seed
             "block_size": spec.block_size,
             "spec": json.loads(json.dumps({k: v for k, v in spec.document.items() if k != "seed"}, default=str)),
             "n_blocks": n_blocks, "engine": __version__, "checkpoint_format": CHECKPOINT_FORMAT}
+
+
+def replicate_chunk_blocks(requested: int | None, replicates: int, block_size: int) -> int:
+    """Blocks per chunk: ``requested``, else ``replicates``' worth, rounded up to whole RNG blocks."""
+    return aligned_chunk_blocks(requested or replicates // block_size, block_size)
+
+
+class _MonteCarlo:
+    """The Monte Carlo adapter of :func:`engine.analysis.driver.drive`: random replicates by
+    (seed, block), scored by :func:`engine.analysis.montecarlo.run_chunk`; checkpointed."""
+
+    checkpoints = True
+    work_per_replicate, work_unit = 1, "replicates"
+
+    def __init__(self, nominal: ScoreResult, problem: Problem, spec: UncertaintySpec, factors, seed: int):
+        self.nominal, self.problem, self.spec, self.factors, self.seed = nominal, problem, spec, factors, seed
+        self.n_replicates, self.block_size = spec.replicates, spec.block_size
+        self.lane_sets: dict[int, Lanes] = {}  # in-process lanes, kept from chunk to chunk
+
+    def chunk_blocks(self, requested: int | None, distributed: bool) -> int:
+        per_chunk = CHUNK_REPLICATES if distributed else LOCAL_CHUNK_REPLICATES
+        return replicate_chunk_blocks(requested, per_chunk, self.block_size)
+
+    def empty_state(self) -> ChunkState:
+        return ChunkState.empty(self.problem)
+
+    def run_chunk(self, first: int, stop: int, n_lanes: int, on_block) -> ChunkState:
+        if n_lanes not in self.lane_sets:
+            self.lane_sets[n_lanes] = Lanes(self.problem, n_lanes, self.block_size)
+        return run_chunk(self.problem, self.factors, self.seed, first, stop, self.block_size, n_lanes,
+                         self.n_replicates, lanes=self.lane_sets[n_lanes], on_block=on_block)
+
+    def dask_task(self):
+        return _chunk, (self.problem.without_result(), self.factors, self.seed, self.block_size, self.n_replicates)
+
+    def calibrate(self, n_lanes: int) -> float:
+        return calibrate(self.problem, self.factors, self.seed, self.block_size, n_lanes)
+
+    def fingerprint(self) -> dict[str, Any]:
+        return _fingerprint(self.nominal, self.spec, self.seed, -(-self.n_replicates // self.block_size))
+
+    def close(self) -> None:
+        for lanes in self.lane_sets.values():
+            lanes.close()
+        self.lane_sets.clear()
 
 
 def uncertainty(framework, data=None, spec: str | Path | Mapping | UncertaintySpec | None = None, *,
@@ -172,110 +212,30 @@ def uncertainty(framework, data=None, spec: str | Path | Mapping | UncertaintySp
     if out is not None:
         check_output(out, "tables", inputs=[framework, data, spec])
     spec = load_spec(spec, replicates=replicates, seed=seed, block_size=block_size)
-    check_backend(backend, threads, workers, worker_wait)
+    backends = BackendOptions(backend, threads, client, scheduler, workers, worker_wait).check()
     nominal = score(framework, data, **load_kwargs)
     spec = with_default_factors(spec, nominal.framework)
     factors = resolve_factors(spec, nominal.framework)
-    check_memory("uncertainty", int(np.count_nonzero(nominal.stages.kept)), len(spec.targets) or 1,
-                 local_lanes(backend, threads, workers), n_pairs=len(spec.pairs))
+    check_memory("uncertainty", int(np.count_nonzero(nominal.stages.kept)), len(spec.targets) or 1, backends.lanes,
+                 n_pairs=len(spec.pairs))
     problem = build_problem(nominal, spec, factors)
-    run_seed = spec.seed if spec.seed is not None else int(np.random.SeedSequence().entropy % (2**63))
-
+    seed = run_seed(spec.seed)
     if design is not None:
         params = _design_parameters(problem, design)
         n = len(params)
         size = spec.block_size if n % spec.block_size == 0 else n
         state, _, _ = run_design(problem, params, size, n_lanes=1 if backend == "serial" else (threads or 1))
-        return _finish(problem, spec, factors, state, run_seed, started, {"backend": backend, "design": "explicit"},
-                       out, out_format)
-
+        result = _finish(problem, spec, factors, state, seed, started, {"backend": backend, "design": "explicit"})
+        if out is not None:
+            result.write(out, format=out_format)
+        return result
     if spec.block_size % RNG_BLOCK and RNG_BLOCK % spec.block_size:
         raise SchemaError(f"block_size {spec.block_size} must be a multiple or a divisor of {RNG_BLOCK}",
                           fix="use e.g. 1024, 4096 or 8192 (or 64, 256 for tiny runs)")
-    n_blocks = -(-spec.replicates // spec.block_size)
-    per_chunk = CHUNK_REPLICATES if out is not None or backend == "dask" else LOCAL_CHUNK_REPLICATES
-    chunk_blocks = aligned_chunk_blocks(chunk_blocks or per_chunk // spec.block_size, spec.block_size)
-    from ..backends import chunk_ranges, execute
-
-    n_chunks = -(-n_blocks // chunk_blocks)
-    if confirm is not None:
-        # in-process: the lanes' measured throughput; Dask: one lane here, divided by the workers
-        lanes = local_lanes(backend, threads, workers)
-        per_replicate = calibrate(problem, factors, run_seed, spec.block_size, 1 if backend == "dask" else lanes)
-        per_replicate /= lanes if backend == "dask" else 1
-        confirm({"stage": "start", "replicates": spec.replicates, "seconds": per_replicate * spec.replicates,
-                 "chunks": n_chunks if out is not None else None, "checkpoint_bytes": None})
-    fingerprint = _fingerprint(nominal, spec, run_seed, n_blocks)
-    store = None
-    done: list[tuple[int, int]] = []  # stored chunks (added into state)
-    state = ChunkState.empty(problem)
-    if out is not None and Path(out).suffix.lower() == ".xlsx":
-        if resume:
-            raise DataError("cannot resume into a .xlsx output (a workbook holds no checkpoints)", path=str(out),
-                            fix="resume the folder given as --out of the killed run")
-    elif out is not None:
-        from .store import ChunkStore
-
-        store = ChunkStore(out, fingerprint, resume=resume, overwrite=overwrite, block_size=spec.block_size,
-                           n_replicates=spec.replicates)
-        done = store.load(state) if resume else []
-    ranges = chunk_ranges(n_blocks, chunk_blocks, set(done))
-    stored_blocks = {b for first, stop in done for b in range(first, stop)}
-    if any(b in stored_blocks for first, stop in ranges for b in range(first, stop)):
-        whole = sorted({stop - first for first, stop in done if stop < n_blocks})  # not the run's last chunk
-        started_with = f"chunk_blocks={whole[-1]}" if len(whole) == 1 else "the chunk_blocks"
-        store.close()
-        raise DataError(f"cannot resume: the stored chunks do not line up with chunks of {chunk_blocks} blocks",
-                        path=str(out), fix=f"resume with {started_with} the run was started with")
-    bar = Progress(spec.replicates, enabled=progress)
-    bar.update(sum(min(c[1] * spec.block_size, spec.replicates) - c[0] * spec.block_size for c in done))
-
-    def on_chunk(chunk: tuple[int, int], chunk_state: ChunkState) -> None:
-        if store is not None:
-            store.save(chunk, chunk_state)
-            if confirm is not None and not done and bar.done == 0 and n_chunks > 1:  # the run's first stored chunk
-                size = sum(f.stat().st_size for f in store.chunks.glob("chunk_*"))
-                with bar.paused():
-                    confirm({"stage": "first chunk", "replicates": spec.replicates, "chunks": n_chunks,
-                             "checkpoint_bytes": size * n_chunks, "seconds": None})
-        bar.update(min(chunk[1] * spec.block_size, spec.replicates) - chunk[0] * spec.block_size)
-
-    token = hashlib.sha256(json.dumps(fingerprint, default=str).encode()).hexdigest()[:16]
-    lane_sets: dict[int, Lanes] = {}  # in-process lanes, kept from chunk to chunk
-
-    def local_chunk(first: int, stop: int, n_lanes: int) -> ChunkState:
-        if n_lanes not in lane_sets:
-            lane_sets[n_lanes] = Lanes(problem, n_lanes, spec.block_size)
-        return run_chunk(problem, factors, run_seed, first, stop, spec.block_size, n_lanes, spec.replicates,
-                         lanes=lane_sets[n_lanes], on_block=bar.partial)
-
-    try:
-        merged, info = execute(
-            backend, ranges, threads=threads, client=client, scheduler=scheduler, workers=workers, token=token,
-            worker_wait=worker_wait,
-            local_chunk=local_chunk, dask_task=_chunk,
-            dask_args=(problem.without_result(), factors, run_seed, spec.block_size, spec.replicates),
-            on_chunk=on_chunk)
-    except BaseException:
-        if store is not None:
-            store.close()  # the lock; the stored chunks stay for --resume
-        raise
-    finally:
-        bar.close()
-        for lanes in lane_sets.values():
-            lanes.close()
-        lane_sets.clear()  # their buffers are not needed for the summaries
-    if merged is not None:
-        state = state.merge(merged)
-    info["resumed_chunks"] = len(done)
-    try:
-        result = _finish(problem, spec, factors, state, run_seed, started, info, out, out_format)
-        if store is not None:
-            store.finish(keep=keep_checkpoints)
-    finally:
-        if store is not None:
-            store.close()
-    return result
+    return drive(_MonteCarlo(nominal, problem, spec, factors, seed),
+                 lambda state, info: _finish(problem, spec, factors, state, seed, started, info), backends,
+                 out=out, out_format=out_format, resume=resume, overwrite=overwrite,
+                 keep_checkpoints=keep_checkpoints, progress=progress, chunk_blocks=chunk_blocks, confirm=confirm)
 
 
 def calibrate(problem: Problem, factors, seed: int, block_size: int, n_lanes: int = 1, replicates: int = 1024
@@ -369,8 +329,7 @@ def warn_missing_ranks(kind: str, target_ids: Sequence[str], units: Sequence[Any
 
 
 def _finish(problem: Problem, spec: UncertaintySpec, factors, state: ChunkState, seed: int, started: float,
-            info: dict[str, Any], out: str | Path | None, out_format: str | None = None
-            ) -> UncertaintyResult:
+            info: dict[str, Any]) -> UncertaintyResult:
     stats = summarise(problem, state, spec.top_k)
     wall = time.perf_counter() - started
     manifest = {
@@ -383,7 +342,4 @@ def _finish(problem: Problem, spec: UncertaintySpec, factors, state: ChunkState,
     }
     warn_missing_ranks("uncertainty", problem.target_ids, problem.units, [h[:, -1] for h in state.hist],
                        stats.n_replicates, problem.nominal_rank)
-    result = UncertaintyResult(stats, manifest, problem)
-    if out is not None:
-        result.write(out, format=out_format)
-    return result
+    return UncertaintyResult(stats, manifest, problem)

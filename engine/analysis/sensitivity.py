@@ -23,7 +23,7 @@ bit-identical for any number of threads or Dask workers.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +34,12 @@ from ..display import manifest_summary, result_html, result_text
 from ..errors import SchemaError
 from ..io import check_output, with_unit_names, write_tables
 from ..pipeline import score
-from ..backends import check_backend
-from ..progress import Progress
 from .design import map_parameters, n_columns
-from .memory import check_memory, local_lanes
+from .driver import BackendOptions, drive, run_seed
+from .memory import check_memory
 from .montecarlo import _split_call
 from .problem import Problem, build_problem
-from .run import versions, warn_missing_ranks, with_default_factors
+from .run import data_digest, versions, warn_missing_ranks, with_default_factors
 from .spec import Factor, load_spec, resolve_factors
 
 __all__ = ["SensitivityResult", "sensitivity", "factor_groups", "BATCH"]
@@ -87,10 +86,71 @@ def _sums(y_a: np.ndarray, y_b: np.ndarray, y_ab: np.ndarray) -> dict[str, np.nd
             "d": diff.sum(1), "q": (diff * diff).sum(1)}
 
 
-def _shared_batch(shared: tuple, a, b, second_order: bool):
-    """:func:`_batch` with the problem, factors and groups of one shared Dask future."""
-    problem, factors, groups = shared
-    return _batch(problem, factors, a, b, groups, second_order)
+@dataclass
+class BatchSums:
+    """The reductions of a set of batches of a Sobol run (:func:`_batch`, keyed by the batch's
+    block), merged by union and read in batch order (so any grouping gives the same result)."""
+
+    parts: dict[int, dict[str, Any]]
+
+    def merge(self, other: BatchSums) -> BatchSums:
+        return self.copy().absorb(other)
+
+    def absorb(self, other: BatchSums) -> BatchSums:
+        overlap = self.parts.keys() & other.parts.keys()
+        if overlap:
+            raise ValueError(f"batches counted twice: {sorted(overlap)[:5]}")
+        self.parts.update(other.parts)
+        return self
+
+    def copy(self) -> BatchSums:
+        return BatchSums(dict(self.parts))
+
+    def ordered(self) -> list[dict[str, Any]]:
+        return [self.parts[k] for k in sorted(self.parts)]
+
+
+def _batches(problem: Problem, factors: list[Factor], groups: list[tuple[str, list[int]]], a: np.ndarray,
+             b: np.ndarray, second_order: bool, first: int, stop: int) -> BatchSums:
+    """Batches ``[first, stop)`` of the design (``BATCH`` base samples each; also the Dask task)."""
+    return BatchSums({k: _batch(problem, factors, a[k * BATCH:(k + 1) * BATCH], b[k * BATCH:(k + 1) * BATCH], groups,
+                                second_order) for k in range(first, stop)})
+
+
+class _Sobol:
+    """The Sobol adapter of :func:`engine.analysis.driver.drive`: blocks are batches of ``BATCH``
+    base samples of the A/B design, each evaluated with all its AB_i (and BA_i) rows."""
+
+    checkpoints = False
+    work_unit = "evaluations"
+    block_size = BATCH
+
+    def __init__(self, nominal, problem: Problem, spec, factors: list[Factor], groups, a: np.ndarray, b: np.ndarray,
+                 second_order: bool, seed: int):
+        self.nominal, self.problem, self.spec, self.factors, self.groups = nominal, problem, spec, factors, groups
+        self.a, self.b, self.second_order, self.seed = a, b, second_order, seed
+        self.n_replicates = len(a)
+        self.work_per_replicate = (2 if second_order else 1) * len(groups) + 2
+
+    def chunk_blocks(self, requested: int | None, distributed: bool) -> int:
+        return requested or 1
+
+    def empty_state(self) -> BatchSums:
+        return BatchSums({})
+
+    def run_chunk(self, first: int, stop: int, n_lanes: int, on_block) -> BatchSums:
+        return _batches(self.problem, self.factors, self.groups, self.a, self.b, self.second_order, first, stop)
+
+    def dask_task(self):
+        return _batches, (self.problem.without_result(), self.factors, self.groups, self.a, self.b, self.second_order)
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {"framework": self.nominal.framework.digest, "data": data_digest(self.nominal),
+                "spec": self.spec.to_dict(), "seed": self.seed, "base_samples": self.n_replicates,
+                "second_order": self.second_order}
+
+    def close(self) -> None:
+        pass
 
 
 def _batch(problem: Problem, factors: list[Factor], a: np.ndarray, b: np.ndarray,
@@ -182,7 +242,9 @@ def sensitivity(framework, data=None, spec=None, *, base_samples: int = 1024, se
         check_output(out, "tables", inputs=[framework, data, spec])
     if base_samples < 2:
         raise SchemaError(f"base_samples must be at least 2, got {base_samples}", fix="use a power of two, e.g. 1024")
-    check_backend(backend, threads, workers, worker_wait)
+    backends = BackendOptions(backend, threads, client, scheduler, workers, worker_wait).check()
+    if client is not None or scheduler or workers:  # a Dask cluster is named: the run goes there
+        backends = replace(backends, backend="dask")
     spec = load_spec(spec, seed=seed)
     nominal = score(framework, data, **load_kwargs)
     defaulted = with_default_factors(spec, nominal.framework)
@@ -198,49 +260,31 @@ def sensitivity(framework, data=None, spec=None, *, base_samples: int = 1024, se
     spec = defaulted
     factors = resolve_factors(spec, nominal.framework)
     groups = factor_groups(factors, dict(spec.groups))
-    dask = backend == "dask" or client is not None or scheduler or workers
-    check_memory("sensitivity", int(np.count_nonzero(nominal.stages.kept)), len(spec.targets) or 1,
-                 local_lanes("dask" if dask else backend, threads, workers), groups=len(groups),
-                 second_order=second_order)
+    check_memory("sensitivity", int(np.count_nonzero(nominal.stages.kept)), len(spec.targets) or 1, backends.lanes,
+                 groups=len(groups), second_order=second_order)
     problem = build_problem(nominal, spec, factors)
-    run_seed = spec.seed if spec.seed is not None else int(np.random.SeedSequence().entropy % (2**63))
-    a, b = sobol.sobol_design(base_samples, n_columns(factors), run_seed)
-    batches = [(lo, min(lo + BATCH, base_samples)) for lo in range(0, base_samples, BATCH)]
+    seed = run_seed(spec.seed)
+    a, b = sobol.sobol_design(base_samples, n_columns(factors), seed)
     g = len(groups)
     per_sample = 2 * g + 2 if second_order else g + 2
-    bar = Progress(base_samples * per_sample, unit="evaluations", enabled=progress)
-    results: dict[int, dict[str, Any]] = {}
-    if backend == "dask" or client is not None or scheduler or workers:
-        from ..backends.distributed import connect, share
+    batches = [(lo, min(lo + BATCH, base_samples)) for lo in range(0, base_samples, BATCH)]
 
-        dask_client, owned = connect(client, scheduler, workers)
-        try:
-            shipped = share(dask_client, (problem.without_result(), factors, groups), f"cityrank-sobol-{run_seed}-inputs")
-            futures = {dask_client.submit(_shared_batch, shipped, a[lo:hi], b[lo:hi], second_order,
-                                          key=f"cityrank-sobol-{run_seed}-{lo}", retries=3): lo for lo, hi in batches}
-            from ..backends.distributed import WORKER_WAIT, completed
+    def finish(state: BatchSums, info: dict[str, Any]) -> SensitivityResult:
+        return _summarise(problem, spec, factors, groups, state.ordered(), batches, base_samples, per_sample, n_boot,
+                          seed, started)
 
-            for future in completed(dask_client, list(futures), WORKER_WAIT if worker_wait is None else worker_wait):
-                results[futures[future]] = future.result()
-                bar.update((min(futures[future] + BATCH, base_samples) - futures[future]) * per_sample)
-        finally:
-            bar.close()
-            if owned:
-                dask_client.close()
-    else:
-        import numba
+    return drive(_Sobol(nominal, problem, spec, factors, groups, a, b, second_order, seed), finish, backends,
+                 out=out, out_format=out_format, progress=progress)
 
-        lanes = 1 if backend == "serial" else (threads or numba.get_num_threads())
-        previous = numba.get_num_threads()
-        numba.set_num_threads(max(1, lanes))
-        try:
-            for lo, hi in batches:
-                results[lo] = _batch(problem, factors, a[lo:hi], b[lo:hi], groups, second_order)
-                bar.update((hi - lo) * per_sample)
-        finally:
-            numba.set_num_threads(previous)
-            bar.close()
-    ordered = [results[lo] for lo, _ in batches]
+
+def _summarise(problem: Problem, spec, factors: list[Factor], groups: list[tuple[str, list[int]]],
+               ordered: list[dict[str, Any]], batches: list[tuple[int, int]], base_samples: int, per_sample: int,
+               n_boot: int, seed: int, started: float) -> SensitivityResult:
+    """Indices of R_S (with bootstrap intervals) and per unit, from the batches' reductions in batch order."""
+    from . import sobol
+
+    g = len(groups)
+    second_order = per_sample > g + 2
     missing = sum(r["missing"] for r in ordered)
     shift = np.concatenate([r["shift"] for r in ordered])  # batch order: [A, B, AB_1..AB_g] per batch
     y_a, y_b, y_ab = [], [], []
@@ -252,7 +296,7 @@ def sensitivity(framework, data=None, spec=None, *, base_samples: int = 1024, se
     names = tuple(name for name, _ in groups)
     y_ba = np.concatenate([r["shift_ba"] for r in ordered], axis=1) if second_order else None
     rs = sobol.estimate(np.concatenate(y_a), np.concatenate(y_b), np.concatenate(y_ab, axis=1), groups=names,
-                        n_boot=n_boot, seed=run_seed, y_ba=y_ba)
+                        n_boot=n_boot, seed=seed, y_ba=y_ba)
     rank_first, rank_total = _indices_from_sums([r["rank"] for r in ordered], base_samples, g)
     score_first, score_total = _indices_from_sums([r["score"] for r in ordered], base_samples, g)
     ci = rs.first_ci if rs.first_ci is not None else np.full((g, 2), np.nan)
@@ -274,19 +318,16 @@ def sensitivity(framework, data=None, spec=None, *, base_samples: int = 1024, se
     evaluations = base_samples * per_sample
     manifest = {
         "kind": "sensitivity", "framework": {"id": problem.framework.id, "digest": problem.framework.digest},
-        "data": nominal.recipe["data"], "spec": spec.to_dict() | {"seed": run_seed},
+        "data": problem.result.recipe["data"], "spec": spec.to_dict() | {"seed": seed},
         "factors": [f.name for f in factors], "groups": {name: cols for name, cols in groups},
         "target": problem.target_ids[0], "base_samples": base_samples, "evaluations": evaluations,
         "output_variance_rank_shift": float(rs.variance), "bootstrap": {"resamples": n_boot, "confidence": 0.95,
         "method": "percentile bootstrap over base samples (treats the quasi-random points as iid)"},
-        "seed": run_seed, "versions": versions(), "wall_time_s": wall, "evaluations_per_s": evaluations / wall,
+        "seed": seed, "versions": versions(), "wall_time_s": wall, "evaluations_per_s": evaluations / wall,
         "shift_mean": float(shift.mean()),
         "missing_ranks": {problem.target_ids[0]: int(missing.sum())},
     }
     warn_missing_ranks("sensitivity", problem.target_ids[:1], problem.units, [missing], evaluations,
                        problem.nominal_rank[:1])
-    result = SensitivityResult(indices, per_unit(rank_first, rank_total), per_unit(score_first, score_total), manifest,
-                               second, nominal.unit_names())
-    if out is not None:
-        result.write(out, format=out_format)
-    return result
+    return SensitivityResult(indices, per_unit(rank_first, rank_total), per_unit(score_first, score_total), manifest,
+                             second, problem.result.unit_names())

@@ -3,8 +3,6 @@ confidence sets → tables/files.  The bootstrap counterpart of :func:`engine.an
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -14,21 +12,20 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from ..backends import check_backend
 from ..display import manifest_summary, result_html, result_text
 from ..errors import DataError, SchemaError
 from ..io import check_output, with_unit_names, write_tables
 from ..pipeline import score
-from ..progress import Progress
 from ..resources import shipped_datasets, shipped_specs
 from .bootstrap import (BootstrapProblem, _draws, build_bootstrap_problem, evaluate, run_bootstrap_chunk,
                         variance_shares)
 from .design import map_parameters, n_columns, replicate_uniforms
-from .memory import check_memory, local_lanes
-from .montecarlo import ChunkState, RankStatistics, aligned_chunk_blocks, summarise
+from .driver import BackendOptions, drive, run_seed
+from .memory import check_memory
+from .montecarlo import ChunkState, RankStatistics, summarise
 from .problem import build_problem
 from .resample import BootstrapSpec, compile_records, load_bootstrap_spec
-from .run import run_manifest, warn_missing_ranks
+from .run import data_digest, replicate_chunk_blocks, run_manifest, warn_missing_ranks
 from .spec import resolve_factors
 
 __all__ = ["BootstrapResult", "bootstrap", "default_bootstrap_spec"]
@@ -115,15 +112,48 @@ def _read_records(records: Any) -> tuple[pl.DataFrame, str]:
 
 def _chunk(bp: BootstrapProblem, seed: int, block_size: int, n_replicates: int, first: int, stop: int
            ) -> ChunkState:
-    """Dask task: blocks [first, stop) with one lane and one Numba thread."""
-    import numba
+    """Dask task: blocks [first, stop) with one lane."""
+    return run_bootstrap_chunk(bp, seed, first, stop, block_size, n_lanes=1, n_replicates=n_replicates)
 
-    previous = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        return run_bootstrap_chunk(bp, seed, first, stop, block_size, n_lanes=1, n_replicates=n_replicates)
-    finally:
-        numba.set_num_threads(previous)
+
+#: Replicates per chunk (a bootstrap stores no checkpoints: progress and Dask tasks only).
+CHUNK_REPLICATES = 16384
+
+
+class _Bootstrap:
+    """The bootstrap adapter of :func:`engine.analysis.driver.drive`: resampled (and perturbed)
+    replicates by (seed, block), scored by :func:`engine.analysis.bootstrap.run_bootstrap_chunk`."""
+
+    checkpoints = False
+    work_per_replicate, work_unit = 1, "replicates"
+
+    def __init__(self, bp: BootstrapProblem, spec: BootstrapSpec, seed: int, records: str | None):
+        self.bp, self.spec, self.seed, self.records = bp, spec, seed, records
+        self.n_replicates, self.block_size = spec.replicates, spec.block_size
+
+    def chunk_blocks(self, requested: int | None, distributed: bool) -> int:
+        return replicate_chunk_blocks(requested, CHUNK_REPLICATES, self.block_size)
+
+    def empty_state(self) -> ChunkState:
+        return ChunkState.empty(self.bp.problem)
+
+    def run_chunk(self, first: int, stop: int, n_lanes: int, on_block) -> ChunkState:
+        return run_bootstrap_chunk(self.bp, self.seed, first, stop, self.block_size, n_lanes, self.n_replicates,
+                                   on_block)
+
+    def dask_task(self):
+        return _chunk, (self.bp.without_result(), self.seed, self.block_size, self.n_replicates)
+
+    def calibrate(self, n_lanes: int) -> float:
+        return _calibrate(self.bp, self.seed, self.block_size, n_lanes)
+
+    def fingerprint(self) -> dict[str, Any]:
+        result = self.bp.problem.result
+        return {"framework": result.framework.digest, "data": data_digest(result), "spec": self.spec.to_dict(),
+                "seed": self.seed, "records": self.records}
+
+    def close(self) -> None:
+        pass
 
 
 #: Replicates whose scores estimate the covariance of the units' scores for the confidence sets
@@ -226,54 +256,24 @@ def bootstrap(framework, data=None, spec: str | Path | Mapping | BootstrapSpec |
     if spec is None:
         spec = default_bootstrap_spec(fw_id) or {}
     spec = load_bootstrap_spec(spec, mode=mode, replicates=replicates, seed=seed, block_size=block_size)
-    check_backend(backend, threads, workers, worker_wait)
+    backends = BackendOptions(backend, threads, client, scheduler, workers, worker_wait).check()
     if spec.mode == "records" and records is None:
         raise SchemaError("mode records needs the record-level table", fix="pass --records FILE (records=…)")
     nominal = score(framework, data, **load_kwargs)
     uspec = spec.uncertainty_spec()
     factors = resolve_factors(uspec, nominal.framework)
     check_memory("bootstrap", int(np.count_nonzero(nominal.stages.kept)), len(uspec.targets) or 1,
-                 local_lanes(backend, threads, workers), n_pairs=len(uspec.pairs), confidence=not factors)
+                 backends.lanes, n_pairs=len(uspec.pairs), confidence=not factors)
     problem = build_problem(nominal, uspec, factors)
     design, records_source = None, None
     if spec.mode == "records":
         table, records_source = _read_records(records)
         design = compile_records(table, spec.records, nominal, problem.units, nominal.framework.data.get("unit"))
     bp = build_bootstrap_problem(problem, spec, factors, design)
-    run_seed = spec.seed if spec.seed is not None else int(np.random.SeedSequence().entropy % (2**63))
-
-    n_blocks = -(-spec.replicates // spec.block_size)
-    chunk_blocks = aligned_chunk_blocks(chunk_blocks or 16384 // spec.block_size, spec.block_size)
-    from ..backends import chunk_ranges, execute
-
-    if confirm is not None:  # the run's time from a short calibration, as in uncertainty()
-        lanes = local_lanes(backend, threads, workers)
-        per_replicate = _calibrate(bp, run_seed, spec.block_size, 1 if backend == "dask" else lanes)
-        per_replicate /= lanes if backend == "dask" else 1
-        confirm({"stage": "start", "replicates": spec.replicates, "seconds": per_replicate * spec.replicates,
-                 "chunks": None, "checkpoint_bytes": None})
-
-    ranges = chunk_ranges(n_blocks, chunk_blocks)
-    bar = Progress(spec.replicates, enabled=progress)
-    state = ChunkState.empty(problem)
-
-    def on_chunk(chunk: tuple[int, int], chunk_state: ChunkState) -> None:
-        bar.update(min(chunk[1] * spec.block_size, spec.replicates) - chunk[0] * spec.block_size)
-
-    token = hashlib.sha256(json.dumps([nominal.framework.digest, spec.to_dict(), run_seed], default=str).encode()
-                           ).hexdigest()[:16]
-    try:
-        merged, info = execute(
-            backend, ranges, threads=threads, client=client, scheduler=scheduler, workers=workers, token=token,
-            worker_wait=worker_wait,
-            local_chunk=lambda first, stop, n_lanes: run_bootstrap_chunk(bp, run_seed, first, stop, spec.block_size,
-                                                                         n_lanes, spec.replicates, bar.partial),
-            dask_task=_chunk, dask_args=(bp.without_result(), run_seed, spec.block_size, spec.replicates),
-            on_chunk=on_chunk)
-    finally:
-        bar.close()
-    state = state.merge(merged)
-    return _finish(bp, spec, state, run_seed, started, info, records_source, out, out_format)
+    seed = run_seed(spec.seed)
+    return drive(_Bootstrap(bp, spec, seed, records_source),
+                 lambda state, info: _finish(bp, spec, state, seed, started, info, records_source), backends,
+                 out=out, out_format=out_format, progress=progress, chunk_blocks=chunk_blocks, confirm=confirm)
 
 
 def _calibrate(bp: BootstrapProblem, seed: int, block_size: int, n_lanes: int, replicates: int = 1024) -> float:
@@ -289,8 +289,7 @@ def _calibrate(bp: BootstrapProblem, seed: int, block_size: int, n_lanes: int, r
 
 
 def _finish(bp: BootstrapProblem, spec: BootstrapSpec, state: ChunkState, seed: int, started: float,
-            info: dict[str, Any], records_source: str | None, out: str | Path | None,
-            out_format: str | None = None) -> BootstrapResult:
+            info: dict[str, Any], records_source: str | None) -> BootstrapResult:
     p = bp.problem
     stats = summarise(p, state, spec.uncertainty_spec().top_k)
     shares = variance_shares(p, state.extra["decomposition"]) if "decomposition" in state.extra else {}
@@ -317,7 +316,4 @@ def _finish(bp: BootstrapProblem, spec: BootstrapSpec, state: ChunkState, seed: 
         **info,
     }
     warn_missing_ranks("bootstrap", p.target_ids, p.units, [h[:, -1] for h in state.hist], n, p.nominal_rank)
-    result = BootstrapResult(stats, confidence, shares, manifest, bp)
-    if out is not None:
-        result.write(out, format=out_format)
-    return result
+    return BootstrapResult(stats, confidence, shares, manifest, bp)

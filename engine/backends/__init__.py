@@ -15,8 +15,9 @@ from typing import Any
 
 from .distributed import run_dask
 from .local import run_local
+from .state import MergeableState
 
-__all__ = ["check_backend", "chunk_ranges", "execute", "run_dask", "run_local"]
+__all__ = ["MergeableState", "check_backend", "chunk_ranges", "execute", "run_dask", "run_local"]
 
 BACKENDS = ("serial", "threads", "dask")
 

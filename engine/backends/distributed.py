@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from ..analysis.montecarlo import ChunkState
 from ..errors import BackendError
+from .state import MergeableState
 
 __all__ = ["WORKER_WAIT", "completed", "connect", "run_dask", "share"]
 
@@ -40,7 +40,7 @@ def connect(client: Any = None, scheduler: str | None = None, workers: int | Non
     return Client(cluster), True
 
 
-def _merge(a: ChunkState, b: ChunkState) -> ChunkState:
+def _merge(a: MergeableState, b: MergeableState) -> MergeableState:
     return a.merge(b)
 
 
@@ -103,13 +103,13 @@ def completed(client: Any, futures: Iterable, worker_wait: float = WORKER_WAIT, 
             stream.flush()
 
 
-def _run_chunk(chunk_fn: Callable, args: tuple, first: int, stop: int) -> ChunkState:
+def _run_chunk(chunk_fn: Callable, args: tuple, first: int, stop: int) -> MergeableState:
     return chunk_fn(*args, first, stop)
 
 
 def run_dask(client: Any, chunk_fn: Callable, args: tuple, token: str, ranges: list[tuple[int, int]],
-             on_chunk: Callable[[tuple[int, int], ChunkState], None],
-             worker_wait: float = WORKER_WAIT) -> ChunkState | None:
+             on_chunk: Callable[[tuple[int, int], MergeableState], None],
+             worker_wait: float = WORKER_WAIT) -> MergeableState | None:
     """Submit ``chunk_fn(*args, first, stop)`` per range; report each chunk as it completes
     (for checkpointing and progress) and return the tree-reduced state.  Raises
     :class:`BackendError` when no worker has been connected for ``worker_wait`` seconds."""

@@ -6,13 +6,13 @@ from collections.abc import Callable
 
 import numba
 
-from ..analysis.montecarlo import ChunkState
+from .state import MergeableState
 
 __all__ = ["run_local"]
 
 
-def run_local(chunk_fn: Callable[[int, int, int], ChunkState], ranges: list[tuple[int, int]],
-              threads: int | None, on_chunk: Callable[[tuple[int, int], ChunkState], None]) -> None:
+def run_local(chunk_fn: Callable[[int, int, int], MergeableState], ranges: list[tuple[int, int]],
+              threads: int | None, on_chunk: Callable[[tuple[int, int], MergeableState], None]) -> None:
     """Call ``chunk_fn(first, stop, n_lanes)`` for every range; ``threads=1`` is the serial backend."""
     lanes = threads or numba.get_num_threads()
     if lanes > numba.config.NUMBA_NUM_THREADS:

@@ -1,0 +1,207 @@
+"""One run driver for the replicate analyses (Monte Carlo, bootstrap, Sobol and those to come).
+
+An analysis is an adapter (:class:`Analysis`): its design, its kernel call over a chunk of blocks,
+its mergeable state and its summaries.  :func:`drive` does the rest, once for all of them: the
+chunk plan, the run's estimate and ``confirm``, progress, checkpoints (store, lock, resume),
+dispatch to a backend (:mod:`engine.backends`: in process or Dask) and writing the result.
+:func:`run_seed` (fresh entropy, recorded, when no seed is given) and :class:`BackendOptions`
+(validated before any work) are the other two things every analysis shares.
+
+A run is ``n_replicates`` replicates in blocks of ``block_size``; a chunk (a fixed number of
+consecutive blocks, never keyed by a worker) is the unit of work of the backends, of the
+checkpoints and of progress, so a result does not depend on the backend, threads or workers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..backends import MergeableState, check_backend, chunk_ranges, execute
+from ..errors import DataError
+from ..progress import Progress
+from .memory import local_lanes
+
+__all__ = ["Analysis", "BackendOptions", "drive", "run_seed", "run_token"]
+
+
+def run_seed(seed: int | None) -> int:
+    """The run's seed: ``seed``, or fresh entropy (recorded in the manifest, so the run can be repeated)."""
+    return seed if seed is not None else int(np.random.SeedSequence().entropy % (2**63))
+
+
+def run_token(fingerprint: dict[str, Any]) -> str:
+    """A short digest of a run's fingerprint (names its Dask tasks)."""
+    return hashlib.sha256(json.dumps(fingerprint, default=str).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    """Where the chunks run: ``serial``, ``threads`` (Numba lanes, default all) or ``dask`` (a
+    ``client``, a ``scheduler`` address or a local cluster of ``workers``); ``worker_wait``: seconds
+    a Dask run waits with no worker connected."""
+
+    backend: str = "threads"
+    threads: int | None = None
+    client: Any = None
+    scheduler: str | None = None
+    workers: int | None = None
+    worker_wait: float | None = None
+
+    def check(self) -> BackendOptions:
+        """Refuse an unknown backend or a thread/worker count below 1 (SchemaError); returns self."""
+        check_backend(self.backend, self.threads, self.workers, self.worker_wait)
+        return self
+
+    @property
+    def lanes(self) -> int:
+        """Lanes counting at once in this machine's memory (:func:`engine.analysis.memory.local_lanes`)."""
+        return local_lanes(self.backend, self.threads, self.workers)
+
+
+class Analysis(Protocol):
+    """What an analysis gives the driver.  Its state is a :class:`engine.backends.MergeableState`."""
+
+    n_replicates: int  #: Replicates of the run (a Sobol run: base samples).
+    block_size: int  #: Replicates per block (the last block may be partial).
+    #: Progress: units of work per replicate and their name.
+    work_per_replicate: int
+    work_unit: str
+    #: Whether a state can be stored as a checkpoint (:class:`engine.analysis.store.ChunkStore`).
+    checkpoints: bool
+
+    def chunk_blocks(self, requested: int | None, distributed: bool) -> int:
+        """Blocks per chunk (``distributed``: checkpointed or on Dask)."""
+
+    def empty_state(self) -> MergeableState:
+        """The state of no blocks (what stored chunks are loaded into)."""
+
+    def run_chunk(self, first: int, stop: int, n_lanes: int, on_block: Callable[[int], None]) -> MergeableState:
+        """Blocks ``[first, stop)`` in process on ``n_lanes`` lanes; ``on_block(n)`` after ``n`` replicates."""
+
+    def dask_task(self) -> tuple[Callable[..., MergeableState], tuple]:
+        """``(function, arguments)``: ``function(*arguments, first, stop)`` runs a chunk with one lane
+        (a module-level function, so that Dask can ship it)."""
+
+    def calibrate(self, n_lanes: int) -> float:
+        """Seconds per replicate of ``n_lanes`` lanes (for the estimate given to ``confirm``)."""
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What a resumed run must share with the stored one (and what names the Dask tasks)."""
+
+    def close(self) -> None:
+        """Release in-process resources kept from chunk to chunk."""
+
+
+def _one_thread(task: Callable, *args: Any):
+    """A Dask task runs with one Numba thread (a worker runs one task per thread it has; more Numba
+    threads would oversubscribe its cores)."""
+    import numba
+
+    previous = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        return task(*args)
+    finally:
+        numba.set_num_threads(previous)
+
+
+def drive(analysis: Analysis, finish: Callable[[MergeableState, dict[str, Any]], Any], backend: BackendOptions, *,
+          out: str | Path | None = None, out_format: str | None = None, resume: bool = False,
+          overwrite: bool = False, keep_checkpoints: bool = False, progress: bool = False,
+          chunk_blocks: int | None = None, confirm: Callable[[dict[str, Any]], None] | None = None):
+    """Run ``analysis`` over all its blocks on ``backend`` and return ``finish(state, info)``
+    (``info``: backend, threads or workers, resumed chunks), written to ``out`` when given.
+
+    ``out`` (a folder) holds the checkpoints of an analysis that has them: one run at a time (a
+    lock), ``resume`` continues from the stored chunks, bit-identically; ``overwrite`` and
+    ``keep_checkpoints`` as in :class:`engine.analysis.store.ChunkStore`.  ``confirm`` is called
+    with the estimate (``stage`` ``"start"``, from :meth:`Analysis.calibrate`) and, when
+    checkpointing, after the first stored chunk (``"first chunk"``, with ``checkpoint_bytes``)."""
+    n, size = analysis.n_replicates, analysis.block_size
+    n_blocks = -(-n // size)
+    dask = backend.backend == "dask"
+    workbook = out is not None and Path(out).suffix.lower() == ".xlsx"
+    if workbook and resume:
+        raise DataError("cannot resume into a .xlsx output (a workbook holds no checkpoints)", path=str(out),
+                        fix="resume the folder given as --out of the killed run")
+    stores = analysis.checkpoints and out is not None
+    blocks = analysis.chunk_blocks(chunk_blocks, stores or dask)
+    n_chunks = -(-n_blocks // blocks)
+    if confirm is not None:
+        # in-process: the lanes' measured throughput; Dask: one lane here, divided by the workers
+        lanes = backend.lanes
+        per_replicate = analysis.calibrate(1 if dask else lanes) / (lanes if dask else 1)
+        confirm({"stage": "start", "replicates": n, "seconds": per_replicate * n,
+                 "chunks": n_chunks if stores else None, "checkpoint_bytes": None})
+    fingerprint = analysis.fingerprint()
+    store = None
+    done: list[tuple[int, int]] = []  # stored chunks (added into state)
+    state = analysis.empty_state()
+    if stores and not workbook:
+        from .store import ChunkStore
+
+        store = ChunkStore(out, fingerprint, resume=resume, overwrite=overwrite, block_size=size, n_replicates=n)
+        done = store.load(state) if resume else []
+    ranges = chunk_ranges(n_blocks, blocks, set(done))
+    stored_blocks = {b for first, stop in done for b in range(first, stop)}
+    if any(b in stored_blocks for first, stop in ranges for b in range(first, stop)):
+        whole = sorted({stop - first for first, stop in done if stop < n_blocks})  # not the run's last chunk
+        started_with = f"chunk_blocks={whole[-1]}" if len(whole) == 1 else "the chunk_blocks"
+        store.close()
+        raise DataError(f"cannot resume: the stored chunks do not line up with chunks of {blocks} blocks",
+                        path=str(out), fix=f"resume with {started_with} the run was started with")
+
+    def work(first: int, stop: int) -> int:
+        return (min(stop * size, n) - first * size) * analysis.work_per_replicate
+
+    bar = Progress(n * analysis.work_per_replicate, unit=analysis.work_unit, enabled=progress)
+    bar.update(sum(work(*chunk) for chunk in done))
+
+    def on_chunk(chunk: tuple[int, int], chunk_state: MergeableState) -> None:
+        if store is not None:
+            store.save(chunk, chunk_state)
+            if confirm is not None and not done and bar.done == 0 and n_chunks > 1:  # the run's first stored chunk
+                stored = sum(f.stat().st_size for f in store.chunks.glob("chunk_*"))
+                with bar.paused():
+                    confirm({"stage": "first chunk", "replicates": n, "chunks": n_chunks,
+                             "checkpoint_bytes": stored * n_chunks, "seconds": None})
+        bar.update(work(*chunk))
+
+    def partial(replicates: int) -> None:
+        bar.partial(replicates * analysis.work_per_replicate)
+
+    task, args = analysis.dask_task()
+    try:
+        merged, info = execute(
+            backend.backend, ranges, threads=backend.threads, client=backend.client, scheduler=backend.scheduler,
+            workers=backend.workers, worker_wait=backend.worker_wait, token=run_token(fingerprint),
+            local_chunk=lambda first, stop, n_lanes: analysis.run_chunk(first, stop, n_lanes, partial),
+            dask_task=_one_thread, dask_args=(task, *args), on_chunk=on_chunk)
+    except BaseException:
+        if store is not None:
+            store.close()  # the lock; the stored chunks stay for --resume
+        raise
+    finally:
+        bar.close()
+        analysis.close()  # e.g. lanes' buffers: not needed for the summaries
+    if merged is not None:
+        state = state.merge(merged)
+    if analysis.checkpoints:
+        info["resumed_chunks"] = len(done)
+    try:
+        result = finish(state, info)
+        if out is not None:
+            result.write(out, format=out_format)
+        if store is not None:
+            store.finish(keep=keep_checkpoints)
+    finally:
+        if store is not None:
+            store.close()
+    return result
