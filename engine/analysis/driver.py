@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ from ..errors import DataError
 from ..progress import Progress
 from .memory import local_lanes
 
-__all__ = ["Analysis", "BackendOptions", "drive", "run_seed", "run_token"]
+__all__ = ["Analysis", "BackendOptions", "calibrate", "drive", "run_seed", "run_token"]
 
 
 def run_seed(seed: int | None) -> int:
@@ -83,20 +84,34 @@ class Analysis(Protocol):
         """The state of no blocks (what stored chunks are loaded into)."""
 
     def run_chunk(self, first: int, stop: int, n_lanes: int, on_block: Callable[[int], None]) -> MergeableState:
-        """Blocks ``[first, stop)`` in process on ``n_lanes`` lanes; ``on_block(n)`` after ``n`` replicates."""
+        """Blocks ``[first, stop)`` in process on ``n_lanes`` lanes; ``on_block(n)`` after ``n`` replicates
+        (also what :func:`calibrate` times)."""
 
     def dask_task(self) -> tuple[Callable[..., MergeableState], tuple]:
         """``(function, arguments)``: ``function(*arguments, first, stop)`` runs a chunk with one lane
         (a module-level function, so that Dask can ship it)."""
-
-    def calibrate(self, n_lanes: int) -> float:
-        """Seconds per replicate of ``n_lanes`` lanes (for the estimate given to ``confirm``)."""
 
     def fingerprint(self) -> dict[str, Any]:
         """What a resumed run must share with the stored one (and what names the Dask tasks)."""
 
     def close(self) -> None:
         """Release in-process resources kept from chunk to chunk."""
+
+
+def calibrate(analysis: Analysis, n_lanes: int, replicates: int = 1024) -> float:
+    """Seconds per replicate of ``n_lanes`` lanes together (their throughput on this machine as it
+    is loaded now): the run's first blocks, ``replicates`` per lane (at least one block each), timed
+    after a first, identical run that compiles the kernels."""
+    size = analysis.block_size
+    blocks = min(max(n_lanes, replicates * n_lanes // size), -(-analysis.n_replicates // size))
+
+    def ignore(n: int) -> None:
+        pass
+
+    analysis.run_chunk(0, blocks, n_lanes, ignore)
+    started = time.perf_counter()
+    analysis.run_chunk(0, blocks, n_lanes, ignore)
+    return (time.perf_counter() - started) / min(blocks * size, analysis.n_replicates)
 
 
 def _one_thread(task: Callable, *args: Any):
@@ -122,7 +137,7 @@ def drive(analysis: Analysis, finish: Callable[[MergeableState, dict[str, Any]],
     ``out`` (a folder) holds the checkpoints of an analysis that has them: one run at a time (a
     lock), ``resume`` continues from the stored chunks, bit-identically; ``overwrite`` and
     ``keep_checkpoints`` as in :class:`engine.analysis.store.ChunkStore`.  ``confirm`` is called
-    with the estimate (``stage`` ``"start"``, from :meth:`Analysis.calibrate`) and, when
+    with the estimate (``stage`` ``"start"``, from :func:`calibrate`) and, when
     checkpointing, after the first stored chunk (``"first chunk"``, with ``checkpoint_bytes``)."""
     n, size = analysis.n_replicates, analysis.block_size
     n_blocks = -(-n // size)
@@ -137,7 +152,7 @@ def drive(analysis: Analysis, finish: Callable[[MergeableState, dict[str, Any]],
     if confirm is not None:
         # in-process: the lanes' measured throughput; Dask: one lane here, divided by the workers
         lanes = backend.lanes
-        per_replicate = analysis.calibrate(1 if dask else lanes) / (lanes if dask else 1)
+        per_replicate = calibrate(analysis, 1 if dask else lanes) / (lanes if dask else 1)
         confirm({"stage": "start", "replicates": n, "seconds": per_replicate * n,
                  "chunks": n_chunks if stores else None, "checkpoint_bytes": None})
     fingerprint = analysis.fingerprint()

@@ -142,9 +142,6 @@ class _MonteCarlo:
     def dask_task(self):
         return _chunk, (self.problem.without_result(), self.factors, self.seed, self.block_size, self.n_replicates)
 
-    def calibrate(self, n_lanes: int) -> float:
-        return calibrate(self.problem, self.factors, self.seed, self.block_size, n_lanes)
-
     def fingerprint(self) -> dict[str, Any]:
         return _fingerprint(self.nominal, self.spec, self.seed, -(-self.n_replicates // self.block_size))
 
@@ -236,21 +233,6 @@ def uncertainty(framework, data=None, spec: str | Path | Mapping | UncertaintySp
                  lambda state, info: _finish(problem, spec, factors, state, seed, started, info), backends,
                  out=out, out_format=out_format, resume=resume, overwrite=overwrite,
                  keep_checkpoints=keep_checkpoints, progress=progress, chunk_blocks=chunk_blocks, confirm=confirm)
-
-
-def calibrate(problem: Problem, factors, seed: int, block_size: int, n_lanes: int = 1, replicates: int = 1024
-              ) -> float:
-    """Seconds per replicate of ``n_lanes`` lanes together (their throughput on this machine as it
-    is loaded now): ``replicates`` per lane (at least one block each), timed after a first,
-    identical run that compiles the kernels."""
-    total = replicates * n_lanes
-    blocks = max(n_lanes, total // block_size)
-    n = min(blocks * block_size, total)
-    with Lanes(problem, n_lanes, block_size) as lanes:
-        run_chunk(problem, factors, seed, 0, blocks, block_size, n_lanes, n_replicates=n, lanes=lanes)
-        started = time.perf_counter()
-        run_chunk(problem, factors, seed, 0, blocks, block_size, n_lanes, n_replicates=n, lanes=lanes)
-    return (time.perf_counter() - started) / n
 
 
 def with_default_factors(spec: UncertaintySpec, framework) -> UncertaintySpec:

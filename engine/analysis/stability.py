@@ -144,9 +144,6 @@ class _Bootstrap:
     def dask_task(self):
         return _chunk, (self.bp.without_result(), self.seed, self.block_size, self.n_replicates)
 
-    def calibrate(self, n_lanes: int) -> float:
-        return _calibrate(self.bp, self.seed, self.block_size, n_lanes)
-
     def fingerprint(self) -> dict[str, Any]:
         result = self.bp.problem.result
         return {"framework": result.framework.digest, "data": data_digest(result), "spec": self.spec.to_dict(),
@@ -274,18 +271,6 @@ def bootstrap(framework, data=None, spec: str | Path | Mapping | BootstrapSpec |
     return drive(_Bootstrap(bp, spec, seed, records_source),
                  lambda state, info: _finish(bp, spec, state, seed, started, info, records_source), backends,
                  out=out, out_format=out_format, progress=progress, chunk_blocks=chunk_blocks, confirm=confirm)
-
-
-def _calibrate(bp: BootstrapProblem, seed: int, block_size: int, n_lanes: int, replicates: int = 1024) -> float:
-    """Seconds per replicate of ``n_lanes`` lanes: ``replicates`` per lane timed after a first,
-    identical run that compiles the kernels (:func:`engine.analysis.run.calibrate`)."""
-    total = replicates * n_lanes
-    blocks = max(n_lanes, total // block_size)
-    n = min(blocks * block_size, total)
-    run_bootstrap_chunk(bp, seed, 0, blocks, block_size, n_lanes, n)
-    started = time.perf_counter()
-    run_bootstrap_chunk(bp, seed, 0, blocks, block_size, n_lanes, n)
-    return (time.perf_counter() - started) / n
 
 
 def _finish(bp: BootstrapProblem, spec: BootstrapSpec, state: ChunkState, seed: int, started: float,
