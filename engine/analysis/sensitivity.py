@@ -271,7 +271,7 @@ def sensitivity(framework, data=None, spec=None, *, base_samples: int = 1024, se
 
     def finish(state: BatchSums, info: dict[str, Any]) -> SensitivityResult:
         return _summarise(problem, spec, factors, groups, state.ordered(), batches, base_samples, per_sample, n_boot,
-                          seed, started)
+                          seed, started, info)
 
     return drive(_Sobol(nominal, problem, spec, factors, groups, a, b, second_order, seed), finish, backends,
                  out=out, out_format=out_format, progress=progress)
@@ -279,8 +279,9 @@ def sensitivity(framework, data=None, spec=None, *, base_samples: int = 1024, se
 
 def _summarise(problem: Problem, spec, factors: list[Factor], groups: list[tuple[str, list[int]]],
                ordered: list[dict[str, Any]], batches: list[tuple[int, int]], base_samples: int, per_sample: int,
-               n_boot: int, seed: int, started: float) -> SensitivityResult:
-    """Indices of R_S (with bootstrap intervals) and per unit, from the batches' reductions in batch order."""
+               n_boot: int, seed: int, started: float, info: dict[str, Any]) -> SensitivityResult:
+    """Indices of R_S (with bootstrap intervals) and per unit, from the batches' reductions in batch
+    order; ``info``: where the run ran (backend, threads or workers), for the manifest."""
     from . import sobol
 
     g = len(groups)
@@ -326,6 +327,7 @@ def _summarise(problem: Problem, spec, factors: list[Factor], groups: list[tuple
         "seed": seed, "versions": versions(), "wall_time_s": wall, "evaluations_per_s": evaluations / wall,
         "shift_mean": float(shift.mean()),
         "missing_ranks": {problem.target_ids[0]: int(missing.sum())},
+        **info,
     }
     warn_missing_ranks("sensitivity", problem.target_ids[:1], problem.units, [missing], evaluations,
                        problem.nominal_rank[:1])

@@ -56,6 +56,7 @@ def test_per_unit_sums_equal_the_array_estimator():
 
 def test_results_are_bit_identical_for_1_and_2_threads(asem_run):
     one = sensitivity("asem", spec=SPEC, base_samples=1024, seed=3, n_boot=100, threads=1)
+    assert (one.manifest["backend"], one.manifest["threads"]) == ("threads", 1)
     assert one.indices.equals(asem_run.indices)
     assert one.unit_rank.equals(asem_run.unit_rank) and one.unit_score.equals(asem_run.unit_score)
 
@@ -90,6 +91,7 @@ def test_bad_arguments_fail_early():
 @pytest.mark.dask
 def test_dask_workers_give_bit_identical_indices(asem_run):
     run = sensitivity("asem", spec=SPEC, base_samples=1024, seed=3, n_boot=100, workers=2)
+    assert (run.manifest["backend"], run.manifest["workers"]) == ("dask", 2)  # workers alone select Dask
     assert run.indices.equals(asem_run.indices)
     assert run.unit_rank.equals(asem_run.unit_rank) and run.unit_score.equals(asem_run.unit_score)
 
