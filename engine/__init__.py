@@ -17,11 +17,7 @@ run, seed included), ``.write(path)`` and a readable ``repr`` (HTML in Jupyter).
 
 __version__ = "0.1.0"
 
-from .analysis.confidence import ConfidenceSets, rank_confidence_sets
-from .analysis.run import UncertaintyResult, uncertainty
-from .analysis.sensitivity import SensitivityResult, sensitivity
-from .analysis.stability import BootstrapResult, bootstrap
-from .audit import AuditResult, audit
+from .audit import AuditResult, audit  # eager: importing engine.audit would otherwise shadow audit()
 from .data import Dataset, load_data
 from .errors import (
     BackendError,
@@ -38,6 +34,29 @@ from .errors import (
 from .pipeline import STAGES, ScoreResult, Stages, run_stages, score
 from .resources import shipped_datasets, shipped_frameworks
 from .schema import Framework, load_framework
+
+#: The analyses, imported on first use: ``import engine`` (and every ``cityrank`` command) stays
+#: quick, since the analyses pull in SciPy's statistics and the Monte Carlo modules.
+_ANALYSES = {
+    "uncertainty": ".analysis.run", "UncertaintyResult": ".analysis.run",
+    "sensitivity": ".analysis.sensitivity", "SensitivityResult": ".analysis.sensitivity",
+    "bootstrap": ".analysis.stability", "BootstrapResult": ".analysis.stability",
+    "rank_confidence_sets": ".analysis.confidence", "ConfidenceSets": ".analysis.confidence",
+}
+
+
+def __getattr__(name: str):
+    if name in _ANALYSES:
+        from importlib import import_module
+
+        value = getattr(import_module(_ANALYSES[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'engine' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_ANALYSES})
 
 
 def validate(framework, data=None, **load_kwargs):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import polars as pl
@@ -53,3 +55,11 @@ def test_confidence_sets_show_a_summary_and_their_table():
     assert text.startswith("ConfidenceSets (units 4, level 0.9, stepdown True, draws 200)")
     assert "ci_lower" in text and "│ a" in text
     assert "<table" in sets._repr_html_() and "more rows" not in text
+
+
+def test_import_engine_leaves_the_analyses_for_first_use():
+    """``import engine`` (every cityrank command) does not pay for the analyses' imports (SciPy's
+    statistics, the Monte Carlo modules); the first ``engine.uncertainty`` does."""
+    code = ("import sys, engine; loaded = [m for m in sys.modules if m.startswith('engine.analysis.')]; "
+            "assert loaded == [], loaded; engine.uncertainty; assert 'engine.analysis.run' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
