@@ -18,6 +18,8 @@ from tqdm.auto import tqdm
 
 __all__ = ["Progress", "format_duration"]
 
+#: tqdm.auto picked Jupyter's widget: redraw it as often as a terminal line, print no newline at the end.
+WIDGET = any(cls.__module__ == "tqdm.notebook" for cls in tqdm.__mro__)
 BAR_FORMAT = "{share}  {done}/{total_fmt} {unit}  {rate_fmt}  elapsed {elapsed_fmt}  ETA {eta_fmt}"
 
 
@@ -143,9 +145,9 @@ class Progress:
             done = self.done + self._partial
             decile = int(10 * done / max(self.total, 1))
             finished = self.done >= self.total
-            if self.tty and now - self._last_print < 0.2 and not finished:
+            if (self.tty or WIDGET) and now - self._last_print < 0.2 and not finished:
                 return
-            if not self.tty and decile == self._last_decile and now - self._last_print < self.every \
+            if not (self.tty or WIDGET) and decile == self._last_decile and now - self._last_print < self.every \
                     and not finished:
                 return
             if finished and self._last_decile == 10:
@@ -160,6 +162,6 @@ class Progress:
             self._thread.join()
         if self._bar is not None:
             self._bar.close()
-        if self.enabled and self.tty:
+        if self.enabled and self.tty and not WIDGET:
             self.stream.write("\n")
             self.stream.flush()

@@ -47,3 +47,16 @@ def test_disabled_prints_nothing():
     bar.update(10)
     bar.close()
     assert stream.getvalue() == "" and bar.line().startswith("100.0%  10/10 replicates")
+
+
+def test_in_jupyter_the_widget_redraws_like_a_terminal(monkeypatch):
+    import engine.progress
+
+    monkeypatch.setattr(engine.progress, "WIDGET", True)
+    stream = io.StringIO()  # what the widget shows is tqdm's business; here: how often it is redrawn
+    bar = Progress(1000, stream=stream, every=60, heartbeat=None)
+    bar.update(1)
+    time.sleep(0.25)
+    bar.update(1)  # same tenth, well inside `every`: a log would wait, a widget redraws
+    bar.close()
+    assert [line.split()[1] for line in stream.getvalue().splitlines()] == ["1/1,000", "2/1,000"]
