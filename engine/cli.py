@@ -166,7 +166,10 @@ def _cmd_score(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .analysis.run import uncertainty
     from .pipeline import score
+    from .report import build as build_report
+    from .report import check_path
 
+    check_path(args.report)
     print(f"cityrank {__version__} demo (first run includes JIT compilation)\n")
     for name, note in (("china-city-innovation-2023", "REAL data: China City Statistical Yearbook 2024"),
                        ("ai-city-2024", "SYNTHETIC data calibrated to the 2024 AI city report")):
@@ -186,6 +189,23 @@ def _cmd_demo(args: argparse.Namespace) -> int:
           f"mean rank shift R_S = {m['rank_shift']['Index']['mean']:.2f} "
           f"(95th percentile {m['rank_shift']['Index']['q95']:.2f})")
     _print_unstable(run.least_stable(args.top), run.problem, "widest 90% rank interval")
+    path = build_report(run.problem.result or "china-city-innovation-2023", uncertainty=run).write(args.report)
+    print(f"\n== Report (one HTML file, works offline): {path.resolve()}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .report import build, check_path, write_figures
+
+    out = check_path(args.out)
+    report = build(args.framework, args.data, uncertainty=args.uncertainty, sensitivity=args.sensitivity,
+                   bootstrap=args.bootstrap, replicates=args.replicates, seed=args.seed, **_load_kwargs(args))
+    path = report.write(out)
+    print(f"report: {path.resolve()} ({path.stat().st_size / 1e6:.1f} MB; sections: "
+          f"{', '.join(t for _, t, _ in report.sections)})")
+    if args.figures:
+        files = write_figures(report, args.figures)
+        print(f"figures: {len(files)} files (PNG and SVG) in {Path(args.figures).resolve()}")
     return 0
 
 
@@ -577,6 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="score the shipped city datasets and run a weight-sensitivity study")
     demo.add_argument("--top", type=_positive_int, default=10, help="how many units to print")
     demo.add_argument("--replicates", type=_positive_int, default=100_000, help="Monte Carlo replicates")
+    demo.add_argument("--report", default="cityrank-demo-report.html", help="where the demo report is written")
     demo.set_defaults(run=_cmd_demo)
 
     sub.add_parser("frameworks", help="list the shipped frameworks").set_defaults(run=_cmd_frameworks)
@@ -720,6 +741,19 @@ def build_parser() -> argparse.ArgumentParser:
     format_option(aud)
     aud.add_argument("--top", type=_positive_int, default=20, help="flags to print")
     aud.set_defaults(run=_cmd_audit)
+
+    rep = sub.add_parser("report", help="one self-contained HTML report (charts, tables; works offline); "
+                         "runs a default Monte Carlo study when no analysis folder is given")
+    data_options(rep)
+    rep.add_argument("--uncertainty", metavar="DIR", help="folder written by `cityrank uncertainty --out`")
+    rep.add_argument("--sensitivity", metavar="DIR", help="folder written by `cityrank sensitivity --out`")
+    rep.add_argument("--bootstrap", metavar="DIR", help="folder written by `cityrank bootstrap --out`")
+    rep.add_argument("--figures", metavar="DIR", help="also write every chart as PNG and SVG in this folder")
+    rep.add_argument("--replicates", "-n", type=_positive_int, default=10_000,
+                     help="replicates of the default Monte Carlo study (when no analysis folder is given)")
+    rep.add_argument("--seed", type=int, default=2024, help="seed of the default Monte Carlo study")
+    rep.add_argument("--out", "-o", required=True, help="the HTML file to write")
+    rep.set_defaults(run=_cmd_report)
     return parser
 
 

@@ -1,0 +1,203 @@
+"""Charts of a ranking and its analyses, as Altair (Vega-Lite) chart objects.
+
+Each function takes result objects (:class:`engine.ScoreResult`, :class:`engine.UncertaintyResult`,
+:class:`engine.SensitivityResult`, :class:`engine.BootstrapResult`) and returns an ``alt.Chart``
+that displays inline in Jupyter, is embedded by :func:`engine.report.build` and is written as PNG
+and SVG by :func:`engine.report.write_figures` (vl-convert, no browser).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import altair as alt
+import polars as pl
+
+__all__ = ["correlation_heatmap", "framework_tree", "indicator_distributions", "node_label", "rank_intervals",
+           "sobol_bars", "top_bar", "unit_frame", "unit_profile"]
+
+#: Fonts tried in turn; CJK faces first so that Chinese names render wherever one is installed.
+FONT = ("'Noto Sans CJK SC', 'Noto Sans SC', 'Source Han Sans SC', 'PingFang SC', 'Microsoft YaHei', "
+        "'WenQuanYi Micro Hei', 'DejaVu Sans', sans-serif")
+ROW = 13  #: Pixels per unit in charts with one row per unit (readable labels at 11 px).
+
+
+def _config(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
+    return chart.configure(font=FONT).configure_axis(labelFontSize=11, titleFontSize=12).configure_view(
+        strokeWidth=0)
+
+
+def unit_frame(result: Any) -> pl.DataFrame:
+    """One row per unit, best first: ``unit`` (id as text), ``name`` (display name, else the id),
+    ``rank``, ``score``, ``tier`` (when tiers were computed) and every dimension's score."""
+    ds, index = result.dataset, result.index_id
+    table = result.table
+    dims = [c for c in result.framework.root.children if c in table.columns]
+    name = pl.col(ds.label).cast(pl.String) if ds.label else pl.col(ds.unit).cast(pl.String)
+    tier = f"{index}_tier"
+    columns = [pl.col(ds.unit).cast(pl.String).alias("unit"), name.alias("name"),
+               pl.col(f"{index}_rank").alias("rank"), pl.col(index).alias("score"),
+               *([pl.col(tier).alias("tier")] if tier in table.columns else []), *[pl.col(d) for d in dims]]
+    return table.select(columns).sort("rank", nulls_last=True)
+
+
+def node_label(framework: Any, node: str, lang: str = "en") -> str:
+    labels = framework.node(node).labels
+    return labels.get(lang) or labels.get("en") or node
+
+
+def top_bar(result: Any, n: int = 30) -> alt.Chart:
+    """The ``n`` best units' index scores, one bar each, coloured by tier."""
+    frame = unit_frame(result).head(n)
+    color = (alt.Color("tier:O", scale=alt.Scale(scheme="viridis"), title="tier") if "tier" in frame.columns
+             else alt.value("#4c78a8"))
+    chart = alt.Chart(frame).mark_bar().encode(
+        x=alt.X("score:Q", title=node_label(result.framework, result.index_id)),
+        y=alt.Y("name:N", sort=alt.EncodingSortField("rank"), title=None),
+        color=color, tooltip=["rank:Q", "name:N", alt.Tooltip("score:Q", format=".2f"), "unit:N"],
+    ).properties(width=520, height=ROW * len(frame) + 10, title=f"Top {len(frame)}")
+    return _config(chart)
+
+
+def rank_intervals(uncertainty: Any, result: Any | None = None, *, unit: str | None = None) -> alt.Chart:
+    """Nominal rank (dot) against median rank (tick) with the 5–95 % interval (whisker) of every
+    unit, sorted by nominal rank; one row per unit (scroll the page) and the rank axis zooms with
+    the mouse wheel.  ``unit``: highlight that unit (a ``unit`` parameter the report's selector sets)."""
+    units = uncertainty.units.with_columns(pl.col("unit").cast(pl.String))
+    names = unit_frame(result).select("unit", "name") if result is not None else None
+    frame = units.select("unit", "nominal_rank", "median_rank", "q05_rank", "q95_rank", "mean_rank",
+                         *(c for c in ("p_top1", "p_top10", "p_same_tier") if c in units.columns))
+    frame = (frame.join(names, on="unit", how="left") if names is not None else frame.with_columns(
+        name=pl.col("unit"))).with_columns(pl.col("name").fill_null(pl.col("unit"))).sort("nominal_rank")
+    frame = frame.with_columns(label=pl.format("{}. {}", pl.col("nominal_rank"), pl.col("name")))
+    selected = alt.param(name="picked", value=unit or "")
+    y = alt.Y("label:N", sort=alt.EncodingSortField("nominal_rank"), title=None, axis=alt.Axis(labelLimit=160))
+    base = alt.Chart(frame).encode(y=y)
+    zoom = alt.selection_interval(bind="scales", encodings=["x"])
+    highlight = alt.condition("datum.unit === picked", alt.value("#e45756"), alt.value("#4c78a8"))
+    tooltip = ["name:N", "nominal_rank:Q", "median_rank:Q", "q05_rank:Q", "q95_rank:Q",
+               alt.Tooltip("mean_rank:Q", format=".1f")]
+    x = alt.X("q05_rank:Q", title="rank (1 = best)", axis=alt.Axis(orient="top"))
+    whisker = base.mark_rule().encode(x=x, x2="q95_rank:Q", color=highlight, tooltip=tooltip).add_params(zoom, selected)
+    median = base.mark_tick(thickness=2, size=ROW - 3).encode(x="median_rank:Q", color=highlight, tooltip=tooltip)
+    nominal = base.mark_point(filled=True, size=25, color="black").encode(x="nominal_rank:Q", tooltip=tooltip)
+    chart = alt.layer(whisker, median, nominal).properties(
+        width=480, height=ROW * frame.height,
+        title={"text": "Rank intervals: nominal (dot), median (tick), 5–95 % (line)",
+               "subtitle": f"{uncertainty.manifest.get('replicates', 0):,} replicates; scroll, wheel to zoom"})
+    return _config(chart)
+
+
+def sobol_bars(sensitivity: Any) -> alt.Chart:
+    """First- and total-order Sobol indices of the mean rank shift, with their bootstrap intervals."""
+    rows = []
+    for r in sensitivity.indices.iter_rows(named=True):
+        rows.append({"group": r["group"], "order": "first", "value": r["first"], "lo": r["first_lo"],
+                     "hi": r["first_hi"]})
+        rows.append({"group": r["group"], "order": "total", "value": r["total"], "lo": r["total_lo"],
+                     "hi": r["total_hi"]})
+    frame = pl.DataFrame(rows)
+    base = alt.Chart(frame).encode(y=alt.Y("group:N", title=None), yOffset="order:N")
+    bars = base.mark_bar().encode(x=alt.X("value:Q", title="Sobol index of R_S"), color="order:N",
+                                  tooltip=["group:N", "order:N", alt.Tooltip("value:Q", format=".3f"),
+                                           alt.Tooltip("lo:Q", format=".3f"), alt.Tooltip("hi:Q", format=".3f")])
+    rules = base.mark_rule(color="black").encode(x="lo:Q", x2="hi:Q")
+    chart = alt.layer(bars, rules).properties(width=480, height=alt.Step(16),
+                                               title="Sensitivity: first and total order (95 % intervals)")
+    return _config(chart)
+
+
+def correlation_heatmap(result: Any, *, threshold: float = 0.9) -> alt.Chart:
+    """Pearson correlations between the index, the dimensions and the indicators (normalised
+    scores); cells with |r| >= ``threshold`` (collinear) are outlined, negative ones are red."""
+    fw = result.framework
+    nodes = [result.index_id, *[c for c in fw.root.children], *[i.id for i in fw.indicators]]
+    nodes = list(dict.fromkeys(n for n in nodes if n in result.table.columns))
+    corr = result.table.select(nodes).fill_nan(None).to_pandas().corr().to_numpy()
+    rows = [{"a": a, "b": b, "r": float(corr[i, j]), "i": i, "j": j}
+            for i, a in enumerate(nodes) for j, b in enumerate(nodes)]
+    frame = pl.DataFrame(rows)
+    base = alt.Chart(frame).encode(x=alt.X("a:N", sort=nodes, title=None), y=alt.Y("b:N", sort=nodes, title=None))
+    cells = base.mark_rect().encode(
+        color=alt.Color("r:Q", scale=alt.Scale(scheme="redblue", domain=[-1, 1]), title="r"),
+        stroke=alt.condition(f"abs(datum.r) >= {threshold} && datum.a !== datum.b", alt.value("black"),
+                             alt.value(None)),
+        tooltip=["a:N", "b:N", alt.Tooltip("r:Q", format=".2f")])
+    text = base.mark_text(fontSize=8).encode(text=alt.Text("r:Q", format=".1f"))
+    step = 22
+    chart = alt.layer(cells, text).properties(
+        width=step * len(nodes), height=step * len(nodes),
+        title={"text": "Correlations (normalised scores)", "subtitle": f"outlined: |r| >= {threshold}"})
+    return _config(chart)
+
+
+def indicator_distributions(result: Any) -> alt.Chart:
+    """Distribution of every indicator's normalised score (box plot; points beyond 1.5 IQR are
+    the flagged outliers)."""
+    ids = [i.id for i in result.framework.indicators if i.id in result.table.columns]
+    ds = result.dataset
+    names = result.table[ds.label or ds.unit].cast(pl.String)
+    values = pl.concat([pl.DataFrame({"name": names, "indicator": i, "value": result.table[i].cast(pl.Float64)})
+                        for i in ids])
+    chart = alt.Chart(values).mark_boxplot(extent=1.5, outliers={"size": 12}).encode(
+        y=alt.Y("indicator:N", sort=ids, title=None), x=alt.X("value:Q", title="normalised score"),
+        tooltip=["name:N", "indicator:N", alt.Tooltip("value:Q", format=".2f")],
+    ).properties(width=480, height=alt.Step(20), title="Indicator distributions (outliers: beyond 1.5 IQR)")
+    return _config(chart)
+
+
+def framework_tree(result: Any, lang: str = "en") -> alt.Chart:
+    """The framework as an indented tree: every node's nominal weight share (from the framework
+    file) beside its effective global weight (as resolved, products of the shares down the tree)."""
+    fw = result.framework
+    local = fw.local_weights()  # the framework file's weights, before data-driven weighting
+    depth, nominal = {fw.root.id: 0}, {fw.root.id: 1.0}
+    rows = []
+    for k, r in enumerate(result.effective_weights.iter_rows(named=True)):  # preorder: parents first
+        depth[r["node"]] = depth[r["parent"]] + 1
+        nominal[r["node"]] = nominal[r["parent"]] * local[r["node"]]
+        label = "· " * (depth[r["node"]] - 1) + node_label(fw, r["node"], lang)
+        rows.append({"order": k, "node": r["node"], "label": label, "level": depth[r["node"]],
+                     "kind": "nominal", "weight": nominal[r["node"]]})
+        rows.append({**rows[-1], "kind": "effective", "weight": r["global"]})
+    frame = pl.DataFrame(rows)
+    chart = alt.Chart(frame).mark_bar().encode(
+        y=alt.Y("label:N", sort=alt.EncodingSortField("order"), title=None,
+                axis=alt.Axis(labelAlign="left", labelPadding=170, labelLimit=170)),
+        x=alt.X("weight:Q", title="global weight", axis=alt.Axis(format=".0%")),
+        yOffset=alt.YOffset("kind:N", sort=["nominal", "effective"]),
+        color=alt.Color("kind:N", sort=["nominal", "effective"], title=None),
+        tooltip=["node:N", "kind:N", alt.Tooltip("weight:Q", format=".2%")],
+    ).properties(width=360, height=alt.Step(9), title="Framework: nominal and effective global weights")
+    return _config(chart)
+
+
+def unit_profile(result: Any, unit: str | None = None) -> alt.Chart:
+    """One unit's score per dimension and indicator (bars) against the median of all units (tick);
+    in the report a selector sets the ``unit`` parameter (first unit by default)."""
+    fw, table, ds = result.framework, result.table, result.dataset
+    nodes = [c for c in fw.root.children if c in table.columns] + [i.id for i in fw.indicators
+                                                                     if i.id in table.columns]
+    ids = table[ds.unit].cast(pl.String)
+    frames = []
+    for k, node in enumerate(nodes):
+        kind = "dimension" if k < len(fw.root.children) else "indicator"
+        frames.append(pl.DataFrame({"unit": ids, "node": node, "label": node_label(fw, node), "kind": kind,
+                                    "order": k, "score": table[node].cast(pl.Float64),
+                                    "rank": table[f"{node}_rank"].cast(pl.Float64),
+                                    "median": table[node].median()}))
+    frame = pl.concat(frames)
+    first = unit if unit is not None else str(unit_frame(result)["unit"][0])
+    selected = alt.param(name="picked", value=first)
+    base = alt.Chart(frame).transform_filter("datum.unit === picked").encode(
+        y=alt.Y("label:N", sort=alt.EncodingSortField("order"), title=None))
+    bars = base.mark_bar().encode(x=alt.X("score:Q", title="score (0–100)", scale=alt.Scale(domain=[0, 100])),
+                                  color=alt.Color("kind:N", title=None),
+                                  tooltip=["label:N", alt.Tooltip("score:Q", format=".1f"), "rank:Q",
+                                           alt.Tooltip("median:Q", format=".1f")]).add_params(selected)
+    ticks = base.mark_tick(color="black", thickness=2).encode(x="median:Q")
+    ranks = base.mark_text(align="left", dx=4).encode(x=alt.value(400), text=alt.Text("rank:Q", format="d"))
+    chart = alt.layer(bars, ticks, ranks).properties(
+        width=420, height=alt.Step(16),
+        title={"text": "Unit profile: score per node (bar), median of all units (tick), rank (right)"})
+    return _config(chart)

@@ -1,0 +1,28 @@
+"""A report of the demo framework (real Chinese city names) with every analysis, built once."""
+
+from __future__ import annotations
+
+import pytest
+
+import engine
+from engine.report import build
+
+FRAMEWORK = "china-city-innovation-2023"
+
+
+@pytest.fixture(scope="session")
+def analyses(tmp_path_factory) -> dict:
+    """Small runs of the three analyses, as result objects and as written folders."""
+    root = tmp_path_factory.mktemp("analyses")
+    runs = {"uncertainty": engine.uncertainty(FRAMEWORK, replicates=1024, seed=7),
+            "sensitivity": engine.sensitivity(FRAMEWORK, base_samples=32, n_boot=20, seed=7),
+            "bootstrap": engine.bootstrap(FRAMEWORK, mode="units", replicates=256, seed=7)}
+    folders = {kind: run.write(root / kind) for kind, run in runs.items()}
+    return {"runs": runs, "folders": folders}
+
+
+@pytest.fixture(scope="session")
+def demo_report(analyses, tmp_path_factory):
+    """(Report, path of its HTML file)."""
+    report = build(FRAMEWORK, **analyses["runs"])
+    return report, report.write(tmp_path_factory.mktemp("report") / "report.html")

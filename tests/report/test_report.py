@@ -1,0 +1,120 @@
+"""The HTML report and its charts, without a browser: sections, self-containment, inputs from
+folders, refused inputs, figures, the CLI."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import altair as alt
+import polars as pl
+import pytest
+
+import engine
+from engine.cli import main
+from engine.report import build, charts, load_folder, write_figures
+
+from .conftest import FRAMEWORK
+
+
+def _payload(text: str) -> dict:
+    return json.loads(re.search(r'<script type="application/json" id="report-data">(.*?)</script>', text, re.S)
+                      .group(1).replace("<\\/", "</"))
+
+
+def test_report_has_every_section_and_is_self_contained(demo_report):
+    report, path = demo_report
+    text = path.read_text(encoding="utf-8")
+    ids = [sid for sid, _, _ in report.sections]
+    assert ids == ["overview", "ranking", "indicators", "robustness", "sensitivity", "sampling", "profile"]
+    # no network: the page's markup loads nothing from a URL (the Vega libraries are inline; the browser
+    # test checks what the scripts request)
+    markup = re.sub(r"<script[^>]*>.*?</script>", "", text, flags=re.S)
+    assert not re.search(r'<(script|link|img|iframe)[^>]+(src|href)=', markup)
+    assert "@import" not in text and "url(http" not in text
+    assert "window.vegaEmbed" in text
+    data = _payload(text)
+    assert set(data["specs"]) == {"framework", "top", "distributions", "correlation", "intervals", "sobol",
+                                  "bootstrap", "profile"}
+    rows = data["table"]["rows"]
+    assert len(rows) == 297 and rows[0][1] == "杭州市" and rows[0][0] == 1  # every unit, best first, Chinese names
+    assert 'value="330100"' in text  # the unit selector lists units by id
+
+
+def test_sections_appear_only_with_their_inputs(analyses):
+    report = build(FRAMEWORK, sensitivity=analyses["runs"]["sensitivity"])
+    assert [sid for sid, _, _ in report.sections] == ["overview", "ranking", "indicators", "sensitivity", "profile"]
+
+
+def test_without_analyses_a_default_monte_carlo_runs(asem_result):
+    report = build(asem_result, replicates=1024, seed=3)
+    assert "robustness" in [sid for sid, _, _ in report.sections]
+    assert "1,024 replicates, seed 3" in dict((s, b) for s, _, b in report.sections)["robustness"]
+
+
+def test_folders_give_the_same_report_as_result_objects(analyses, demo_report):
+    from_folders = build(FRAMEWORK, **{k: str(v) for k, v in analyses["folders"].items()})
+    assert [s[0] for s in from_folders.sections] == [s[0] for s in demo_report[0].sections]
+    spec = from_folders.charts["intervals"].to_dict(validate=False)
+    values = next(iter(spec["datasets"].values()))
+    assert len(values) == 297 and values[0]["name"] == "杭州市"
+
+
+def test_an_analysis_of_another_framework_is_refused_before_writing(analyses, tmp_path):
+    out = tmp_path / "r.html"
+    folder = str(analyses["folders"]["uncertainty"])
+    with pytest.raises(engine.DataError, match=r"framework 'china-city-innovation-2023'.*not of 'asem'"):
+        build("asem", uncertainty=folder)
+    assert main(["report", "-f", "asem", "--uncertainty", folder, "-o", str(out)]) == 2 and not out.exists()
+
+
+def test_an_analysis_of_other_data_is_refused(analyses):
+    subset = engine.load_data("ccsy2024_cities", framework=engine.load_framework(FRAMEWORK)).table.head(200)
+    with pytest.raises(engine.DataError, match=r"cover 297 units.*have 200"):
+        build(FRAMEWORK, subset, uncertainty=analyses["runs"]["uncertainty"])
+
+
+def test_a_folder_without_manifest_or_tables_is_refused(tmp_path, analyses):
+    with pytest.raises(engine.DataError, match=r"no manifest\.json in the uncertainty folder"):
+        load_folder(tmp_path, "uncertainty")
+    with pytest.raises(engine.DataError, match="holds sensitivity results, not uncertainty results"):
+        load_folder(analyses["folders"]["sensitivity"], "uncertainty")
+    (tmp_path / "manifest.json").write_text(json.dumps({"kind": "uncertainty"}))
+    with pytest.raises(engine.DataError, match=r"has no units\.parquet or \.csv"):
+        load_folder(tmp_path, "uncertainty")
+
+
+def test_the_output_must_be_an_html_file(asem_result, tmp_path):
+    with pytest.raises(engine.DataError, match=r"a report is one HTML file, not '\.pdf'"):
+        build(asem_result, replicates=1024).write(tmp_path / "r.pdf")
+    assert main(["report", "-f", "asem", "-o", str(tmp_path)]) == 2  # a folder: refused before scoring
+
+
+def test_charts_are_altair_objects_and_write_png_and_svg(demo_report, analyses, tmp_path):
+    report, _ = demo_report
+    assert all(isinstance(c, alt.TopLevelMixin) for c in report.charts.values())
+    result = engine.score(FRAMEWORK)
+    chosen = {"top": charts.top_bar(result, 10), "sobol": charts.sobol_bars(analyses["runs"]["sensitivity"])}
+    files = write_figures(chosen, tmp_path / "fig")
+    assert sorted(p.name for p in files) == ["sobol.png", "sobol.svg", "top.png", "top.svg"]
+    assert (tmp_path / "fig" / "top.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    svg = (tmp_path / "fig" / "top.svg").read_text(encoding="utf-8")
+    assert "<svg" in svg and "杭州市" in svg
+
+
+def test_framework_tree_shows_nominal_and_effective_weights():
+    result = engine.score("asem")
+    values = next(iter(charts.framework_tree(result).to_dict(validate=False)["datasets"].values()))
+    frame = pl.DataFrame(values)
+    effective = frame.filter(pl.col("kind") == "effective")
+    assert effective.height == result.effective_weights.height
+    leaves = effective.filter(pl.col("node").is_in([i.id for i in result.framework.indicators]))
+    assert leaves["weight"].sum() == pytest.approx(1.0)
+
+
+def test_cli_report_writes_the_file_and_figures(analyses, tmp_path, capsys):
+    out = tmp_path / "r.html"
+    assert main(["report", "-f", FRAMEWORK, "--sensitivity", str(analyses["folders"]["sensitivity"]),
+                 "--uncertainty", str(analyses["folders"]["uncertainty"]), "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "Robustness" in text and "Sensitivity" in text and out.stat().st_size > 500_000
