@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from .. import methods
 from ..errors import DataError, SchemaError, preview
 from ..kernels import montecarlo as kernel
 from ..pipeline import ScoreResult
@@ -128,7 +129,7 @@ def build_problem(result: ScoreResult, spec: UncertaintySpec, factors: list[Fact
     param = tree.param.copy()
     for f in factors:
         if f.kind == "aggregation":
-            ps = {p for code, p in zip(f.params["codes"], f.params["p"]) if code == 3}
+            ps = {p for code, p in zip(f.params["codes"], f.params["p"], strict=True) if code == methods.GENERALISED}
             if len(ps) > 1:
                 raise SchemaError(f"aggregation rule {f.name!r} has generalised means with different p {sorted(ps)}",
                                   fix="keep one generalised choice per rule")

@@ -455,7 +455,7 @@ def _mc_replicate_scores(zt, linear_variant, child_ptr, child_idx, param, min_co
     on complete data without coverage thresholds, the tree evaluated node by node otherwise."""
     z = zt[variant]
     local = _mc_local_weights(node_weight, excluded, child_ptr, child_idx)
-    if bool(linear_variant[variant]) and not any_coverage and all(c == 0 for c in agg_code):
+    if bool(linear_variant[variant]) and not any_coverage and all(c == ARITHMETIC for c in agg_code):
         return [_mc_linear_score(z, local, child_ptr, child_idx, target) for target in targets]
     values = _mc_tree_values(z, local, child_ptr, child_idx, agg_code, param, min_coverage)
     return [values[target] for target in targets]
@@ -571,7 +571,7 @@ def montecarlo_scores(zt, linear_variant, tree, design, targets):
         target_scores = _mc_replicate_scores(zt, linear_variant, child_ptr, child_idx, param, min_coverage,
                                              any_coverage, node_weight[r], variant[r], agg_code[r], excluded[r],
                                              targets)
-        linear = bool(linear_variant[variant[r]]) and not any_coverage and all(c == 0 for c in agg_code[r])
+        linear = bool(linear_variant[variant[r]]) and not any_coverage and all(c == ARITHMETIC for c in agg_code[r])
         bounds = _finite_range(zt[variant[r]]) if linear else None  # a weighted mean lies within
         for t, score in enumerate(target_scores):
             scores[r, t] = score
