@@ -16,20 +16,32 @@ from __future__ import annotations
 
 import hashlib
 import json
+import platform
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+import polars as pl
 
+from .. import __version__
 from ..backends import MergeableState, check_backend, chunk_ranges, execute
-from ..errors import DataError
+from ..errors import DataError, MissingRankWarning
 from ..progress import Progress
+from .design import RNG_BLOCK
 from .memory import local_lanes
+from .montecarlo import aligned_chunk_blocks
 
-__all__ = ["Analysis", "BackendOptions", "calibrate", "drive", "run_seed", "run_token"]
+if TYPE_CHECKING:
+    from ..pipeline import ScoreResult
+    from .montecarlo import ChunkState, RankStatistics
+    from .problem import Problem
+
+__all__ = ["Analysis", "BackendOptions", "calibrate", "data_digest", "drive", "replicate_chunk_blocks", "run_manifest",
+           "run_seed", "run_token", "versions", "warn_missing_ranks"]
 
 
 def run_seed(seed: int | None) -> int:
@@ -220,3 +232,66 @@ def drive(analysis: Analysis, finish: Callable[[MergeableState, dict[str, Any]],
         if store is not None:
             store.close()
     return result
+
+
+def versions() -> dict[str, str]:
+    """Versions of the engine and of the libraries a result depends on (recorded in every manifest)."""
+    import dask
+    import numba
+
+    return {"cityrank": __version__, "python": platform.python_version(), "numpy": np.__version__,
+            "numba": numba.__version__, "polars": pl.__version__, "dask": dask.__version__}
+
+
+def data_digest(result: ScoreResult) -> str:
+    """SHA-256 of the raw indicator matrix a run was scored from."""
+    return hashlib.sha256(np.ascontiguousarray(result.stages.inputs.raw).tobytes()).hexdigest()
+
+
+def replicate_chunk_blocks(requested: int | None, replicates: int, block_size: int) -> int:
+    """Blocks per chunk: ``requested``, else ``replicates``' worth, rounded up to whole RNG blocks."""
+    return aligned_chunk_blocks(requested or replicates // block_size, block_size)
+
+
+def run_manifest(kind: str, problem: Problem, spec: dict[str, Any], block_size: int, seed: int,
+                 stats: RankStatistics, state: ChunkState, wall: float) -> dict[str, Any]:
+    """The manifest entries every analysis run records (framework, data, spec, seed, versions,
+    replicates, speed, missing ranks, R_S summary)."""
+    framework = problem.framework
+    n = stats.n_replicates
+    return {
+        "kind": kind,
+        "framework": {"id": framework.id, "digest": framework.digest, "path": framework.path},
+        "data": problem.result.recipe["data"] if problem.result is not None else None,
+        "spec": spec | {"seed": seed},
+        "targets": list(problem.target_ids),
+        "replicates": n,
+        "block_size": block_size,
+        "rng_block": RNG_BLOCK,
+        "seed": seed,
+        "versions": versions(),
+        "wall_time_s": wall,
+        "replicates_per_s": n / wall if wall > 0 else None,
+        "missing_ranks": {t: int(state.hist[k][:, -1].sum()) for k, t in enumerate(problem.target_ids)},
+        "rank_shift": stats.rank_shift_summary,
+    }
+
+
+def warn_missing_ranks(kind: str, target_ids: Sequence[str], units: Sequence[Any], missing: Sequence[np.ndarray],
+                       n_evaluations: int, nominal: np.ndarray) -> None:
+    """Warn (:class:`MissingRankWarning`) when replicates left ranks missing: per target, the count,
+    the share of all unit-replicate ranks and the units missing most often.  ``missing``: per target,
+    (n_units,) counts of replicates in which the unit had no rank; ``nominal``: (n_targets, n_units)
+    nominal ranks (0 = none)."""
+    for target, counts, ranks in zip(target_ids, missing, nominal, strict=True):
+        total, size = int(counts.sum()), n_evaluations * len(counts)
+        if total == 0:
+            continue
+        worst = np.argsort(-counts, kind="stable")[:3]
+        most = ", ".join(f"{units[i]} ({counts[i] / n_evaluations:.1%})" for i in worst if counts[i] > 0)
+        unranked = int(np.count_nonzero(ranks == 0))
+        also = f"; {unranked} unit(s) have no nominal rank either" if unranked else ""
+        where = "`missing_ranks` in the manifest" + ("" if kind == "sensitivity" else ", p_missing in the units table")
+        warnings.warn(f"{kind}: {total:,} of {size:,} ranks of {target!r} are missing ({total / size:.1%}): the unit "
+                      f"got no score in those replicates{also}; most often {most}. See {where}",
+                      MissingRankWarning, stacklevel=2)

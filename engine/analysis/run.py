@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import platform
 import time
-import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,26 +14,19 @@ import polars as pl
 
 from .. import __version__
 from ..display import manifest_summary, result_html, result_text
-from ..errors import MissingRankWarning, SchemaError
+from ..errors import SchemaError
 from ..io import check_output, with_unit_names, write_tables
 from ..pipeline import ScoreResult, score
 from .design import RNG_BLOCK, Parameters
-from .driver import BackendOptions, drive, run_seed
+from .driver import (BackendOptions, data_digest, drive, replicate_chunk_blocks, run_manifest, run_seed, versions,
+                     warn_missing_ranks)
 from .memory import check_memory
-from .montecarlo import ChunkState, Lanes, RankStatistics, aligned_chunk_blocks, run_chunk, run_design, summarise
+from .montecarlo import ChunkState, Lanes, RankStatistics, run_chunk, run_design, summarise
 from .problem import Problem, build_problem
 from .spec import UncertaintySpec, load_spec, resolve_factors
 from .store import CHECKPOINT_FORMAT
 
 __all__ = ["UncertaintyResult", "uncertainty", "versions", "with_default_factors"]
-
-
-def versions() -> dict[str, str]:
-    import dask
-    import numba
-
-    return {"cityrank": __version__, "python": platform.python_version(), "numpy": np.__version__,
-            "numba": numba.__version__, "polars": pl.__version__, "dask": dask.__version__}
 
 
 @dataclass(frozen=True)
@@ -94,11 +84,6 @@ CHUNK_REPLICATES = 65536
 LOCAL_CHUNK_REPLICATES = 262144
 
 
-def data_digest(result: ScoreResult) -> str:
-    """SHA-256 of the raw indicator matrix a run was scored from."""
-    return hashlib.sha256(np.ascontiguousarray(result.stages.inputs.raw).tobytes()).hexdigest()
-
-
 def _fingerprint(result: ScoreResult, spec: UncertaintySpec, seed: int, n_blocks: int) -> dict[str, Any]:
     """What a stored run must share with a run resuming it (the stored arrays' shapes are checked
     chunk by chunk when they are loaded, :meth:`ChunkStore.load`)."""
@@ -107,11 +92,6 @@ def _fingerprint(result: ScoreResult, spec: UncertaintySpec, seed: int, n_blocks
             "block_size": spec.block_size,
             "spec": json.loads(json.dumps({k: v for k, v in spec.document.items() if k != "seed"}, default=str)),
             "n_blocks": n_blocks, "engine": __version__, "checkpoint_format": CHECKPOINT_FORMAT}
-
-
-def replicate_chunk_blocks(requested: int | None, replicates: int, block_size: int) -> int:
-    """Blocks per chunk: ``requested``, else ``replicates``' worth, rounded up to whole RNG blocks."""
-    return aligned_chunk_blocks(requested or replicates // block_size, block_size)
 
 
 class _MonteCarlo:
@@ -264,50 +244,6 @@ def _design_parameters(problem: Problem, design: Any) -> Parameters:
     n = weights.shape[0]
     return Parameters(np.ascontiguousarray(weights), np.zeros(n, np.int64),
                       np.ascontiguousarray(np.tile(problem.base_codes, (n, 1))), np.full(n, -1, np.int64))
-
-
-def run_manifest(kind: str, problem: Problem, spec: dict[str, Any], block_size: int, seed: int,
-                 stats: RankStatistics, state: ChunkState, wall: float) -> dict[str, Any]:
-    """The manifest entries every analysis run records (framework, data, spec, seed, versions,
-    replicates, speed, missing ranks, R_S summary)."""
-    framework = problem.framework
-    n = stats.n_replicates
-    return {
-        "kind": kind,
-        "framework": {"id": framework.id, "digest": framework.digest, "path": framework.path},
-        "data": problem.result.recipe["data"] if problem.result is not None else None,
-        "spec": spec | {"seed": seed},
-        "targets": list(problem.target_ids),
-        "replicates": n,
-        "block_size": block_size,
-        "rng_block": RNG_BLOCK,
-        "seed": seed,
-        "versions": versions(),
-        "wall_time_s": wall,
-        "replicates_per_s": n / wall if wall > 0 else None,
-        "missing_ranks": {t: int(state.hist[k][:, -1].sum()) for k, t in enumerate(problem.target_ids)},
-        "rank_shift": stats.rank_shift_summary,
-    }
-
-
-def warn_missing_ranks(kind: str, target_ids: Sequence[str], units: Sequence[Any], missing: Sequence[np.ndarray],
-                       n_evaluations: int, nominal: np.ndarray) -> None:
-    """Warn (:class:`MissingRankWarning`) when replicates left ranks missing: per target, the count,
-    the share of all unit-replicate ranks and the units missing most often.  ``missing``: per target,
-    (n_units,) counts of replicates in which the unit had no rank; ``nominal``: (n_targets, n_units)
-    nominal ranks (0 = none)."""
-    for target, counts, ranks in zip(target_ids, missing, nominal, strict=True):
-        total, size = int(counts.sum()), n_evaluations * len(counts)
-        if total == 0:
-            continue
-        worst = np.argsort(-counts, kind="stable")[:3]
-        most = ", ".join(f"{units[i]} ({counts[i] / n_evaluations:.1%})" for i in worst if counts[i] > 0)
-        unranked = int(np.count_nonzero(ranks == 0))
-        also = f"; {unranked} unit(s) have no nominal rank either" if unranked else ""
-        where = "`missing_ranks` in the manifest" + ("" if kind == "sensitivity" else ", p_missing in the units table")
-        warnings.warn(f"{kind}: {total:,} of {size:,} ranks of {target!r} are missing ({total / size:.1%}): the unit "
-                      f"got no score in those replicates{also}; most often {most}. See {where}",
-                      MissingRankWarning, stacklevel=2)
 
 
 def _finish(problem: Problem, spec: UncertaintySpec, factors, state: ChunkState, seed: int, started: float,

@@ -35,11 +35,11 @@ from ..errors import SchemaError
 from ..io import check_output, with_unit_names, write_tables
 from ..pipeline import score
 from .design import map_parameters, n_columns
-from .driver import BackendOptions, drive, run_seed
+from .driver import BackendOptions, data_digest, drive, run_seed, versions, warn_missing_ranks
 from .memory import check_memory
 from .montecarlo import _split_call
 from .problem import Problem, build_problem
-from .run import data_digest, versions, warn_missing_ranks, with_default_factors
+from .run import with_default_factors
 from .spec import Factor, load_spec, resolve_factors
 
 __all__ = ["SensitivityResult", "sensitivity", "factor_groups", "BATCH"]

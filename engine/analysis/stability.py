@@ -20,12 +20,11 @@ from ..resources import shipped_datasets, shipped_specs
 from .bootstrap import (BootstrapProblem, _draws, build_bootstrap_problem, evaluate, run_bootstrap_chunk,
                         variance_shares)
 from .design import map_parameters, n_columns, replicate_uniforms
-from .driver import BackendOptions, drive, run_seed
+from .driver import BackendOptions, data_digest, drive, replicate_chunk_blocks, run_manifest, run_seed, warn_missing_ranks
 from .memory import check_memory
 from .montecarlo import ChunkState, RankStatistics, summarise
 from .problem import build_problem
 from .resample import BootstrapSpec, compile_records, load_bootstrap_spec
-from .run import data_digest, replicate_chunk_blocks, run_manifest, warn_missing_ranks
 from .spec import resolve_factors
 
 __all__ = ["BootstrapResult", "bootstrap", "default_bootstrap_spec"]
