@@ -235,7 +235,8 @@ def build(framework: Any, data: Any = None, uncertainty: Any = None, sensitivity
                             "rank_range_90") if c in mc.units.columns]
         least = (mc.units.with_columns(pl.col("unit").cast(pl.String))
                  .sort(["rank_range_90", "rank_sd"], descending=True, nulls_last=True).head(10).select(cols)
-                 .join(units.select("unit", "name"), on="unit", how="left", maintain_order="left"))
+                 .join(units.select("unit", "name"), on="unit", how="left", maintain_order="left")
+                 .select("unit", "name", *cols[1:]))
         sections.append(("robustness", "Robustness", summary + _chart_div("intervals", scroll=True)
                          + "<h3>Least stable units</h3>" + _table_html(least)))
 
@@ -264,8 +265,8 @@ def build(framework: Any, data: Any = None, uncertainty: Any = None, sensitivity
     chart_objs["profile"] = charts.unit_profile(result)
     options = "".join(f'<option value="{html.escape(u)}">{r}. {html.escape(n)}</option>'
                       for u, n, r in units.select("unit", "name", "rank").iter_rows())
-    sections.append(("profile", "Unit profile", f'<select id="unit-select">{options}</select>'
-                     + _chart_div("profile")))
+    sections.append(("profile", "Unit profile", f'<p><label>Unit: <select id="unit-select">{options}</select>'
+                     "</label> (also marked in red in the rank-interval charts)</p>" + _chart_div("profile")))
 
     table = {"columns": ["rank", "name", "score", *(["tier"] if "tier" in units.columns else []), *dims],
              "labels": {"rank": "rank", "name": "unit", "score": "score", "tier": "tier", **labels},

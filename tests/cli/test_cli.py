@@ -8,9 +8,11 @@ import pytest
 from engine.cli import main
 
 
-def test_demo_prints_both_city_rankings_and_the_least_stable_units(capsys):
-    assert main(["demo", "--top", "3", "--replicates", "4096"]) == 0
+def test_demo_prints_both_city_rankings_and_the_least_stable_units(capsys, tmp_path):
+    report = tmp_path / "demo.html"
+    assert main(["demo", "--top", "3", "--replicates", "4096", "--report", str(report)]) == 0
     out = capsys.readouterr().out
+    assert f"Report (one HTML file, works offline): {report}" in out and report.stat().st_size > 500_000
     assert "REAL data" in out and "297 cities" in out and "杭州市" in out
     assert "SYNTHETIC data" in out and "337 cities" in out and "北京市" in out and "tier" in out
     assert "4,096 replicates" in out and "least stable units" in out
