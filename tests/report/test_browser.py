@@ -74,7 +74,7 @@ def test_unit_selector_changes_the_profile(page):
     assert page.evaluate("document.getElementById('unit-select').selectedOptions[0].textContent").endswith("昭通市")
     after = profile_labels()
     assert after != before  # the ranks printed beside the bars are those of the chosen unit
-    highlighted = page.evaluate("""Array.from(document.querySelectorAll('#chart-intervals svg line, #chart-intervals svg path'))
+    highlighted = page.evaluate("""Array.from(document.querySelectorAll('#chart-intervals svg :is(line, path)'))
         .filter(p => (p.getAttribute('stroke') || '') === '#e45756').length""")
     assert highlighted >= 1  # the unit is marked in the rank-interval chart too
 
