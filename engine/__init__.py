@@ -71,7 +71,7 @@ def validate(framework, data=None, **load_kwargs):
     import warnings
 
     from .data import prepare
-    from .pipeline import _check_names, as_dataset
+    from .pipeline import as_dataset, check_names
     from .weighting import ahp
 
     framework = load_framework(framework)
@@ -82,7 +82,7 @@ def validate(framework, data=None, **load_kwargs):
                 names=method["order"], node=agg.id)
     if data is not None:
         dataset = as_dataset(framework, data, **load_kwargs)
-        _check_names(framework, dataset)
+        check_names(framework, dataset)
         inputs = prepare(framework, dataset)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", EngineWarning)  # imputation and constant columns: scoring reports them

@@ -59,7 +59,7 @@ def run_stages(framework: Framework | str | Path, inputs: Inputs | Dataset, *, u
     ``inputs``: a loaded :class:`Dataset` (``engine.load_data``) or prepared :class:`Inputs`."""
     framework = load_framework(framework)
     if isinstance(inputs, Dataset):
-        _check_names(framework, inputs)
+        check_names(framework, inputs)
         inputs = prepare(framework, inputs)
     if up_to not in STAGES:
         raise ValueError(f"up_to must be one of {STAGES}, not {up_to!r}")
@@ -348,13 +348,13 @@ def score(framework: Framework | str | Path, data: Dataset | pl.DataFrame | str 
     """
     framework = load_framework(framework)
     dataset = as_dataset(framework, data, **load_kwargs)
-    _check_names(framework, dataset)
+    check_names(framework, dataset)
     inputs = prepare(framework, dataset)
     stages = run_stages(framework, inputs, use_reference=use_reference, weights=weights)
     return _finish(framework, dataset, stages)
 
 
-def _check_names(framework: Framework, dataset: Dataset) -> None:
+def check_names(framework: Framework, dataset: Dataset) -> None:
     reserved = {dataset.unit, *dataset.groups, *([dataset.label] if dataset.label else [])}
     ids = set(framework.node_ids)
     for node_id in framework.node_ids:

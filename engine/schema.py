@@ -645,7 +645,7 @@ def _build(document: dict[str, Any], path: str | None) -> Framework:  # noqa: C9
         constant_indicator=constant_policy, document=MappingProxyType(document), path=path,
         digest=hashlib.sha256(canonical.encode()).hexdigest(),
     )
-    _check_positive_inputs(framework, path)
+    check_positive_inputs(framework, path)
     return framework
 
 
@@ -697,17 +697,17 @@ def _can_be_negative(framework: Framework, node_id: str) -> bool:
     return any(_can_be_negative(framework, c) for c in node.children)
 
 
-def _needs_positive_inputs(method: Method) -> bool:
+def needs_positive_inputs(method: Method) -> bool:
     """Geometric/harmonic means and power means with p <= 0."""
     return method.name in ("geometric", "harmonic") or (method.name == "generalised" and method.params.get("p", 1) <= 0)
 
 
-def _check_positive_inputs(framework: Framework, path: str | None, aggregates: Iterable[Aggregate] | None = None
+def check_positive_inputs(framework: Framework, path: str | None, aggregates: Iterable[Aggregate] | None = None
                            ) -> None:
     """Geometric/harmonic means and power means with p <= 0 need inputs >= 0: decide statically
     (for every aggregate, or for ``aggregates`` of the framework only)."""
     for agg in framework.aggregates if aggregates is None else aggregates:
-        if not _needs_positive_inputs(agg.aggregation):
+        if not needs_positive_inputs(agg.aggregation):
             continue
         bad = [c for c in agg.children if _can_be_negative(framework, c)]
         if bad:

@@ -24,8 +24,8 @@ from ..schema import (
     NORMALISATION_DEFAULTS,
     Framework,
     Method,
-    _check_positive_inputs,
-    _needs_positive_inputs,
+    check_positive_inputs,
+    needs_positive_inputs,
     parse_document,
 )
 
@@ -233,7 +233,7 @@ def resolve_factors(spec: UncertaintySpec, framework: Framework) -> list[Factor]
 
 def _check_combinations(framework: Framework, normalisation: tuple[Method, ...], rules: list[Factor]) -> None:
     """Refuse a spec whose alternatives can meet in a replicate the framework validator would refuse
-    (:func:`engine.schema._check_positive_inputs`: a geometric/harmonic/power mean with p <= 0 over a
+    (:func:`engine.schema.check_positive_inputs`: a geometric/harmonic/power mean with p <= 0 over a
     child that can be negative — z-scores, a minmax range below 0, Copeland scores), instead of
     leaving those replicates' ranks missing.
 
@@ -251,7 +251,7 @@ def _check_combinations(framework: Framework, normalisation: tuple[Method, ...],
 
     for agg in framework.aggregates:
         own = rules[rule_of[agg.id]].params["choices"] if agg.id in rule_of else (agg.aggregation,)
-        if not any(_needs_positive_inputs(method) for method in own):
+        if not any(needs_positive_inputs(method) for method in own):
             continue
         relevant = sorted({rule_of[n] for n in (agg.id, *below(agg.id)) if n in rule_of and (
             n == agg.id or any(c.name == "copeland" for c in rules[rule_of[n]].params["choices"]))})
@@ -265,7 +265,7 @@ def _check_combinations(framework: Framework, normalisation: tuple[Method, ...],
                 aggregates=tuple(replace(a, aggregation=methods[a.id]) if a.id in methods else a
                                  for a in framework.aggregates))
             try:
-                _check_positive_inputs(variant, None, [variant.node(agg.id)])
+                check_positive_inputs(variant, None, [variant.node(agg.id)])
             except SchemaError as err:
                 chosen = [f"normalisation {norm.name!r}"] if norm is not None and _passes(
                     replace(variant, indicators=framework.indicators), agg.id) else []
@@ -279,9 +279,9 @@ def _check_combinations(framework: Framework, normalisation: tuple[Method, ...],
 
 
 def _passes(framework: Framework, node: str) -> bool:
-    """Whether ``node`` passes :func:`engine.schema._check_positive_inputs`."""
+    """Whether ``node`` passes :func:`engine.schema.check_positive_inputs`."""
     try:
-        _check_positive_inputs(framework, None, [framework.node(node)])
+        check_positive_inputs(framework, None, [framework.node(node)])
     except SchemaError:
         return False
     return True

@@ -1,4 +1,4 @@
-"""Every ``raise SchemaError`` of engine/schema.py and engine/pipeline.py::_check_names.
+"""Every ``raise SchemaError`` of engine/schema.py and engine/pipeline.py::check_names.
 
 Each test builds a small framework document (``minimal_document()`` then one mutation) and checks
 the message (``match=``), the structured attributes (``.node``, ``.fix``, ``.path``) and that
@@ -888,7 +888,7 @@ def test_generalised_with_positive_p_over_zscores_is_fine():
 
 
 # ---------------------------------------------------------------------------------------------
-# pipeline._check_names: node ids against the result columns
+# pipeline.check_names: node ids against the result columns
 # ---------------------------------------------------------------------------------------------
 
 
