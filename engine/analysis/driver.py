@@ -4,8 +4,13 @@ An analysis is an adapter (:class:`Analysis`): its design, its kernel call over 
 its mergeable state and its summaries.  :func:`drive` does the rest, once for all of them: the
 chunk plan, the run's estimate and ``confirm``, progress, checkpoints (store, lock, resume),
 dispatch to a backend (:mod:`engine.backends`: in process or Dask) and writing the result.
-:func:`run_seed` (fresh entropy, recorded, when no seed is given) and :class:`BackendOptions`
-(validated before any work) are the other two things every analysis shares.
+The rest every analysis shares lives here too: :func:`check_run` (output path and backend
+options, before any work), :func:`run_seed` (fresh entropy, recorded, when no seed is given),
+:func:`calibrate`, :func:`run_manifest`, :func:`warn_missing_ranks`, :func:`versions`.
+
+Adding an analysis: check with :func:`check_run`, score the nominal run, build the problem and the
+design, then ``drive(Adapter(...), finish, backend, ...)`` where ``finish(state, info)`` turns the
+merged state into the result (see ``_MonteCarlo`` in :mod:`engine.analysis.run`).
 
 A run is ``n_replicates`` replicates in blocks of ``block_size``; a chunk (a fixed number of
 consecutive blocks, never keyed by a worker) is the unit of work of the backends, of the
@@ -30,6 +35,7 @@ import polars as pl
 from .. import __version__
 from ..backends import MergeableState, check_backend, chunk_ranges, execute
 from ..errors import DataError, MissingRankWarning
+from ..io import check_output
 from ..progress import Progress
 from .design import RNG_BLOCK
 from .memory import local_lanes
@@ -40,8 +46,8 @@ if TYPE_CHECKING:
     from .montecarlo import ChunkState, RankStatistics
     from .problem import Problem
 
-__all__ = ["Analysis", "BackendOptions", "calibrate", "data_digest", "drive", "replicate_chunk_blocks", "run_manifest",
-           "run_seed", "run_token", "versions", "warn_missing_ranks"]
+__all__ = ["Analysis", "BackendOptions", "calibrate", "check_run", "data_digest", "drive", "replicate_chunk_blocks",
+           "run_manifest", "run_seed", "run_token", "versions", "warn_missing_ranks"]
 
 
 def run_seed(seed: int | None) -> int:
@@ -76,6 +82,15 @@ class BackendOptions:
     def lanes(self) -> int:
         """Lanes counting at once in this machine's memory (:func:`engine.analysis.memory.local_lanes`)."""
         return local_lanes(self.backend, self.threads, self.workers)
+
+
+def check_run(out: str | Path | None, inputs: list[Any], backend: BackendOptions) -> BackendOptions:
+    """What every analysis checks before any work: its output path (:func:`engine.io.check_output`:
+    a folder or a ``.xlsx`` file that would overwrite none of its ``inputs``) and its backend
+    options (:meth:`BackendOptions.check`); returns the options."""
+    if out is not None:
+        check_output(out, "tables", inputs=inputs)
+    return backend.check()
 
 
 class Analysis(Protocol):

@@ -15,10 +15,10 @@ import polars as pl
 from .. import __version__
 from ..display import manifest_summary, result_html, result_text
 from ..errors import SchemaError
-from ..io import check_output, with_unit_names, write_tables
+from ..io import with_unit_names, write_tables
 from ..pipeline import ScoreResult, score
 from .design import RNG_BLOCK, Parameters
-from .driver import (BackendOptions, data_digest, drive, replicate_chunk_blocks, run_manifest, run_seed, versions,
+from .driver import (BackendOptions, check_run, data_digest, drive, replicate_chunk_blocks, run_manifest, run_seed, versions,
                      warn_missing_ranks)
 from .memory import check_memory
 from .montecarlo import ChunkState, Lanes, RankStatistics, run_chunk, run_design, summarise
@@ -186,10 +186,9 @@ def uncertainty(framework, data=None, spec: str | Path | Mapping | UncertaintySp
     UncertaintyResult
     """
     started = time.perf_counter()
-    if out is not None:
-        check_output(out, "tables", inputs=[framework, data, spec])
+    backends = check_run(out, [framework, data, spec],
+                         BackendOptions(backend, threads, client, scheduler, workers, worker_wait))
     spec = load_spec(spec, replicates=replicates, seed=seed, block_size=block_size)
-    backends = BackendOptions(backend, threads, client, scheduler, workers, worker_wait).check()
     nominal = score(framework, data, **load_kwargs)
     spec = with_default_factors(spec, nominal.framework)
     factors = resolve_factors(spec, nominal.framework)

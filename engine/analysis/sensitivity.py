@@ -32,10 +32,10 @@ import polars as pl
 
 from ..display import manifest_summary, result_html, result_text
 from ..errors import SchemaError
-from ..io import check_output, with_unit_names, write_tables
+from ..io import with_unit_names, write_tables
 from ..pipeline import score
 from .design import map_parameters, n_columns
-from .driver import BackendOptions, data_digest, drive, run_seed, versions, warn_missing_ranks
+from .driver import BackendOptions, check_run, data_digest, drive, run_seed, versions, warn_missing_ranks
 from .memory import check_memory
 from .montecarlo import _split_call
 from .problem import Problem, build_problem
@@ -238,11 +238,10 @@ def sensitivity(framework, data=None, spec=None, *, base_samples: int = 1024, se
     from . import sobol
 
     started = time.perf_counter()
-    if out is not None:
-        check_output(out, "tables", inputs=[framework, data, spec])
+    backends = check_run(out, [framework, data, spec],
+                         BackendOptions(backend, threads, client, scheduler, workers, worker_wait))
     if base_samples < 2:
         raise SchemaError(f"base_samples must be at least 2, got {base_samples}", fix="use a power of two, e.g. 1024")
-    backends = BackendOptions(backend, threads, client, scheduler, workers, worker_wait).check()
     if client is not None or scheduler or workers:  # a Dask cluster is named: the run goes there
         backends = replace(backends, backend="dask")
     spec = load_spec(spec, seed=seed)

@@ -14,13 +14,13 @@ import polars as pl
 
 from ..display import manifest_summary, result_html, result_text
 from ..errors import DataError, SchemaError
-from ..io import check_output, with_unit_names, write_tables
+from ..io import with_unit_names, write_tables
 from ..pipeline import score
 from ..resources import shipped_datasets, shipped_specs
 from .bootstrap import (BootstrapProblem, _draws, build_bootstrap_problem, evaluate, run_bootstrap_chunk,
                         variance_shares)
 from .design import map_parameters, n_columns, replicate_uniforms
-from .driver import BackendOptions, data_digest, drive, replicate_chunk_blocks, run_manifest, run_seed, warn_missing_ranks
+from .driver import BackendOptions, check_run, data_digest, drive, replicate_chunk_blocks, run_manifest, run_seed, warn_missing_ranks
 from .memory import check_memory
 from .montecarlo import ChunkState, RankStatistics, summarise
 from .problem import build_problem
@@ -246,13 +246,12 @@ def bootstrap(framework, data=None, spec: str | Path | Mapping | BootstrapSpec |
     BootstrapResult
     """
     started = time.perf_counter()
-    if out is not None:
-        check_output(out, "tables", inputs=[framework, data, spec, records])
+    backends = check_run(out, [framework, data, spec, records],
+                         BackendOptions(backend, threads, client, scheduler, workers, worker_wait))
     fw_id = framework.id if hasattr(framework, "id") else str(framework)
     if spec is None:
         spec = default_bootstrap_spec(fw_id) or {}
     spec = load_bootstrap_spec(spec, mode=mode, replicates=replicates, seed=seed, block_size=block_size)
-    backends = BackendOptions(backend, threads, client, scheduler, workers, worker_wait).check()
     if spec.mode == "records" and records is None:
         raise SchemaError("mode records needs the record-level table", fix="pass --records FILE (records=…)")
     nominal = score(framework, data, **load_kwargs)
