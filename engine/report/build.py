@@ -111,7 +111,7 @@ class Report:
     data: dict[str, Any] = field(default_factory=dict)  #: JSON data for the page's scripts
 
     def html(self) -> str:
-        specs = {k: c.to_dict(validate=False) for k, c in self.charts.items()}
+        specs = {k: charts.to_spec(c) for k, c in self.charts.items()}
         nav = "".join(f'<a href="#{sid}">{html.escape(t)}</a>' for sid, t, _ in self.sections)
         body = "".join(f'<section id="{sid}"><h2>{html.escape(t)}</h2>{b}</section>' for sid, t, b in self.sections)
         payload = json.dumps({"specs": specs, **self.data}, ensure_ascii=False, default=str).replace("</", "<\\/")
@@ -285,7 +285,7 @@ def write_figures(report_or_charts: Report | dict[str, Any], folder: str | Path,
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for name, chart in items.items():
-        spec = chart.to_dict(validate=False)
+        spec = charts.to_spec(chart)
         svg = vlc.vegalite_to_svg(spec)
         png = vlc.vegalite_to_png(spec, scale=scale)
         written.append(atomic_write(folder / f"{name}.svg", lambda tmp, s=svg: tmp.write_text(s, encoding="utf-8")))

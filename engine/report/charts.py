@@ -14,12 +14,25 @@ import altair as alt
 import polars as pl
 
 __all__ = ["correlation_heatmap", "framework_tree", "indicator_distributions", "node_label", "rank_intervals",
-           "sobol_bars", "top_bar", "unit_frame", "unit_profile"]
+           "sobol_bars", "to_spec", "top_bar", "unit_frame", "unit_profile"]
 
 #: Fonts tried in turn; CJK faces first so that Chinese names render wherever one is installed.
 FONT = ("'Noto Sans CJK SC', 'Noto Sans SC', 'Source Han Sans SC', 'PingFang SC', 'Microsoft YaHei', "
         "'WenQuanYi Micro Hei', 'DejaVu Sans', sans-serif")
 ROW = 13  #: Pixels per unit in charts with one row per unit (readable labels at 11 px).
+
+
+def _data(frame: pl.DataFrame) -> pl.DataFrame:
+    """A chart's data (one place to change how data are attached)."""
+    return frame
+
+
+def to_spec(chart: alt.TopLevelMixin) -> dict:
+    """The Vega-Lite specification of ``chart``, data inline, without Altair's 5,000-row limit (a
+    chart of every unit of a large index stays a chart of every unit).  To display such a chart in
+    Jupyter, call ``alt.data_transformers.disable_max_rows()`` once."""
+    with alt.data_transformers.disable_max_rows():
+        return chart.to_dict(validate=False)
 
 
 def _config(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
@@ -51,7 +64,7 @@ def top_bar(result: Any, n: int = 30) -> alt.Chart:
     frame = unit_frame(result).head(n)
     color = (alt.Color("tier:O", scale=alt.Scale(scheme="viridis"), title="tier") if "tier" in frame.columns
              else alt.value("#4c78a8"))
-    chart = alt.Chart(frame).mark_bar().encode(
+    chart = alt.Chart(_data(frame)).mark_bar().encode(
         x=alt.X("score:Q", title=node_label(result.framework, result.index_id)),
         y=alt.Y("name:N", sort=alt.EncodingSortField("rank"), title=None),
         color=color, tooltip=["rank:Q", "name:N", alt.Tooltip("score:Q", format=".2f"), "unit:N"],
@@ -72,7 +85,7 @@ def rank_intervals(uncertainty: Any, result: Any | None = None, *, unit: str | N
     frame = frame.with_columns(label=pl.format("{}. {}", pl.col("nominal_rank"), pl.col("name")))
     selected = alt.param(name="picked", value=unit or "")
     y = alt.Y("label:N", sort=alt.EncodingSortField("nominal_rank"), title=None, axis=alt.Axis(labelLimit=160))
-    base = alt.Chart(frame).encode(y=y)
+    base = alt.Chart(_data(frame)).encode(y=y)
     zoom = alt.selection_interval(bind="scales", encodings=["x"])
     highlight = alt.condition("datum.unit === picked", alt.value("#e45756"), alt.value("#4c78a8"))
     tooltip = ["name:N", "nominal_rank:Q", "median_rank:Q", "q05_rank:Q", "q95_rank:Q",
@@ -97,7 +110,7 @@ def sobol_bars(sensitivity: Any) -> alt.Chart:
         rows.append({"group": r["group"], "order": "total", "value": r["total"], "lo": r["total_lo"],
                      "hi": r["total_hi"]})
     frame = pl.DataFrame(rows)
-    base = alt.Chart(frame).encode(y=alt.Y("group:N", title=None), yOffset="order:N")
+    base = alt.Chart(_data(frame)).encode(y=alt.Y("group:N", title=None), yOffset="order:N")
     bars = base.mark_bar().encode(x=alt.X("value:Q", title="Sobol index of R_S"), color="order:N",
                                   tooltip=["group:N", "order:N", alt.Tooltip("value:Q", format=".3f"),
                                            alt.Tooltip("lo:Q", format=".3f"), alt.Tooltip("hi:Q", format=".3f")])
@@ -117,7 +130,8 @@ def correlation_heatmap(result: Any, *, threshold: float = 0.9) -> alt.Chart:
     rows = [{"a": a, "b": b, "r": float(corr[i, j]), "i": i, "j": j}
             for i, a in enumerate(nodes) for j, b in enumerate(nodes)]
     frame = pl.DataFrame(rows)
-    base = alt.Chart(frame).encode(x=alt.X("a:N", sort=nodes, title=None), y=alt.Y("b:N", sort=nodes, title=None))
+    base = alt.Chart(_data(frame)).encode(x=alt.X("a:N", sort=nodes, title=None),
+                                          y=alt.Y("b:N", sort=nodes, title=None))
     cells = base.mark_rect().encode(
         color=alt.Color("r:Q", scale=alt.Scale(scheme="redblue", domain=[-1, 1]), title="r"),
         stroke=alt.condition(f"abs(datum.r) >= {threshold} && datum.a !== datum.b", alt.value("black"),
@@ -139,7 +153,7 @@ def indicator_distributions(result: Any) -> alt.Chart:
     names = result.table[ds.label or ds.unit].cast(pl.String)
     values = pl.concat([pl.DataFrame({"name": names, "indicator": i, "value": result.table[i].cast(pl.Float64)})
                         for i in ids])
-    chart = alt.Chart(values).mark_boxplot(extent=1.5, outliers={"size": 12}).encode(
+    chart = alt.Chart(_data(values)).mark_boxplot(extent=1.5, outliers={"size": 12}).encode(
         y=alt.Y("indicator:N", sort=ids, title=None), x=alt.X("value:Q", title="normalised score"),
         tooltip=["name:N", "indicator:N", alt.Tooltip("value:Q", format=".2f")],
     ).properties(width=480, height=alt.Step(20), title="Indicator distributions (outliers: beyond 1.5 IQR)")
@@ -161,7 +175,7 @@ def framework_tree(result: Any, lang: str = "en") -> alt.Chart:
                      "kind": "nominal", "weight": nominal[r["node"]]})
         rows.append({**rows[-1], "kind": "effective", "weight": r["global"]})
     frame = pl.DataFrame(rows)
-    chart = alt.Chart(frame).mark_bar().encode(
+    chart = alt.Chart(_data(frame)).mark_bar().encode(
         y=alt.Y("label:N", sort=alt.EncodingSortField("order"), title=None,
                 axis=alt.Axis(labelAlign="left", labelPadding=170, labelLimit=170)),
         x=alt.X("weight:Q", title="global weight", axis=alt.Axis(format=".0%")),
@@ -189,7 +203,7 @@ def unit_profile(result: Any, unit: str | None = None) -> alt.Chart:
     frame = pl.concat(frames)
     first = unit if unit is not None else str(unit_frame(result)["unit"][0])
     selected = alt.param(name="picked", value=first)
-    base = alt.Chart(frame).transform_filter("datum.unit === picked").encode(
+    base = alt.Chart(_data(frame)).transform_filter("datum.unit === picked").encode(
         y=alt.Y("label:N", sort=alt.EncodingSortField("order"), title=None))
     bars = base.mark_bar().encode(x=alt.X("score:Q", title="score (0–100)", scale=alt.Scale(domain=[0, 100])),
                                   color=alt.Color("kind:N", title=None),

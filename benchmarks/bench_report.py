@@ -1,0 +1,56 @@
+"""Report benchmark: build and write the HTML report of ai-city-2024 (337 units) from a Monte Carlo
+run of 100,000 replicates that has already run (its time is not counted), each case in its own
+process.  ``warm``: the Vega JavaScript bundle is cached (every run after the first on a machine);
+``cold``: an empty cache, so vl-convert builds the bundle once (seconds).
+
+    python benchmarks/bench_report.py
+
+Writes benchmarks/results/report.json and .md.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import peak_mb, run_script, write_results
+
+FRAMEWORK, REPLICATES = "ai-city-2024", 100_000
+
+
+def case(out: str) -> dict:
+    import engine
+    from engine.report import build
+
+    result = engine.score(FRAMEWORK)
+    mc = engine.uncertainty(result.framework, result.dataset, replicates=REPLICATES, seed=1)
+    started = time.perf_counter()
+    report = build(result, uncertainty=mc)
+    built = time.perf_counter() - started
+    path = report.write(Path(out) / "report.html")
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "build_s": built, "write_s": seconds - built, "mb": path.stat().st_size / 1e6,
+            "units": result.table.height, "peak_mb": peak_mb()}
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["--case"]:
+        print(json.dumps(case(sys.argv[2])))
+        return
+    rows, report = [], {"framework": FRAMEWORK, "replicates": REPLICATES}
+    with tempfile.TemporaryDirectory() as out, tempfile.TemporaryDirectory() as cache:
+        run_script(__file__, ["--case", out])  # fills the default cache (and compiles the kernels)
+        for name, env in (("warm", None), ("cold", {"XDG_CACHE_HOME": cache})):
+            got = run_script(__file__, ["--case", out], env=env)
+            report[name] = got
+            rows.append(f"| {name} | {got['units']} | {got['build_s']:.2f} | {got['write_s']:.2f} | "
+                        f"{got['seconds']:.2f} | {got['mb']:.1f} |")
+    write_results("report", report, ["| bundle cache | units | build s | write s | total s | file MB |",
+                                     "|---|---:|---:|---:|---:|---:|", *rows])
+
+
+if __name__ == "__main__":
+    main()
