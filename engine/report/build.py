@@ -244,7 +244,8 @@ def build(framework: Any, data: Any = None, uncertainty: Any = None, sensitivity
     sens = loaded["sensitivity"]
     if sens is not None:
         chart_objs["sobol"] = charts.sobol_bars(sens)
-        sections.append(("sensitivity", "Sensitivity", _chart_div("sobol")))
+        chart_objs["sobol_unit"] = charts.unit_sobol_bars(sens, str(units["unit"][0]))
+        sections.append(("sensitivity", "Sensitivity", _chart_div("sobol") + _chart_div("sobol_unit")))
 
     # Sampling
     boot = loaded["bootstrap"]

@@ -14,7 +14,8 @@ import altair as alt
 import polars as pl
 
 __all__ = ["correlation_heatmap", "framework_tree", "indicator_distributions", "node_label", "rank_intervals",
-           "sobol_bars", "to_spec", "top_bar", "unit_frame", "unit_profile"]
+           "sobol_bars", "to_spec", "top_bar", "unit_frame", "unit_profile",
+           "unit_sobol_bars"]
 
 #: Fonts tried in turn; CJK faces first so that Chinese names render wherever one is installed.
 FONT = ("'Noto Sans CJK SC', 'Noto Sans SC', 'Source Han Sans SC', 'PingFang SC', 'Microsoft YaHei', "
@@ -117,6 +118,21 @@ def sobol_bars(sensitivity: Any) -> alt.Chart:
     rules = base.mark_rule(color="black").encode(x="lo:Q", x2="hi:Q")
     chart = alt.layer(bars, rules).properties(width=480, height=alt.Step(16),
                                                title="Sensitivity: first and total order (95 % intervals)")
+    return _config(chart)
+
+
+def unit_sobol_bars(sensitivity: Any, unit: str | None = None) -> alt.Chart:
+    """Which factor group drives one unit's rank: first and total order indices of its rank; in the
+    report the unit selector sets the ``picked`` parameter."""
+    frame = sensitivity.unit_rank.select(pl.col("unit").cast(pl.String), "group", "first", "total").unpivot(
+        index=["unit", "group"], on=["first", "total"], variable_name="order", value_name="value")
+    first = unit if unit is not None else str(frame["unit"][0])
+    chart = alt.Chart(_data(frame)).transform_filter("datum.unit === picked").mark_bar().encode(
+        y=alt.Y("group:N", title=None), yOffset="order:N", color="order:N",
+        x=alt.X("value:Q", title="Sobol index of the unit's rank", scale=alt.Scale(domain=[0, 1])),
+        tooltip=["group:N", "order:N", alt.Tooltip("value:Q", format=".3f")],
+    ).add_params(alt.param(name="picked", value=first)).properties(
+        width=480, height=alt.Step(16), title="What moves the selected unit's rank (unit selector below)")
     return _config(chart)
 
 

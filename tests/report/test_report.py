@@ -35,7 +35,7 @@ def test_report_has_every_section_and_is_self_contained(demo_report):
     assert "window.vegaEmbed" in text
     data = _payload(text)
     assert set(data["specs"]) == {"framework", "top", "distributions", "correlation", "intervals", "sobol",
-                                  "bootstrap", "profile"}
+                                  "sobol_unit", "bootstrap", "profile"}
     rows = data["table"]["rows"]
     assert len(rows) == 297 and rows[0][1] == "杭州市" and rows[0][0] == 1  # every unit, best first, Chinese names
     assert 'value="330100"' in text  # the unit selector lists units by id
@@ -118,3 +118,10 @@ def test_cli_report_writes_the_file_and_figures(analyses, tmp_path, capsys):
                  "--uncertainty", str(analyses["folders"]["uncertainty"]), "-o", str(out)]) == 0
     text = capsys.readouterr().out
     assert "Robustness" in text and "Sensitivity" in text and out.stat().st_size > 500_000
+
+
+def test_charts_of_more_than_5000_rows_are_kept_whole():
+    result = engine.score("ai-city-2024")  # 337 units x (4 dimensions + 25 indicators) in the profile chart
+    spec = charts.to_spec(charts.unit_profile(result))
+    fw = result.framework
+    assert len(next(iter(spec["datasets"].values()))) == 337 * (len(fw.root.children) + len(fw.indicators)) > 5000
