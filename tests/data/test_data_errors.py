@@ -172,13 +172,14 @@ def test_unreadable_file(tmp_path, name, content, kind):
     assert isinstance(err.__cause__, Exception), "the reader's exception is chained"
 
 
+NOT_UTF8_NOR_CHINESE = r"cannot read the file: it is not UTF-8 text, and read as GB18030/GBK it does not give Chinese text"
+
+
 def test_latin1_csv_is_not_mistaken_for_gbk(tmp_path):
     # Latin-1 bytes also decode as GB18030 (Zürich -> Z黵ich): refused, asking for the encoding ...
     path = tmp_path / "latin1.csv"
     path.write_bytes("unit,a\nZürich,1\nGenève,2\n".encode("latin-1"))
-    err = expect_data_error(lambda: load_data(path, unit="unit"),
-                            r"cannot read the file: it is not UTF-8 text, and read as GB18030/GBK it does not give "
-                            r"Chinese text either", path=str(path))
+    err = expect_data_error(lambda: load_data(path, unit="unit"), NOT_UTF8_NOR_CHINESE, path=str(path))
     assert "--encoding" in err.fix
     # ... which then reads it
     dataset = load_data(path, unit="unit", encoding="latin-1")

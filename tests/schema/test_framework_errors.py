@@ -1149,6 +1149,21 @@ def test_tiers_schema(tiers, match):
     expect_schema_error(document, match, None)
 
 
+def test_reaggregate_refuses_ambiguous_or_bad_weights():
+    # issue 15.16: a plain mapping was read as "replace" by the engine and as "multiply" by users
+    result = engine.score("asem")
+    with pytest.raises(SchemaError, match=r"is ambiguous \(replace the weight, or multiply it\)") as info:
+        result.reaggregate({"Environ": 2.0})
+    assert info.value.node == "Environ" and "scale={node: 2.0} doubles it" in info.value.fix
+    with pytest.raises(SchemaError, match=r"a node's weight is both set and scaled") as info:
+        result.reaggregate(set={"Environ": 1.0}, scale={"Environ": 2.0})
+    assert info.value.node == "Environ"
+    for name in ("set", "scale"):
+        with pytest.raises(SchemaError, match=rf"{name}= values must be finite numbers >= 0, got") as info:
+            result.reaggregate(**{name: {"Environ": float("nan")}})
+        assert info.value.node == "Environ"
+
+
 # ---------------------------------------------------------------------------------------------
 # guard: every raise in the modules has a test in this file
 # ---------------------------------------------------------------------------------------------
