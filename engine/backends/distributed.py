@@ -36,7 +36,7 @@ def connect(client: Any = None, scheduler: str | None = None, workers: int | Non
         except (OSError, TimeoutError, ValueError) as exc:  # ValueError: a malformed address
             raise BackendError(f"cannot reach the Dask scheduler at {scheduler!r}: {exc}",
                                fix="start it with `dask scheduler` and check the address (tcp://host:port)") from exc
-    cluster = LocalCluster(n_workers=workers or 2, threads_per_worker=1, processes=True, dashboard_address=None)
+    cluster = LocalCluster(n_workers=workers or 2, threads_per_worker=1, processes=True, dashboard_address=":0")
     return Client(cluster), True
 
 

@@ -246,7 +246,7 @@ def dask_client():
     from dask.distributed import Client, LocalCluster
 
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                           dashboard_address=None)
+                           dashboard_address=":0")
     client = Client(cluster)
     client.wait_for_workers(2, timeout=60)
     yield client
