@@ -172,7 +172,7 @@ def test_unreadable_file(tmp_path, name, content, kind):
     assert isinstance(err.__cause__, Exception), "the reader's exception is chained"
 
 
-NOT_UTF8_NOR_CHINESE = r"cannot read the file: it is not UTF-8 text, and read as GB18030/GBK it does not give Chinese text"
+NOT_UTF8_NOR_CHINESE = r"cannot read the file: it is not UTF-8 text, and read as GB18030/GBK it does not give Chinese"
 
 
 def test_latin1_csv_is_not_mistaken_for_gbk(tmp_path):
