@@ -13,7 +13,7 @@ import polars as pl
 
 from .. import __version__
 from ..errors import DataError
-from ..io import atomic_write, check_output
+from ..io import atomic_write, check_output, settings_table
 from . import charts
 
 __all__ = ["Report", "build", "check_path", "load_folder", "write_figures"]
@@ -147,6 +147,13 @@ def check_path(path: str | Path) -> Path:
     return path
 
 
+def _details(title: str, document: dict) -> str:
+    """A folded table of every setting of a recipe or manifest."""
+    table = settings_table(document)
+    return (f"<details><summary>{html.escape(title)} ({table.height} settings)</summary>"
+            f'<div class="tablewrap">{_table_html(table)}</div></details>')
+
+
 def _chart_div(chart_id: str, scroll: bool = False) -> str:
     cls = "chart scroll" if scroll else "chart"
     return f'<div class="{cls}" id="chart-{chart_id}" data-chart="{chart_id}"></div>'
@@ -198,13 +205,10 @@ def build(framework: Any, data: Any = None, uncertainty: Any = None, sensitivity
     info = {"framework": f"{fw.labels.get('en', fw.id)} / {fw.labels.get('zh', '')}", "framework id": fw.id,
             "units": units.height, "indicators": len(fw.indicators),
             "data": result.recipe.get("data", {}).get("source"), "engine": f"cityrank {__version__}"}
-    stages = result.recipe.get("stages", {})
-    recipe_rows = pl.DataFrame({"stage": list(stages), "settings": [json.dumps(v, ensure_ascii=False, default=str)[:200]
-                                                                    for v in stages.values()]})
     chart_objs["framework"] = charts.framework_tree(result)
     sections.append(("overview", "Overview", warn + _table_html(pl.DataFrame(
-        {"": list(info), "value": [str(v) for v in info.values()]})) + _chart_div("framework")
-        + "<h3>Recipe</h3>" + _table_html(recipe_rows)))
+        {"what": list(info), "value": [str(v) for v in info.values()]})) + _chart_div("framework")
+        + _details("Recipe: every setting of every stage, seeds and versions", result.recipe)))
 
     # Ranking
     chart_objs["top"] = charts.top_bar(result, top)
@@ -238,21 +242,23 @@ def build(framework: Any, data: Any = None, uncertainty: Any = None, sensitivity
                  .join(units.select("unit", "name"), on="unit", how="left", maintain_order="left")
                  .select("unit", "name", *cols[1:]))
         sections.append(("robustness", "Robustness", summary + _chart_div("intervals", scroll=True)
-                         + "<h3>Least stable units</h3>" + _table_html(least)))
+                         + "<h3>Least stable units</h3>" + _table_html(least)
+                         + _details("Monte Carlo run", mc.manifest)))
 
     # Sensitivity
     sens = loaded["sensitivity"]
     if sens is not None:
         chart_objs["sobol"] = charts.sobol_bars(sens)
         chart_objs["sobol_unit"] = charts.unit_sobol_bars(sens, str(units["unit"][0]))
-        sections.append(("sensitivity", "Sensitivity", _chart_div("sobol") + _chart_div("sobol_unit")))
+        sections.append(("sensitivity", "Sensitivity", _chart_div("sobol") + _chart_div("sobol_unit")
+                         + _details("Sobol run", sens.manifest)))
 
     # Sampling
     boot = loaded["bootstrap"]
     if boot is not None:
         chart_objs["bootstrap"] = charts.rank_intervals(boot, result)
         sections.append(("sampling", "Sampling", "<p>Bootstrap rank intervals.</p>"
-                         + _chart_div("bootstrap", scroll=True)))
+                         + _chart_div("bootstrap", scroll=True) + _details("Bootstrap run", boot.manifest)))
 
     # Audit
     if audit is not None:
@@ -302,11 +308,13 @@ nav{position:sticky;top:0;background:#fff;border-bottom:1px solid #ddd;padding:8
 nav a{margin-right:16px;color:#1f3a5f;text-decoration:none;font-weight:600}
 section{background:#fff;margin:16px 24px;padding:8px 20px 20px;border:1px solid #e3e3e3;border-radius:6px}
 .warn{background:#fff3cd;border:1px solid #e0c36a;padding:8px}
-.chart{margin:12px 0}.scroll{max-height:640px;overflow:auto;border:1px solid #eee}
+div.chart{margin:12px 0;display:block}
+.scroll{max-height:640px;overflow:auto;border:1px solid #eee;width:max-content;max-width:100%}
 .tablewrap{max-height:520px;overflow:auto;border:1px solid #eee}
 table{border-collapse:collapse;font-size:13px}td,th{padding:3px 8px;border-bottom:1px solid #eee;text-align:left}
 table.sortable th{cursor:pointer;position:sticky;top:0;background:#f0f3f7}
 td .bar{display:inline-block;height:9px;background:#4c78a8;margin-right:6px;vertical-align:middle}
+summary{cursor:pointer;margin:8px 0;font-weight:600}
 #search{margin:8px 0;padding:4px 8px;width:260px}select{font-size:14px;padding:3px}
 """
 

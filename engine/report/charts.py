@@ -132,7 +132,9 @@ def unit_sobol_bars(sensitivity: Any, unit: str | None = None) -> alt.Chart:
         x=alt.X("value:Q", title="Sobol index of the unit's rank", scale=alt.Scale(domain=[0, 1])),
         tooltip=["group:N", "order:N", alt.Tooltip("value:Q", format=".3f")],
     ).add_params(alt.param(name="picked", value=first)).properties(
-        width=480, height=alt.Step(16), title="What moves the selected unit's rank (unit selector below)")
+        width=480, height=alt.Step(16),
+        title={"text": "What moves the selected unit's rank (unit selector below)",
+               "subtitle": "no bars: the unit's rank did not move in the sample (the indices are undefined)"})
     return _config(chart)
 
 
@@ -193,7 +195,7 @@ def framework_tree(result: Any, lang: str = "en") -> alt.Chart:
     frame = pl.DataFrame(rows)
     chart = alt.Chart(_data(frame)).mark_bar().encode(
         y=alt.Y("label:N", sort=alt.EncodingSortField("order"), title=None,
-                axis=alt.Axis(labelAlign="left", labelPadding=170, labelLimit=170)),
+                axis=alt.Axis(labelAlign="left", labelPadding=250, labelLimit=250)),
         x=alt.X("weight:Q", title="global weight", axis=alt.Axis(format=".0%")),
         yOffset=alt.YOffset("kind:N", sort=["nominal", "effective"]),
         color=alt.Color("kind:N", sort=["nominal", "effective"], title=None),
