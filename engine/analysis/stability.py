@@ -95,7 +95,9 @@ def default_bootstrap_spec(framework_id: str) -> Path | None:
     return shipped_specs().get(f"{framework_id}.bootstrap")
 
 
-def _read_records(records: Any) -> tuple[pl.DataFrame, str]:
+def _read_records(records: Any, unit_column: str | None) -> tuple[pl.DataFrame, str]:
+    """The record-level table and where it came from; its unit column is read as text, so ids
+    such as ``NA`` or ``null`` stay ids (as in the unit table)."""
     from ..data.load import read_table
 
     if isinstance(records, pl.DataFrame):
@@ -106,7 +108,7 @@ def _read_records(records: Any) -> tuple[pl.DataFrame, str]:
     elif not path.exists():
         raise DataError(f"no records file or shipped dataset named {str(records)!r}", path=str(records),
                         fix=f"give a path, or one of the shipped datasets: {', '.join(shipped_datasets())}")
-    return read_table(path), str(path)
+    return read_table(path, text_columns=[unit_column] if unit_column else ()), str(path)
 
 
 def _chunk(bp: BootstrapProblem, seed: int, block_size: int, n_replicates: int, first: int, stop: int
@@ -262,7 +264,8 @@ def bootstrap(framework, data=None, spec: str | Path | Mapping | BootstrapSpec |
     problem = build_problem(nominal, uspec, factors)
     design, records_source = None, None
     if spec.mode == "records":
-        table, records_source = _read_records(records)
+        unit_column = spec.records.get("unit", nominal.dataset.unit)
+        table, records_source = _read_records(records, unit_column)
         design = compile_records(table, spec.records, nominal, problem.units, nominal.framework.data.get("unit"))
     bp = build_bootstrap_problem(problem, spec, factors, design)
     seed = run_seed(spec.seed)

@@ -771,3 +771,23 @@ def test_records_confidence_sets_with_scores_that_never_move():
     assert 3 <= units["cs_in_top_k"].sum() <= 4
     assert (still["score_se"] == 0.0).all()
     assert how["zero_variance_units"] == ["top", "bottom", "umax", "mid"] and how["degenerate_pairs"] == 6
+
+
+def test_record_files_keep_ids_such_as_na(tmp_path):
+    """Issue 21 item 10 for record-level files: Namibia's ISO code ``NA`` (and ``null``) in the
+    records' unit column are ids, as in the unit table, not missing units."""
+    rng = np.random.default_rng(21)
+    ids = ["NA", "null", "ZA", "BW", "ZM", "MZ"]
+    rows = [(unit, float(v)) for k, unit in enumerate(ids) for v in rng.normal(k + 1.0, 1.0, 30)]
+    records = tmp_path / "records.csv"
+    pl.DataFrame(rows, schema=["country", "v"], orient="row").write_csv(records)
+    data = tmp_path / "units.csv"
+    table = pl.read_csv(records, schema_overrides={"country": pl.String}, null_values=[])
+    table.group_by("country", maintain_order=True).agg(pl.col("v").mean().alias("x0")).write_csv(data)
+    fw = framework_from_dict({"id": "na", "labels": {"en": "na"}, "data": {"unit": "country"}, "nodes": [
+        {"id": "Index", "labels": {"en": "Index"}},
+        {"id": "x0", "parent": "Index", "labels": {"en": "x0"}, "column": "x0"}]})
+    spec = {"mode": "records", "records": {"indicators": {"x0": {"stat": "mean", "column": "v"}}}}
+    run = bootstrap(fw, str(data), spec=spec, records=str(records), replicates=64, seed=1, block_size=64)
+    assert sorted(run.units["unit"].to_list()) == sorted(ids)
+    assert run.manifest["records"]["n_records"] == 6 * 30
