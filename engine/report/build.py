@@ -28,6 +28,7 @@ class Loaded:
     units: pl.DataFrame | None = None
     indices: pl.DataFrame | None = None
     unit_rank: pl.DataFrame | None = None
+    rank_shift: pl.DataFrame | None = None
     path: str = ""
 
 
@@ -49,7 +50,7 @@ def load_folder(folder: str | Path, kind: str) -> Loaded:
     if manifest.get("kind", kind) != kind:
         raise DataError(f"{str(folder)!r} holds {manifest.get('kind')} results, not {kind} results", path=str(folder),
                         fix=f"pass it as --{manifest.get('kind')}")
-    tables = {"units": "units", "indices": "indices", "unit_rank": "unit_rank_indices"}
+    tables = {"units": "units", "indices": "indices", "unit_rank": "unit_rank_indices", "rank_shift": "rank_shift"}
     read = {k: _read(folder, v) for k, v in tables.items()}
     needed = "indices" if kind == "sensitivity" else "units"
     if read[needed] is None:
@@ -147,11 +148,16 @@ def check_path(path: str | Path) -> Path:
     return path
 
 
+def _fold(title: str, table: pl.DataFrame) -> str:
+    """A folded, scrollable table."""
+    return (f"<details><summary>{html.escape(title)}</summary>"
+            f'<div class="tablewrap">{_table_html(table)}</div></details>')
+
+
 def _details(title: str, document: dict) -> str:
     """A folded table of every setting of a recipe or manifest."""
     table = settings_table(document)
-    return (f"<details><summary>{html.escape(title)} ({table.height} settings)</summary>"
-            f'<div class="tablewrap">{_table_html(table)}</div></details>')
+    return _fold(f"{title} ({table.height} settings)", table)
 
 
 def _chart_div(chart_id: str, scroll: bool = False) -> str:
@@ -231,6 +237,7 @@ def build(framework: Any, data: Any = None, uncertainty: Any = None, sensitivity
     mc = loaded["uncertainty"]
     if mc is not None:
         chart_objs["intervals"] = charts.rank_intervals(mc, result)
+        chart_objs["rank_shift"] = charts.rank_shift_histogram(mc)
         shift = mc.manifest.get("rank_shift", {}).get(index) or {}
         summary = (f"<p>{mc.manifest.get('replicates', 0):,} replicates, seed {mc.manifest.get('seed')}; mean rank "
                    f"shift R_S {shift.get('mean', float('nan')):.2f} (5–95 %: {shift.get('q05', float('nan')):.2f}–"
@@ -242,7 +249,7 @@ def build(framework: Any, data: Any = None, uncertainty: Any = None, sensitivity
                  .join(units.select("unit", "name"), on="unit", how="left", maintain_order="left")
                  .select("unit", "name", *cols[1:]))
         sections.append(("robustness", "Robustness", summary + _chart_div("intervals", scroll=True)
-                         + "<h3>Least stable units</h3>" + _table_html(least)
+                         + "<h3>Least stable units</h3>" + _table_html(least) + _chart_div("rank_shift")
                          + _details("Monte Carlo run", mc.manifest)))
 
     # Sensitivity
@@ -257,8 +264,16 @@ def build(framework: Any, data: Any = None, uncertainty: Any = None, sensitivity
     boot = loaded["bootstrap"]
     if boot is not None:
         chart_objs["bootstrap"] = charts.rank_intervals(boot, result)
-        sections.append(("sampling", "Sampling", "<p>Bootstrap rank intervals.</p>"
-                         + _chart_div("bootstrap", scroll=True) + _details("Bootstrap run", boot.manifest)))
+        table = boot.units.with_columns(pl.col("unit").cast(pl.String)).join(
+            units.select("unit", "name"), on="unit", how="left", maintain_order="left")
+        table = table.select("unit", "name", *[c for c in table.columns if c not in ("unit", "name")])
+        sets = ("; rank confidence sets (ci_lower–ci_upper) and variance shares by source are in the table below"
+                if any(c.startswith("ci_") or "share" in c for c in table.columns) else "")
+        sections.append(("sampling", "Sampling", f"<p>Bootstrap rank intervals ({boot.manifest.get('mode', '')} "
+                         f"resampling, {boot.manifest.get('replicates', 0):,} replicates){sets}.</p>"
+                         + _chart_div("bootstrap", scroll=True)
+                         + _fold(f"Every unit's bootstrap statistics ({table.height} units)", table)
+                         + _details("Bootstrap run", boot.manifest)))
 
     # Audit
     if audit is not None:

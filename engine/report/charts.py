@@ -14,7 +14,7 @@ import altair as alt
 import polars as pl
 
 __all__ = ["correlation_heatmap", "framework_tree", "indicator_distributions", "node_label", "rank_intervals",
-           "sobol_bars", "to_spec", "top_bar", "unit_frame", "unit_profile",
+           "rank_shift_histogram", "sobol_bars", "to_spec", "top_bar", "unit_frame", "unit_profile",
            "unit_sobol_bars"]
 
 #: Fonts tried in turn; CJK faces first so that Chinese names render wherever one is installed.
@@ -99,6 +99,21 @@ def rank_intervals(uncertainty: Any, result: Any | None = None, *, unit: str | N
         width=480, height=ROW * frame.height,
         title={"text": "Rank intervals: nominal (dot), median (tick), 5–95 % (line)",
                "subtitle": f"{uncertainty.manifest.get('replicates', 0):,} replicates; scroll, wheel to zoom"})
+    return _config(chart)
+
+
+def rank_shift_histogram(uncertainty: Any) -> alt.Chart:
+    """Distribution of the mean rank shift R_S over the replicates (the share of replicates per bin)."""
+    shift = getattr(uncertainty, "rank_shift", None)
+    if shift is None:  # a result object: the table of its first target
+        stats = uncertainty.statistics
+        shift = stats.rank_shift[uncertainty.problem.target_ids[0]]
+    frame = shift.select("rank_shift", "probability")
+    chart = alt.Chart(_data(frame)).mark_bar().encode(
+        x=alt.X("rank_shift:Q", bin=alt.Bin(maxbins=40), title="mean rank shift R_S (ranks)"),
+        y=alt.Y("sum(probability):Q", title="share of replicates", axis=alt.Axis(format=".0%")),
+        tooltip=[alt.Tooltip("sum(probability):Q", format=".1%", title="share")],
+    ).properties(width=480, height=180, title="Distribution of the mean rank shift R_S")
     return _config(chart)
 
 

@@ -35,7 +35,7 @@ def test_report_has_every_section_and_is_self_contained(demo_report):
     assert "window.vegaEmbed" in text
     data = _payload(text)
     assert set(data["specs"]) == {"framework", "top", "distributions", "correlation", "intervals", "sobol",
-                                  "sobol_unit", "bootstrap", "profile"}
+                                  "sobol_unit", "bootstrap", "rank_shift", "profile"}
     rows = data["table"]["rows"]
     assert len(rows) == 297 and rows[0][1] == "杭州市" and rows[0][0] == 1  # every unit, best first, Chinese names
     assert 'value="330100"' in text  # the unit selector lists units by id
