@@ -73,10 +73,13 @@ def top_bar(result: Any, n: int = 30) -> alt.Chart:
     return _config(chart)
 
 
-def rank_intervals(uncertainty: Any, result: Any | None = None, *, unit: str | None = None) -> alt.Chart:
+def rank_intervals(uncertainty: Any, result: Any | None = None, *, unit: str | None = None,
+                   max_units: int = 1000) -> alt.Chart:
     """Nominal rank (dot) against median rank (tick) with the 5–95 % interval (whisker) of every
     unit, sorted by nominal rank; one row per unit (scroll the page) and the rank axis zooms with
-    the mouse wheel.  ``unit``: highlight that unit (a ``unit`` parameter the report's selector sets)."""
+    the mouse wheel.  ``unit``: highlight that unit (the ``picked`` parameter the report's selector
+    sets).  More than ``max_units`` units: the best ``max_units`` (a row per unit stays readable),
+    and the subtitle says so."""
     units = uncertainty.units.with_columns(pl.col("unit").cast(pl.String))
     names = unit_frame(result).select("unit", "name") if result is not None else None
     frame = units.select("unit", "nominal_rank", "median_rank", "q05_rank", "q95_rank", "mean_rank",
@@ -84,6 +87,8 @@ def rank_intervals(uncertainty: Any, result: Any | None = None, *, unit: str | N
     frame = (frame.join(names, on="unit", how="left") if names is not None else frame.with_columns(
         name=pl.col("unit"))).with_columns(pl.col("name").fill_null(pl.col("unit"))).sort("nominal_rank")
     frame = frame.with_columns(label=pl.format("{}. {}", pl.col("nominal_rank"), pl.col("name")))
+    shown = f"the best {max_units:,} of {frame.height:,} units; " if frame.height > max_units else ""
+    frame = frame.head(max_units)
     selected = alt.param(name="picked", value=unit or "")
     y = alt.Y("label:N", sort=alt.EncodingSortField("nominal_rank"), title=None, axis=alt.Axis(labelLimit=160))
     base = alt.Chart(_data(frame)).encode(y=y)
@@ -98,7 +103,7 @@ def rank_intervals(uncertainty: Any, result: Any | None = None, *, unit: str | N
     chart = alt.layer(whisker, median, nominal).properties(
         width=480, height=ROW * frame.height,
         title={"text": "Rank intervals: nominal (dot), median (tick), 5–95 % (line)",
-               "subtitle": f"{uncertainty.manifest.get('replicates', 0):,} replicates; scroll, wheel to zoom"})
+               "subtitle": f"{shown}{uncertainty.manifest.get('replicates', 0):,} replicates; scroll, wheel to zoom"})
     return _config(chart)
 
 

@@ -125,3 +125,10 @@ def test_charts_of_more_than_5000_rows_are_kept_whole():
     spec = charts.to_spec(charts.unit_profile(result))
     fw = result.framework
     assert len(next(iter(spec["datasets"].values()))) == 337 * (len(fw.root.children) + len(fw.indicators)) > 5000
+
+
+def test_rank_intervals_of_many_units_show_the_best_and_say_so(analyses):
+    spec = charts.to_spec(charts.rank_intervals(analyses["runs"]["uncertainty"], max_units=100))
+    values = next(iter(spec["datasets"].values()))
+    assert sorted(v["nominal_rank"] for v in values) == list(range(1, 101))
+    assert spec["title"]["subtitle"].startswith("the best 100 of 297 units")
