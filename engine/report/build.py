@@ -288,7 +288,8 @@ def build(framework: Any, data: Any = None, uncertainty: Any = None, sensitivity
     options = "".join(f'<option value="{html.escape(u)}">{r}. {html.escape(n)}</option>'
                       for u, n, r in units.select("unit", "name", "rank").iter_rows())
     sections.append(("profile", "Unit profile", f'<p><label>Unit: <select id="unit-select">{options}</select>'
-                     "</label> (also marked in red in the rank-interval charts)</p>" + _chart_div("profile")))
+                     "</label> (also marked in red in the rank-interval charts)</p>"
+                     '<p id="unit-summary"></p>' + _chart_div("profile")))
 
     table = {"columns": ["rank", "name", "score", *(["tier"] if "tier" in units.columns else []), *dims],
              "labels": {"rank": "rank", "name": "unit", "score": "score", "tier": "tier", **labels},
@@ -371,9 +372,27 @@ window.reportReady = rendered.then(() => true, e => { console.error(e); return f
   draw();
 })();
 const select = document.getElementById('unit-select');
-if (select) select.onchange = () => rendered.then(() => {
-  for (const v of Object.values(views)) {
-    try { v.signal('picked', select.value).runAsync(); } catch (e) { /* a chart without the parameter */ }
-  }
-});
+function rows(chart) {
+  const spec = DATA.specs[chart];
+  return spec ? Object.values(spec.datasets)[0] : [];
+}
+function summary() {
+  const el = document.getElementById('unit-summary'), unit = select.value;
+  if (!el) return;
+  const mine = rows('profile').filter(r => r.unit === unit && r.kind === 'indicator' && r.rank !== null)
+    .sort((a, b) => a.rank - b.rank);
+  const fmt = list => list.map(r => `${r.label} (rank ${r.rank})`).join('; ');
+  let text = mine.length ? `Strongest: ${fmt(mine.slice(0, 3))}. Weakest: ${fmt(mine.slice(-3).reverse())}.` : '';
+  const mc = rows('intervals').find(r => r.unit === unit);
+  if (mc) text += ` Rank ${mc.nominal_rank}; median ${mc.median_rank}, 5–95 %: ${mc.q05_rank}–${mc.q95_rank}.`;
+  el.textContent = text;
+}
+if (select) {
+  summary();
+  select.onchange = () => { summary(); rendered.then(() => {
+    for (const v of Object.values(views)) {
+      try { v.signal('picked', select.value).runAsync(); } catch (e) { /* a chart without the parameter */ }
+    }
+  }); };
+}
 """

@@ -242,7 +242,7 @@ def unit_profile(result: Any, unit: str | None = None) -> alt.Chart:
     first = unit if unit is not None else str(unit_frame(result)["unit"][0])
     selected = alt.param(name="picked", value=first)
     base = alt.Chart(_data(frame)).transform_filter("datum.unit === picked").encode(
-        y=alt.Y("label:N", sort=alt.EncodingSortField("order"), title=None))
+        y=alt.Y("label:N", sort=alt.EncodingSortField("order"), title=None, axis=alt.Axis(labelLimit=260)))
     bars = base.mark_bar().encode(x=alt.X("score:Q", title="score (0–100)", scale=alt.Scale(domain=[0, 100])),
                                   color=alt.Color("kind:N", title=None),
                                   tooltip=["label:N", alt.Tooltip("score:Q", format=".1f"), "rank:Q",

@@ -73,6 +73,8 @@ def test_unit_selector_changes_the_profile(page):
     page.evaluate("new Promise(r => setTimeout(r, 500))")
     assert page.evaluate("document.getElementById('unit-select').selectedOptions[0].textContent").endswith("昭通市")
     after = profile_labels()
+    text = page.evaluate("document.getElementById('unit-summary').textContent")
+    assert text.startswith("Strongest: ") and "Weakest: " in text and "Rank 297; median" in text
     assert after != before  # the ranks printed beside the bars are those of the chosen unit
     highlighted = page.evaluate("""Array.from(document.querySelectorAll('#chart-intervals svg :is(line, path)'))
         .filter(p => (p.getAttribute('stroke') || '') === '#e45756').length""")
