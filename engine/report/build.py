@@ -212,8 +212,15 @@ def build(framework: Any, data: Any = None, uncertainty: Any = None, sensitivity
             "units": units.height, "indicators": len(fw.indicators),
             "data": result.recipe.get("data", {}).get("source"), "engine": f"cityrank {__version__}"}
     chart_objs["framework"] = charts.framework_tree(result)
+    imputed = result.imputed_cells().drop(result.dataset.unit).sum()
+    coverage = pl.DataFrame({"indicator": [i.id for i in fw.indicators],
+                             "label": [charts.node_label(fw, i.id) for i in fw.indicators],
+                             "imputed cells": [int(imputed[i.id][0]) for i in fw.indicators]}).with_columns(
+        coverage=(1 - pl.col("imputed cells") / max(units.height, 1)))
     sections.append(("overview", "Overview", warn + _table_html(pl.DataFrame(
         {"what": list(info), "value": [str(v) for v in info.values()]})) + _chart_div("framework")
+        + _fold(f"Data coverage: {int(coverage['imputed cells'].sum())} imputed cells (missing in the data, filled "
+                "by the impute stage)", coverage)
         + _details("Recipe: every setting of every stage, seeds and versions", result.recipe)))
 
     # Ranking
@@ -291,10 +298,15 @@ def build(framework: Any, data: Any = None, uncertainty: Any = None, sensitivity
                      "</label> (also marked in red in the rank-interval charts)</p>"
                      '<p id="unit-summary"></p>' + _chart_div("profile")))
 
-    table = {"columns": ["rank", "name", "score", *(["tier"] if "tier" in units.columns else []), *dims],
-             "labels": {"rank": "rank", "name": "unit", "score": "score", "tier": "tier", **labels},
-             "rows": units.select("rank", "name", "score", *(["tier"] if "tier" in units.columns else []), *dims)
-             .rows(), "bars": ["score", *dims]}
+    columns = ["rank", "name", "score", *(["tier"] if "tier" in units.columns else []), *dims]
+    stability = {"q05_rank": "rank 5 %", "q95_rank": "rank 95 %", "p_top10": "P(top 10)", "p_same_tier": "P(same tier)"}
+    if mc is not None:  # the Monte Carlo rank interval, P(top 10) and tier stability of every unit
+        extra = [c for c in stability if c in mc.units.columns]
+        units = units.join(mc.units.select(pl.col("unit").cast(pl.String), *extra), on="unit", how="left",
+                           maintain_order="left")
+        columns += extra
+    table = {"columns": columns, "rows": units.select(columns).rows(), "bars": ["score", *dims],
+             "labels": {"rank": "rank", "name": "unit", "score": "score", "tier": "tier", **labels, **stability}}
     title = f"{fw.labels.get('en', fw.id)} — {fw.labels.get('zh', '')}".rstrip(" —")
     return Report(title, sections, chart_objs, {"table": table})
 
@@ -327,7 +339,8 @@ section{background:#fff;margin:16px 24px;padding:8px 20px 20px;border:1px solid 
 div.chart{margin:12px 0;display:block}
 .scroll{max-height:640px;overflow:auto;border:1px solid #eee;width:max-content;max-width:100%}
 .tablewrap{max-height:520px;overflow:auto;border:1px solid #eee}
-table{border-collapse:collapse;font-size:13px}td,th{padding:3px 8px;border-bottom:1px solid #eee;text-align:left}
+table{border-collapse:collapse;font-size:13px}
+td,th{padding:3px 8px;border-bottom:1px solid #eee;text-align:left;white-space:nowrap}
 table.sortable th{cursor:pointer;position:sticky;top:0;background:#f0f3f7}
 td .bar{display:inline-block;height:9px;background:#4c78a8;margin-right:6px;vertical-align:middle}
 summary{cursor:pointer;margin:8px 0;font-weight:600}
@@ -354,7 +367,8 @@ window.reportReady = rendered.then(() => true, e => { console.error(e); return f
     if (v === null || v === undefined) return '<td></td>';
     if (t.bars.includes(c)) return `<td><span class="bar" style="width:${(60 * v / max[c]).toFixed(1)}px"></span>` +
       `${v.toFixed(1)}</td>`;
-    return `<td>${esc(v)}</td>`;
+    const fixed = typeof v === 'number' && (c.startsWith('p_') || !Number.isInteger(v));
+    return `<td>${fixed ? v.toFixed(2) : esc(v)}</td>`;
   }
   function draw() {
     const q = document.getElementById('search').value.trim().toLowerCase();

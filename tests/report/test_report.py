@@ -132,3 +132,18 @@ def test_rank_intervals_of_many_units_show_the_best_and_say_so(analyses):
     values = next(iter(spec["datasets"].values()))
     assert sorted(v["nominal_rank"] for v in values) == list(range(1, 101))
     assert spec["title"]["subtitle"].startswith("the best 100 of 297 units")
+
+
+def test_overview_warns_of_synthetic_data_only_and_shows_coverage(demo_report):
+    report = build(engine.score("ai-city-2024"), replicates=1024, seed=1)
+    overview = dict((sid, body) for sid, _, body in report.sections)["overview"]
+    assert "These data are SYNTHETIC" in overview and "Data coverage: " in overview
+    real = dict((sid, body) for sid, _, body in demo_report[0].sections)["overview"]
+    assert "These data are SYNTHETIC" not in real and "Data coverage: 35 imputed cells" in real
+
+
+def test_ranking_table_carries_the_monte_carlo_interval_and_probabilities(demo_report):
+    table = demo_report[0].data["table"]
+    assert table["columns"][-4:] == ["q05_rank", "q95_rank", "p_top10", "p_same_tier"]
+    first = dict(zip(table["columns"], table["rows"][0]))
+    assert first["name"] == "杭州市" and 0.5 < first["p_top10"] <= 1
