@@ -176,14 +176,16 @@ def _table_html(frame: pl.DataFrame, digits: int = 2) -> str:
 
 
 def build(framework: Any, data: Any = None, uncertainty: Any = None, sensitivity: Any = None, bootstrap: Any = None,
-          audit: Any = None, *, top: int = 30, replicates: int = 10_000, seed: int = 2024,
+          audit: Any = None, *, previous: Any = None, top: int = 30, replicates: int = 10_000, seed: int = 2024,
           **load_kwargs: Any) -> Report:
     """Build the report of ``framework`` scored on ``data`` (default: its shipped data).
 
     ``uncertainty``, ``sensitivity``, ``bootstrap``: result objects (``engine.uncertainty(...)``
     etc.) or their output folders; each adds its section.  Without any of them a default Monte
     Carlo study runs (``replicates`` replicates, ±25 % noise on every weight, ``seed``).  An
-    analysis of another framework or dataset is refused (:class:`DataError`) before any work."""
+    analysis of another framework or dataset is refused (:class:`DataError`) before any work.
+    ``previous``: the previous edition (its data, or a :class:`ScoreResult` of the same framework)
+    adds the Editions section."""
     from ..pipeline import ScoreResult, score
 
     result = framework if isinstance(framework, ScoreResult) else score(framework, data, **load_kwargs)
@@ -194,6 +196,11 @@ def build(framework: Any, data: Any = None, uncertainty: Any = None, sensitivity
         if value is not None:
             _check_same_run(value, result, kind)
         loaded[kind] = value
+    if previous is not None and not isinstance(previous, ScoreResult):
+        previous = score(result.framework, previous, **load_kwargs)
+    if previous is not None and previous.framework.digest != result.framework.digest:
+        raise DataError(f"the previous edition is scored with framework {previous.framework.id!r}, not "
+                        f"{result.framework.id!r}", fix="compare two editions of the same framework")
     if all(v is None for v in loaded.values()):
         from ..analysis.run import uncertainty as run_uncertainty
 
@@ -281,6 +288,11 @@ def build(framework: Any, data: Any = None, uncertainty: Any = None, sensitivity
                          + _chart_div("bootstrap", scroll=True)
                          + _fold(f"Every unit's bootstrap statistics ({table.height} units)", table)
                          + _details("Bootstrap run", boot.manifest)))
+
+    # Editions
+    if previous is not None:
+        chart_objs["editions"] = charts.edition_slopes(previous, result)
+        sections.append(("editions", "Editions", _chart_div("editions", scroll=True)))
 
     # Audit
     if audit is not None:

@@ -13,8 +13,8 @@ from typing import Any
 import altair as alt
 import polars as pl
 
-__all__ = ["correlation_heatmap", "framework_tree", "indicator_distributions", "node_label", "rank_intervals",
-           "rank_shift_histogram", "sobol_bars", "to_spec", "top_bar", "unit_frame", "unit_profile",
+__all__ = ["correlation_heatmap", "edition_slopes", "framework_tree", "indicator_distributions", "node_label",
+           "rank_intervals", "rank_shift_histogram", "sobol_bars", "to_spec", "top_bar", "unit_frame", "unit_profile",
            "unit_sobol_bars"]
 
 #: Fonts tried in turn; CJK faces first so that Chinese names render wherever one is installed.
@@ -155,6 +155,42 @@ def unit_sobol_bars(sensitivity: Any, unit: str | None = None) -> alt.Chart:
         width=480, height=alt.Step(16),
         title={"text": "What moves the selected unit's rank (unit selector below)",
                "subtitle": "no bars: the unit's rank did not move in the sample (the indices are undefined)"})
+    return _config(chart)
+
+
+def edition_slopes(previous: Any, result: Any) -> alt.Chart:
+    """Slope chart of every unit's rank from the previous edition (left) to this one (right), coloured
+    by the direction of the move; the unit selector's unit (``picked``) is drawn thick."""
+    from ..groups import compare_editions
+
+    unit = result.dataset.unit
+    table = compare_editions(previous.table, result.table, unit, result.index_id).filter(pl.col("status") == "both")
+    names = unit_frame(result).select("unit", "name")
+    table = table.with_columns(pl.col(unit).cast(pl.String).alias("unit")).join(names, on="unit", how="left")
+    frame = pl.concat([table.select("unit", "name", "rank_change", pl.lit("previous").alias("edition"),
+                                    pl.col("rank_old").alias("rank")),
+                       table.select("unit", "name", "rank_change", pl.lit("this").alias("edition"),
+                                    pl.col("rank_new").alias("rank"))])
+    frame = frame.with_columns(move=pl.when(pl.col("rank_change") > 0).then(pl.lit("up"))
+                               .when(pl.col("rank_change") < 0).then(pl.lit("down")).otherwise(pl.lit("same")))
+    base = alt.Chart(_data(frame))
+    lines = base.mark_line(point=True, opacity=0.6).encode(
+        x=alt.X("edition:N", sort=["previous", "this"], title=None, scale=alt.Scale(padding=20)),
+        y=alt.Y("rank:Q", scale=alt.Scale(reverse=True), title="rank (1 = best)"),
+        detail="unit:N",
+        color=alt.Color("move:N", scale=alt.Scale(domain=["up", "same", "down"],
+                                                  range=["#54a24b", "#bab0ac", "#e45756"]), title="rank"),
+        strokeWidth=alt.condition("datum.unit === picked", alt.value(4), alt.value(1)),
+        tooltip=["name:N", "rank:Q", "rank_change:Q"],
+    ).add_params(alt.param(name="picked", value=""))
+    labels = base.transform_filter("datum.edition === 'this'").mark_text(align="left", dx=6, fontSize=10).encode(
+        x=alt.X("edition:N", sort=["previous", "this"]), y="rank:Q",
+        text=alt.Text("label:N"), color=alt.Color("move:N", legend=None))
+    chart = alt.layer(lines, labels).transform_calculate(
+        label="datum.name + (datum.rank_change > 0 ? ' ▲' + datum.rank_change : datum.rank_change < 0 ? "
+              "' ▼' + (-datum.rank_change) : '')").properties(
+        width=300, height=ROW * table.height,
+        title={"text": "Editions: rank change of every unit", "subtitle": f"{table.height:,} units in both"})
     return _config(chart)
 
 

@@ -26,7 +26,7 @@ def test_report_has_every_section_and_is_self_contained(demo_report):
     report, path = demo_report
     text = path.read_text(encoding="utf-8")
     ids = [sid for sid, _, _ in report.sections]
-    assert ids == ["overview", "ranking", "indicators", "robustness", "sensitivity", "sampling", "profile"]
+    assert ids == ["overview", "ranking", "indicators", "robustness", "sensitivity", "sampling", "editions", "profile"]
     # no network: the page's markup loads nothing from a URL (the Vega libraries are inline; the browser
     # test checks what the scripts request)
     markup = re.sub(r"<script[^>]*>.*?</script>", "", text, flags=re.S)
@@ -35,7 +35,7 @@ def test_report_has_every_section_and_is_self_contained(demo_report):
     assert "window.vegaEmbed" in text
     data = _payload(text)
     assert set(data["specs"]) == {"framework", "top", "distributions", "correlation", "intervals", "sobol",
-                                  "sobol_unit", "bootstrap", "rank_shift", "profile"}
+                                  "sobol_unit", "bootstrap", "rank_shift", "editions", "profile"}
     rows = data["table"]["rows"]
     assert len(rows) == 297 and rows[0][1] == "杭州市" and rows[0][0] == 1  # every unit, best first, Chinese names
     assert 'value="330100"' in text  # the unit selector lists units by id
@@ -54,7 +54,7 @@ def test_without_analyses_a_default_monte_carlo_runs(asem_result):
 
 def test_folders_give_the_same_report_as_result_objects(analyses, demo_report):
     from_folders = build(FRAMEWORK, **{k: str(v) for k, v in analyses["folders"].items()})
-    assert [s[0] for s in from_folders.sections] == [s[0] for s in demo_report[0].sections]
+    assert [s[0] for s in from_folders.sections] == [s[0] for s in demo_report[0].sections if s[0] != "editions"]
     spec = from_folders.charts["intervals"].to_dict(validate=False)
     values = next(iter(spec["datasets"].values()))
     assert len(values) == 297 and values[0]["name"] == "杭州市"
@@ -147,3 +147,20 @@ def test_ranking_table_carries_the_monte_carlo_interval_and_probabilities(demo_r
     assert table["columns"][-4:] == ["q05_rank", "q95_rank", "p_top10", "p_same_tier"]
     first = dict(zip(table["columns"], table["rows"][0]))
     assert first["name"] == "杭州市" and 0.5 < first["p_top10"] <= 1
+
+
+def test_editions_section_draws_every_units_rank_change():
+    data = engine.load_data("asem", framework=engine.load_framework("asem")).table
+    earlier = data.with_columns(pl.col("Flights") * 0.5)  # a previous edition with other flight numbers
+    result = engine.score("asem")
+    report = build(result, previous=earlier, replicates=1024)
+    assert "editions" in [sid for sid, _, _ in report.sections]
+    values = next(iter(charts.to_spec(report.charts["editions"])["datasets"].values()))
+    assert len(values) == 2 * result.table.height
+    moved = {v["unit"]: v["rank_change"] for v in values}
+    old = engine.score("asem", earlier).table.select("uCode", "Index_rank")
+    expected = dict(zip(old["uCode"], old["Index_rank"]))
+    new = dict(zip(result.table["uCode"], result.table["Index_rank"]))
+    assert moved == {u: expected[u] - new[u] for u in new}
+    with pytest.raises(engine.DataError, match="previous edition is scored with framework 'hdi'"):
+        build(result, previous=engine.score("hdi"))
