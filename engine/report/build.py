@@ -320,7 +320,8 @@ def build(framework: Any, data: Any = None, uncertainty: Any = None, sensitivity
     table = {"columns": columns, "rows": units.select(columns).rows(), "bars": ["score", *dims],
              "labels": {"rank": "rank", "name": "unit", "score": "score", "tier": "tier", **labels, **stability}}
     title = f"{fw.labels.get('en', fw.id)} — {fw.labels.get('zh', '')}".rstrip(" —")
-    return Report(title, sections, chart_objs, {"table": table})
+    nodes = {r["node"]: r for r in charts.profile_nodes(result).iter_rows(named=True)}
+    return Report(title, sections, chart_objs, {"table": table, "nodes": nodes})
 
 
 def write_figures(report_or_charts: Report | dict[str, Any], folder: str | Path, *, scale: float = 2.0) -> list[Path]:
@@ -398,16 +399,16 @@ window.reportReady = rendered.then(() => true, e => { console.error(e); return f
   draw();
 })();
 const select = document.getElementById('unit-select');
-function rows(chart) {
+function rows(chart) {  // the chart's largest dataset (its rows; smaller ones are lookups)
   const spec = DATA.specs[chart];
-  return spec ? Object.values(spec.datasets)[0] : [];
+  return spec ? Object.values(spec.datasets).reduce((a, b) => (a.length >= b.length ? a : b)) : [];
 }
 function summary() {
   const el = document.getElementById('unit-summary'), unit = select.value;
   if (!el) return;
-  const mine = rows('profile').filter(r => r.unit === unit && r.kind === 'indicator' && r.rank !== null)
-    .sort((a, b) => a.rank - b.rank);
-  const fmt = list => list.map(r => `${r.label} (rank ${r.rank})`).join('; ');
+  const mine = rows('profile').filter(r => r.unit === unit && DATA.nodes[r.node].kind === 'indicator' &&
+    r.rank !== null).sort((a, b) => a.rank - b.rank);
+  const fmt = list => list.map(r => `${DATA.nodes[r.node].label} (rank ${r.rank})`).join('; ');
   let text = mine.length ? `Strongest: ${fmt(mine.slice(0, 3))}. Weakest: ${fmt(mine.slice(-3).reverse())}.` : '';
   const mc = rows('intervals').find(r => r.unit === unit);
   if (mc) text += ` Rank ${mc.nominal_rank}; median ${mc.median_rank}, 5–95 %: ${mc.q05_rank}–${mc.q95_rank}.`;

@@ -14,8 +14,8 @@ import altair as alt
 import polars as pl
 
 __all__ = ["correlation_heatmap", "edition_slopes", "framework_tree", "indicator_distributions", "node_label",
-           "rank_intervals", "rank_shift_histogram", "sobol_bars", "to_spec", "top_bar", "unit_frame", "unit_profile",
-           "unit_sobol_bars"]
+           "profile_nodes", "rank_intervals", "rank_shift_histogram", "sobol_bars", "to_spec", "top_bar", "unit_frame",
+           "unit_profile", "unit_sobol_bars"]
 
 #: Fonts tried in turn; CJK faces first so that Chinese names render wherever one is installed.
 FONT = ("'Noto Sans CJK SC', 'Noto Sans SC', 'Source Han Sans SC', 'PingFang SC', 'Microsoft YaHei', "
@@ -260,6 +260,18 @@ def framework_tree(result: Any, lang: str = "en") -> alt.Chart:
     return _config(chart)
 
 
+def profile_nodes(result: Any) -> pl.DataFrame:
+    """The nodes of a unit profile: the dimensions then the indicators, with label, kind, order and the
+    median score of all units."""
+    fw, table = result.framework, result.table
+    nodes = [c for c in fw.root.children if c in table.columns] + [i.id for i in fw.indicators
+                                                                     if i.id in table.columns]
+    n_dims = sum(c in table.columns for c in fw.root.children)
+    return pl.DataFrame({"node": nodes, "label": [node_label(fw, n) for n in nodes],
+                         "kind": ["dimension" if k < n_dims else "indicator" for k in range(len(nodes))],
+                         "order": list(range(len(nodes))), "median": [table[n].median() for n in nodes]})
+
+
 def unit_profile(result: Any, unit: str | None = None) -> alt.Chart:
     """One unit's score per dimension and indicator (bars) against the median of all units (tick);
     in the report a selector sets the ``unit`` parameter (first unit by default)."""
@@ -267,18 +279,17 @@ def unit_profile(result: Any, unit: str | None = None) -> alt.Chart:
     nodes = [c for c in fw.root.children if c in table.columns] + [i.id for i in fw.indicators
                                                                      if i.id in table.columns]
     ids = table[ds.unit].cast(pl.String)
-    frames = []
-    for k, node in enumerate(nodes):
-        kind = "dimension" if k < len(fw.root.children) else "indicator"
-        frames.append(pl.DataFrame({"unit": ids, "node": node, "label": node_label(fw, node), "kind": kind,
-                                    "order": k, "score": table[node].cast(pl.Float64),
-                                    "rank": table[f"{node}_rank"].cast(pl.Float64),
-                                    "median": table[node].median()}))
-    frame = pl.concat(frames)
+    # one row per unit and node with only what varies (the node's label, kind and median come by
+    # lookup): the file stays small for thousands of units
+    frame = pl.concat([pl.DataFrame({"unit": ids, "node": node, "score": table[node].cast(pl.Float64).round(2),
+                                     "rank": table[f"{node}_rank"].cast(pl.Int64)}) for node in nodes])
+    meta = profile_nodes(result)
     first = unit if unit is not None else str(unit_frame(result)["unit"][0])
     selected = alt.param(name="picked", value=first)
-    base = alt.Chart(_data(frame)).transform_filter("datum.unit === picked").encode(
-        y=alt.Y("label:N", sort=alt.EncodingSortField("order"), title=None, axis=alt.Axis(labelLimit=260)))
+    base = alt.Chart(_data(frame)).transform_filter("datum.unit === picked").transform_lookup(
+        lookup="node", from_=alt.LookupData(data=_data(meta), key="node", fields=["label", "kind", "order", "median"])
+    ).encode(
+        y=alt.Y("label:N", sort=meta["label"].to_list(), title=None, axis=alt.Axis(labelLimit=260)))
     bars = base.mark_bar().encode(x=alt.X("score:Q", title="score (0–100)", scale=alt.Scale(domain=[0, 100])),
                                   color=alt.Color("kind:N", title=None),
                                   tooltip=["label:N", alt.Tooltip("score:Q", format=".1f"), "rank:Q",

@@ -124,7 +124,8 @@ def test_charts_of_more_than_5000_rows_are_kept_whole():
     result = engine.score("ai-city-2024")  # 337 units x (4 dimensions + 25 indicators) in the profile chart
     spec = charts.to_spec(charts.unit_profile(result))
     fw = result.framework
-    assert len(next(iter(spec["datasets"].values()))) == 337 * (len(fw.root.children) + len(fw.indicators)) > 5000
+    rows = max(spec["datasets"].values(), key=len)
+    assert len(rows) == 337 * (len(fw.root.children) + len(fw.indicators)) > 5000
 
 
 def test_rank_intervals_of_many_units_show_the_best_and_say_so(analyses):
