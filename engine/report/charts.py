@@ -219,18 +219,38 @@ def correlation_heatmap(result: Any, *, threshold: float = 0.9) -> alt.Chart:
     return _config(chart)
 
 
-def indicator_distributions(result: Any) -> alt.Chart:
-    """Distribution of every indicator's normalised score (box plot; points beyond 1.5 IQR are
-    the flagged outliers)."""
+def indicator_distributions(result: Any, *, max_outliers: int = 200) -> alt.Chart:
+    """Distribution of every indicator's normalised score as a box plot computed here (quartiles,
+    whiskers at the last values within 1.5 IQR); the flagged outliers beyond them are points (the
+    ``max_outliers`` most extreme per indicator, said in the subtitle when there are more)."""
     ids = [i.id for i in result.framework.indicators if i.id in result.table.columns]
     ds = result.dataset
     names = result.table[ds.label or ds.unit].cast(pl.String)
-    values = pl.concat([pl.DataFrame({"name": names, "indicator": i, "value": result.table[i].cast(pl.Float64)})
-                        for i in ids])
-    chart = alt.Chart(_data(values)).mark_boxplot(extent=1.5, outliers={"size": 12}).encode(
-        y=alt.Y("indicator:N", sort=ids, title=None), x=alt.X("value:Q", title="normalised score"),
-        tooltip=["name:N", "indicator:N", alt.Tooltip("value:Q", format=".2f")],
-    ).properties(width=480, height=alt.Step(20), title="Indicator distributions (outliers: beyond 1.5 IQR)")
+    boxes, outliers, cut = [], [], False
+    for k, ind in enumerate(ids):
+        values = pl.DataFrame({"name": names, "value": result.table[ind].cast(pl.Float64)}).drop_nulls().filter(
+            pl.col("value").is_not_nan())
+        q1, med, q3 = (values["value"].quantile(q, interpolation="linear") for q in (0.25, 0.5, 0.75))
+        inside = values.filter(pl.col("value").is_between(q1 - 1.5 * (q3 - q1), q3 + 1.5 * (q3 - q1)))
+        boxes.append({"indicator": ind, "order": k, "q1": q1, "median": med, "q3": q3, "n": values.height,
+                      "lo": inside["value"].min(), "hi": inside["value"].max()})
+        out = values.filter(~pl.col("value").is_between(q1 - 1.5 * (q3 - q1), q3 + 1.5 * (q3 - q1)))
+        cut |= out.height > max_outliers
+        out = out.sort((pl.col("value") - med).abs(), descending=True).head(max_outliers)
+        outliers.append(out.with_columns(indicator=pl.lit(ind), value=pl.col("value").round(2)))
+    box, points = pl.DataFrame(boxes), pl.concat(outliers)
+    y = alt.Y("indicator:N", sort=ids, title=None)
+    base = alt.Chart(_data(box)).encode(y=y)
+    tooltip = ["indicator:N", "n:Q"] + [alt.Tooltip(f"{c}:Q", format=".1f") for c in ("lo", "q1", "median", "q3", "hi")]
+    layers = [base.mark_rule().encode(x=alt.X("lo:Q", title="normalised score"), x2="hi:Q", tooltip=tooltip),
+              base.mark_bar(size=12, color="#4c78a8").encode(x="q1:Q", x2="q3:Q", tooltip=tooltip),
+              base.mark_tick(color="white", size=12).encode(x="median:Q")]
+    if points.height:
+        layers.append(alt.Chart(_data(points)).mark_point(size=12, color="#4c78a8").encode(
+            y=y, x="value:Q", tooltip=["name:N", "indicator:N", "value:Q"]))
+    subtitle = f"outliers: beyond 1.5 IQR{f'; the {max_outliers} most extreme per indicator' if cut else ''}"
+    chart = alt.layer(*layers).properties(width=480, height=alt.Step(20),
+                                          title={"text": "Indicator distributions", "subtitle": subtitle})
     return _config(chart)
 
 

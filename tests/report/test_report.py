@@ -165,3 +165,18 @@ def test_editions_section_draws_every_units_rank_change():
     assert moved == {u: expected[u] - new[u] for u in new}
     with pytest.raises(engine.DataError, match="previous edition is scored with framework 'hdi'"):
         build(result, previous=engine.score("hdi"))
+
+
+def test_indicator_distributions_flag_the_values_beyond_one_and_a_half_iqr():
+    result = engine.score("china-city-innovation-2023")
+    spec = charts.to_spec(charts.indicator_distributions(result, max_outliers=5))
+    box, points = (next(v for v in spec["datasets"].values() if key in v[0]) for key in ("q1", "name"))
+    values = result.table["tech_contract_pc"].drop_nans().drop_nulls()
+    q1, q3 = values.quantile(0.25, interpolation="linear"), values.quantile(0.75, interpolation="linear")
+    beyond = values.filter((values < q1 - 1.5 * (q3 - q1)) | (values > q3 + 1.5 * (q3 - q1)))
+    assert beyond.len() > 5  # skewed: many outliers, the 5 most extreme shown
+    row = next(b for b in box if b["indicator"] == "tech_contract_pc")
+    assert row["q1"] == pytest.approx(q1) and row["hi"] <= q3 + 1.5 * (q3 - q1)
+    shown = sorted(p["value"] for p in points if p["indicator"] == "tech_contract_pc")
+    assert len(shown) == 5 and shown[0] >= round(sorted(beyond.to_list())[-5], 2)
+    assert "the 5 most extreme per indicator" in spec["title"]["subtitle"]
