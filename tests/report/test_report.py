@@ -180,3 +180,11 @@ def test_indicator_distributions_flag_the_values_beyond_one_and_a_half_iqr():
     shown = sorted(p["value"] for p in points if p["indicator"] == "tech_contract_pc")
     assert len(shown) == 5 and shown[0] >= round(sorted(beyond.to_list())[-5], 2)
     assert "the 5 most extreme per indicator" in spec["title"]["subtitle"]
+
+
+def test_cli_report_writes_figures_as_png_and_svg(tmp_path, capsys):
+    out, figures = tmp_path / "asem.html", tmp_path / "fig"
+    assert main(["report", "-f", "asem", "-n", "1024", "--figures", str(figures), "-o", str(out)]) == 0
+    assert "figures: 14 files (PNG and SVG)" in capsys.readouterr().out  # 7 charts
+    names = {p.name for p in figures.iterdir()}
+    assert {"intervals.png", "intervals.svg", "profile.png", "framework.svg"} <= names and out.is_file()
