@@ -201,6 +201,10 @@ def build(framework: Any, data: Any = None, uncertainty: Any = None, sensitivity
     if previous is not None and previous.framework.digest != result.framework.digest:
         raise DataError(f"the previous edition is scored with framework {previous.framework.id!r}, not "
                         f"{result.framework.id!r}", fix="compare two editions of the same framework")
+    audited = getattr(audit, "score", None)
+    if audited is not None and audited.framework.digest != result.framework.digest:
+        raise DataError(f"the audit is of framework {audited.framework.id!r}, not of {result.framework.id!r}",
+                        fix="audit this framework, or report on the audited one")
     if all(v is None for v in loaded.values()):
         from ..analysis.run import uncertainty as run_uncertainty
 
@@ -296,10 +300,6 @@ def build(framework: Any, data: Any = None, uncertainty: Any = None, sensitivity
 
     # Audit
     if audit is not None:
-        audited = getattr(audit, "score", None)
-        if audited is not None and audited.framework.digest != result.framework.digest:
-            raise DataError(f"the audit is of framework {audited.framework.id!r}, not of {fw.id!r}",
-                            fix="audit this framework, or report on the audited one")
         sections.append(("audit", "Audit", f"<pre>{html.escape(audit.verdict())}</pre>"))
 
     # Unit profile

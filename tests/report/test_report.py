@@ -188,3 +188,12 @@ def test_cli_report_writes_figures_as_png_and_svg(tmp_path, capsys):
     assert "figures: 14 files (PNG and SVG)" in capsys.readouterr().out  # 7 charts
     names = {p.name for p in figures.iterdir()}
     assert {"intervals.png", "intervals.svg", "profile.png", "framework.svg"} <= names and out.is_file()
+
+
+def test_audit_section_shows_the_verdict_of_this_framework_only(asem_result):
+    audited = engine.audit("asem", sections=["data"])
+    report = build(asem_result, audit=audited, replicates=1024)
+    body = dict((sid, b) for sid, _, b in report.sections)["audit"]
+    assert body.startswith("<pre>") and audited.verdict().splitlines()[0][:40] in body.replace("&#x27;", "'")
+    with pytest.raises(engine.DataError, match="the audit is of framework 'hdi', not of 'asem'"):
+        build(asem_result, audit=engine.audit("hdi", sections=["data"]), replicates=1024)
