@@ -416,10 +416,11 @@ function summary() {
 }
 if (select) {
   summary();
-  select.onchange = () => { summary(); rendered.then(() => {
-    for (const v of Object.values(views)) {
-      try { v.signal('picked', select.value).runAsync(); } catch (e) { /* a chart without the parameter */ }
-    }
-  }); };
+  select.onchange = () => {
+    summary();
+    window.unitUpdated = rendered.then(() => Promise.all(Object.values(views).map(v => {
+      try { return v.signal('picked', select.value).runAsync(); } catch (e) { return null; }  // no parameter
+    })));
+  };
 }
 """

@@ -200,8 +200,12 @@ def correlation_heatmap(result: Any, *, threshold: float = 0.9) -> alt.Chart:
     fw = result.framework
     nodes = [result.index_id, *[c for c in fw.root.children], *[i.id for i in fw.indicators]]
     nodes = list(dict.fromkeys(n for n in nodes if n in result.table.columns))
-    corr = result.table.select(nodes).fill_nan(None).to_pandas().corr().to_numpy()
-    rows = [{"a": a, "b": b, "r": float(corr[i, j]), "i": i, "j": j}
+    from ..audit.structure import pair_statistics  # one home for pairwise-complete correlations
+
+    values = result.table.select(nodes).cast(pl.Float64).to_numpy()  # missing -> NaN
+    corr = [[pair_statistics(values[:, i], values[:, j])["pearson"] for j in range(len(nodes))]
+            for i in range(len(nodes))]
+    rows = [{"a": a, "b": b, "r": float(corr[i][j]), "i": i, "j": j}
             for i, a in enumerate(nodes) for j, b in enumerate(nodes)]
     frame = pl.DataFrame(rows)
     base = alt.Chart(_data(frame)).encode(x=alt.X("a:N", sort=nodes, title=None),

@@ -70,7 +70,7 @@ def test_unit_selector_changes_the_profile(page):
     before = profile_labels()
     page.evaluate("{const s = document.getElementById('unit-select'); s.value = '530600'; "
                   "s.dispatchEvent(new Event('change'))}")
-    page.evaluate("new Promise(r => setTimeout(r, 500))")
+    page.evaluate("window.unitUpdated.then(() => true)")  # every chart re-run with the new unit
     assert page.evaluate("document.getElementById('unit-select').selectedOptions[0].textContent").endswith("昭通市")
     after = profile_labels()
     text = page.evaluate("document.getElementById('unit-summary').textContent")
