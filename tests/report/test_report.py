@@ -197,3 +197,10 @@ def test_audit_section_shows_the_verdict_of_this_framework_only(asem_result):
     assert body.startswith("<pre>") and audited.verdict().splitlines()[0][:40] in body.replace("&#x27;", "'")
     with pytest.raises(engine.DataError, match="the audit is of framework 'hdi', not of 'asem'"):
         build(asem_result, audit=engine.audit("hdi", sections=["data"]), replicates=1024)
+
+
+def test_csv_folders_are_read_too(analyses, tmp_path):
+    folder = analyses["runs"]["uncertainty"].write(tmp_path / "mc", format="csv")
+    report = build(FRAMEWORK, uncertainty=str(folder))
+    values = max(charts.to_spec(report.charts["intervals"])["datasets"].values(), key=len)
+    assert len(values) == 297 and values[0]["name"] == "杭州市"
