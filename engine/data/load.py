@@ -208,6 +208,9 @@ def load_data(
     unit, groups, label
         Unit id column, group columns and display-name column; default to the framework's
         ``data`` hints when a framework is given.
+    framework
+        A :class:`~engine.schema.Framework`, a shipped framework's name or a framework file, whose
+        ``data`` section gives the defaults above.
     sheet
         Excel sheet name (default: the first sheet).
     encoding
@@ -222,6 +225,10 @@ def load_data(
     DataError
         Unreadable file, unknown dataset name, or a named column that does not exist.
     """
+    if isinstance(framework, (str, Path)):  # a shipped framework's name or a framework file
+        from ..schema import load_framework
+
+        framework = load_framework(framework)
     hints = dict(framework.data) if framework is not None else {}
     unit = unit or hints.get("unit")
     # Columns named explicitly must exist; the framework's hints are used when the data have them.

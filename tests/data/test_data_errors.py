@@ -929,3 +929,12 @@ def test_every_data_error_raise_is_covered():
     assert len(messages) >= 20
     uncovered = [m for m in messages if m not in this]
     assert not uncovered, f"raise DataError without a test: {uncovered}"
+
+
+def test_load_data_takes_the_framework_by_name_or_path():
+    # was AttributeError: 'str' object has no attribute 'data'
+    by_name = load_data("asem", framework="asem")
+    by_object = load_data("asem", framework=engine.load_framework("asem"))
+    assert by_name.unit == by_object.unit and by_name.table.equals(by_object.table)
+    path = engine.load_framework("asem").path
+    assert load_data("asem", framework=path).table.equals(by_object.table)
