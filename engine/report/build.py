@@ -300,7 +300,11 @@ def build(framework: Any, data: Any = None, uncertainty: Any = None, sensitivity
 
     # Audit
     if audit is not None:
-        sections.append(("audit", "Audit", f"<pre>{html.escape(audit.verdict())}</pre>"))
+        body = f"<pre>{html.escape(audit.verdict())}</pre>"
+        if "importance_nodes" in audit.tables:
+            chart_objs["weight_importance"] = charts.weight_importance(audit)
+            body += _chart_div("weight_importance")
+        sections.append(("audit", "Audit", body))
 
     # Unit profile
     chart_objs["profile"] = charts.unit_profile(result)

@@ -13,6 +13,8 @@ from typing import Any
 import altair as alt
 import polars as pl
 
+from ..errors import DataError
+
 __all__ = ["correlation_heatmap", "edition_slopes", "framework_tree", "indicator_distributions", "node_label",
            "profile_nodes", "rank_intervals", "rank_shift_histogram", "sobol_bars", "to_spec", "top_bar", "unit_frame",
            "unit_profile", "unit_sobol_bars"]
@@ -119,6 +121,36 @@ def rank_shift_histogram(uncertainty: Any) -> alt.Chart:
         y=alt.Y("sum(probability):Q", title="share of replicates", axis=alt.Axis(format=".0%")),
         tooltip=[alt.Tooltip("sum(probability):Q", format=".1%", title="share")],
     ).properties(width=480, height=180, title="Distribution of the mean rank shift R_S")
+    return _config(chart)
+
+
+def weight_importance(audit: Any) -> alt.Chart:
+    """Weights against importance (issue 18): for every node, its local weight (share among its
+    siblings) against its share of its siblings' importance in the parent (correlation ratio η²,
+    Becker et al. 2017); the diagonal is "importance as the weights promise".  Needs an audit with
+    the ``importance`` section."""
+    table = audit.tables.get("importance_nodes")
+    if table is None:
+        raise DataError("the audit has no importance table", fix="run the audit with the importance section")
+    frame = table.filter(pl.col("share_parent").is_not_null()).select(
+        "node", "parent", "level", "local", "share_parent", "importance", "importance_low", "importance_high",
+        "pearson_r2")
+    top = float(max(frame["local"].max() or 0.0, frame["share_parent"].max() or 0.0, 0.05)) * 1.05
+    base = alt.Chart(_data(frame))
+    points = base.mark_circle(size=60).encode(
+        x=alt.X("local:Q", title="weight (share among siblings)", scale=alt.Scale(domain=[0, top])),
+        y=alt.Y("share_parent:Q", title="importance (share of siblings' η² in the parent)",
+                scale=alt.Scale(domain=[0, top])),
+        color=alt.Color("level:O", title="level"),
+        tooltip=["node:N", "parent:N", alt.Tooltip("local:Q", format=".3f"),
+                 alt.Tooltip("share_parent:Q", format=".3f"), alt.Tooltip("importance:Q", format=".3f"),
+                 alt.Tooltip("importance_low:Q", format=".3f"), alt.Tooltip("importance_high:Q", format=".3f"),
+                 alt.Tooltip("pearson_r2:Q", format=".3f")])
+    diagonal = alt.Chart(_data(pl.DataFrame({"a": [0.0, top]}))).mark_line(color="grey", strokeDash=[4, 4]).encode(
+        x="a:Q", y="a:Q")
+    chart = alt.layer(diagonal, points).properties(
+        width=420, height=420, title={"text": "Weights and importance", "subtitle": "on the diagonal: importance "
+                                      "as the weights promise; below it: less than promised"})
     return _config(chart)
 
 

@@ -204,3 +204,23 @@ def test_csv_folders_are_read_too(analyses, tmp_path):
     report = build(FRAMEWORK, uncertainty=str(folder))
     values = max(charts.to_spec(report.charts["intervals"])["datasets"].values(), key=len)
     assert len(values) == 297 and values[0]["name"] == "杭州市"
+
+
+def test_weight_importance_chart_plots_weights_against_importance_shares():
+    # issue 18: "a chart of weight vs importance goes into the report". zscore-normalised independent
+    # normals with weights 3, 2, 1: importance shares 9/14, 4/14, 1/14 against weight shares 3/6, 2/6, 1/6.
+    from tests.audit.test_importance import flat_framework, normal_table
+
+    result = engine.score(flat_framework([3, 2, 1]), normal_table(2000, 3, seed=7))
+    audited = engine.audit(result.framework, result.dataset, sections=["importance"])
+    chart = charts.weight_importance(audited)
+    spec = chart.to_dict()
+    points = next(layer for layer in spec["layer"] if layer["mark"]["type"] == "circle")
+    rows = {r["node"]: r for r in spec["datasets"][points["data"]["name"]]}
+    assert sorted(rows) == ["x0", "x1", "x2"]
+    assert [rows[n]["local"] for n in ("x0", "x1", "x2")] == pytest.approx([3 / 6, 2 / 6, 1 / 6])
+    assert [rows[n]["share_parent"] for n in ("x0", "x1", "x2")] == pytest.approx([9 / 14, 4 / 14, 1 / 14], abs=0.03)
+    report = build(result, audit=audited, replicates=1024)
+    assert "weight_importance" in dict((sid, b) for sid, _, b in report.sections)["audit"]
+    with pytest.raises(engine.DataError, match="the audit has no importance table"):
+        charts.weight_importance(engine.audit(result.framework, result.dataset, sections=["data"]))
