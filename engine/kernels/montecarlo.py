@@ -40,9 +40,9 @@ from collections import namedtuple
 import numpy as np
 from numba import njit, prange
 
-from ..methods import ARITHMETIC, GEOMETRIC
+from ..methods import ARITHMETIC, COPELAND, GENERALISED, GEOMETRIC, HARMONIC
 from ._jit import PARALLEL_JIT, jit
-from .aggregate import aggregate_node
+from .aggregate import copeland
 from .rank import finite_range, index_bits, pack_keys, pack_keys_between, rank_scores, sorted_ranks
 
 __all__ = ["montecarlo_blocks", "montecarlo_scores", "montecarlo_accumulate", "noise_weights"]  # and the bundles
@@ -166,7 +166,7 @@ def _children_finite(zt, values, local, child_idx, start, stop):
 @jit
 def _complete_node(zt, values, local, child_idx, start, stop, code, row):
     """Arithmetic or geometric node whose children all have values (and no coverage threshold):
-    the same float operations per unit as the aggregation kernels, but child-outer / unit-inner so that
+    the same float operations per unit as the general loop, but child-outer / unit-inner so that
     the loops run over contiguous rows."""
     n_indicators = zt.shape[0]
     n_units = row.shape[0]
@@ -209,13 +209,7 @@ def _complete_node(zt, values, local, child_idx, start, stop, code, row):
 @jit
 def tree_scores(zt, local, child_ptr, child_idx, codes, param, min_coverage, values, complete):
     """Evaluate every aggregate node into ``values[n_indicators + a]`` (rows = nodes, columns = units).
-    ``complete``: the variant has no missing value and no node has a coverage threshold.
-
-    Every node goes through the aggregation kernels (:func:`engine.kernels.aggregate.aggregate_node`,
-    the pipeline's own formulas) on a block of its components: the children with a non-zero local
-    weight (an excluded indicator is not a component at all, so coverage counts the others).  An
-    arithmetic or geometric node of a complete variant whose children all have values takes
-    :func:`_complete_node` instead: the same float operations, child-outer over contiguous rows."""
+    ``complete``: the variant has no missing value and no node has a coverage threshold."""
     n_indicators = zt.shape[0]
     n_units = zt.shape[1]
     for a in range(child_ptr.shape[0] - 1):
@@ -223,26 +217,85 @@ def tree_scores(zt, local, child_ptr, child_idx, codes, param, min_coverage, val
         start = child_ptr[a]
         stop = child_ptr[a + 1]
         code = codes[a]
+        if code == COPELAND:
+            kept = 0
+            for c in range(start, stop):
+                if local[child_idx[c]] != 0.0:
+                    kept += 1
+            block = np.empty((n_units, kept), np.float64)
+            w = np.empty(kept, np.float64)
+            k = 0
+            for c in range(start, stop):
+                node = child_idx[c]
+                if local[node] == 0.0:
+                    continue  # excluded
+                w[k] = local[node]
+                for i in range(n_units):
+                    block[i, k] = zt[node, i] if node < n_indicators else values[node, i]
+                k += 1
+            copeland(block, w, min_coverage[a], row)
+            continue
+        p = param[a]
         if complete and (code == ARITHMETIC or code == GEOMETRIC) and _children_finite(zt, values, local, child_idx,
                                                                                 start, stop):
             _complete_node(zt, values, local, child_idx, start, stop, code, row)
             continue
-        kept = 0
-        for c in range(start, stop):
-            if local[child_idx[c]] != 0.0:
-                kept += 1
-        block = np.empty((n_units, kept), np.float64)
-        w = np.empty(kept, np.float64)
-        k = 0
-        for c in range(start, stop):
-            node = child_idx[c]
-            if local[node] == 0.0:
-                continue  # excluded
-            w[k] = local[node]
-            for i in range(n_units):
-                block[i, k] = zt[node, i] if node < n_indicators else values[node, i]
-            k += 1
-        aggregate_node(block, w, code, param[a], min_coverage[a], row)
+        for i in range(n_units):
+            top = 0.0 if p > 0.0 else np.inf  # power-mean scale: max (p > 0) or min (p < 0)
+            if code == GENERALISED and p != 0.0:
+                for c in range(start, stop):
+                    node = child_idx[c]
+                    if local[node] != 0.0:
+                        v = zt[node, i] if node < n_indicators else values[node, i]
+                        if np.isfinite(v) and ((p > 0.0 and v > top) or (p < 0.0 and v < top)):
+                            top = v
+            count = 0
+            used = 0
+            negative = False
+            zero = False
+            num = 0.0
+            den = 0.0
+            for c in range(start, stop):
+                node = child_idx[c]
+                w = local[node]
+                if w == 0.0:
+                    continue  # excluded: not a component at all
+                used += 1
+                v = zt[node, i] if node < n_indicators else values[node, i]
+                if not np.isfinite(v):
+                    continue
+                count += 1
+                if code == ARITHMETIC:
+                    num += w * v
+                elif v < 0.0:
+                    negative = True
+                elif v == 0.0:
+                    zero = True
+                elif code == GEOMETRIC:
+                    num += w * np.log(v)
+                elif code == HARMONIC:
+                    num += w / v
+                elif p == 0.0:
+                    num += w * np.log(v)
+                else:
+                    num += w * (v / top) ** p
+                den += w
+            if count == 0 or count / used < min_coverage[a]:
+                row[i] = np.nan
+            elif code == ARITHMETIC:
+                row[i] = num / den
+            elif negative:
+                row[i] = np.nan
+            elif zero and (code == GEOMETRIC or code == HARMONIC or p <= 0.0):
+                row[i] = 0.0
+            elif code == GEOMETRIC or (code == GENERALISED and p == 0.0):
+                row[i] = np.exp(num / den)
+            elif code == HARMONIC:
+                row[i] = den / num
+            elif top == 0.0:
+                row[i] = 0.0
+            else:
+                row[i] = (num / den) ** (1.0 / p) * top
 
 
 @jit
