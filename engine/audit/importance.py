@@ -20,9 +20,6 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from scipy import sparse
-from scipy.interpolate import BSpline
-from scipy.stats import rankdata
 
 from ..errors import SchemaError
 from ..pipeline import ScoreResult
@@ -54,6 +51,11 @@ class SplineSmoother:
     would bias η² upwards."""
 
     def __init__(self, x: np.ndarray, segments: int = 12) -> None:
+        # SciPy here, not at import: `import engine` (every command) loads this package eagerly
+        from scipy import sparse
+        from scipy.interpolate import BSpline
+        from scipy.stats import rankdata
+
         n = len(x)
         u = (rankdata(x) - 1.0) / max(n - 1, 1)  # empirical distribution function on [0, 1]
         h = 1.0 / segments

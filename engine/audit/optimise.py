@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 import polars as pl
 import yaml
-from scipy.optimize import least_squares
 
 from ..errors import SchemaError
 from ..io import atomic_write
@@ -231,6 +230,8 @@ def _search(problem: _Node, objective: str, measure: str, before: np.ndarray, ta
         else:
             r = np.sqrt(np.maximum(1.0 - (m**2 if measure == "correlation" else m), 0.0))
         return np.append(np.where(np.isfinite(r), r, 1.0), t.sum() - 1.0)  # the last one fixes the scale
+
+    from scipy.optimize import least_squares  # here, not at import: `import engine` loads this package
 
     for _ in range(2 if measure == "importance" else 1):
         problem.fix_penalty(_weights(theta))
