@@ -234,7 +234,7 @@ def drive(analysis: Analysis, finish: Callable[[MergeableState, dict[str, Any]],
         bar.close()
         analysis.close()  # e.g. lanes' buffers: not needed for the summaries
     if merged is not None:
-        state = state.merge(merged)
+        state.absorb(merged)  # the run's own state (empty, or the stored chunks): no copy of its histograms
     if analysis.checkpoints:
         info["resumed_chunks"] = len(done)
     try:

@@ -291,7 +291,7 @@ class ChunkStore:
                                     "build of the engine)", path=str(self.folder),
                                     fix="start the run again in a new --out folder, or with --overwrite")
             self._check_counts(path, first, stop, arrays)
-            overlap = sorted(set(range(first, stop)) & set(covered))
+            overlap = [b for b in range(first, stop) if b in covered]  # ascending, no set of every block
             if overlap:
                 raise self._damaged(path, f"repeats block {overlap[0]} of {covered[overlap[0]].name}")
             covered.update(dict.fromkeys(range(first, stop), path))
