@@ -68,11 +68,11 @@ def _labels(dataset) -> dict:
     return dict(zip(dataset.table[dataset.unit].to_list(), dataset.table[dataset.label].to_list(), strict=True))
 
 
-def _format_top(result, n: int, node: str | None = None, tier: bool = False) -> str:
+def _format_top(result, n: int, node: str | None = None) -> str:
     node = node or result.index_id
     top = result.top(n, node)
     label = result.dataset.label
-    tiered = tier and result.framework.tiers and result.framework.tiers["node"] == node
+    tiered = result.framework.tiers and result.framework.tiers["node"] == node
     tier_column = f"{node}_tier" if tiered else None
     tiers = dict(zip(result.table[result.dataset.unit].to_list(), result.table[tier_column].to_list(), strict=True)) \
         if tier_column in result.table.columns else {}
@@ -159,7 +159,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
         path = result.write(args.out, labels=args.labels, bom=not args.no_bom)
         print(f"wrote {result.table.height} units × {len(result.framework.node_ids)} nodes to {path}")
     print(f"{result.framework.labels['en']} — {result.table.height} units, scored in {elapsed:.2f} s")
-    print(_format_top(result, args.top, args.node, tier=True))
+    print(_format_top(result, args.top, args.node))
     return 0
 
 
@@ -179,7 +179,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         print(f"== {result.framework.labels['en']} / {result.framework.labels.get('zh', '')}")
         print(f"   {note}; {result.table.height} cities; scored in {time.perf_counter() - started:.2f} s; "
               f"tier sizes {dict(sorted(tiers.items()))}")
-        print(_format_top(result, args.top, tier=True))
+        print(_format_top(result, args.top))
         print()
     print(f"== Weight sensitivity: {args.replicates:,} Monte Carlo replicates, ±25% noise on every weight "
           "(china-city-innovation-2023)")
@@ -732,9 +732,10 @@ def build_parser() -> argparse.ArgumentParser:
     aud = sub.add_parser("audit", help="statistical audit (data, correlations, alpha, PCA, importance, weights, "
                          "what-if): a verdict with the flags")
     data_options(aud)
-    aud.add_argument("--sections", nargs="+", default=["data", "structure", "importance", "weights", "whatif"],
-                     choices=["data", "structure", "importance", "weights", "whatif"], metavar="SECTION",
-                     help="parts to run, among data, structure, importance, weights, whatif (default: all)")
+    from .audit import KNOWN as audit_sections  # the audit's own list of sections
+
+    aud.add_argument("--sections", nargs="+", default=list(audit_sections), choices=audit_sections,
+                     metavar="SECTION", help=f"parts to run, among {', '.join(audit_sections)} (default: all)")
     aud.add_argument("--option", action="append", metavar="NAME=VALUE",
                      help="a threshold or choice of a section, e.g. redundant=0.95 or structure_stage=treated "
                      "(repeatable; see docs/audit.md)")

@@ -81,7 +81,6 @@ class Progress:
         self.every = every
         self.done = 0
         self._partial = 0  # reported inside the running chunk(s), not yet committed by update()
-        self.started = time.perf_counter()
         self._last_print = float("-inf")
         self._last_decile = -1
         self._lock = threading.Lock()
@@ -95,11 +94,6 @@ class Progress:
             self._thread = threading.Thread(target=self._beat, args=(heartbeat,), daemon=True,
                                             name="cityrank-progress")
             self._thread.start()
-
-    @property
-    def rate(self) -> float:
-        elapsed = time.perf_counter() - self.started
-        return (self.done + self._partial) / elapsed if elapsed > 0 else 0.0
 
     def update(self, n: int) -> None:
         """``n`` more units of work done (a completed chunk); clears what :meth:`partial` reported."""

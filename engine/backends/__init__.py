@@ -13,7 +13,7 @@ bit-identical statistics.
 from collections.abc import Callable
 from typing import Any
 
-from .distributed import run_dask
+from .distributed import connected_workers, run_dask
 from .local import run_local
 from .state import MergeableState
 
@@ -58,7 +58,7 @@ def execute(backend: str, ranges: list[tuple[int, int]], *, local_chunk: Callabl
         from .distributed import connect
 
         dask_client, owned = connect(client, scheduler, workers)
-        info["workers"] = len(dask_client.scheduler_info().get("workers", {}))
+        info["workers"] = connected_workers(dask_client)
         try:
             merged = run_dask(dask_client, dask_task, dask_args, token, ranges, on_chunk,
                               **({} if worker_wait is None else {"worker_wait": worker_wait}))

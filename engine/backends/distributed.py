@@ -56,7 +56,8 @@ def share(client: Any, args: tuple, key: str):
     return client.submit(_shared_inputs, args, key=key, retries=3)
 
 
-def _n_workers(client: Any) -> int:
+def connected_workers(client: Any) -> int:
+    """How many workers the scheduler has now (all of them, not the first few)."""
     try:
         return len(client.scheduler_info(n_workers=-1).get("workers", {}))
     except TypeError:  # older distributed: no n_workers argument
@@ -83,7 +84,7 @@ def completed(client: Any, futures: Iterable, worker_wait: float = WORKER_WAIT, 
         for future in done:
             pending.discard(future)
             yield future
-        if done or _n_workers(client):
+        if done or connected_workers(client):
             alone_since = None
             continue
         now = time.monotonic()

@@ -4,8 +4,8 @@
 (COINr: ``rank(-x, ties.method = "min", na.last = "keep")``).  Non-finite values stay missing
 (NaN) and do not count.  The twin is :func:`engine.kernels.reference.rank_desc`.
 
-Every ranking in the engine goes through this module: the ranking stage and the normalisations
-(``rank_1d``), rank confidence sets and group tables (through :func:`engine.stages.rank.rank`), and
+Every ranking in the engine goes through this module: the ranking stage, rank confidence sets and
+group tables (through :func:`engine.stages.rank.rank`), and
 the Monte Carlo and bootstrap kernels through the packed-key variants below (the same ranks, with
 missing as 0, by faster sorts), which the tests compare with the same twin.
 """
@@ -16,7 +16,7 @@ import numpy as np
 
 from ._jit import jit
 
-__all__ = ["rank_desc"]  # rank_1d is a building block shared with normalise.py
+__all__ = ["rank_desc"]  # rank_1d is its per-column building block
 
 
 @jit

@@ -598,7 +598,7 @@ def montecarlo_accumulate(scores, keys, nominal_rank, pair_units, block_size):
 # ----------------------------------------------------------------------------- bootstrap
 
 def normalise_column(code, x, count, p0, p1, p2, cap):
-    """Readable twin of :func:`engine.kernels.bootstrap.normalise_column`: one column normalised
+    """Readable twin of :func:`engine.kernels.normalise.normalise_column`: one column normalised
     with statistics of the weighted sample (units with count > 0 and a finite value, each
     ``count`` times), applied to every unit.  Codes: :mod:`engine.methods` (``MINMAX`` …)."""
     sample = [(float(v), float(c)) for v, c in zip(x, count) if c > 0 and math.isfinite(v)]

@@ -58,6 +58,7 @@ def test_small_blocks_give_identical_results(mini_fw, mini_data, reference_run, 
     summed per RNG block of 1,024 (a chunk of fewer is made whole), so every table is identical
     (issue 21.8: score_mean/score_sd differed in the last bits)."""
     run = uncertainty(mini_fw, mini_data, SPEC, replicates=8192, seed=7, **options)
+    assert list(run.statistics.units) == list(reference_run.statistics.units) != []  # the loop compares something
     for target in run.statistics.units:
         for table in ("units", "acceptability", "pairs", "rank_shift"):
             got, want = getattr(run.statistics, table)[target], getattr(reference_run.statistics, table)[target]
