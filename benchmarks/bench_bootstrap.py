@@ -8,7 +8,7 @@ Problems (shipped, SYNTHETIC data): the 4,311-firm table ``ai_firms_synthetic`` 
 
 Cases, each in its own process (so that its peak resident memory is its own):
 
-* **engine** — ``engine.analysis.stability.bootstrap(mode="records")`` with 1 and 2 threads, timed
+* **engine** — ``engine.analysis.bootstrap.bootstrap(mode="records")`` with 1 and 2 threads, timed
   as a whole call (nominal run, record compilation, draws, kernel, statistics, confidence sets)
   after a warm-up call in the same process; JIT compile time is measured separately in a fresh
   process with an empty Numba cache;
@@ -113,7 +113,7 @@ def case_numpy(problem: str, n: int) -> dict:
 def case_engine(problem: str, n: int, threads: int) -> dict:
     import numba
 
-    from engine.analysis.stability import bootstrap
+    from engine.analysis.bootstrap import bootstrap
 
     numba.set_num_threads(threads)
     framework = PROBLEMS[problem]
@@ -128,7 +128,7 @@ def case_compile() -> dict:
     """JIT compile time of the pipeline kernels and the bootstrap kernel (empty Numba cache)."""
     started = time.perf_counter()
     import engine
-    from engine.analysis.stability import bootstrap
+    from engine.analysis.bootstrap import bootstrap
 
     imported = time.perf_counter()
     engine.score("regional-ai-2023")

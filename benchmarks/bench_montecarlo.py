@@ -100,7 +100,7 @@ def case_numpy(n: int, floor: bool) -> dict:
 def case_engine(n: int, threads: int, backend: str) -> dict:
     import numba
 
-    from engine.analysis.run import uncertainty
+    from engine.analysis.uncertainty import uncertainty
 
     options = {"backend": backend, "threads": threads} if backend != "dask" else {"backend": "dask"}
     client = None
@@ -124,7 +124,7 @@ def case_compile() -> dict:
     """JIT compile time of the pipeline kernels and the Monte Carlo kernel (empty Numba cache)."""
     started = time.perf_counter()
     import engine
-    from engine.analysis.run import uncertainty
+    from engine.analysis.uncertainty import uncertainty
 
     imported = time.perf_counter()
     engine.score("ai-city-2024")

@@ -38,9 +38,9 @@ from .schema import Framework, load_framework
 #: The analyses, imported on first use: ``import engine`` (and every ``cityrank`` command) stays
 #: quick, since the analyses pull in SciPy's statistics and the Monte Carlo modules.
 _ANALYSES = {
-    "uncertainty": ".analysis.run", "UncertaintyResult": ".analysis.run",
+    "uncertainty": ".analysis.uncertainty", "UncertaintyResult": ".analysis.uncertainty",
     "sensitivity": ".analysis.sensitivity", "SensitivityResult": ".analysis.sensitivity",
-    "bootstrap": ".analysis.stability", "BootstrapResult": ".analysis.stability",
+    "bootstrap": ".analysis.bootstrap", "BootstrapResult": ".analysis.bootstrap",
     "rank_confidence_sets": ".analysis.confidence", "ConfidenceSets": ".analysis.confidence",
 }
 

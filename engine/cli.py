@@ -164,7 +164,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .analysis.run import uncertainty
+    from .analysis.uncertainty import uncertainty
     from .pipeline import score
     from .report import build as build_report
     from .report import check_path
@@ -386,7 +386,7 @@ def _resume_command(args: argparse.Namespace, out: str | None) -> str:
 
 
 def _cmd_uncertainty(args: argparse.Namespace) -> int:
-    from .analysis.run import uncertainty
+    from .analysis.uncertainty import uncertainty
 
     out = args.resume or args.out
     backend = "dask" if (args.scheduler or args.workers) else args.backend
@@ -488,7 +488,7 @@ def _cmd_sensitivity(args: argparse.Namespace) -> int:
 
 
 def _cmd_bootstrap(args: argparse.Namespace) -> int:
-    from .analysis.stability import bootstrap
+    from .analysis.bootstrap import bootstrap
 
     backend = "dask" if (args.scheduler or args.workers) else args.backend
     result = bootstrap(args.framework, args.data, args.spec, records=args.records, mode=args.mode,

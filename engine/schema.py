@@ -313,7 +313,7 @@ def parse_yaml(text: str, path: str | None = None) -> Any:
     """``yaml.safe_load(text)`` (libyaml's parser when available), after :func:`_scan_yaml` has
     refused alias bombs, recursive aliases and deep nesting without building anything."""
     _scan_yaml(text, path)
-    return yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
+    return yaml.load(text, Loader=_YAML_LOADER)
 
 
 def parse_document(text: str, path: str | None, *, is_json: bool) -> Any:
@@ -480,7 +480,8 @@ def _check_parameters(kind: str, node: str, method: Method, path: str | None) ->
     unused = sorted(set(method.params) - allowed)
     if unused:
         raise SchemaError(f"{kind} parameter(s) {preview(unused)} do not apply to {method.name!r}", node=node,
-                          path=path, fix=f"remove them; {method.name} takes {', '.join(sorted(allowed)) or 'no parameters'}")
+                          path=path,
+                          fix=f"remove them; {method.name} takes {', '.join(sorted(allowed)) or 'no parameters'}")
 
 
 def _resolve(kind: str, defaults: dict[str, dict[str, Any]], spec: Mapping[str, Any] | None,
@@ -505,7 +506,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _build(document: dict[str, Any], path: str | None) -> Framework:  # noqa: C901 - one linear check list
+def _build(document: dict[str, Any], path: str | None) -> Framework:
     nodes = document["nodes"]
     ids = [n["id"] for n in nodes]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
@@ -597,7 +598,8 @@ def _build(document: dict[str, Any], path: str | None) -> Framework:  # noqa: C9
             unit=n.get("unit"), denominator=n.get("denominator"),
             scale_factor=float(n.get("scale_factor", 1.0)), imputation=imputation, treatment=treatment,
             normalisation=normalisation,
-            components=MappingProxyType({k: float(v) for k, v in n["components"].items()}) if "components" in n else None,
+            components=(MappingProxyType({k: float(v) for k, v in n["components"].items()})
+                        if "components" in n else None),
             range=_plausible_range(n, path),
         ))
 

@@ -63,5 +63,5 @@ def test_import_engine_leaves_the_analyses_for_first_use():
     code = ("import sys, engine; loaded = [m for m in sys.modules if m.startswith('engine.analysis.')]; "
             "assert loaded == [], loaded; "
             "scipy = [m for m in ('scipy.stats', 'scipy.optimize', 'scipy.interpolate') if m in sys.modules]; "
-            "assert scipy == [], scipy; engine.uncertainty; assert 'engine.analysis.run' in sys.modules")
+            "assert scipy == [], scipy; engine.uncertainty; assert 'engine.analysis.uncertainty' in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)

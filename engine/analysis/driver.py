@@ -10,7 +10,7 @@ options, before any work), :func:`run_seed` (fresh entropy, recorded, when no se
 
 Adding an analysis: check with :func:`check_run`, score the nominal run, build the problem and the
 design, then ``drive(Adapter(...), finish, backend, ...)`` where ``finish(state, info)`` turns the
-merged state into the result (see ``_MonteCarlo`` in :mod:`engine.analysis.run`).
+merged state into the result (see ``_MonteCarlo`` in :mod:`engine.analysis.uncertainty`).
 
 A run is ``n_replicates`` replicates in blocks of ``block_size``; a chunk (a fixed number of
 consecutive blocks, never keyed by a worker) is the unit of work of the backends, of the

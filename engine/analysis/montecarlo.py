@@ -26,7 +26,7 @@ from .exact import ExactSum
 from .problem import Problem, kernel_design, kernel_targets, kernel_tree
 from .spec import Factor
 
-__all__ = ["ChunkState", "Lanes", "run_chunk", "run_design", "moment_block", "aligned_chunk_blocks",
+__all__ = ["ChunkState", "Lanes", "run_chunk", "split_call", "run_design", "moment_block", "aligned_chunk_blocks",
            "RankStatistics", "summarise", "quantile_from_counts"]
 
 
@@ -258,7 +258,7 @@ def _merge_lanes(lanes: list[_Lane]):
             total([lane.pair_count for lane in lanes]))
 
 
-def _split_call(problem: Problem, params, block_size: int, n_lanes: int, keep: bool = False, count: bool = True):
+def split_call(problem: Problem, params, block_size: int, n_lanes: int, keep: bool = False, count: bool = True):
     """The fast path on explicit replicates: scores + keys kernel, NumPy sort, accumulate kernel
     (same results as _kernel_call), over ``n_lanes`` lane threads.
 

@@ -37,10 +37,10 @@ from ..pipeline import score
 from .design import map_parameters, n_columns
 from .driver import BackendOptions, check_run, data_digest, drive, run_seed, versions, warn_missing_ranks
 from .memory import check_memory
-from .montecarlo import _split_call
+from .montecarlo import split_call
 from .problem import Problem, build_problem
-from .run import with_default_factors
 from .spec import Factor, load_spec, resolve_factors
+from .uncertainty import with_default_factors
 
 __all__ = ["SensitivityResult", "sensitivity", "factor_groups", "BATCH"]
 
@@ -59,7 +59,8 @@ def factor_groups(factors: list[Factor], groups: dict[str, tuple[str, ...]]) -> 
         if overlap:
             raise SchemaError(f"factor(s) {sorted(overlap)} are in two groups", fix="put every factor in one group")
         used.update(members)
-        result.append((name, [c for m in members for c in range(by_name[m].column, by_name[m].column + by_name[m].width)]))
+        columns = [c for m in members for c in range(by_name[m].column, by_name[m].column + by_name[m].width)]
+        result.append((name, columns))
     for f in factors:
         if f.name not in used:
             result.append((f.name, list(range(f.column, f.column + f.width))))
@@ -73,7 +74,7 @@ def _evaluate(problem: Problem, factors: list[Factor], u: np.ndarray):
 
     params = map_parameters(u, factors, problem)
     # no rank/shift histograms or pair counts: Sobol outputs none of them (units² arrays per lane)
-    *_, scores, shift, ranks = _split_call(problem, params, len(params), numba.get_num_threads(), keep=True,
+    *_, scores, shift, ranks = split_call(problem, params, len(params), numba.get_num_threads(), keep=True,
                                            count=False)
     return ranks[:, 0, :].astype(np.float64), scores[:, 0, :], shift[:, 0]
 
@@ -223,7 +224,8 @@ class SensitivityResult:
 
 
 def sensitivity(framework, data=None, spec=None, *, base_samples: int = 1024, seed: int | None = None,
-                n_boot: int = 200, second_order: bool = False, threads: int | None = None, backend: str = "threads", client: Any = None,
+                n_boot: int = 200, second_order: bool = False, threads: int | None = None, backend: str = "threads",
+                client: Any = None,
                 scheduler: str | None = None, workers: int | None = None, out: str | Path | None = None,
                 progress: bool = False, out_format: str | None = None, worker_wait: float | None = None,
                 **load_kwargs: Any) -> SensitivityResult:
@@ -232,7 +234,8 @@ def sensitivity(framework, data=None, spec=None, *, base_samples: int = 1024, se
 
     ``base_samples`` N should be a power of two (scrambled Sobol points); see
     docs/sensitivity.md for the N that gives stable answers.  ``backend``, ``threads``, ``client``,
-    ``scheduler``, ``workers`` and ``worker_wait`` as for :func:`engine.analysis.run.uncertainty`.  ``out``: a folder for the tables
+    ``scheduler``, ``workers`` and ``worker_wait`` as for :func:`engine.analysis.uncertainty.uncertainty`.
+    ``out``: a folder for the tables
     (``out_format`` ``"parquet"``, the default, ``"csv"`` or ``"xlsx"``) and ``manifest.json``, or a
     ``.xlsx`` file (one workbook); checked before any work."""
     from . import sobol

@@ -17,12 +17,12 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..errors import SchemaError
-from .result import FLAG_SCHEMA, AuditResult, flag, flags_frame
 
 # Standalone analyses (engine.audit.importance(result), ...): after the registry's modules, by name.
-from .importance import importance  # noqa: E402
-from .optimise import OptimisedWeights, optimise_weights  # noqa: E402
-from .whatif import compare_frameworks, what_if  # noqa: E402
+from .importance import importance
+from .optimise import OptimisedWeights, optimise_weights
+from .result import FLAG_SCHEMA, AuditResult, flag, flags_frame
+from .whatif import compare_frameworks, what_if
 
 __all__ = ["FLAG_SCHEMA", "SECTIONS", "AuditResult", "OptimisedWeights", "audit", "compare_frameworks", "flag",
            "importance", "optimise_weights", "what_if"]

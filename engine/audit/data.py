@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 
 from ..data.load import suggest
-from ..data.prepare import _numeric_column, plausible_range
+from ..data.prepare import numeric_column, plausible_range
 from ..errors import SchemaError
 from ..stages import kurtosis, skewness
 from .result import flag
@@ -162,7 +162,7 @@ def _denominator_correlations(result, opts: dict) -> tuple[pl.DataFrame, list]:
     names = _denominators(opts, fw)
     rows, flags = [], []
     for name in names:
-        d = _numeric_column(dataset.table, name, dataset.unit, None)
+        d = numeric_column(dataset.table, name, dataset.unit, None)
         for j, ind in enumerate(fw.indicators):
             stats = pair_statistics(result.stages.denominated[:, j] * ind.direction, d)
             rows.append({"indicator": ind.id, "denominator": name, "denominated": ind.denominator == name, **stats})

@@ -26,7 +26,7 @@ from ..pipeline import ScoreResult
 from .result import flag
 from .whatif import as_result
 
-__all__ = ["OPTIONS", "SmootherSet", "SplineSmoother", "correlation_ratio", "importance", "section"]
+__all__ = ["OPTIONS", "SmootherSet", "check_option", "SplineSmoother", "correlation_ratio", "importance", "section"]
 
 OPTIONS: dict[str, Any] = {
     "bootstrap": 200,  #: Bootstrap replicates of the interval (0: no interval).
@@ -146,7 +146,7 @@ def _bootstrap_counts(n: int, replicates: int, seed: int) -> np.ndarray:
     return rng.multinomial(n, np.full(n, 1.0 / n), size=replicates).astype(float)
 
 
-def _check(name: str, value: Any, ok: bool, fix: str) -> None:
+def check_option(name: str, value: Any, ok: bool, fix: str) -> None:
     if not ok:
         raise SchemaError(f"audit option {name} = {value!r} is invalid", node=None, fix=fix)
 
@@ -154,12 +154,13 @@ def _check(name: str, value: Any, ok: bool, fix: str) -> None:
 def check(options: dict[str, Any]) -> None:
     """Refuse bad smoother/bootstrap settings before any work."""
     b, s, i, m = options["bootstrap"], options["segments"], options["interval"], options["min_units"]
-    _check("bootstrap", b, isinstance(b, int) and 0 <= b <= 100_000, "give a whole number of replicates, 0-100000")
-    _check("segments", s, isinstance(s, int) and 3 <= s <= 200, "give a whole number of segments, 3-200")
-    _check("interval", i, isinstance(i, float | int) and 0 < i < 1, "give a coverage between 0 and 1, e.g. 0.9")
-    _check("min_units", m, isinstance(m, int) and m >= 5, "give a whole number >= 5")
+    check_option("bootstrap", b, isinstance(b, int) and 0 <= b <= 100_000,
+                 "give a whole number of replicates, 0-100000")
+    check_option("segments", s, isinstance(s, int) and 3 <= s <= 200, "give a whole number of segments, 3-200")
+    check_option("interval", i, isinstance(i, float | int) and 0 < i < 1, "give a coverage between 0 and 1, e.g. 0.9")
+    check_option("min_units", m, isinstance(m, int) and m >= 5, "give a whole number >= 5")
     r = options["importance_ratio"]
-    _check("importance_ratio", r, isinstance(r, float | int) and r > 1, "give a ratio > 1, e.g. 2")
+    check_option("importance_ratio", r, isinstance(r, float | int) and r > 1, "give a ratio > 1, e.g. 2")
 
 
 def _pearson_r2(x: np.ndarray, y: np.ndarray) -> float:

@@ -32,7 +32,7 @@ from ..schema import AGGREGATION_CODES, framework_from_dict
 from ..stages import aggregate
 from ..stages.weights import resolve_weights
 from .importance import SmootherSet, SplineSmoother
-from .importance import _check as option
+from .importance import check_option as option
 from .result import flag
 from .whatif import as_result, rank_shifts
 

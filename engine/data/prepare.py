@@ -17,7 +17,7 @@ from ..errors import DataError, DataQualityWarning, preview
 from ..schema import Framework, Indicator
 from .load import Dataset, suggest
 
-__all__ = ["Inputs", "prepare"]
+__all__ = ["Inputs", "numeric_column", "prepare"]
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class Inputs:
         return self.raw.shape[0]
 
 
-def _numeric_column(table: pl.DataFrame, column: str, unit: str, node: str | None) -> np.ndarray:
+def numeric_column(table: pl.DataFrame, column: str, unit: str, node: str | None) -> np.ndarray:
     """The column as float64 (NaN for missing), or a DataError naming the non-numeric cells."""
     series = table[column]
     if series.dtype.is_nested():
@@ -105,7 +105,7 @@ def prepare(framework: Framework, dataset: Dataset) -> Inputs:
 
     def column_values(column: str, node: str) -> np.ndarray:
         if column not in cache:
-            cache[column] = _numeric_column(table, column, unit, node)
+            cache[column] = numeric_column(table, column, unit, node)
         return cache[column]
 
     for j, ind in enumerate(framework.indicators):

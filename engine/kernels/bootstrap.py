@@ -2,7 +2,7 @@
 on the replicate's sample → scores of the target nodes → ranks → the Monte Carlo accumulators.
 
 Three sources of sampling variation, each given per replicate as arrays drawn outside the kernel
-(:mod:`engine.analysis.bootstrap`), so a replicate depends only on (seed, block, position):
+(:mod:`engine.analysis.resampling`), so a replicate depends only on (seed, block, position):
 
 * **records** (Poisson bootstrap): ``record_uniform[r, i]`` is a uniform 32-bit integer turned
   into the Poisson weight of record i by inversion (``weight = #{k : u ≥ thresholds[k]}``, with

@@ -206,7 +206,7 @@ def build(framework: Any, data: Any = None, uncertainty: Any = None, sensitivity
         raise DataError(f"the audit is of framework {audited.framework.id!r}, not of {result.framework.id!r}",
                         fix="audit this framework, or report on the audited one")
     if all(v is None for v in loaded.values()):
-        from ..analysis.run import uncertainty as run_uncertainty
+        from ..analysis.uncertainty import uncertainty as run_uncertainty
 
         loaded["uncertainty"] = run_uncertainty(result.framework, result.dataset, replicates=replicates, seed=seed)
     fw, index = result.framework, result.index_id

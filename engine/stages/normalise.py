@@ -2,7 +2,8 @@
 
 :data:`NORMALISERS` maps each registered method name (:mod:`engine.methods`) to its Numba
 kernel, its reference twin and a function building the per-column parameter arrays.  Directions
-follow COINr: values are multiplied by the direction first; goalposts and targets given in the indicator's units are flipped to match, so a
+follow COINr: values are multiplied by the direction first; goalposts and targets given in the indicator's
+units are flipped to match, so a
 direction -1 indicator gets ``(hi - x) / (hi - lo)`` with goalposts and ``(max - x) / (max - target)``
 with a target.
 """

@@ -18,17 +18,23 @@ import yaml
 from scipy.stats import poisson
 
 import engine
-from engine.analysis.bootstrap import (
+from engine.analysis.bootstrap import bootstrap, default_bootstrap_spec
+from engine.analysis.bootstrap_spec import (
+    BootstrapSpec,
+    compile_records,
+    load_bootstrap_spec,
+    poisson_thresholds,
+    resample_size,
+    sampling_draws,
+)
+from engine.analysis.design import map_parameters, n_columns, replicate_uniforms
+from engine.analysis.resampling import (
     DECOMPOSITION_SUMS,
     build_bootstrap_problem,
     evaluate,
     kernel_inputs,
     run_bootstrap_chunk,
 )
-from engine.analysis.design import map_parameters, n_columns, replicate_uniforms
-from engine.analysis.resample import (BootstrapSpec, compile_records, load_bootstrap_spec, poisson_thresholds,
-                                      resample_size, sampling_draws)
-from engine.analysis.stability import bootstrap, default_bootstrap_spec
 from engine.errors import DataError, SchemaError
 from engine.kernels import bootstrap as kernel
 from engine.resources import shipped_datasets
@@ -512,7 +518,8 @@ def _compile(records, rules, nominal_problem, **kw):
 
 def test_records_errors(firms, shipped_spec, nominal_problem):
     rules = shipped_spec["records"]
-    with pytest.raises(SchemaError, match=r"node 'nope': records derivation names an indicator the framework does not have"):
+    with pytest.raises(SchemaError,
+                       match=r"node 'nope': records derivation names an indicator the framework does not have"):
         _compile(firms, {"indicators": {"nope": {"stat": "count"}}}, nominal_problem)
     with pytest.raises(DataError, match=r"records have no unit column 'region'.*Fix: set records.unit"):
         _compile(firms, {**rules, "unit": "region"}, nominal_problem)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.analysis.run import uncertainty
+from engine.analysis.uncertainty import uncertainty
 
 pytestmark = pytest.mark.dask
 

@@ -141,8 +141,8 @@ def test_no_seed_means_fresh_entropy():
 
 @pytest.mark.parametrize("analysis", ["uncertainty", "bootstrap", "sensitivity"])
 def test_every_analysis_refuses_an_unknown_backend_before_scoring(analysis, monkeypatch):
-    module = {"uncertainty": "engine.analysis.run", "sensitivity": "engine.analysis.sensitivity",
-              "bootstrap": "engine.analysis.stability"}[analysis]
+    module = {"uncertainty": "engine.analysis.uncertainty", "sensitivity": "engine.analysis.sensitivity",
+              "bootstrap": "engine.analysis.bootstrap"}[analysis]
     monkeypatch.setattr(f"{module}.score", lambda *a, **k: pytest.fail("the run started"))
     with pytest.raises(SchemaError, match=r"unknown backend 'bogus'.*use serial, threads or dask"):
         getattr(engine, analysis)("asem", backend="bogus", **({"mode": "units"} if analysis == "bootstrap" else {}))
@@ -151,7 +151,7 @@ def test_every_analysis_refuses_an_unknown_backend_before_scoring(analysis, monk
 def test_the_three_analyses_share_the_driver():
     """No analysis keeps a run loop of its own: none calls the backends directly."""
     folder = Path(engine.__file__).parent / "analysis"
-    for name in ("run.py", "stability.py", "sensitivity.py"):
+    for name in ("uncertainty.py", "bootstrap.py", "sensitivity.py"):
         text = (folder / name).read_text(encoding="utf-8")
         assert "drive(" in text and "execute(" not in text and "Progress(" not in text and "connect(" not in text
 

@@ -9,18 +9,18 @@ import numpy as np
 import pytest
 
 import engine
+from engine.analysis import bootstrap as stability_module
 from engine.analysis import memory
-from engine.analysis import run as run_module
 from engine.analysis import sensitivity as sensitivity_module
-from engine.analysis import stability as stability_module
+from engine.analysis import uncertainty as run_module
+from engine.analysis.bootstrap import bootstrap
 from engine.analysis.design import n_columns
 from engine.analysis.memory import FIXED_SETS, check_memory, counts_bytes, estimate_bytes
-from engine.analysis.montecarlo import _split_call
+from engine.analysis.montecarlo import split_call
 from engine.analysis.problem import build_problem
-from engine.analysis.run import uncertainty
 from engine.analysis.sensitivity import _evaluate, sensitivity
 from engine.analysis.spec import load_spec, resolve_factors
-from engine.analysis.stability import bootstrap
+from engine.analysis.uncertainty import uncertainty
 from engine.errors import DataError
 from engine.schema import framework_from_dict
 from tests.analysis.conftest import city_data, city_framework
@@ -119,8 +119,8 @@ def test_uncounted_replicates_give_the_same_scores_ranks_and_shifts(case):
     """``count=False`` (empty histograms and pair counts, as Sobol uses): the same scores, R_S, ranks
     and moments, bit for bit, as a counted run, and nothing of units² size."""
     problem, _, params, _ = _case(case, 64, 9, 64)
-    counted = _split_call(problem, params, 64, 2, keep=True)
-    uncounted = _split_call(problem, params, 64, 2, keep=True, count=False)
+    counted = split_call(problem, params, 64, 2, keep=True)
+    uncounted = split_call(problem, params, 64, 2, keep=True, count=False)
     for a, b in zip(counted[3:], uncounted[3:], strict=True):  # moments, scores, R_S, ranks
         np.testing.assert_array_equal(a, b)
     assert all(a.size == 0 for a in uncounted[:3])

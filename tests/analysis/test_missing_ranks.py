@@ -8,9 +8,9 @@ import json
 import pytest
 
 from engine import MissingRankWarning
-from engine.analysis.run import uncertainty
+from engine.analysis.bootstrap import bootstrap
 from engine.analysis.sensitivity import sensitivity
-from engine.analysis.stability import bootstrap
+from engine.analysis.uncertainty import uncertainty
 from engine.cli import main
 from engine.errors import SchemaError
 from engine.schema import framework_from_dict

@@ -8,7 +8,7 @@ import pytest
 
 import engine
 from engine.analysis.montecarlo import ChunkState, quantile_from_counts, run_design, summarise
-from engine.analysis.run import _design_parameters, uncertainty
+from engine.analysis.uncertainty import _design_parameters, uncertainty
 from engine.errors import SchemaError
 from engine.schema import framework_from_dict
 from tests.analysis.conftest import city_data, city_framework

@@ -14,8 +14,8 @@ import pytest
 
 from engine.analysis import store as store_module
 from engine.analysis.exact import N_LIMBS
-from engine.analysis.run import uncertainty
 from engine.analysis.store import LOCK_NAME, ChunkStore
+from engine.analysis.uncertainty import uncertainty
 from engine.cli import main
 from engine.errors import CheckpointWarning, DataError
 

@@ -76,7 +76,7 @@ def test_fault_exits_2_without_traceback_in_a_subprocess(fault, tmp_path):
 
 
 def test_memory_error_is_one_paragraph_with_the_figure(monkeypatch, capsys):
-    import engine.analysis.run as run
+    import engine.analysis.uncertainty as run
 
     def too_big(*args, **kwargs):
         return np.empty((10**7, 10**7))  # NumPy's _ArrayMemoryError: "Unable to allocate 728. TiB …"

@@ -146,7 +146,7 @@ def test_a_huge_run_is_refused_without_yes_before_any_work(tmp_path, capsys):
 
 
 def test_the_api_reports_the_estimate_and_the_checkpoint_size(tmp_path):
-    from engine.analysis.run import uncertainty
+    from engine.analysis.uncertainty import uncertainty
 
     seen, stored = [], []
 
@@ -180,7 +180,7 @@ def test_confirm_asks_above_the_limits_and_refuses_without_a_terminal(tmp_path, 
 
 
 def test_ctrl_c_prints_the_resume_command(tmp_path, capsys, monkeypatch):
-    import engine.analysis.run as run
+    import engine.analysis.uncertainty as run
 
     def interrupted(*args, out=None, **kwargs):
         if out is None:
@@ -236,9 +236,9 @@ def test_threads_below_one_are_refused_by_the_cli(value, capsys):
 @pytest.mark.parametrize("analysis", ["uncertainty", "bootstrap", "sensitivity"])
 @pytest.mark.parametrize("threads", [0, -2])
 def test_threads_below_one_are_refused_by_the_api(analysis, threads):
-    from engine.analysis.run import uncertainty
+    from engine.analysis.bootstrap import bootstrap
     from engine.analysis.sensitivity import sensitivity
-    from engine.analysis.stability import bootstrap
+    from engine.analysis.uncertainty import uncertainty
 
     run = {"uncertainty": uncertainty, "bootstrap": bootstrap, "sensitivity": sensitivity}[analysis]
     with pytest.raises(SchemaError, match=rf"threads must be a whole number of at least 1, got {threads}"):
@@ -267,7 +267,7 @@ def test_a_malformed_scheduler_address_is_a_backend_error():
 def test_a_cluster_with_no_worker_is_reported_then_given_up(capsys):
     from dask.distributed import Client, LocalCluster
 
-    from engine.analysis.run import uncertainty
+    from engine.analysis.uncertainty import uncertainty
     from engine.backends.distributed import completed
 
     with LocalCluster(n_workers=0, processes=False, dashboard_address=":0") as cluster, \
@@ -285,7 +285,7 @@ def test_a_cluster_with_no_worker_is_reported_then_given_up(capsys):
 
 
 def test_a_run_seeded_by_fresh_entropy_resumes_with_the_stored_seed(tmp_path):
-    from engine.analysis.run import uncertainty
+    from engine.analysis.uncertainty import uncertainty
 
     class Stop(Exception):
         pass
@@ -310,7 +310,7 @@ def test_a_huge_bootstrap_is_refused_without_yes(capsys):
 
 
 def test_the_bootstrap_api_reports_the_estimate():
-    from engine.analysis.stability import bootstrap
+    from engine.analysis.bootstrap import bootstrap
 
     seen = []
     bootstrap("asem", mode="units", replicates=2048, seed=1, confirm=seen.append)
@@ -328,12 +328,12 @@ def test_weights_prints_an_aligned_table(capsys):
 
 def test_chunks_report_progress_block_by_block():
     from engine import score
-    from engine.analysis.bootstrap import build_bootstrap_problem, run_bootstrap_chunk
+    from engine.analysis.bootstrap import load_bootstrap_spec
     from engine.analysis.montecarlo import run_chunk
     from engine.analysis.problem import build_problem
-    from engine.analysis.run import with_default_factors
+    from engine.analysis.resampling import build_bootstrap_problem, run_bootstrap_chunk
     from engine.analysis.spec import load_spec, resolve_factors
-    from engine.analysis.stability import load_bootstrap_spec
+    from engine.analysis.uncertainty import with_default_factors
 
     nominal = score("asem")
     spec = with_default_factors(load_spec(None), nominal.framework)

@@ -26,10 +26,10 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import engine
-from engine.analysis.bootstrap import build_bootstrap_problem, evaluate, kernel_inputs
+from engine.analysis.bootstrap_spec import compile_records, load_bootstrap_spec, sampling_draws
 from engine.analysis.design import map_parameters, n_columns, replicate_uniforms
 from engine.analysis.problem import build_problem
-from engine.analysis.resample import compile_records, load_bootstrap_spec, sampling_draws
+from engine.analysis.resampling import build_bootstrap_problem, evaluate, kernel_inputs
 from engine.analysis.spec import resolve_factors
 from engine.kernels import normalise as kernel
 from engine.kernels import reference
@@ -407,8 +407,8 @@ BLOCKS_CASES = {
 
 @pytest.mark.parametrize("case", list(BLOCKS_CASES))
 def test_bootstrap_blocks_equals_twin(case):
-    """All seven outputs (accumulators, ranks, scores) exactly equal (the kernel and the twin add the same floats in the same
-    order), with one and with two lanes."""
+    """All seven outputs (accumulators, ranks, scores) exactly equal (the kernel and the twin add the same floats in
+    the same order), with one and with two lanes."""
     mode, extra, missing = BLOCKS_CASES[case]
     bp = _problem(mode, extra, missing)
     block, n = 8, 32

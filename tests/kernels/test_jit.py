@@ -50,7 +50,7 @@ def test_the_users_numba_features_win(fresh_config, monkeypatch):
 _RUN = """
 import hashlib, numpy as np
 from numba.core import config
-from engine.analysis.run import uncertainty
+from engine.analysis.uncertainty import uncertainty
 run = uncertainty("ai-city-2024", spec={"weights": [{"depth": 1, "noise": 0.25}, {"depth": 3, "noise": 0.25}]},
                   replicates=4096, seed=3, threads=2)
 table = run.units

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 import engine
-from engine.analysis.design import ParameterMap, map_parameters, n_columns, replicate_uniforms
 from engine.analysis import montecarlo as mc_analysis
-from engine.analysis.montecarlo import _split_call, run_chunk
+from engine.analysis.design import ParameterMap, map_parameters, n_columns, replicate_uniforms
+from engine.analysis.montecarlo import run_chunk, split_call
 from engine.analysis.problem import build_problem, kernel_design, kernel_targets, kernel_tree
 from engine.analysis.spec import load_spec, resolve_factors
 from engine.kernels import montecarlo as mc
@@ -29,10 +29,12 @@ CASES = {
     "ties between units": ({}, {"weights": WEIGHTS, "pairs": ["c000", "c001"]}, {"ties": True}),
     "one unit": ({}, {"weights": WEIGHTS}, {"n_units": 1}),
     "two units": ({}, {"weights": WEIGHTS}, {"n_units": 2}),
-    "dirichlet and ranges": ({}, {"weights": [{"depth": 1, "dirichlet": 5}, {"nodes": ["x0", "x3"], "range": [0.1, 3]}]}, {}),
+    "dirichlet and ranges": ({}, {"weights": [{"depth": 1, "dirichlet": 5},
+                                              {"nodes": ["x0", "x3"], "range": [0.1, 3]}]}, {}),
     "method alternatives": ({}, {"weights": WEIGHTS, "normalisation": {"choices": ["minmax", "rank", "zscore"]},
                                  "aggregation": [{"depth": 2, "choices": ["arithmetic", "geometric", "harmonic"]},
-                                                 {"depth": 0, "choices": ["arithmetic", {"method": "generalised", "p": 2}]}],
+                                                 {"depth": 0,
+                                                  "choices": ["arithmetic", {"method": "generalised", "p": 2}]}],
                                  "exclusion": True}, {}),
     "copeland and coverage": ({"defaults": {"min_coverage": 0.6}},
                               {"weights": WEIGHTS, "aggregation": [{"depth": 1, "choices": ["arithmetic", "copeland"]}],
@@ -140,7 +142,8 @@ def test_kernel_equals_twin(case):
     np.testing.assert_array_equal(state.pair_count, pairs)
     # the moments are summed per RNG block (here the chunk's 64 replicates, in order), whatever the work block
     np.testing.assert_array_equal(state.score_moments(), moments[0])
-    assert state.hist[:, :, :-1].sum() + state.hist[:, :, -1].sum() == block * blocks * problem.n_units * len(problem.targets)
+    counted = state.hist[:, :, :-1].sum() + state.hist[:, :, -1].sum()
+    assert counted == block * blocks * problem.n_units * len(problem.targets)
 
 
 def test_lanes_kept_across_chunks_give_each_chunk_its_own_statistics():
@@ -258,7 +261,7 @@ SPLIT_EDGE_ROWS = [
     [1e308, -1e308, 0.0, 7.5, 7.5 + 1e-13],    # range beyond the float maximum; near-equal but distinct
     [1e-310, 2e-310, -1e-310, 0.0],            # subnormal range (the scale overflows)
     list(np.linspace(0, 1, 300)),
-    list(np.linspace(0, 1e-9, 200)) + [1e6],   # one outlier: the rest share quantised values
+    [*np.linspace(0, 1e-9, 200), 1e6],   # one outlier: the rest share quantised values
     list(np.random.default_rng(3).integers(0, 5, 400).astype(float)),  # many ties, 9 index bits
     [5.0, 5.0, 3.0, 2.0, 1.0],                 # one run, at the start only
     [5.0, 4.0, 3.0, 1.0, 1.0],                 # one run, at the end only
@@ -540,7 +543,7 @@ def test_split_kernels_equal_their_twins(case):
     for kernel_out, twin_out in zip(out, twin):
         np.testing.assert_array_equal(kernel_out, twin_out)
     for lanes in (1, 2, 3):  # the lane-threaded fast path of the analysis layer, any number of lanes
-        split = _split_call(problem, p, block, lanes, keep=True)
+        split = split_call(problem, p, block, lanes, keep=True)
         for split_out, twin_out in zip(split[:4] + split[5:], twin):
             np.testing.assert_array_equal(split_out, twin_out)
         np.testing.assert_array_equal(split[4], scores)

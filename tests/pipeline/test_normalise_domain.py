@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 
 import engine
-from engine.analysis.run import uncertainty
-from engine.analysis.stability import bootstrap
+from engine.analysis.bootstrap import bootstrap
+from engine.analysis.uncertainty import uncertainty
 from engine.errors import DataError, SchemaError
 from engine.schema import framework_from_dict
 

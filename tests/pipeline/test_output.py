@@ -16,9 +16,9 @@ import pyarrow.parquet as pq
 import pytest
 
 import engine
-from engine.analysis.run import uncertainty
+from engine.analysis.bootstrap import bootstrap
 from engine.analysis.sensitivity import sensitivity
-from engine.analysis.stability import bootstrap
+from engine.analysis.uncertainty import uncertainty
 from engine.errors import DataError
 from engine.io import atomic_write, settings_table, write_json, write_table, write_tables
 
@@ -31,7 +31,7 @@ def city_result() -> engine.ScoreResult:
 
 
 @pytest.fixture(scope="module")
-def city_run() -> engine.analysis.run.UncertaintyResult:
+def city_run() -> engine.analysis.uncertainty.UncertaintyResult:
     return uncertainty(CITY, replicates=2048, seed=5, block_size=1024)
 
 
@@ -332,8 +332,8 @@ def test_analyses_check_the_output_before_any_work(tmp_path, monkeypatch, analys
     def computed(*args, **kwargs):
         raise AssertionError("the run started")
 
-    module = {"uncertainty": "engine.analysis.run", "sensitivity": "engine.analysis.sensitivity",
-              "bootstrap": "engine.analysis.stability"}[analysis]
+    module = {"uncertainty": "engine.analysis.uncertainty", "sensitivity": "engine.analysis.sensitivity",
+              "bootstrap": "engine.analysis.bootstrap"}[analysis]
     monkeypatch.setattr(f"{module}.score", computed)
     call = {"uncertainty": uncertainty, "sensitivity": sensitivity, "bootstrap": bootstrap}[analysis]
     existing = tmp_path / "file"

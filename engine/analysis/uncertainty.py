@@ -18,8 +18,17 @@ from ..errors import SchemaError
 from ..io import with_unit_names, write_tables
 from ..pipeline import ScoreResult, score
 from .design import RNG_BLOCK, Parameters
-from .driver import (BackendOptions, check_run, data_digest, drive, replicate_chunk_blocks, run_manifest, run_seed, versions,
-                     warn_missing_ranks)
+from .driver import (
+    BackendOptions,
+    check_run,
+    data_digest,
+    drive,
+    replicate_chunk_blocks,
+    run_manifest,
+    run_seed,
+    versions,
+    warn_missing_ranks,
+)
 from .memory import check_memory
 from .montecarlo import ChunkState, Lanes, RankStatistics, run_chunk, run_design, summarise
 from .problem import Problem, build_problem
@@ -253,7 +262,8 @@ def _finish(problem: Problem, spec: UncertaintySpec, factors, state: ChunkState,
         **run_manifest("uncertainty", problem, spec.to_dict(), spec.block_size, seed, stats, state, wall),
         "factors": [f.name for f in factors],
         "nominal_matches_pipeline": bool(np.array_equal(
-            problem.nominal_rank[0], np.nan_to_num(problem.result.stages.ranks[:, problem.targets[0]]).astype(np.int64)))
+            problem.nominal_rank[0],
+            np.nan_to_num(problem.result.stages.ranks[:, problem.targets[0]]).astype(np.int64)))
         if problem.result is not None else None,
         **info,
     }
