@@ -14,7 +14,7 @@ from ..data.prepare import numeric_column, plausible_range
 from ..errors import SchemaError
 from ..stages import kurtosis, skewness
 from .result import flag
-from .structure import indicators_below, pair_statistics
+from .structure import check_stage, indicators_below, pair_statistics
 
 __all__ = ["OPTIONS", "section"]
 
@@ -29,14 +29,7 @@ OPTIONS: dict[str, Any] = {
     "denominator_correlation": 0.6,  #: |r| of an indicator with a denominator above this is flagged
     "denominators": (),  #: further data columns to treat as denominators (besides the framework's)
 }
-STAGES = ("raw", "denominated", "treated", "normalised")
 SECTION = "data"
-
-
-def check_stage(stage: str, option: str) -> None:
-    if stage not in STAGES:
-        raise SchemaError(f"audit option {option} must be one of {', '.join(STAGES)}, not {stage!r}", node=None,
-                          fix=f"e.g. {option}=normalised")
 
 
 def check(options: dict[str, Any]) -> None:

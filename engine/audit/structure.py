@@ -18,7 +18,8 @@ from scipy import stats
 from ..errors import SchemaError
 from .result import flag
 
-__all__ = ["OPTIONS", "cronbach_alpha", "indicators_below", "node_values", "pair_statistics", "pca", "section"]
+__all__ = ["OPTIONS", "STAGES", "check_stage", "cronbach_alpha", "indicators_below", "node_values", "pair_statistics",
+           "pca", "section"]
 
 OPTIONS: dict[str, Any] = {
     "structure_stage": "normalised",  #: indicator values: normalised (default) | treated | denominated | raw
@@ -26,15 +27,23 @@ OPTIONS: dict[str, Any] = {
     "redundant": 0.9,  #: r above this: a redundant pair
 }
 SECTION = "structure"
-STAGES = ("raw", "denominated", "treated", "normalised")
 _NAN_PAIR = {"n": 0, "pearson": np.nan, "pearson_p": np.nan, "spearman": np.nan, "spearman_p": np.nan}
+
+
+#: The pipeline stages whose values the audit can read.
+STAGES = ("raw", "denominated", "treated", "normalised")
+
+
+def check_stage(stage: str, option: str, example: str = "normalised") -> None:
+    """Refuse an audit option naming a pipeline stage that is not one of :data:`STAGES`."""
+    if stage not in STAGES:
+        raise SchemaError(f"audit option {option} must be one of {', '.join(STAGES)}, not {stage!r}", node=None,
+                          fix=f"e.g. {option}={example}")
 
 
 def check(options: dict[str, Any]) -> None:
     """Refuse bad options before scoring."""
-    if options["structure_stage"] not in STAGES:
-        raise SchemaError(f"audit option structure_stage must be one of {', '.join(STAGES)}, not "
-                          f"{options['structure_stage']!r}", node=None, fix="e.g. structure_stage=treated")
+    check_stage(options["structure_stage"], "structure_stage", "treated")
     for name in ("weak", "redundant"):
         value = options[name]
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
