@@ -121,6 +121,7 @@ TREATMENT = _family("treatment", None, [
 ])
 IMPUTATION = _family("imputation", None, [
     ("none", {}), ("mean", {}), ("median", {}), ("group_mean", {}, {"group"}), ("group_median", {}, {"group"}),
+    ("locf", {}), ("interpolate", {}),  # the unit's own series: panel data only (engine.panel)
 ])
 WEIGHTING = _family("weighting", None, [
     ("manual", {}), ("equal", {}), ("ahp", {}), ("entropy", {}), ("critic", {}), ("pca", {}),

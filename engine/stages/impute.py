@@ -6,10 +6,37 @@ import warnings
 
 import numpy as np
 
-from ..errors import ImputationWarning
+from ..errors import ImputationWarning, SchemaError
 from ..schema import Indicator
 
-__all__ = ["impute", "screen"]
+__all__ = ["SERIES_METHODS", "fill_series", "impute", "screen"]
+
+#: Imputation methods that use the unit's own series over time (panel data, :mod:`engine.panel`).
+SERIES_METHODS = ("locf", "interpolate")
+
+
+def fill_series(values: np.ndarray, times: np.ndarray, method: str) -> np.ndarray:
+    """One unit's series (values in time order, NaN = missing) with its gaps filled.
+
+    ``locf``: the last observation carried forward; ``interpolate``: linear in ``times`` between
+    the observations before and after, ``v0 + (v1 - v0)·(t - t0)/(t1 - t0)``.  Values before the
+    first observation (and, for ``interpolate``, after the last) stay missing: there is nothing to
+    carry or to interpolate between."""
+    values = np.asarray(values, np.float64)
+    present = np.flatnonzero(~np.isnan(values))
+    out = values.copy()
+    if present.size == 0:
+        return out
+    if method == "locf":
+        last = np.maximum.accumulate(np.where(~np.isnan(values), np.arange(values.size), -1))
+        out = np.where(last >= 0, values[np.maximum(last, 0)], np.nan)
+    elif method == "interpolate":
+        inside = (np.arange(values.size) > present[0]) & (np.arange(values.size) < present[-1])
+        times = np.asarray(times, np.float64)
+        out[inside] = np.interp(times[inside], times[present], values[present])
+    else:
+        raise ValueError(f"not a series imputation method: {method!r}")
+    return out
 
 
 def _fill(column: np.ndarray, statistic) -> np.ndarray:
@@ -27,6 +54,13 @@ def impute(x: np.ndarray, indicators: tuple[Indicator, ...], groups: dict[str, n
     whole group is missing for that indicator, or when the unit has no group (with an
     :class:`ImputationWarning`).
     """
+    series = {ind.id: ind.imputation.name for ind in indicators if ind.imputation.name in SERIES_METHODS}
+    if series:
+        first = next(iter(series))
+        raise SchemaError(f"imputation {series[first]!r} uses the unit's own series over time, which one table of "
+                          f"units does not have ({len(series)} indicator(s) use it)", node=first, path=None,
+                          fix="score panel data (engine.panel.score_panel, cityrank trajectories --panel), or "
+                          "choose mean/median/group_mean/group_median for a single edition")
     out = np.array(x, dtype=np.float64, copy=True)
     filled: dict[str, int] = {}
     left: list[str] = []

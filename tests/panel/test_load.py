@@ -1,0 +1,119 @@
+"""load_panel: every bad panel is refused before any work, with the offending units/periods named."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+import pytest
+
+from engine.errors import DataError, SchemaError
+from engine.panel import load_panel, period_years
+
+from .conftest import toy_framework
+
+
+def test_a_panel_serves_each_period(framework, table):
+    panel = load_panel(framework, table)
+    assert panel.periods == (2010, 2011, 2012)
+    assert panel.units_in(2011) == ["x", "y", "z"]
+    data = panel.dataset(2012)
+    assert data.unit == "city" and data.table["a"].to_list() == [1.0, 2.0, 9.0]
+
+
+def test_entered_and_left(framework, table):
+    panel = load_panel(framework, table.filter(~((pl.col("city") == "x") & (pl.col("year") == 2012)))
+                       .vstack(pl.DataFrame({"city": ["w"], "year": [2012], "a": [1.0], "b": [1.0]})))
+    assert panel.entered(2011, 2012) == ["w"]
+    assert panel.left(2011, 2012) == ["x"]
+    assert panel.entered(2010, 2011) == [] == panel.left(2010, 2011)
+
+
+def test_duplicate_unit_periods_are_named(framework, table):
+    with pytest.raises(DataError, match=r"duplicate unit-period rows: 'y @ 2011'") as err:
+        load_panel(framework, pl.concat([table, table.filter((pl.col("city") == "y") & (pl.col("year") == 2011))]))
+    assert err.value.units == ["y"]
+
+
+def test_a_period_with_one_unit_is_refused(framework, table):
+    lonely = pl.DataFrame({"city": ["x"], "year": [2013], "a": [1.0], "b": [1.0]})
+    with pytest.raises(DataError, match=r"period\(s\) 2013 have a single unit"):
+        load_panel(framework, pl.concat([table, lonely]))
+
+
+def test_a_single_period_is_not_a_panel(framework, table):
+    with pytest.raises(DataError, match="at least two periods; the data have 1"):
+        load_panel(framework, table.filter(pl.col("year") == 2010))
+
+
+def test_a_period_column_that_is_not_integer_or_date(framework, table):
+    with pytest.raises(DataError, match=r"period column must hold integers .* not String .*'2010a'"):
+        load_panel(framework, table.with_columns(pl.col("year").cast(pl.String) + "a"))
+    with pytest.raises(DataError, match=r"not Float64"):
+        load_panel(framework, table.with_columns(pl.col("year") + 0.5))
+
+
+def test_period_columns_of_text_years_and_dates_are_read(framework, table):
+    assert load_panel(framework, table.with_columns(pl.col("year").cast(pl.String))).periods == (2010, 2011, 2012)
+    dated = table.with_columns(pl.date(pl.col("year"), 12, 31).alias("year"))
+    assert load_panel(framework, dated).periods[0] == dt.date(2010, 12, 31)
+    assert period_years([dt.date(2011, 1, 1), 2012]).tolist() == [2011.0, 2012.0]
+
+
+def test_missing_unit_or_period_values(framework, table):
+    with pytest.raises(DataError, match=r"period missing in data row\(s\) 2"):
+        load_panel(framework, table.with_columns(pl.when(pl.int_range(9) == 1).then(None)
+                                                 .otherwise(pl.col("year")).alias("year")))
+    with pytest.raises(DataError, match="no period column given"):
+        load_panel(toy_framework(data={"unit": "city"}), table)
+    with pytest.raises(DataError, match="column 'when': column not found"):
+        load_panel(framework, table, period="when")
+
+
+def test_unknown_period_asked_for(framework, table):
+    panel = load_panel(framework, table)
+    for ask in (panel.dataset, panel.units_in):
+        with pytest.raises(DataError, match=r"unknown period 2020; the panel has 2010, 2011, 2012"):
+            ask(2020)
+    with pytest.raises(DataError, match="unknown period 1999"):
+        panel.entered(1999, 2010)
+
+
+def _write(tmp_path, table, year, ids):
+    path = tmp_path / f"data_{year}.csv"
+    table.filter(pl.col("year") == year).drop("year").with_columns(pl.Series("city", ids)).write_csv(path)
+    return path
+
+
+def test_one_file_per_period(framework, table, tmp_path):
+    files = {y: _write(tmp_path, table, y, ["x", "y", "z"]) for y in (2010, 2011, 2012)}
+    panel = load_panel(framework, files=files)
+    assert panel.periods == (2010, 2011, 2012) and panel.period == "year"
+    assert panel.dataset(2011).table["a"].to_list() == [1.0, 4.0, 5.0]
+
+
+def test_a_unit_column_that_changes_type_between_files(framework, table, tmp_path):
+    files = {2010: _write(tmp_path, table, 2010, ["1", "2", "3"]), 2011: _write(tmp_path, table, 2011, ["x", "y", "z"])}
+    with pytest.raises(DataError, match=r"unit column changes type between files \(.*data_2010.csv: Int64', "
+                                        r".*data_2011.csv: String'"):
+        load_panel(framework, files=files)
+
+
+def test_files_and_data_together_are_refused(framework, table, tmp_path):
+    with pytest.raises(DataError, match=r"either data .* or files"):
+        load_panel(framework, table, files={2010: tmp_path / "a.csv"})
+    with pytest.raises(DataError, match=r"period \(1,\) of file .* is not an integer or a date"):
+        load_panel(framework, files={(1,): tmp_path / "a.csv"})
+
+
+def test_unknown_normalisation_and_methods_without_a_panel_form(table):
+    panel = load_panel(toy_framework(), table)
+    with pytest.raises(SchemaError, match="normalisation must be one of"):
+        panel.framework("global")
+    ranked = load_panel(toy_framework(normalisation={"method": "zscore"}), table)
+    with pytest.raises(SchemaError, match=r"no fixed-parameter \(panel\) form of the normalisation of 'a \(zscore "
+                                          r"depends on the other units of its period\)'"):
+        ranked.framework("panel")
+    shifted = load_panel(toy_framework(normalisation={"method": "minmax", "range": [1, 100]}), table)
+    with pytest.raises(SchemaError, match=r"minmax range \[1, 100\] does not start at 0"):
+        shifted.framework("panel")
