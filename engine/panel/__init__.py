@@ -9,5 +9,6 @@ Layer: above ``engine.data``/``engine.pipeline``, below ``engine.analysis``/``en
 """
 
 from .load import NORMALISATIONS, Panel, load_panel, period_years
+from .trajectories import Trajectories, score_panel
 
-__all__ = ["NORMALISATIONS", "Panel", "load_panel", "period_years"]
+__all__ = ["NORMALISATIONS", "Panel", "Trajectories", "load_panel", "period_years", "score_panel"]
