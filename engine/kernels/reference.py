@@ -47,6 +47,7 @@ __all__ = [
     "jenks",
     "montecarlo_blocks", "montecarlo_scores", "montecarlo_accumulate", "noise_weights",
     "normalise_column", "bootstrap_blocks",
+    "rank_change",
 ]
 
 
@@ -715,3 +716,24 @@ def bootstrap_blocks(sample, records, noise, norm, tree, design, targets, block_
             shift_out[r, t] = _mc_accumulate(score, rank_t, nominal_rank[t], pair_units, hist[t], shift_hist[t],
                                              pair_count[t], moments[r // block_size, t])
     return hist, shift_hist, pair_count, moments, shift_out, ranks, scores
+
+
+# ----------------------------------------------------------------------------- paired rank change
+
+def rank_change(scores_from, keys_from, scores_to, keys_to, rows_from, rows_to):
+    """Readable twin of :func:`engine.kernels.change.rank_change`: each replicate's competition
+    ranks in both periods from the scores alone (the keys are not needed for the result); for
+    common unit i, ``d = rank_from − rank_to`` counted in column ``d + n − 1`` (n = the larger
+    period's unit count), or in the last column when it has no rank in one of the periods."""
+    n = max(scores_from.shape[1], scores_to.shape[1])
+    out = np.zeros((len(rows_from), 2 * n), np.int64)
+    for r in range(scores_from.shape[0]):
+        rank_from = _competition_ranks(scores_from[r])
+        rank_to = _competition_ranks(scores_to[r])
+        for i, (row_from, row_to) in enumerate(zip(rows_from, rows_to, strict=True)):
+            a, b = rank_from[row_from], rank_to[row_to]
+            if a > 0 and b > 0:
+                out[i, a - b + n - 1] += 1
+            else:
+                out[i, 2 * n - 1] += 1
+    return out

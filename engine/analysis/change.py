@@ -1,0 +1,471 @@
+"""``engine.change``: is a rank change between two periods real?  Paired Monte Carlo.
+
+Each replicate draws ONE design row (keyed by (seed, block), as in :func:`engine.uncertainty`)
+and applies its weights and method choices to both periods: one :class:`Problem` per period
+from the same spec and factors, scored with the same parameters
+(:func:`engine.kernels.montecarlo.montecarlo_scores`), ranked within each period, and the rank
+change ``rank_from − rank_to`` (positive = moved up) of every unit present in both periods is
+counted in an integer histogram (:func:`engine.kernels.change.rank_change`: exact, mergeable in
+any order, so the result is the same for any threads, chunks or Dask workers).  Nothing of size
+units × replicates is held beyond a sub-batch of 256 replicates.
+
+Units that entered (only in the later period) or left (only in the earlier one) are reported in
+the units table with their one rank, not dropped.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from .. import __version__
+from ..display import manifest_summary, result_html, result_text
+from ..errors import DataError, DataQualityWarning, SchemaError, preview
+from ..io import with_unit_names, write_tables
+from ..kernels import montecarlo as mc_kernel
+from ..kernels.change import rank_change
+from ..panel import Panel
+from ..pipeline import ScoreResult, score
+from ..schema import load_framework
+from .design import RNG_BLOCK, ParameterMap, n_columns, replicate_uniforms
+from .driver import BackendOptions, check_run, data_digest, drive, replicate_chunk_blocks, run_seed, versions
+from .montecarlo import SUB_BATCH, moment_block, quantile_from_counts
+from .problem import Problem, build_problem, kernel_design, kernel_targets, kernel_tree
+from .spec import UncertaintySpec, load_spec, resolve_factors
+from .uncertainty import CHUNK_REPLICATES, LOCAL_CHUNK_REPLICATES, with_default_factors
+
+__all__ = ["ChangeResult", "ChangeState", "PairedProblem", "change", "change_statistics", "run_change_chunk"]
+
+#: Places of the default ``P(improved by >= k places)`` columns.
+PLACES = (1, 3, 5, 10)
+NORMALISATIONS = ("period", "panel")
+
+
+@dataclass(frozen=True)
+class PairedProblem:
+    """The two periods' problems and the rows of the units present in both."""
+
+    before: Problem  #: The earlier period (``start``).
+    after: Problem  #: The later period (``end``).
+    rows_from: np.ndarray  #: int64 (n_common,): rows of the common units in ``before``.
+    rows_to: np.ndarray  #: int64 (n_common,): their rows in ``after``.
+    common: list[Any]  #: Ids of the common units (in ``after``'s order).
+
+    @property
+    def n_bins(self) -> int:
+        """Histogram columns: 2 n − 1 changes (n = the larger period's unit count) and no-rank."""
+        return 2 * max(self.before.n_units, self.after.n_units)
+
+    def without_result(self) -> PairedProblem:
+        """A lighter copy for shipping to workers."""
+        return replace(self, before=self.before.without_result(), after=self.after.without_result())
+
+
+@dataclass
+class ChangeState:
+    """Mergeable statistics of a set of blocks: the integer histogram of rank changes."""
+
+    hist: np.ndarray  #: int64 (n_common, 2 n): change d in column d + n − 1, last column = no rank.
+    blocks: set[int] = field(default_factory=set)  #: Work blocks included.
+
+    @classmethod
+    def empty(cls, pair: PairedProblem) -> ChangeState:
+        return cls(np.zeros((len(pair.common), pair.n_bins), np.int64))
+
+    def merge(self, other: ChangeState) -> ChangeState:
+        return self.copy().absorb(other)
+
+    def absorb(self, other: ChangeState) -> ChangeState:
+        overlap = self.blocks & other.blocks
+        if overlap:
+            raise ValueError(f"blocks counted twice: {sorted(overlap)[:5]}")
+        self.hist += other.hist
+        self.blocks |= other.blocks
+        return self
+
+    def copy(self) -> ChangeState:
+        return ChangeState(self.hist.copy(), set(self.blocks))
+
+    @property
+    def n_replicates(self) -> int:
+        return int(self.hist[0].sum()) if len(self.hist) else 0
+
+
+def _score_period(problem: Problem, params, scores: np.ndarray, keys: np.ndarray) -> None:
+    """Scores and sorted packed keys (n, 1, n_units) of replicates ``params`` in one period."""
+    mc_kernel.montecarlo_scores(problem.zt, problem.linear_variant, kernel_tree(problem), kernel_design(params),
+                                kernel_targets(problem, np.zeros(0, np.int64)), scores, keys)
+    keys.reshape(-1, keys.shape[-1]).sort(axis=1)  # NumPy's sort releases the GIL
+
+
+def run_change_chunk(pair: PairedProblem, factors, seed: int, first_block: int, stop_block: int, block_size: int,
+                     n_lanes: int = 1, n_replicates: int | None = None,
+                     on_block: Callable[[int], None] | None = None) -> ChangeState:
+    """Paired replicates of work blocks ``first_block .. stop_block − 1`` (the last may be partial).
+
+    The RNG blocks (1,024 replicates) of the chunk go to ``n_lanes`` lane threads, each taking the
+    next one not yet taken; a lane draws the block's design rows, maps them to each period's
+    parameters (the same rows), scores both periods a sub-batch at a time and counts the rank
+    changes into its own histogram.  Integer counts add up the same in any grouping, so which lane
+    takes which block changes nothing."""
+    start = first_block * block_size
+    stop = stop_block * block_size if n_replicates is None else min(stop_block * block_size, n_replicates)
+    size = moment_block(block_size)
+    cuts = [start, *range((start // size + 1) * size, stop, size), stop]
+    ranges = [(lo, hi) for lo, hi in itertools.pairwise(cuts) if hi > lo]
+    n_lanes = max(1, min(n_lanes, len(ranges)))
+    columns = n_columns(factors)
+    maps = ParameterMap(factors, pair.before), ParameterMap(factors, pair.after)
+    hists = [np.zeros((len(pair.common), pair.n_bins), np.int64) for _ in range(n_lanes)]
+    taken = iter(range(len(ranges)))
+    lock, failed = threading.Lock(), threading.Event()
+
+    def take() -> int | None:
+        with lock:
+            return None if failed.is_set() else next(taken, None)
+
+    def lane(k: int) -> None:
+        sub = min(SUB_BATCH, size)
+        buffers = [(np.empty((sub, 1, p.n_units)), np.empty((sub, 1, p.n_units), np.uint32))
+                   for p in (pair.before, pair.after)]
+        try:
+            while (index := take()) is not None:
+                lo, hi = ranges[index]
+                u = replicate_uniforms(seed, lo, hi, columns)
+                params = maps[0](u), maps[1](u)  # one design row, both periods
+                for a in range(0, hi - lo, sub):
+                    b = min(a + sub, hi - lo)
+                    for problem, p, (scores, keys) in zip((pair.before, pair.after), params, buffers, strict=True):
+                        _score_period(problem, p.slice(a, b), scores[:b - a], keys[:b - a])
+                    (sf, kf), (st, kt) = ((s[:b - a].reshape(b - a, -1), k_[:b - a].reshape(b - a, -1))
+                                          for s, k_ in buffers)
+                    rank_change(sf, kf, st, kt, pair.rows_from, pair.rows_to, hists[k])
+                if on_block is not None:
+                    on_block(hi - lo)
+        except BaseException:
+            failed.set()
+            raise
+
+    if n_lanes == 1:
+        lane(0)
+    else:
+        with ThreadPoolExecutor(n_lanes) as pool:
+            for future in [pool.submit(lane, k) for k in range(n_lanes)]:
+                future.result()
+    total = hists[0]
+    for more in hists[1:]:
+        total += more
+    return ChangeState(total, set(range(first_block, stop_block)))
+
+
+def _chunk(pair: PairedProblem, factors, seed: int, block_size: int, n_replicates: int, first: int, stop: int
+           ) -> ChangeState:
+    """Dask task: blocks [first, stop) with one lane."""
+    return run_change_chunk(pair, factors, seed, first, stop, block_size, 1, n_replicates)
+
+
+class _Change:
+    """The paired Monte Carlo adapter of :func:`engine.analysis.driver.drive` (no checkpoints)."""
+
+    checkpoints = False
+    work_per_replicate, work_unit = 1, "paired replicates"
+
+    def __init__(self, pair: PairedProblem, spec: UncertaintySpec, factors, seed: int, fingerprint: dict[str, Any]):
+        self.pair, self.spec, self.factors, self.seed, self._fingerprint = pair, spec, factors, seed, fingerprint
+        self.n_replicates, self.block_size = spec.replicates, spec.block_size
+
+    def chunk_blocks(self, requested: int | None, distributed: bool) -> int:
+        per_chunk = CHUNK_REPLICATES if distributed else LOCAL_CHUNK_REPLICATES
+        return replicate_chunk_blocks(requested, per_chunk, self.block_size)
+
+    def empty_state(self) -> ChangeState:
+        return ChangeState.empty(self.pair)
+
+    def run_chunk(self, first: int, stop: int, n_lanes: int, on_block) -> ChangeState:
+        return run_change_chunk(self.pair, self.factors, self.seed, first, stop, self.block_size, n_lanes,
+                                self.n_replicates, on_block)
+
+    def dask_task(self):
+        return _chunk, (self.pair.without_result(), self.factors, self.seed, self.block_size, self.n_replicates)
+
+    def fingerprint(self) -> dict[str, Any]:
+        return self._fingerprint
+
+    def close(self) -> None:
+        pass
+
+
+def change_statistics(hist: np.ndarray, places: Sequence[int] = PLACES) -> dict[str, np.ndarray]:
+    """Per-unit summaries of rank-change histograms ``hist`` (n_units, 2 n) (see :class:`ChangeState`):
+    median, 5 % and 95 % quantiles (``numpy.quantile``'s linear rule on the exact counts), mean and
+    sd of the change over the replicates where the unit has both ranks; P(improved), P(improved by
+    >= k places), P(same), P(worsened) and P(no rank) over all replicates; ``robust``: the 5–95 %
+    interval excludes 0."""
+    counts = hist[:, :-1]
+    offset = counts.shape[1] // 2  # n − 1: column of change 0
+    values = np.arange(counts.shape[1], dtype=np.int64) - offset
+    n_rep = hist.sum(axis=1)
+    ranked = counts.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = (counts @ values) / ranked
+        sd = np.sqrt(np.maximum((counts @ (values * values)) / ranked - mean * mean, 0.0))
+        q05, median, q95 = (quantile_from_counts(counts, q) - 1 - offset for q in (0.05, 0.5, 0.95))
+        out = {"median_change": median, "q05_change": q05, "q95_change": q95, "mean_change": mean, "sd_change": sd,
+               "p_improved": counts[:, values > 0].sum(axis=1) / n_rep}
+        for k in places:
+            if k > 1:
+                out[f"p_improved_{k}"] = counts[:, values >= k].sum(axis=1) / n_rep
+        out |= {"p_same": counts[:, offset] / n_rep, "p_worsened": counts[:, values < 0].sum(axis=1) / n_rep,
+                "p_missing": hist[:, -1] / n_rep}
+    out["robust"] = (q05 > 0) | (q95 < 0)
+    return out
+
+
+@dataclass(frozen=True)
+class ChangeResult:
+    """Distribution of every unit's rank change between two periods under paired replicates."""
+
+    units: pl.DataFrame  #: Per unit: status, ranks, nominal change, change distribution summaries.
+    distribution: pl.DataFrame  #: Long table of the exact histogram: unit, change, replicates, probability.
+    manifest: dict[str, Any]
+    pair: PairedProblem
+
+    @property
+    def robust(self) -> pl.DataFrame:
+        """Units whose 5–95 % rank-change interval excludes 0 (largest median change first)."""
+        return self.units.filter(pl.col("robust")).sort("median_change", descending=True, maintain_order=True)
+
+    def _facts(self) -> dict[str, Any]:
+        m = self.manifest
+        return {**manifest_summary(m), "periods": f"{m['periods']['from']} → {m['periods']['to']}",
+                "common units": m["units"]["common"], "robust": m["units"]["robust"]}
+
+    def __repr__(self) -> str:
+        return result_text("ChangeResult", self._facts(), self.units)
+
+    def _repr_html_(self) -> str:
+        return result_html("ChangeResult", self._facts(), self.units)
+
+    def write(self, out: str | Path, *, format: str | None = None) -> Path:
+        """Write ``units``, ``distribution`` and the manifest atomically (a folder of Parquet or CSV
+        files, or one workbook: :func:`engine.io.write_tables`)."""
+        return write_tables({"units": self.units, "distribution": self.distribution}, out, manifest=self.manifest,
+                            format=format)
+
+
+def _as_periods(data: Any, start: Any, end: Any, normalisation: str):
+    """``(label_from, data_from, label_to, data_to, framework_or_None)`` from a panel, a mapping
+    {period: data} or a pair (data_from, data_to); refuses bad periods before any work."""
+    if normalisation not in NORMALISATIONS:
+        raise SchemaError(f"normalisation must be 'period' or 'panel', got {normalisation!r}",
+                          fix="'period': each period normalised on its own; 'panel': fitted across the panel")
+    if isinstance(data, Panel):
+        periods = list(data.periods)
+        labels = {str(p): p for p in periods}
+        for name, period in (("start", start), ("end", end)):
+            if period not in periods and str(period) not in labels:
+                raise DataError(f"{name} period {period!r} is not in the panel (periods {preview(periods)})",
+                                fix=f"choose periods among {preview(periods)}")
+        first, last = (p if p in periods else labels[str(p)] for p in (start, end))
+        if first == last:
+            raise SchemaError(f"start and end are the same period {first!r}", fix="compare two different periods")
+        return first, data.dataset(first), last, data.dataset(last), data.framework(normalisation=normalisation)
+    if normalisation == "panel":
+        raise SchemaError("normalisation='panel' needs a panel (one normalisation fitted across all periods)",
+                          fix="pass engine.load_panel(...) or use normalisation='period'")
+    if isinstance(data, Mapping):
+        periods = list(data)
+        for name, period in (("start", start), ("end", end)):
+            if period not in data:
+                raise DataError(f"{name} period {period!r} is not among the periods given ({preview(periods)})",
+                                fix=f"choose periods among {preview(periods)}")
+        if start == end:
+            raise SchemaError(f"start and end are the same period {start!r}", fix="compare two different periods")
+        return start, data[start], end, data[end], None
+    if isinstance(data, Sequence) and not isinstance(data, str) and len(data) == 2:
+        return (start if start is not None else "from"), data[0], (end if end is not None else "to"), data[1], None
+    raise SchemaError(f"expected a panel, a mapping {{period: data}} or a pair (data_from, data_to), got "
+                      f"{type(data).__name__}", fix="e.g. change(fw, {2011: data_2011, 2012: data_2012}, "
+                      "start=2011, end=2012)")
+
+
+def _pair(before: Problem, after: Problem, label_from: Any, label_to: Any) -> PairedProblem:
+    rows = {u: i for i, u in enumerate(before.units)}
+    common = [u for u in after.units if u in rows]
+    if not common:
+        raise DataError(f"no unit is present in both periods {label_from!r} and {label_to!r} (e.g. "
+                        f"{preview(before.units)} against {preview(after.units)})",
+                        fix="check that both periods use the same unit ids (codes or names)")
+    rows_to = {u: i for i, u in enumerate(after.units)}
+    return PairedProblem(before, after, np.array([rows[u] for u in common], np.int64),
+                         np.array([rows_to[u] for u in common], np.int64), common)
+
+
+def _units_table(pair: PairedProblem, state: ChangeState, places: Sequence[int]) -> pl.DataFrame:
+    before, after = pair.before, pair.after
+
+    def rank_of(problem: Problem, rows) -> np.ndarray:
+        ranks = problem.nominal_rank[0][rows]
+        return np.where(ranks > 0, ranks, 0)
+
+    rank_from, rank_to = rank_of(before, pair.rows_from), rank_of(after, pair.rows_to)
+    common = pl.DataFrame({
+        "unit": [str(u) for u in pair.common],
+        "status": ["both"] * len(pair.common),
+        "rank_from": rank_from, "rank_to": rank_to,
+        "change": np.where((rank_from > 0) & (rank_to > 0), rank_from - rank_to, 0),
+        **change_statistics(state.hist, places),
+        "score_from": before.nominal_score[0][pair.rows_from], "score_to": after.nominal_score[0][pair.rows_to],
+    }).with_columns(pl.when((pl.col("rank_from") > 0) & (pl.col("rank_to") > 0)).then(pl.col("change"))
+                    .alias("change"))
+    common_set = set(pair.common)
+
+    def one_sided(problem: Problem, status: str, rank: str, score_column: str) -> pl.DataFrame:
+        rows = [i for i, u in enumerate(problem.units) if u not in common_set]
+        return pl.DataFrame({"unit": [str(problem.units[i]) for i in rows], "status": [status] * len(rows),
+                             rank: rank_of(problem, np.array(rows, np.int64)),
+                             score_column: problem.nominal_score[0][rows]})
+
+    table = pl.concat([common, one_sided(after, "entered", "rank_to", "score_to"),
+                       one_sided(before, "left", "rank_from", "score_from")], how="diagonal_relaxed")
+    return (table.with_columns(pl.col("rank_from").replace(0, None), pl.col("rank_to").replace(0, None))
+            .sort("rank_to", "rank_from", nulls_last=True, maintain_order=True))
+
+
+def _distribution(pair: PairedProblem, state: ChangeState) -> pl.DataFrame:
+    counts = state.hist[:, :-1]
+    offset = counts.shape[1] // 2
+    unit_index, column = np.nonzero(counts)
+    n_rep = state.hist.sum(axis=1)
+    return pl.DataFrame({"unit": [str(pair.common[i]) for i in unit_index], "change": column - offset,
+                         "replicates": counts[unit_index, column],
+                         "probability": counts[unit_index, column] / n_rep[unit_index]})
+
+
+def _names(*results: ScoreResult) -> pl.DataFrame | None:
+    tables = [r.unit_names() for r in results if r is not None]
+    if not tables or all(t.width == 1 for t in tables):
+        return None
+    tables = [t.rename({t.columns[0]: "unit"}).with_columns(pl.col("unit").cast(pl.String)) for t in tables]
+    return pl.concat(tables, how="diagonal_relaxed").unique("unit", keep="first", maintain_order=True)
+
+
+def change(framework, periods, *, start=None, end=None, spec: str | Path | Mapping | UncertaintySpec | None = None,
+           n_replicates: int | None = None, seed: int | None = None, block_size: int | None = None,
+           node: str | None = None, normalisation: str = "period", places: Sequence[int] = PLACES,
+           backend: str = "threads", threads: int | None = None, client: Any = None, scheduler: str | None = None,
+           workers: int | None = None, worker_wait: float | None = None, out: str | Path | None = None,
+           out_format: str | None = None, progress: bool = False,
+           confirm: Callable[[dict[str, Any]], None] | None = None, chunk_blocks: int | None = None,
+           **load_kwargs: Any) -> ChangeResult:
+    """Paired Monte Carlo of the rank change of every unit from period ``start`` to ``end``.
+
+    Parameters
+    ----------
+    framework
+        Framework (object, shipped name or file) applied to both periods; with a panel, None (the
+        panel's framework, :meth:`engine.panel.Panel.framework`) or the framework it was loaded for.
+    periods
+        A panel (:func:`engine.panel.load_panel`), a mapping ``{period: data}`` or a pair
+        ``(data_from, data_to)``; ``start`` and ``end`` pick the two periods.
+    spec, n_replicates, seed, block_size
+        As for :func:`engine.uncertainty` (default: ±25 % noise on every weight); each replicate's
+        design row is applied to both periods.
+    node
+        The node whose rank change is analysed (default: the spec's first target, else the index).
+    normalisation
+        ``"period"``: each period normalised on its own data; ``"panel"``: one normalisation
+        fitted across the panel (needs a panel), so scores are comparable over time.
+    places
+        ``k`` of the ``p_improved_k`` columns (P(improved by >= k places)); 1 is ``p_improved``.
+    backend, threads, client, scheduler, workers, worker_wait, chunk_blocks, progress, confirm
+        As for :func:`engine.uncertainty` (no checkpoints: a paired run is not resumed).
+    out, out_format
+        Where the tables (``units``, ``distribution``) and ``manifest.json`` are written.
+
+    Returns
+    -------
+    ChangeResult
+        ``.units``: per unit ``status`` (``both``, ``entered``, ``left``), ``rank_from``,
+        ``rank_to``, ``change`` (nominal, + = moved up), ``median_change``, ``q05_change``,
+        ``q95_change``, ``mean_change``, ``sd_change``, ``p_improved``, ``p_improved_k``,
+        ``p_same``, ``p_worsened``, ``p_missing``, ``robust`` (the 5–95 % interval excludes 0).
+
+    Raises
+    ------
+    SchemaError
+        Unknown normalisation, node or backend option, the same period twice, a block size that
+        is not a multiple or divisor of 1,024, a panel loaded for another framework.
+    DataError
+        A period not in the panel, no unit present in both periods.
+    """
+    started = time.perf_counter()
+    label_from, data_from, label_to, data_to, panel_framework = _as_periods(periods, start, end, normalisation)
+    backends = check_run(out, [framework, data_from, data_to, spec],
+                         BackendOptions(backend, threads, client, scheduler, workers, worker_wait))
+    spec = load_spec(spec, replicates=n_replicates, seed=seed, block_size=block_size)
+    if spec.block_size % RNG_BLOCK and RNG_BLOCK % spec.block_size:
+        raise SchemaError(f"block_size {spec.block_size} must be a multiple or a divisor of {RNG_BLOCK}",
+                          fix="use e.g. 1024, 4096 or 8192 (or 64, 256 for tiny runs)")
+    if panel_framework is None:
+        nominal_from, nominal_to = (score(framework, d, **load_kwargs) for d in (data_from, data_to))
+    else:
+        if framework is not None and load_framework(framework).digest != periods.source_framework.digest:
+            raise SchemaError(f"the panel was loaded for framework {periods.source_framework.id!r}, not the one given",
+                              fix="pass framework=None (the panel's own) or load the panel with this framework")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DataQualityWarning)  # reported once, by load_panel
+            nominal_from, nominal_to = (score(panel_framework, d) for d in (data_from, data_to))
+    resolved = nominal_from.framework
+    target = node or (spec.targets[0] if spec.targets else resolved.root.id)
+    if target not in resolved.node_ids:
+        raise SchemaError(f"unknown node {target!r}", node=target, fix=f"use a node id such as {resolved.root.id!r}")
+    spec = replace(with_default_factors(spec, resolved), targets=(target,), pairs=())
+    factors = resolve_factors(spec, resolved)
+    pair = _pair(build_problem(nominal_from, spec, factors), build_problem(nominal_to, spec, factors),
+                 label_from, label_to)
+    seed = run_seed(spec.seed)
+    fingerprint = {"framework": resolved.digest, "data_from": data_digest(nominal_from),
+                   "data_to": data_digest(nominal_to), "seed": seed, "block_size": spec.block_size,
+                   "spec": json.loads(json.dumps({k: v for k, v in spec.document.items() if k != "seed"}, default=str)),
+                   "periods": [str(label_from), str(label_to)], "normalisation": normalisation, "node": target,
+                   "n_blocks": -(-spec.replicates // spec.block_size), "engine": __version__}
+
+    def finish(state: ChangeState, info: dict[str, Any]) -> ChangeResult:
+        units = with_unit_names(_units_table(pair, state, places), _names(nominal_to, nominal_from))
+        wall = time.perf_counter() - started
+        n = state.n_replicates
+        manifest = {
+            "kind": "change",
+            "framework": {"id": resolved.id, "digest": resolved.digest, "path": resolved.path},
+            "periods": {"from": label_from, "to": label_to},
+            "normalisation": normalisation,
+            "node": target,
+            "data": {"from": nominal_from.recipe["data"], "to": nominal_to.recipe["data"],
+                     "n_units": len(pair.common)},
+            "spec": spec.to_dict() | {"seed": seed},
+            "factors": [f.name for f in factors],
+            "replicates": n, "block_size": spec.block_size, "rng_block": RNG_BLOCK, "seed": seed,
+            "places": list(places),
+            "units": {"common": len(pair.common),
+                      "entered": units.filter(pl.col("status") == "entered")["unit"].to_list(),
+                      "left": units.filter(pl.col("status") == "left")["unit"].to_list(),
+                      "robust": int(units["robust"].sum())},
+            "versions": versions(), "wall_time_s": wall, "replicates_per_s": n / wall if wall > 0 else None,
+            **info,
+        }
+        return ChangeResult(units, _distribution(pair, state), manifest, pair)
+
+    return drive(_Change(pair, spec, factors, seed, fingerprint), finish, backends, out=out, out_format=out_format,
+                 progress=progress, chunk_blocks=chunk_blocks, confirm=confirm)
