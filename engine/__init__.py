@@ -9,6 +9,7 @@ Public API (everything else is internal and may change)::
     mc = engine.uncertainty(fw, replicates=10_000)  # UncertaintyResult: Monte Carlo rank distributions
     sobol = engine.sensitivity(fw, base_samples=256)  # SensitivityResult: Sobol indices per unit
     boot = engine.bootstrap(fw, mode="units", replicates=1_000)  # BootstrapResult: resampled ranks
+    moved = engine.change(fw, {2011: d11, 2012: d12}, start=2011, end=2012)  # ChangeResult: is a rank change real?
     sets = engine.rank_confidence_sets(estimates, se)  # ConfidenceSets: which ranks the data allow
 
 The analyses' results share one shape: ``.units`` (per-unit Polars table), ``.manifest`` (what was
@@ -42,6 +43,7 @@ _ANALYSES = {
     "sensitivity": ".analysis.sensitivity", "SensitivityResult": ".analysis.sensitivity",
     "bootstrap": ".analysis.bootstrap", "BootstrapResult": ".analysis.bootstrap",
     "rank_confidence_sets": ".analysis.confidence", "ConfidenceSets": ".analysis.confidence",
+    "change": ".analysis.change", "ChangeResult": ".analysis.change",
 }
 
 
@@ -95,6 +97,7 @@ __all__ = [
     "AuditResult",
     "BackendError",
     "BootstrapResult",
+    "ChangeResult",
     "ConfidenceSets",
     "ConstantIndicatorWarning",
     "DataError",
@@ -114,6 +117,7 @@ __all__ = [
     "__version__",
     "audit",
     "bootstrap",
+    "change",
     "load_data",
     "load_framework",
     "rank_confidence_sets",

@@ -407,6 +407,43 @@ def _cmd_uncertainty(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_change(args: argparse.Namespace) -> int:
+    from .analysis.change import change
+    from .panel import load_panel
+
+    panel = load_panel(args.framework, args.panel, period=args.period, unit=args.unit)
+    backend = "dask" if (args.scheduler or args.workers) else args.backend
+    result = change(None, panel, start=args.start, end=args.end, spec=args.spec, n_replicates=args.replicates,
+                    seed=args.seed, block_size=args.block_size, node=args.node, normalisation=args.normalisation,
+                    backend=backend, threads=args.threads, scheduler=args.scheduler, workers=args.workers,
+                    worker_wait=args.worker_wait, confirm=_confirm_large_run(args, args.out), out=args.out,
+                    out_format=args.format, progress=not args.quiet)
+    m = result.manifest
+    print(f"{m['replicates']:,} paired replicates in {m['wall_time_s']:.2f} s ({m['replicates_per_s']:,.0f}/s, "
+          f"backend {m['backend']}); rank change of {m['node']} from {m['periods']['from']} to {m['periods']['to']} "
+          f"(normalisation per {m['normalisation']}): {m['units']['common']} units in both periods, "
+          f"{len(m['units']['entered'])} entered, {len(m['units']['left'])} left")
+    labels = {**_labels(result.pair.before.result.dataset), **_labels(result.pair.after.result.dataset)}
+    robust = result.robust
+    print(f"{robust.height} robust rank changes (5-95% interval excludes 0; + = moved up); "
+          f"the {args.top} largest each way:")
+    shown = pl.concat([robust.head(args.top), robust.filter(pl.col("median_change") < 0).tail(args.top)]).unique(
+        "unit", keep="first", maintain_order=True)
+    headers = ["unit", *(["name"] if labels else []), "from", "to", "change", "median", "5%", "95%", "P(up)", "P(down)"]
+    rows = [[row["unit"], *([labels.get(row["unit"])] if labels else []), row["rank_from"], row["rank_to"],
+             f"{row['change']:+d}", f"{row['median_change']:+.1f}", f"{row['q05_change']:+.1f}",
+             f"{row['q95_change']:+.1f}", f"{row['p_improved']:.3f}", f"{row['p_worsened']:.3f}"]
+            for row in shown.iter_rows(named=True)]
+    print(_render(headers, rows, left=(0, 1) if labels else (0,)))
+    for status in ("entered", "left"):
+        if m["units"][status]:
+            print(f"{status}: {', '.join(str(u) for u in m['units'][status][:10])}"
+                  f"{' …' if len(m['units'][status]) > 10 else ''} (status column of the units table)")
+    if args.out:
+        print(_wrote_tables(args.out, args.format))
+    return 0
+
+
 def _format_indices(indices: pl.DataFrame) -> str:
     """Sobol indices for reading: an estimate below 0 (an index is ≥ 0; small negative estimates
     are sampling noise) shows as 0 with a * and its interval as estimated, and a footnote says so.
@@ -701,6 +738,28 @@ def build_parser() -> argparse.ArgumentParser:
                      help="keep the checkpoint chunks after a successful run (removed by default)")
     report_options(unc)
     unc.set_defaults(run=_cmd_uncertainty)
+
+    chg = sub.add_parser("change", help="is a rank change real? paired Monte Carlo of every unit's rank change "
+                         "between two periods of a panel")
+    chg.add_argument("--framework", "-f", required=True, help="framework file (YAML/JSON) or shipped name")
+    chg.add_argument("--panel", "-p", help="panel data: one table with a unit and a period column (file or shipped "
+                     "dataset); default: the framework's")
+    chg.add_argument("--period", help="period column (default: the framework's data.period)")
+    chg.add_argument("--unit", help="unit id column (default: the framework's data.unit)")
+    chg.add_argument("--from", dest="start", required=True, metavar="PERIOD", help="the earlier period, e.g. 2011")
+    chg.add_argument("--to", dest="end", required=True, metavar="PERIOD", help="the later period, e.g. 2012")
+    chg.add_argument("--node", help="node whose rank change is analysed (default: the index)")
+    chg.add_argument("--normalisation", choices=["period", "panel"], default="period",
+                     help="normalise each period on its own, or with parameters fitted on the whole panel")
+    chg.add_argument("--spec", "-s", help="uncertainty specification (YAML/JSON); default: ±25%% noise on every "
+                     "weight, each draw applied to both periods")
+    replicate_options(chg)
+    backend_options(chg)
+    chg.add_argument("--out", "-o", help="output folder (units and distribution tables, manifest), or a .xlsx file")
+    format_option(chg)
+    chg.add_argument("--top", type=_positive_int, default=10, help="robust risers and fallers to print")
+    chg.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    chg.set_defaults(run=_cmd_change)
 
     boot = sub.add_parser("bootstrap", help="bootstrap rank stability: resample records or units, or add "
                           "measurement error; rank confidence sets")

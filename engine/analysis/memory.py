@@ -17,7 +17,8 @@ import os
 from ..errors import DataError
 from ..kernels.montecarlo import shift_bins
 
-__all__ = ["ANALYSES", "available_bytes", "check_memory", "counts_bytes", "estimate_bytes", "local_lanes"]
+__all__ = ["ANALYSES", "available_bytes", "band_bytes", "check_memory", "counts_bytes", "estimate_bytes",
+           "local_lanes"]
 
 ANALYSES = ("uncertainty", "bootstrap", "sensitivity")
 
@@ -41,8 +42,19 @@ def counts_bytes(n_units: int, n_targets: int = 1, n_pairs: int = 0) -> int:
     return 8 * n_targets * (n_units * (n_units + 1) + shift_bins(n_units) + n_pairs * n_pairs)
 
 
+def band_bytes(n_units: int, n_targets: int, rank_bins: int) -> tuple[int, int]:
+    """Bytes of one set of large-n accumulators (:mod:`engine.analysis.largen`): a pass-1 state
+    (coarse counts over ``rank_bins`` bins plus at most 24 decile/top-k/tier edges, rank sums,
+    extremes, binned rank shifts) and a pass-2 state (three windows of one bin width per unit)."""
+    width = -(-n_units // rank_bins)
+    pass1 = 8 * n_targets * n_units * (rank_bins + 24 + 1 + 4 + 1)
+    pass2 = 8 * n_targets * n_units * 3 * (width + 1)
+    return pass1, pass2
+
+
 def estimate_bytes(analysis: str, n_units: int, n_targets: int = 1, lanes: int = 1, *, n_pairs: int = 0,
-                   groups: int = 0, second_order: bool = False, confidence: bool = False) -> int:
+                   groups: int = 0, second_order: bool = False, confidence: bool = False,
+                   rank_bins: int | None = None) -> int:
     """Memory (bytes) the arrays of a run need at their peak, beyond what the process already holds.
 
     Parameters
@@ -57,6 +69,8 @@ def estimate_bytes(analysis: str, n_units: int, n_targets: int = 1, lanes: int =
         per base sample instead of g + 2).
     confidence
         Bootstrap: rank confidence sets (the scores of 2,048 replicates are kept).
+    rank_bins
+        Uncertainty in large-n mode: its coarse bins (memory O(units × bins), not units²).
 
     Notes
     -----
@@ -71,6 +85,12 @@ def estimate_bytes(analysis: str, n_units: int, n_targets: int = 1, lanes: int =
     if analysis == "sensitivity":
         evaluations = SOBOL_BATCH * ((2 * groups + 2) if second_order else (groups + 2))
         return evaluations * n_units * (SOBOL_BYTES_PER_TARGET * n_targets + SOBOL_BYTES_FIXED)
+    if analysis == "uncertainty" and rank_bins is not None:
+        # pass 1: a state per lane, the chunk's, the run's, the summaries' work arrays; pass 2: the
+        # pass-1 total, a state per lane, the chunk's and the run's; each lane's chain (≤ 16 MiB).
+        pass1, pass2 = band_bytes(n_units, n_targets, rank_bins)
+        pairs = 8 * n_targets * n_pairs * n_pairs
+        return max((lanes + 3) * (pass1 + pairs), pass1 + (lanes + 2) * pass2) + lanes * 2**24
     total = (lanes + FIXED_SETS[analysis]) * counts_bytes(n_units, n_targets, n_pairs)
     total += lanes * CHAIN_REPLICATES[analysis] * n_targets * n_units * 12
     if analysis == "bootstrap" and confidence:
@@ -139,7 +159,7 @@ def check_memory(analysis: str, n_units: int, n_targets: int = 1, lanes: int = 1
     ------
     DataError
         The figure needed, the memory available, and the options that would fit (fewer lanes,
-        one target, no pairwise table), else that large-n runs are tracked in issue 19.
+        one target, no pairwise table), else large-n mode (uncertainty) or fewer units.
     """
     needed = estimate_bytes(analysis, n_units, n_targets, lanes, **options)
     if os.environ.get("CITYRANK_MEMORY_CHECK", "").strip().lower() in ("off", "0", "no", "false"):
@@ -165,8 +185,12 @@ def check_memory(analysis: str, n_units: int, n_targets: int = 1, lanes: int = 1
     what = ("histograms of units × units per target and lane" if analysis != "sensitivity"
             else "one batch of 512 base samples × (groups + 2) replicates")
     grows = "units × groups" if analysis == "sensitivity" else "units²"
+    if options.get("rank_bins"):
+        what, grows = "large-n rank bins per unit, target and lane", "units × rank bins"
     fix = ("; ".join(fits) + " and would fit" if fits else
-           f"analyse fewer units: memory grows with {grows} (large-n support is tracked in issue 19)")
+           f"analyse fewer units: memory grows with {grows}" + (
+               " (uncertainty's large-n mode needs units × bins: --large-n-above / large_n_above below the "
+               "unit count)" if analysis == "uncertainty" and not options.get("rank_bins") else ""))
     raise DataError(f"{analysis} of {n_units:,} units ({n_targets} target(s), {max(1, lanes)} lane(s)) needs about "
                     f"{_size(needed)} of memory ({what}), but only {_size(available)} is available",
                     fix=f"{fix}; CITYRANK_MEMORY_CHECK=off skips this check")

@@ -96,21 +96,6 @@ class ChunkState:
         return self.moments.value()
 
 
-def _kernel_call(problem: Problem, params, block_size: int, n_lanes: int, keep_ranks: bool):
-    n, n_t, n_u, n_p = len(params), len(problem.targets), problem.n_units, len(problem.pair_units)
-    n_blocks = n // block_size
-    hist = np.zeros((n_lanes, n_t, n_u, n_u + 1), np.int64)
-    shift_hist = np.zeros((n_lanes, n_t, kernel.shift_bins(n_u)), np.int64)
-    pair_count = np.zeros((n_lanes, n_t, n_p, n_p), np.int64)
-    moments = np.zeros((n_blocks, n_t, n_u, 2))
-    shift_out = np.zeros((n, n_t))
-    ranks = np.zeros((n if keep_ranks else 0, n_t, n_u), np.int64)
-    kernel.montecarlo_blocks(problem.zt, problem.linear_variant, kernel_tree(problem), kernel_design(params),
-                             kernel_targets(problem), block_size, n_lanes,
-                             kernel.Accumulators(hist, shift_hist, pair_count, moments, shift_out, ranks))
-    return hist.sum(axis=0), shift_hist.sum(axis=0), pair_count.sum(axis=0), moments, shift_out, ranks
-
-
 def moment_block(block_size: int) -> int:
     """Replicates per moment block: always the RNG block (a smaller work block would group the
     float sums differently), for a ``block_size`` that is a multiple or a divisor of it."""
@@ -259,19 +244,27 @@ def _merge_lanes(lanes: list[_Lane]):
 
 
 def split_call(problem: Problem, params, block_size: int, n_lanes: int, keep: bool = False, count: bool = True):
-    """The fast path on explicit replicates: scores + keys kernel, NumPy sort, accumulate kernel
-    (same results as _kernel_call), over ``n_lanes`` lane threads.
+    """The Monte Carlo path on explicit replicates: scores + keys kernel, NumPy sort, accumulate
+    kernel, over ``n_lanes`` lane threads.
 
-    Returns the accumulators (empty without ``count``: see :func:`accumulators`), and with
-    ``keep`` also the scores (n, n_targets, n_units), R_S per replicate (n, n_targets) and the
-    ranks (n, n_targets, n_units) — callers bound n."""
+    Returns the accumulators ``(hist, shift_hist, pair_count, moments)`` (the integer ones empty
+    without ``count``: see :func:`accumulators`), and with ``keep`` also the scores (n, n_targets,
+    n_units), R_S per replicate (n, n_targets) and the ranks (n, n_targets, n_units) — callers
+    bound n."""
+    *accumulators, scores, shift_out, ranks = _split(problem, params, block_size, n_lanes, keep, count)
+    return (*accumulators, scores, shift_out, ranks) if keep else tuple(accumulators)
+
+
+def _split(problem: Problem, params, block_size: int, n_lanes: int, keep_ranks: bool, count: bool):
+    """:func:`split_call`'s work: the accumulators, the scores, R_S per replicate and the ranks
+    (empty unless ``keep_ranks``)."""
     n, n_t, n_u = len(params), len(problem.targets), problem.n_units
     n_lanes = max(1, n_lanes)
     scores = np.empty((n, n_t, n_u))
     keys = np.empty((n, n_t, n_u), np.uint32)
     moments = np.zeros((n // block_size, n_t, n_u, 2))
     shift_out = np.zeros((n, n_t))
-    ranks = np.zeros((n if keep else 0, n_t, n_u), np.int64)
+    ranks = np.zeros((n if keep_ranks else 0, n_t, n_u), np.int64)
     lanes = [_Lane(problem, 0, count) for _ in range(n_lanes)]
 
     def score(lane: int) -> None:  # contiguous replicate ranges
@@ -282,12 +275,11 @@ def split_call(problem: Problem, params, block_size: int, n_lanes: int, keep: bo
         for b in range(lane, n // block_size, n_lanes):
             rows = slice(b * block_size, (b + 1) * block_size)
             lanes[lane].accumulate(scores[rows], keys[rows], block_size, moments[b:b + 1], shift_out[rows],
-                                   ranks[rows] if keep else lanes[lane].no_ranks)
+                                   ranks[rows] if keep_ranks else lanes[lane].no_ranks)
 
     _in_lanes(score, n_lanes)
     _in_lanes(accumulate, n_lanes)
-    accumulators = (*_merge_lanes(lanes), moments)
-    return (*accumulators, scores, shift_out, ranks) if keep else accumulators
+    return (*_merge_lanes(lanes), moments, scores, shift_out, ranks)
 
 
 def run_chunk(problem: Problem, factors: list[Factor], seed: int, first_block: int, stop_block: int,
@@ -357,8 +349,8 @@ def run_design(problem: Problem, params, block_size: int, n_lanes: int = 1, keep
     n = len(params)
     if n % block_size:
         raise ValueError(f"the number of replicates ({n}) must be a multiple of block_size ({block_size})")
-    hist, shift_hist, pairs, moments, shift_out, ranks = _kernel_call(problem, params, block_size, n_lanes,
-                                                                      keep_ranks)
+    hist, shift_hist, pairs, moments, _, shift_out, ranks = _split(problem, params, block_size, n_lanes, keep_ranks,
+                                                                    True)
     state = ChunkState(hist, shift_hist, pairs, ExactSum.of(moments), set(range(n // block_size)))
     return state, shift_out, ranks
 

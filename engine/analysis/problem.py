@@ -3,7 +3,7 @@
 Everything upstream of the perturbed stages is computed once: the pipeline runs to the nominal
 result, the normalised matrix of every method variant (treatment on/off × normalisation choice)
 is built and transposed for the kernel, and the tree is flattened.  Replicates then only redo
-aggregation and ranking (inside the fused kernel).
+aggregation and ranking (in the Monte Carlo kernels).
 """
 
 from __future__ import annotations
@@ -176,19 +176,15 @@ def build_problem(result: ScoreResult, spec: UncertaintySpec, factors: list[Fact
 
 
 def evaluate_ranks(problem: Problem, node_weight, variant, agg_code, excluded) -> np.ndarray:
-    """Ranks (n, n_targets, n_units) of explicit replicates, through the kernel (one block each).
-    Nothing else is counted: the histograms and pair counts passed are empty (no units² arrays)."""
-    n = node_weight.shape[0]
-    n_t, n_u = len(problem.targets), problem.n_units
-    ranks = np.zeros((n, n_t, n_u), np.int64)
-    design = kernel.Design(np.ascontiguousarray(node_weight, np.float64), np.ascontiguousarray(variant, np.int64),
-                           np.ascontiguousarray(agg_code, np.int64), np.ascontiguousarray(excluded, np.int64))
-    kernel.montecarlo_blocks(
-        problem.zt, problem.linear_variant, kernel_tree(problem), design,
-        kernel.Targets(problem.targets, np.zeros((n_t, n_u), np.int64), np.zeros(0, np.int64)), 1, 1,
-        kernel.Accumulators(np.zeros((1, n_t, 0, 0), np.int64), np.zeros((1, n_t, 0), np.int64),
-                            np.zeros((1, n_t, 0, 0), np.int64), np.zeros((n, n_t, n_u, 2)), np.zeros((n, n_t)), ranks))
-    return ranks
+    """Ranks (n, n_targets, n_units) of explicit replicates, through the Monte Carlo path
+    (:func:`engine.analysis.montecarlo.split_call`, one block each).  Nothing else is counted: the
+    histograms and pair counts are empty (no units² arrays)."""
+    from .design import Parameters
+    from .montecarlo import split_call  # montecarlo imports this module
+
+    params = Parameters(np.ascontiguousarray(node_weight, np.float64), np.ascontiguousarray(variant, np.int64),
+                        np.ascontiguousarray(agg_code, np.int64), np.ascontiguousarray(excluded, np.int64))
+    return split_call(problem, params, 1, 1, keep=True, count=False)[-1]
 
 
 def kernel_tree(problem: Problem) -> kernel.Tree:

@@ -14,7 +14,7 @@ import polars as pl
 
 from .. import __version__
 from ..display import manifest_summary, result_html, result_text
-from ..errors import SchemaError
+from ..errors import DataError, SchemaError
 from ..io import with_unit_names, write_tables
 from ..pipeline import ScoreResult, score
 from .design import RNG_BLOCK, Parameters
@@ -29,6 +29,7 @@ from .driver import (
     versions,
     warn_missing_ranks,
 )
+from .largen import LARGE_N_ABOVE, default_bins, run_largen
 from .memory import check_memory
 from .montecarlo import ChunkState, Lanes, RankStatistics, run_chunk, run_design, summarise
 from .problem import Problem, build_problem
@@ -147,7 +148,8 @@ def uncertainty(framework, data=None, spec: str | Path | Mapping | UncertaintySp
                 resume: bool = False, progress: bool = False, design: Any = None, worker_wait: float | None = None,
                 confirm: Callable[[dict[str, Any]], None] | None = None,
                 chunk_blocks: int | None = None, out_format: str | None = None, overwrite: bool = False,
-                keep_checkpoints: bool = False, **load_kwargs: Any) -> UncertaintyResult:
+                keep_checkpoints: bool = False, large_n_above: int | None = None, rank_bins: int | None = None,
+                **load_kwargs: Any) -> UncertaintyResult:
     """Monte Carlo uncertainty analysis of the ranking.
 
     Parameters
@@ -189,6 +191,11 @@ def uncertainty(framework, data=None, spec: str | Path | Mapping | UncertaintySp
         Dask (resume granularity, tasks to balance over workers), 262,144 otherwise (fewer chunk
         ends, where lanes wait for each other).  A stored run resumes only with the chunk size it
         was started with.
+    large_n_above, rank_bins
+        Large-n mode (:mod:`engine.analysis.largen`) above ``large_n_above`` units (default 5,000):
+        memory O(units × bins) instead of units², the same exact median/5 %/95 % ranks (two
+        passes over the same replicates), decile and percentile-rank bands; ``rank_bins`` coarse
+        bins (default √(3 · units)).  No checkpoints in this mode (``resume`` is refused).
 
     Returns
     -------
@@ -201,8 +208,10 @@ def uncertainty(framework, data=None, spec: str | Path | Mapping | UncertaintySp
     nominal = score(framework, data, **load_kwargs)
     spec = with_default_factors(spec, nominal.framework)
     factors = resolve_factors(spec, nominal.framework)
-    check_memory("uncertainty", int(np.count_nonzero(nominal.stages.kept)), len(spec.targets) or 1, backends.lanes,
-                 n_pairs=len(spec.pairs))
+    n_units = int(np.count_nonzero(nominal.stages.kept))
+    large = _large_n(n_units, large_n_above, rank_bins, resume, design, out)
+    check_memory("uncertainty", n_units, len(spec.targets) or 1, backends.lanes, n_pairs=len(spec.pairs),
+                 rank_bins=(rank_bins or default_bins(n_units)) if large else None)
     problem = build_problem(nominal, spec, factors)
     seed = run_seed(spec.seed)
     if design is not None:
@@ -217,6 +226,15 @@ def uncertainty(framework, data=None, spec: str | Path | Mapping | UncertaintySp
     if spec.block_size % RNG_BLOCK and RNG_BLOCK % spec.block_size:
         raise SchemaError(f"block_size {spec.block_size} must be a multiple or a divisor of {RNG_BLOCK}",
                           fix="use e.g. 1024, 4096 or 8192 (or 64, 256 for tiny runs)")
+    if large:
+        stats, state, info = run_largen(problem, factors, seed, spec.replicates, spec.block_size, backends,
+                                        bins=rank_bins, top_k=spec.top_k, progress=progress, chunk_blocks=chunk_blocks,
+                                        confirm=confirm, fingerprint=_fingerprint(nominal, spec, seed, 0))
+        info["large_n"] |= {"above": LARGE_N_ABOVE if large_n_above is None else large_n_above, "units": n_units}
+        result = _finish(problem, spec, factors, state, seed, started, info, stats)
+        if out is not None:
+            result.write(out, format=out_format)
+        return result
     return drive(_MonteCarlo(nominal, problem, spec, factors, seed),
                  lambda state, info: _finish(problem, spec, factors, state, seed, started, info), backends,
                  out=out, out_format=out_format, resume=resume, overwrite=overwrite,
@@ -254,9 +272,29 @@ def _design_parameters(problem: Problem, design: Any) -> Parameters:
                       np.ascontiguousarray(np.tile(problem.base_codes, (n, 1))), np.full(n, -1, np.int64))
 
 
+def _large_n(n_units: int, above: int | None, bins: int | None, resume: bool, design: Any, out) -> bool:
+    """Whether a run of ``n_units`` uses large-n mode; its options and what it cannot do are refused
+    before any work."""
+    if above is not None and (isinstance(above, bool) or not isinstance(above, int) or above < 0):
+        raise SchemaError(f"large_n_above must be a whole number of units >= 0, got {above!r}",
+                          fix="e.g. large_n_above=5000 (0: always large-n mode)")
+    if bins is not None and (isinstance(bins, bool) or not isinstance(bins, int) or bins < 1):
+        raise SchemaError(f"rank_bins must be a whole number >= 1, got {bins!r}", fix="e.g. rank_bins=500, or leave "
+                          "it unset (√(3 · units))")
+    large = n_units > (LARGE_N_ABOVE if above is None else above)
+    if large and resume:
+        raise DataError(f"cannot resume a large-n run ({n_units:,} units): large-n mode stores no checkpoints yet",
+                        path=str(out), fix="run it again without --resume, or raise --large-n-above above the "
+                        "unit count if units² histograms fit in memory")
+    if large and design is not None:
+        raise DataError(f"explicit designs are not supported in large-n mode ({n_units:,} units)",
+                        fix="draw random replicates (no design), or raise large_n_above above the unit count")
+    return large
+
+
 def _finish(problem: Problem, spec: UncertaintySpec, factors, state: ChunkState, seed: int, started: float,
-            info: dict[str, Any]) -> UncertaintyResult:
-    stats = summarise(problem, state, spec.top_k)
+            info: dict[str, Any], stats: RankStatistics | None = None) -> UncertaintyResult:
+    stats = summarise(problem, state, spec.top_k) if stats is None else stats
     wall = time.perf_counter() - started
     manifest = {
         **run_manifest("uncertainty", problem, spec.to_dict(), spec.block_size, seed, stats, state, wall),

@@ -19,7 +19,7 @@ Three sources of sampling variation, each given per replicate as arrays drawn ou
 
 Weights, aggregation methods, normalisation variants and the excluded indicator can vary per
 replicate as in the Monte Carlo kernel (combined studies).  Accumulators and their meanings are
-those of :func:`engine.kernels.montecarlo.montecarlo_blocks`.
+those of :mod:`engine.kernels.montecarlo` (with a lane axis first).
 
 Normalisation is :func:`engine.kernels.normalise.normalise_column`, the pipeline's own, with the
 sample's multiplicities as weights.  The readable twin is

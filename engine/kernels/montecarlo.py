@@ -1,5 +1,7 @@
-"""The fused Monte Carlo kernel: per replicate, weights → scores of the target nodes → ranks →
-integer statistics, without ever holding a (units × replicates) array.
+"""The Monte Carlo kernels: per replicate, weights → scores of the target nodes → ranks →
+integer statistics.  One path: :func:`montecarlo_scores` (scores and packed sort keys) → NumPy
+sorts the keys → :func:`montecarlo_accumulate` (ranks and statistics), see "split hot path" below;
+:mod:`engine.analysis.montecarlo` runs it for random runs, explicit designs and nominal ranks.
 
 Layout: normalised indicator values are stored transposed, ``zt[variant, indicator, unit]``, so
 that the score loops run over units (contiguous, vectorised by LLVM without reassociation).
@@ -16,21 +18,25 @@ Scores: when the replicate's tree is entirely arithmetic, has no coverage thresh
 variant has no missing value, a target's score is ``Σ_j W_j z_j`` with the effective weights
 ``W_j`` (products of local weights from indicator j up to the target), summed over j in
 indicator order; otherwise the tree is evaluated node by node with the aggregation kernels'
-policies.  Ranks: descending competition ranks (ties share the minimum rank, missing = 0), by a
-radix sort of order-preserving integer keys (:func:`rank_scores`, O(n_units)).
+policies.  Ranks: descending competition ranks (ties share the minimum rank, missing = 0), from
+sorted packed keys (:func:`engine.kernels.rank.sorted_ranks`).
 
 Accumulated (integers are exact and mergeable in any order; float moments are per block):
 
-* ``hist[lane, t, unit, rank - 1]`` (column ``n_units`` counts replicates where the unit has no
+* ``hist[t, unit, rank - 1]`` (column ``n_units`` counts replicates where the unit has no
   rank);
-* ``shift_hist[lane, t, S]`` (:func:`shift_bins` bins): S = Σ_units |rank − nominal rank| over
+* ``shift_hist[t, S]`` (:func:`shift_bins` bins): S = Σ_units |rank − nominal rank| over
   units ranked in both, so the mean absolute rank shift R_S = S / n_ranked; ``shift_out[r, t]`` =
   R_S of replicate r;
-* ``pair_count[lane, t, a, b]``: replicates where selected unit a is ranked strictly ahead of b;
+* ``pair_count[t, a, b]``: replicates where selected unit a is ranked strictly ahead of b;
 * ``moments[block, t, unit, 0|1]``: Σ score and Σ score² over the block's replicates;
 * optionally ``ranks_out[r, t, unit]`` (for the Sobol estimators, chunk-local).
 
-The readable twin is :func:`engine.kernels.reference.montecarlo_blocks`.
+The readable twins are :func:`engine.kernels.reference.montecarlo_scores` and
+:func:`engine.kernels.reference.montecarlo_accumulate`.  The per-replicate pieces of the former
+fused kernel (:func:`score_rank_accumulate`, :func:`step_buffers`, radix ranks
+:func:`engine.kernels.rank.rank_scores`) stay because the bootstrap kernel
+(:func:`engine.kernels.bootstrap.bootstrap_blocks`) runs them, inside its own prange over lanes.
 """
 
 from __future__ import annotations
@@ -38,14 +44,13 @@ from __future__ import annotations
 from collections import namedtuple
 
 import numpy as np
-from numba import njit, prange
 
 from ..methods import ARITHMETIC, COPELAND, GENERALISED, GEOMETRIC, HARMONIC
-from ._jit import PARALLEL_JIT, jit
+from ._jit import jit
 from .aggregate import copeland
 from .rank import finite_range, index_bits, pack_keys, pack_keys_between, rank_scores, sorted_ranks
 
-__all__ = ["montecarlo_blocks", "montecarlo_scores", "montecarlo_accumulate", "noise_weights"]  # and the bundles
+__all__ = ["montecarlo_scores", "montecarlo_accumulate", "noise_weights"]  # and the bundles
 # Tree, Design, Targets, Accumulators (named tuples, not kernels)
 
 
@@ -365,8 +370,9 @@ def step_buffers(n_nodes, n_units):
 def score_rank_accumulate(z, local, linear, tree_complete, child_ptr, child_idx, codes, param, min_coverage, targets,
                           nominal_rank, pair_units, hist, shift_hist, pair_count, moments, shift_row, ranks_out, r,
                           scores_out, values, eff, score, key, prefix, order, spare, counts, rank):
-    """One replicate of the fused kernels (:func:`montecarlo_blocks`,
-    :func:`engine.kernels.bootstrap.bootstrap_blocks`) once its local weights are known: the score
+    """One replicate of the fused bootstrap kernel (:func:`engine.kernels.bootstrap.bootstrap_blocks`,
+    which resamples, normalises, scores and ranks in one prange over lanes, so it cannot use the
+    split path's NumPy sort between two kernels) once its local weights are known: the score
     of every target (weighted sums of ``z`` when ``linear``, else the tree), its radix-sort ranks,
     and :func:`accumulate_replicate` into the lane's ``hist``, ``shift_hist``, ``pair_count`` and
     the block's ``moments`` (target axis first); the scores go to ``scores_out[r]`` unless it is
@@ -387,51 +393,18 @@ def score_rank_accumulate(z, local, linear, tree_complete, child_ptr, child_idx,
             scores_out[r, t, :] = score
 
 
-@njit(**PARALLEL_JIT)
-def montecarlo_blocks(zt, linear_variant, tree, design, targets, block_size, n_lanes, acc):
-    """Run ``design.node_weight.shape[0]`` replicates (whole blocks of ``block_size``) and accumulate.
-
-    ``tree``, ``design``, ``targets``, ``acc``: :class:`Tree`, :class:`Design`, :class:`Targets`,
-    :class:`Accumulators` (the integer accumulators with a leading lane axis).  Blocks are dealt
-    to ``n_lanes`` lanes (lane l takes blocks l, l + n_lanes, …); each lane has its own integer
-    accumulators, so results do not depend on the number of lanes or threads.  ``acc.ranks_out``
-    has shape (0, …) when per-replicate ranks are not wanted.
-    """
-    child_ptr, child_idx, param, min_coverage, any_coverage = tree
-    node_weight, variant, agg_code, excluded = design
-    target_nodes, nominal_rank, pair_units = targets
-    hist, shift_hist, pair_count, moments, shift_out, ranks_out = acc
-    n_replicates = node_weight.shape[0]
-    n_blocks = n_replicates // block_size
-    n_nodes = node_weight.shape[1]
-    n_units = zt.shape[2]
-    n_targets = target_nodes.shape[0]
-    for lane in prange(n_lanes):
-        local = np.empty(n_nodes, np.float64)
-        values, eff, score, key, prefix, order, spare, counts, rank = step_buffers(n_nodes, n_units)
-        no_scores = np.empty((0, n_targets, n_units), np.float64)
-        for b in range(lane, n_blocks, n_lanes):
-            for r in range(b * block_size, (b + 1) * block_size):
-                local_weights(node_weight[r], excluded[r], child_ptr, child_idx, local)
-                complete = linear_variant[variant[r]]
-                score_rank_accumulate(zt[variant[r]], local, is_linear(complete, any_coverage, agg_code[r]),
-                                      complete and not any_coverage, child_ptr, child_idx, agg_code[r], param,
-                                      min_coverage, target_nodes, nominal_rank, pair_units, hist[lane],
-                                      shift_hist[lane], pair_count[lane], moments[b], shift_out[r], ranks_out, r,
-                                      no_scores, values, eff, score, key, prefix, order, spare, counts, rank)
-
-
 # ----------------------------------------------------------------------------- split hot path
 #
-# The fused kernel above ranks with a scalar radix sort (engine.kernels.rank.rank_scores).  NumPy's
-# vectorised sort is faster, and faster again on 32-bit than on 64-bit integers, so the fast path is:
+# The bootstrap's fused step above ranks with a scalar radix sort (engine.kernels.rank.rank_scores).
+# NumPy's vectorised sort is faster, and faster again on 32-bit than on 64-bit integers, so the Monte
+# Carlo path is:
 # montecarlo_scores (scores + packed 32-bit sort keys, engine.kernels.rank.pack_keys) → NumPy sorts
 # the keys → montecarlo_accumulate (ranks by engine.kernels.rank.sorted_ranks, and statistics).
 # These two kernels are single-lane and release the GIL: engine.analysis.montecarlo runs one chain
-# per lane thread, so that one lane's NumPy sort overlaps the other lane's kernels.  Both paths give
-# the same integers and the same floats (tests compare them).  32 bits are enough: the rank histogram
-# alone is n_units² integers, so n_units
-# stays far below 2^16, leaving ≥ 16 bits (≥ 65,534 levels) for the quantised score.
+# per lane thread, so that one lane's NumPy sort overlaps the other lane's kernels.  The bootstrap's
+# radix ranks and these give the same integers and floats (tests compare both with the twins).  Any
+# number of quantisation bits gives exact ranks (runs of equal quantised parts are re-ranked on the
+# floats); fewer bits (more units) only make such runs longer.
 
 
 @jit
@@ -672,7 +645,7 @@ def accumulate_ranked(score, rank, nominal_rank, n_ranked, pair_units, hist, shi
 
 @jit
 def montecarlo_accumulate(scores, keys, nominal_rank, pair_units, block_size, acc):
-    """Ranks from sorted packed keys, then the same accumulators as :func:`montecarlo_blocks` for
+    """Ranks from sorted packed keys, then the accumulators of the module docstring for
     one lane (``hist``, ``shift_hist``, ``pair_count`` without the lane axis), block by block
     (``moments[b]`` sums replicates ``b·block_size …`` in order).  ``keys`` (n, n_targets,
     n_units) are :func:`pack_keys` keys, each row sorted ascending.

@@ -45,9 +45,10 @@ __all__ = [
     "arithmetic", "geometric", "harmonic", "generalised", "copeland", "aggregate_tree",
     "rank_desc",
     "jenks",
-    "montecarlo_blocks", "montecarlo_scores", "montecarlo_accumulate", "noise_weights",
+    "montecarlo_scores", "montecarlo_accumulate", "noise_weights",
     "normalise_column", "bootstrap_blocks",
     "rank_change",
+    "count_bands", "count_windows",
 ]
 
 
@@ -500,33 +501,6 @@ def _accumulators(n_rep, n_t, n_units, n_pairs, block_size):
             np.zeros((n_rep, n_t, n_units), np.int64))
 
 
-def montecarlo_blocks(zt, linear_variant, tree, design, targets, block_size):
-    """Readable twin of :func:`engine.kernels.montecarlo.montecarlo_blocks` (one lane, the same
-    grouped arguments).
-
-    Returns ``(hist, shift_hist, pair_count, moments, shift_out, ranks)`` with the kernel's
-    meanings, without the lane axis; ``ranks`` holds every replicate's ranks (0 = missing)."""
-    child_ptr, child_idx, param, min_coverage, any_coverage = tree
-    node_weight, variant, agg_code, excluded = design
-    targets, nominal_rank, pair_units = targets
-    n_rep = node_weight.shape[0]
-    n_units = zt.shape[2]
-    n_t = len(targets)
-    hist, shift_hist, pair_count, moments, shift_out, ranks = _accumulators(n_rep, n_t, n_units, len(pair_units),
-                                                                           block_size)
-    for r in range(n_rep):
-        target_scores = _mc_replicate_scores(zt, linear_variant, child_ptr, child_idx, param, min_coverage,
-                                             any_coverage, node_weight[r], variant[r], agg_code[r], excluded[r],
-                                             targets)
-        for t, score in enumerate(target_scores):
-            rank_t = _competition_ranks(score)
-            ranks[r, t] = rank_t
-            shift_out[r, t] = _mc_accumulate(score, rank_t, nominal_rank[t], pair_units, hist[t], shift_hist[t],
-                                             pair_count[t], moments[r // block_size, t])
-    return hist, shift_hist, pair_count, moments, shift_out, ranks
-
-
-
 def _pack_keys(score, bits: int, bounds=None) -> list[int]:
     """32-bit descending-order keys of one row of scores: the score quantised against ``bounds``
     (lo, hi) — by default the row's finite range — into the upper ``32 − bits`` bits (larger score
@@ -737,3 +711,53 @@ def rank_change(scores_from, keys_from, scores_to, keys_to, rows_from, rows_to):
             else:
                 out[i, 2 * n - 1] += 1
     return out
+
+
+# ----------------------------------------------------------------------------- large-n counts
+
+def count_bands(ranks, nominal_rank, bin_of_rank):
+    """Readable twin of :func:`engine.kernels.bands.count_bands`: ``(coarse, rank_sums, extremes,
+    shift_hist, shift_sum)`` of ``ranks`` (m, n_targets, n_units), counted from zero."""
+    m, n_t, n_units = ranks.shape
+    n_bins = int(max(bin_of_rank)) + 1
+    coarse = np.zeros((n_t, n_units, n_bins + 1), np.int64)
+    rank_sums = np.zeros((n_t, n_units, 2), np.int64)
+    extremes = np.zeros((n_t, n_units, 2), np.int64)
+    extremes[:, :, 0] = n_units + 1
+    shift_hist = np.zeros((n_t, n_units), np.int64)
+    shift_sum = np.zeros(n_t, np.int64)
+    for r in range(m):
+        for t in range(n_t):
+            total = 0
+            for i in range(n_units):
+                k = int(ranks[r, t, i])
+                if k == 0:
+                    coarse[t, i, n_bins] += 1
+                    continue
+                coarse[t, i, bin_of_rank[k - 1]] += 1
+                rank_sums[t, i] += (k, k * k)
+                extremes[t, i] = (min(extremes[t, i, 0], k), max(extremes[t, i, 1], k))
+                if nominal_rank[t, i] > 0:
+                    total += abs(k - int(nominal_rank[t, i]))
+            shift_hist[t, total // n_units] += 1
+            shift_sum[t] += total
+    return coarse, rank_sums, extremes, shift_hist, shift_sum
+
+
+def count_windows(ranks, window_start, width):
+    """Readable twin of :func:`engine.kernels.bands.count_windows`: ``(fine, above)`` counted from zero."""
+    m, n_t, n_units = ranks.shape
+    n_q = window_start.shape[2]
+    fine = np.zeros((n_t, n_units, n_q, width), np.int64)
+    above = np.full((n_t, n_units, n_q), n_units + 1, np.int64)
+    for r in range(m):
+        for t in range(n_t):
+            for i in range(n_units):
+                k = int(ranks[r, t, i])
+                for q in range(n_q):
+                    start = int(window_start[t, i, q])
+                    if k > 0 and start <= k < start + width:
+                        fine[t, i, q, k - start] += 1
+                    elif k >= start + width:
+                        above[t, i, q] = min(above[t, i, q], k)
+    return fine, above

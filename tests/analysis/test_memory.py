@@ -73,15 +73,17 @@ def test_uncertainty_that_fits_with_one_thread_is_refused_naming_that_option(mon
 
 def test_a_hundred_thousand_units_are_refused_with_the_figure(monkeypatch, no_analysis):
     """The issue's 10^5-unit run (a raw _ArrayMemoryError for 74.5 GiB): a DataError with the
-    figure and the memory available, pointing at issue 19 when no option fits."""
+    figure and the memory available, pointing at large-n mode when no option fits (forced into the
+    exact mode: by default 10^5 units run in large-n mode, tests/analysis/test_largen.py)."""
     n = 100_000
     fw, data = framework_from_dict(city_framework()), city_data(n_units=n)
     monkeypatch.setattr(memory, "available_bytes", lambda: 64 * 2**30)
     expected = estimate_bytes("uncertainty", n, 1, 1) / 2**30
     with pytest.raises(DataError, match=rf"uncertainty of 100,000 units .* needs about {expected:.1f} GiB of memory .* "
                                         r"only 64\.0 GiB is available\. Fix: analyse fewer units: memory grows with "
-                                        r"units² \(large-n support is tracked in issue 19\)"):
-        uncertainty(fw, data, replicates=1024, seed=1, threads=1)
+                                        r"units² \(uncertainty's large-n mode needs units × bins: "
+                                        r"--large-n-above / large_n_above below the unit count\)"):
+        uncertainty(fw, data, replicates=1024, seed=1, threads=1, large_n_above=10**6)
 
 
 def test_bootstrap_and_sensitivity_are_checked_first(monkeypatch, no_analysis):

@@ -1,4 +1,4 @@
-"""The fused Monte Carlo kernel against its readable twin, over an edge catalogue.
+"""The Monte Carlo kernels (scores → sort → accumulate) against their readable twins, over an edge catalogue.
 
 Every accumulator must be bit-identical: rank histograms, rank-shift histograms, pairwise counts
 and per-block score moments (the kernel and the twin add the same floats in the same order)."""
@@ -14,8 +14,9 @@ import pytest
 import engine
 from engine.analysis import montecarlo as mc_analysis
 from engine.analysis.design import ParameterMap, map_parameters, n_columns, replicate_uniforms
-from engine.analysis.montecarlo import run_chunk, split_call
-from engine.analysis.problem import build_problem, kernel_design, kernel_targets, kernel_tree
+from engine.analysis.exact import ExactSum
+from engine.analysis.montecarlo import run_chunk, run_design, split_call
+from engine.analysis.problem import build_problem, evaluate_ranks, kernel_design, kernel_targets, kernel_tree
 from engine.analysis.spec import load_spec, resolve_factors
 from engine.kernels import montecarlo as mc
 from engine.kernels import reference
@@ -71,6 +72,13 @@ def _case(case, n, seed, block):
     p = map_parameters(replicate_uniforms(seed, 0, n, n_columns(factors)), factors, problem)
     args = (problem.zt, problem.linear_variant, kernel_tree(problem), kernel_design(p), kernel_targets(problem))
     return problem, factors, p, args
+
+
+def _twin_chain(problem, args, block):
+    """The twins' Monte Carlo path: scores and keys, then the accumulators (the keys need no sort:
+    the accumulate twin ranks from the scores)."""
+    scores, keys = reference.montecarlo_scores(*args)
+    return reference.montecarlo_accumulate(scores, keys, problem.nominal_rank, problem.pair_units, block)
 
 
 def _plain_mapping(u, factors, problem):
@@ -136,7 +144,7 @@ def test_kernel_equals_twin(case):
     block, blocks = 16, 4
     problem, factors, _, args = _case(case, block * blocks, 11, block)
     state = run_chunk(problem, factors, 11, 0, blocks, block, n_lanes=2)
-    hist, shift_hist, pairs, moments, _, _ = reference.montecarlo_blocks(*args, block * blocks)
+    hist, shift_hist, pairs, moments, _, _ = _twin_chain(problem, args, block * blocks)
     np.testing.assert_array_equal(state.hist, hist)
     np.testing.assert_array_equal(state.shift_hist[:, :shift_hist.shape[1]], shift_hist[:, :state.shift_hist.shape[1]])
     np.testing.assert_array_equal(state.pair_count, pairs)
@@ -525,7 +533,7 @@ def test_scores_of_any_number_of_replicates_equal_the_twin(case, n):
 @pytest.mark.parametrize("case", list(CASES))
 def test_split_kernels_equal_their_twins(case):
     """montecarlo_scores (scores and packed keys) and montecarlo_accumulate (after NumPy sorts the
-    keys) against their twins, and the split path against the fused kernel."""
+    keys) against their twins, and the lane-threaded split path against them."""
     block, n = 8, 32
     problem, _, p, args = _case(case, n, 5, block)
     n_t, n_u, n_p = len(problem.targets), problem.n_units, len(problem.pair_units)
@@ -547,31 +555,25 @@ def test_split_kernels_equal_their_twins(case):
         for split_out, twin_out in zip(split[:4] + split[5:], twin):
             np.testing.assert_array_equal(split_out, twin_out)
         np.testing.assert_array_equal(split[4], scores)
-    fused = reference.montecarlo_blocks(*args, block)
-    for split_out, fused_out in zip(twin, fused):
-        np.testing.assert_array_equal(split_out, fused_out)
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_fused_kernel_equals_its_twin(case):
-    """The fused kernel montecarlo_blocks, which runs in production for explicit designs
-    (run_design) and the nominal ranks (evaluate_ranks), against its twin bit for bit: every
-    accumulator, R_S per replicate and every replicate's ranks, whatever the number of lanes (its
-    accumulators have a lane axis; their sum over lanes is the twin's)."""
+def test_explicit_designs_and_nominal_ranks_equal_the_twins(case):
+    """Explicit designs (run_design) and nominal ranks (evaluate_ranks) run the one Monte Carlo
+    path (issue 16 item 3: the fused kernel is gone): every accumulator, R_S per replicate and
+    every replicate's ranks equal the twins' bit for bit, whatever the number of lanes."""
     block, n = 8, 32
-    problem, _, _, args = _case(case, n, 9, block)
-    twin = reference.montecarlo_blocks(*args, block)
-    n_t, n_u, n_p = len(problem.targets), problem.n_units, len(problem.pair_units)
+    problem, _, p, args = _case(case, n, 9, block)
+    hist, shift_hist, pairs, moments, shift_out, ranks = _twin_chain(problem, args, block)
     for lanes in (1, 3):
-        hist = np.zeros((lanes, n_t, n_u, n_u + 1), np.int64)
-        shift_hist = np.zeros((lanes, n_t, mc.shift_bins(n_u)), np.int64)
-        pairs = np.zeros((lanes, n_t, n_p, n_p), np.int64)
-        moments, shift_out = np.zeros((n // block, n_t, n_u, 2)), np.zeros((n, n_t))
-        ranks = np.zeros((n, n_t, n_u), np.int64)
-        mc.montecarlo_blocks(*args, block, lanes, mc.Accumulators(hist, shift_hist, pairs, moments, shift_out, ranks))
-        for got, want in zip((hist.sum(0), shift_hist.sum(0), pairs.sum(0), moments, shift_out, ranks), twin,
-                             strict=True):
-            np.testing.assert_array_equal(got, want)
+        state, shift, kept = run_design(problem, p, block, n_lanes=lanes, keep_ranks=True)
+        np.testing.assert_array_equal(state.hist, hist)
+        np.testing.assert_array_equal(state.shift_hist, shift_hist)
+        np.testing.assert_array_equal(state.pair_count, pairs)
+        assert state.moments == ExactSum.of(moments)
+        np.testing.assert_array_equal(shift, shift_out)
+        np.testing.assert_array_equal(kept, ranks)
+    np.testing.assert_array_equal(evaluate_ranks(problem, p.node_weight, p.variant, p.agg_code, p.excluded), ranks)
 
 
 @pytest.mark.parametrize("phi", [0.0, 0.25, 1.0])

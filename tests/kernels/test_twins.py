@@ -81,15 +81,16 @@ def test_every_twin_has_a_kernel():
 @pytest.mark.parametrize(("module", "name"), KERNEL_NAMES, ids=[f"{m}.{n}" for m, n in KERNEL_NAMES])
 def test_kernel_and_twin_take_the_same_parameters(module, name):
     """The kernel's signature is the twin's plus a trailing ``out`` (aggregate_tree works in place;
-    the fused Monte Carlo kernel takes a lane count and writes several accumulators, the split ones
-    are single-lane and write several accumulators)."""
+    the Monte Carlo kernels are single-lane and write several accumulators; the fused bootstrap
+    kernel takes a lane count too)."""
     kernel = _kernel(name)
     kernel_params = list(inspect.signature(getattr(kernel, "py_func", kernel)).parameters)  # py_func: under JIT
     twin_params = list(inspect.signature(getattr(reference, name)).parameters)
     trailing = {"aggregate_tree": [],
-                "montecarlo_blocks": ["n_lanes", "acc"],
                 "montecarlo_scores": ["scores_out", "keys_out"],
                 "montecarlo_accumulate": ["acc"],
+                "count_bands": ["acc"],
+                "count_windows": ["acc"],
                 "bootstrap_blocks": ["n_lanes", "acc", "scores_out"]}
     expected = [*twin_params, *trailing.get(name, ["out"])]
     assert kernel_params == expected

@@ -1,0 +1,474 @@
+"""Large-n Monte Carlo: rank statistics of 10⁴–10⁵ units in O(units × bins) memory, with the
+median, 5 % and 95 % ranks still exact.
+
+The exact histograms of :class:`engine.analysis.montecarlo.ChunkState` are units × units per
+target (7 GB at 30,000 units).  Above a unit count (:data:`LARGE_N_ABOVE`, the user's
+``large_n_above``), :func:`engine.analysis.uncertainty.uncertainty` runs this mode instead, in two
+passes of the one driver (:func:`engine.analysis.driver.drive`) over the very same replicates
+(a replicate is a function of the seed and its block only):
+
+1. :class:`BandState`: per unit, counts over coarse rank bins (:class:`Bands`: equal bins whose
+   edges also fall on every decile, top-k and nominal-tier edge, so those band probabilities are
+   exact), the exact Σ rank, Σ rank², best and worst rank, and the total rank shift S (its
+   histogram in bins of n_units ranks, its exact sum);
+2. :class:`WindowState`: per unit and wanted quantile (5 %, 50 %, 95 %), exact rank counts in a
+   window of one bin width from the bin that holds the quantile's order statistic (found from
+   pass 1), and the smallest rank beyond it.
+
+:func:`summarise` then gives ``numpy.quantile`` (linear, type 7) of each unit's raw ranks exactly,
+as :func:`engine.analysis.montecarlo.quantile_from_counts` does from full histograms.  All counts
+are integers, merged by addition (min / max for the extremes), so results are bit-identical for any
+threads, chunks, block sizes or Dask workers.  Not in this mode: checkpoints and resume (pass 2
+has no store yet; a resume is refused), the unit × rank acceptability matrix (replaced by the
+decile-acceptability matrix), and an exact R_S distribution (binned to n_units / n_ranked ≈ 1 rank;
+its mean is exact).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from ..kernels import bands as band_kernels
+from ..kernels import montecarlo as kernel
+from .design import ParameterMap, n_columns, replicate_uniforms
+from .driver import BackendOptions, drive, replicate_chunk_blocks
+from .exact import ExactSum
+from .montecarlo import RankStatistics, moment_block, quantile_from_counts
+from .problem import Problem, kernel_design, kernel_targets, kernel_tree
+from .spec import Factor
+
+__all__ = ["LARGE_N_ABOVE", "QUANTILES", "BandState", "Bands", "WindowState", "bands", "default_bins",
+           "exact_quantiles", "quantile_windows", "run_chunk", "run_largen", "summarise"]
+
+#: Units above which an uncertainty run uses this mode (``large_n_above`` / ``--large-n-above``).
+LARGE_N_ABOVE = 5000
+#: The quantiles kept exact (the per-unit table's q05_rank, median_rank, q95_rank).
+QUANTILES = (0.05, 0.5, 0.95)
+#: Scores, keys and ranks a lane holds at once (bytes): its sub-batch of replicates.
+LANE_BYTES = 1 << 24
+
+
+def default_bins(n_units: int) -> int:
+    """Coarse bins minimising a unit's state (bins + 3 windows of n_units / bins ranks): √(3 n)."""
+    return max(1, min(n_units, round(math.sqrt(3 * n_units))))
+
+
+@dataclass(frozen=True)
+class Bands:
+    """Coarse rank bins of a run: bin ``b`` holds ranks ``starts[b] … starts[b + 1] − 1``."""
+
+    n_units: int
+    starts: np.ndarray  #: int64 (n_bins,): first rank of each bin (starts[0] = 1).
+    bin_of_rank: np.ndarray  #: int64 (n_units,): bin of rank r at r − 1.
+    width: int  #: Ranks in the widest bin (the pass-2 window).
+
+    @property
+    def n_bins(self) -> int:
+        return len(self.starts)
+
+    def count_between(self, coarse: np.ndarray, lo: int | np.ndarray, hi: int | np.ndarray) -> np.ndarray:
+        """Replicates with a rank in [lo, hi] (``lo`` and ``hi + 1`` must be bin edges or n + 1)."""
+        cumulative = np.concatenate([np.zeros((*coarse.shape[:-1], 1), np.int64),
+                                     np.cumsum(coarse[..., :self.n_bins], axis=-1)], axis=-1)
+        edges = np.append(self.starts, self.n_units + 1)
+        first = np.searchsorted(edges, lo)
+        stop = np.searchsorted(edges, np.asarray(hi) + 1)
+        rows = np.arange(coarse.shape[-2])
+        return cumulative[..., rows, stop] - cumulative[..., rows, first] if np.ndim(lo) else \
+            cumulative[..., stop] - cumulative[..., first]
+
+
+def decile_of(rank: np.ndarray, n_units: int) -> np.ndarray:
+    """Decile of a rank among ``n_units``: ceil(10 · rank / n) (1 = the best tenth; 0 = no rank), the
+    English Indices of Deprivation's convention (:func:`engine.kernels.tiers.quantile_tiers`)."""
+    rank = np.asarray(rank, np.int64)
+    return np.where(rank > 0, (rank * 10 + n_units - 1) // n_units, 0)
+
+
+def bands(problem: Problem, bins: int | None = None, top_k: tuple[int, ...] = (1, 3, 10)) -> Bands:
+    """The coarse bins of a run: ``bins`` equal bins (default :func:`default_bins`), split further at
+    every decile edge, top-k edge and nominal-tier edge."""
+    n = problem.n_units
+    step = -(-n // (bins or default_bins(n)))
+    starts = set(range(1, n + 1, step))
+    starts |= {(d * n) // 10 + 1 for d in range(10)}  # first rank of decile d + 1: ceil(10 r / n) = d + 1
+    starts |= {k + 1 for k in top_k}
+    bounds = problem.tier_bounds[problem.tier_bounds[..., 0] > 0]
+    starts |= set(bounds[:, 0].tolist()) | set((bounds[:, 1] + 1).tolist())
+    starts_array = np.array(sorted(s for s in starts if 1 <= s <= n), np.int64)
+    bin_of_rank = np.searchsorted(starts_array, np.arange(1, n + 1), side="right").astype(np.int64) - 1
+    width = int(np.diff(np.append(starts_array, n + 1)).max())
+    return Bands(n, starts_array, bin_of_rank, width)
+
+
+@dataclass
+class BandState:
+    """Pass-1 statistics of a set of blocks (mergeable, see the module docstring)."""
+
+    coarse: np.ndarray  #: int64 (n_targets, n_units, n_bins + 1); last column = replicates without a rank.
+    rank_sums: np.ndarray  #: int64 (n_targets, n_units, 2): Σ rank, Σ rank².
+    extremes: np.ndarray  #: int64 (n_targets, n_units, 2): best (n + 1 before any) and worst (0) rank.
+    shift_hist: np.ndarray  #: int64 (n_targets, n_units): total rank shift S in bins of n_units.
+    shift_sum: np.ndarray  #: int64 (n_targets,): Σ S.
+    pair_count: np.ndarray  #: int64 (n_targets, n_pairs, n_pairs).
+    moments: ExactSum | None = None  #: As :attr:`engine.analysis.montecarlo.ChunkState.moments`.
+    blocks: set[int] = field(default_factory=set)
+
+    @classmethod
+    def empty(cls, problem: Problem, layout: Bands) -> BandState:
+        n_t, n_u, n_p = len(problem.targets), problem.n_units, len(problem.pair_units)
+        extremes = np.zeros((n_t, n_u, 2), np.int64)
+        extremes[..., 0] = n_u + 1
+        return cls(np.zeros((n_t, n_u, layout.n_bins + 1), np.int64), np.zeros((n_t, n_u, 2), np.int64), extremes,
+                   np.zeros((n_t, n_u), np.int64), np.zeros(n_t, np.int64), np.zeros((n_t, n_p, n_p), np.int64),
+                   ExactSum.zeros((n_t, n_u, 2)))
+
+    @property
+    def hist(self) -> np.ndarray:
+        """The coarse counts: like ChunkState.hist, the last column counts replicates without a rank."""
+        return self.coarse
+
+    @property
+    def n_replicates(self) -> int:
+        return int(self.coarse[0, 0].sum())
+
+    def merge(self, other: BandState) -> BandState:
+        return self.copy().absorb(other)
+
+    def absorb(self, other: BandState) -> BandState:
+        overlap = self.blocks & other.blocks
+        if overlap:
+            raise ValueError(f"blocks counted twice: {sorted(overlap)[:5]}")
+        for name in ("coarse", "rank_sums", "shift_hist", "shift_sum", "pair_count"):
+            getattr(self, name).__iadd__(getattr(other, name))
+        np.minimum(self.extremes[..., 0], other.extremes[..., 0], out=self.extremes[..., 0])
+        np.maximum(self.extremes[..., 1], other.extremes[..., 1], out=self.extremes[..., 1])
+        if other.moments is not None:
+            if self.moments is None:
+                self.moments = other.moments.copy()
+            else:
+                self.moments += other.moments
+        self.blocks |= other.blocks
+        return self
+
+    def copy(self) -> BandState:
+        return BandState(self.coarse.copy(), self.rank_sums.copy(), self.extremes.copy(), self.shift_hist.copy(),
+                         self.shift_sum.copy(), self.pair_count.copy(),
+                         None if self.moments is None else self.moments.copy(), set(self.blocks))
+
+    def score_moments(self) -> np.ndarray:
+        if self.moments is None:
+            return np.zeros((*self.coarse.shape[:2], 2))
+        return self.moments.value()
+
+
+@dataclass
+class WindowState:
+    """Pass-2 statistics of a set of blocks: exact rank counts in each unit's quantile windows."""
+
+    fine: np.ndarray  #: int64 (n_targets, n_units, 3, width).
+    above: np.ndarray  #: int64 (n_targets, n_units, 3): smallest rank beyond the window (n + 1: none).
+    blocks: set[int] = field(default_factory=set)
+
+    @classmethod
+    def empty(cls, problem: Problem, layout: Bands) -> WindowState:
+        n_t, n_u = len(problem.targets), problem.n_units
+        return cls(np.zeros((n_t, n_u, len(QUANTILES), layout.width), np.int64),
+                   np.full((n_t, n_u, len(QUANTILES)), n_u + 1, np.int64))
+
+    def merge(self, other: WindowState) -> WindowState:
+        return self.copy().absorb(other)
+
+    def absorb(self, other: WindowState) -> WindowState:
+        overlap = self.blocks & other.blocks
+        if overlap:
+            raise ValueError(f"blocks counted twice: {sorted(overlap)[:5]}")
+        self.fine += other.fine
+        np.minimum(self.above, other.above, out=self.above)
+        self.blocks |= other.blocks
+        return self
+
+    def copy(self) -> WindowState:
+        return WindowState(self.fine.copy(), self.above.copy(), set(self.blocks))
+
+
+def run_chunk(problem: Problem, factors: list[Factor], seed: int, first_block: int, stop_block: int,
+              block_size: int, n_lanes: int, n_replicates: int, layout: Bands, windows: np.ndarray | None = None,
+              on_block=None) -> BandState | WindowState:
+    """Blocks ``first_block .. stop_block − 1`` of a run: pass 1 (``windows`` None) or pass 2
+    (``windows``: (n_targets, n_units, 3) window starts from :func:`quantile_windows`).
+
+    The replicates are those of :func:`engine.analysis.montecarlo.run_chunk` (RNG blocks, the same
+    draws, scores, sort and ranks by the one Monte Carlo path, moments per RNG block); lanes take
+    RNG blocks in turn, each counting into its own state."""
+    start = first_block * block_size
+    stop = min(stop_block * block_size, n_replicates)
+    size = moment_block(block_size)
+    cuts = [start, *range((start // size + 1) * size, stop, size), stop]
+    ranges = [(lo, hi) for lo, hi in itertools.pairwise(cuts) if hi > lo]
+    n_lanes = max(1, min(n_lanes, len(ranges)))
+    n_t, n_u, n_p = len(problem.targets), problem.n_units, len(problem.pair_units)
+    moments = np.zeros((len(ranges), n_t, n_u, 2))
+    mapping = ParameterMap(factors, problem)
+    columns = n_columns(factors)
+    sub = max(1, min(256, LANE_BYTES // (28 * n_t * n_u)))
+    blocks = iter(range(len(ranges)))
+    taking = threading.Lock()
+    failed = threading.Event()
+    tree, targets = kernel_tree(problem), kernel_targets(problem)
+    no_hist, no_shift = np.zeros((n_t, 0, 0), np.int64), np.zeros((n_t, 0), np.int64)
+
+    def lane_run(lane: int) -> BandState | WindowState:
+        state = BandState.empty(problem, layout) if windows is None else WindowState.empty(problem, layout)
+        if windows is None:
+            state.moments = None  # the chunk's moments are summed per RNG block below
+        pairs = state.pair_count if windows is None else np.zeros((n_t, n_p, n_p), np.int64)
+        scores, keys = np.empty((sub, n_t, n_u)), np.empty((sub, n_t, n_u), np.uint32)
+        ranks, shift_out = np.zeros((sub, n_t, n_u), np.int64), np.empty((sub, n_t))
+        try:
+            while True:
+                with taking:
+                    k = None if failed.is_set() else next(blocks, None)
+                if k is None:
+                    return state
+                lo, hi = ranges[k]
+                params = mapping(replicate_uniforms(seed, lo, hi, columns))
+                for a in range(0, hi - lo, sub):
+                    m = min(sub, hi - lo - a)
+                    kernel.montecarlo_scores(problem.zt, problem.linear_variant, tree,
+                                             kernel_design(params.slice(a, a + m)), targets, scores[:m], keys[:m])
+                    keys[:m].reshape(-1, n_u).sort(axis=1)
+                    kernel.montecarlo_accumulate(scores[:m], keys[:m], problem.nominal_rank, problem.pair_units, m,
+                                                 kernel.Accumulators(no_hist, no_shift, pairs, moments[k][None],
+                                                                     shift_out[:m], ranks[:m]))
+                    if windows is None:
+                        band_kernels.count_bands(ranks[:m], problem.nominal_rank, layout.bin_of_rank,
+                                                 (state.coarse, state.rank_sums, state.extremes, state.shift_hist,
+                                                  state.shift_sum))
+                    else:
+                        band_kernels.count_windows(ranks[:m], windows, layout.width, (state.fine, state.above))
+                if on_block is not None:
+                    on_block(hi - lo)
+        except BaseException:
+            failed.set()
+            raise
+
+    if n_lanes == 1:
+        states = [lane_run(0)]
+    else:
+        with ThreadPoolExecutor(n_lanes) as pool:
+            futures = [pool.submit(lane_run, lane) for lane in range(n_lanes)]
+            wait(futures)
+            states = [future.result() for future in futures]
+    total = states[0]
+    for more in states[1:]:
+        total.absorb(more)
+    if windows is None:
+        total.moments = ExactSum.of(moments)
+    total.blocks = set(range(first_block, stop_block))
+    return total
+
+
+def _chunk(problem: Problem, factors, seed: int, block_size: int, n_replicates: int, layout: Bands,
+           windows: np.ndarray | None, first: int, stop: int):
+    """Dask task: blocks [first, stop) of a pass with one lane."""
+    return run_chunk(problem, factors, seed, first, stop, block_size, 1, n_replicates, layout, windows)
+
+
+#: Replicates per chunk on Dask, and in process (as engine.analysis.uncertainty).
+CHUNK_REPLICATES, LOCAL_CHUNK_REPLICATES = 65536, 262144
+
+
+class _Pass:
+    """One pass as an analysis of :func:`engine.analysis.driver.drive` (no checkpoints)."""
+
+    checkpoints = False
+    work_per_replicate = 1
+
+    def __init__(self, problem: Problem, factors, seed: int, n_replicates: int, block_size: int, layout: Bands,
+                 windows: np.ndarray | None, fingerprint: dict[str, Any]):
+        self.problem, self.factors, self.seed, self.layout, self.windows = problem, factors, seed, layout, windows
+        self.n_replicates, self.block_size = n_replicates, block_size
+        self.work_unit = "replicates (pass 1 of 2)" if windows is None else "replicates (pass 2 of 2)"
+        self._fingerprint = {**fingerprint, "pass": 1 if windows is None else 2}
+
+    def chunk_blocks(self, requested: int | None, distributed: bool) -> int:
+        return replicate_chunk_blocks(requested, CHUNK_REPLICATES if distributed else LOCAL_CHUNK_REPLICATES,
+                                      self.block_size)
+
+    def empty_state(self):
+        return (BandState if self.windows is None else WindowState).empty(self.problem, self.layout)
+
+    def run_chunk(self, first: int, stop: int, n_lanes: int, on_block):
+        return run_chunk(self.problem, self.factors, self.seed, first, stop, self.block_size, n_lanes,
+                         self.n_replicates, self.layout, self.windows, on_block)
+
+    def dask_task(self):
+        return _chunk, (self.problem.without_result(), self.factors, self.seed, self.block_size, self.n_replicates,
+                        self.layout, self.windows)
+
+    def fingerprint(self) -> dict[str, Any]:
+        return self._fingerprint
+
+    def close(self) -> None:
+        pass
+
+
+def _order_statistics(counts: np.ndarray, q: float):
+    """Per row of ``counts`` (…, n_bins): sample size n, h = (n − 1) q, and the 0-based order
+    statistics lo = ⌊h⌋ and hi = min(lo + 1, n − 1) that type-7 interpolation reads."""
+    n = counts.sum(axis=-1)
+    h = np.maximum(n - 1, 0) * q
+    lo = np.floor(h).astype(np.int64)
+    return n, h, lo, np.minimum(lo + 1, np.maximum(n - 1, 0))
+
+
+def quantile_windows(state: BandState, layout: Bands) -> np.ndarray:
+    """Window starts (n_targets, n_units, 3) of pass 2: the first rank of the bin that holds each
+    wanted quantile's lower order statistic (a unit without ranks: bin 0)."""
+    counts = state.coarse[..., :layout.n_bins]
+    cumulative = np.cumsum(counts, axis=-1)
+    starts = np.empty((*counts.shape[:-1], len(QUANTILES)), np.int64)
+    for j, q in enumerate(QUANTILES):
+        _, _, lo, _ = _order_statistics(counts, q)
+        b = np.minimum((cumulative <= lo[..., None]).sum(axis=-1), layout.n_bins - 1)
+        starts[..., j] = layout.starts[b]
+    return starts
+
+
+def exact_quantiles(state: BandState, windows: np.ndarray, second: WindowState, layout: Bands) -> np.ndarray:
+    """``numpy.quantile(ranks, q)`` (type 7) of every unit's ranks for each q of :data:`QUANTILES`:
+    (n_targets, n_units, 3), NaN for a unit never ranked."""
+    counts = state.coarse[..., :layout.n_bins]
+    cumulative = np.cumsum(counts, axis=-1)
+    out = np.empty(windows.shape)
+    for j, q in enumerate(QUANTILES):
+        n, h, lo, hi = _order_statistics(counts, q)
+        start = windows[..., j]
+        below = np.where(start > 1, np.take_along_axis(
+            cumulative, np.maximum(layout.bin_of_rank[start - 1] - 1, 0)[..., None], axis=-1)[..., 0], 0)
+        fine = np.cumsum(second.fine[..., j, :], axis=-1)
+        x_lo = start + (below[..., None] + fine <= lo[..., None]).sum(axis=-1)
+        inside = below + fine[..., -1] > hi
+        x_hi = np.where(inside, start + (below[..., None] + fine <= hi[..., None]).sum(axis=-1), second.above[..., j])
+        with np.errstate(invalid="ignore"):
+            out[..., j] = np.where(n > 0, x_lo + (h - lo) * (x_hi - x_lo), np.nan)
+    return out
+
+
+def summarise(problem: Problem, state: BandState, quantiles: np.ndarray, layout: Bands,
+              top_k: tuple[int, ...] = (1, 3, 10)) -> RankStatistics:
+    """The per-unit tables of :func:`engine.analysis.montecarlo.summarise` (same column names and,
+    for the statistics both modes have, the same values) plus rank bands: percentile ranks
+    (rank − 1)/(n − 1) of the nominal rank and of the 5 %, 50 %, 95 % ranks, P(each decile) and
+    P(same decile); the acceptability table is the decile-acceptability matrix (nominal decile ×
+    replicate decile, shares of unit-replicates)."""
+    n_rep, n_u = state.n_replicates, problem.n_units
+    moments = state.score_moments()
+    units_tables, accept, pairs, shifts, shift_summary = {}, {}, {}, {}, {}
+    decile_edges = [(d * n_u) // 10 + 1 for d in range(11)]
+    scale = max(n_u - 1, 1)
+    for t, target in enumerate(problem.target_ids):
+        coarse = state.coarse[t]
+        ranked = coarse[:, :-1].sum(axis=1)
+        sum_r, sum_r2 = state.rank_sums[t, :, 0], state.rank_sums[t, :, 1]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = sum_r / ranked
+            var = np.maximum(sum_r2 / ranked - mean * mean, 0.0)
+            score_mean = moments[t, :, 0] / ranked
+            score_var = np.maximum(moments[t, :, 1] / ranked - score_mean * score_mean, 0.0)
+        q05, median, q95 = quantiles[t, :, 0], quantiles[t, :, 1], quantiles[t, :, 2]
+        nominal = problem.nominal_rank[t]
+        columns: dict[str, Any] = {
+            "unit": problem.units, "nominal_score": problem.nominal_score[t],
+            "nominal_rank": np.where(nominal > 0, nominal, 0), "mean_rank": mean, "median_rank": median,
+            "q05_rank": q05, "q95_rank": q95, "rank_sd": np.sqrt(var),
+            "best_rank": np.where(ranked > 0, state.extremes[t, :, 0], 0),
+            "worst_rank": np.where(ranked > 0, state.extremes[t, :, 1], 0),
+        }
+        for k in top_k:
+            columns[f"p_top{k}"] = layout.count_between(coarse, 1, min(k, n_u)) / n_rep
+        lo, hi = problem.tier_bounds[t, :, 0], problem.tier_bounds[t, :, 1]
+        same = np.where(lo > 0, layout.count_between(coarse, np.maximum(lo, 1), np.maximum(hi, 1)), 0)
+        columns["nominal_tier"] = problem.tier_of[t]
+        columns["p_same_tier"] = same / n_rep
+        columns["p_missing"] = coarse[:, -1] / n_rep
+        columns["score_mean"] = score_mean
+        columns["score_sd"] = np.sqrt(score_var)
+        columns["nominal_pct_rank"] = np.where(nominal > 0, (nominal - 1) / scale, np.nan)
+        for name, value in (("q05", q05), ("median", median), ("q95", q95)):
+            columns[f"pct_rank_{name}"] = (value - 1) / scale
+        nominal_decile = decile_of(nominal, n_u)
+        columns["nominal_decile"] = nominal_decile
+        deciles = np.stack([layout.count_between(coarse, decile_edges[d], decile_edges[d + 1] - 1)
+                            for d in range(10)], axis=1)
+        for d in range(10):
+            columns[f"p_decile_{d + 1}"] = deciles[:, d] / n_rep
+        rows = np.arange(n_u)
+        columns["p_same_decile"] = np.where(nominal_decile > 0, deciles[rows, np.maximum(nominal_decile - 1, 0)],
+                                            0) / n_rep
+        table = pl.DataFrame(columns).with_columns(
+            pl.col("nominal_rank").replace(0, None), (pl.col("q95_rank") - pl.col("q05_rank")).alias("rank_range_90"))
+        units_tables[target] = table.sort("nominal_rank", nulls_last=True, maintain_order=True)
+        matrix = np.zeros((11, 10), np.int64)  # nominal decile (0 = no nominal rank) × replicate decile
+        np.add.at(matrix, nominal_decile, deciles)
+        members = np.bincount(nominal_decile, minlength=11)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            shares = matrix / (members[:, None] * n_rep)
+        accept[target] = pl.DataFrame({"nominal_decile": np.arange(1, 11), "units": members[1:],
+                                       **{f"decile_{d + 1}": shares[1:, d] for d in range(10)},
+                                       **{f"count_decile_{d + 1}": matrix[1:, d] for d in range(10)}})
+        if len(problem.pair_units):
+            names = [problem.units[i] for i in problem.pair_units]
+            pc = state.pair_count[t] / n_rep
+            pairs[target] = pl.DataFrame({"unit_a": [a for a in names for _ in names],
+                                          "unit_b": [b for _ in names for b in names],
+                                          "p_a_ahead_of_b": pc.ravel()}).filter(pl.col("unit_a") != pl.col("unit_b"))
+        n_ranked = max(int((nominal > 0).sum()), 1)
+        bins = np.flatnonzero(state.shift_hist[t])
+        freq = state.shift_hist[t][bins]
+        shifts[target] = pl.DataFrame({"total_shift_from": bins * n_u, "rank_shift_from": bins * n_u / n_ranked,
+                                       "replicates": freq, "probability": freq / n_rep})
+        counts = np.zeros(int(bins.max()) + 1 if len(bins) else 1, np.int64)
+        counts[bins] = freq
+        shift_summary[target] = {
+            "mean": float(state.shift_sum[t] / n_rep / n_ranked),
+            **{name: (quantile_from_counts(counts, q) - 1) * n_u / n_ranked
+               for name, q in (("q05", 0.05), ("median", 0.5), ("q95", 0.95))},
+            "max": float((bins.max() + 1) * n_u / n_ranked) if len(bins) else 0.0,
+            "resolution": n_u / n_ranked,
+        }
+    return RankStatistics(units_tables, accept, pairs, shifts, shift_summary, n_rep)
+
+
+def run_largen(problem: Problem, factors: list[Factor], seed: int, n_replicates: int, block_size: int,
+               backend: BackendOptions, *, bins: int | None = None, top_k: tuple[int, ...] = (1, 3, 10),
+               fingerprint: dict[str, Any] | None = None, progress: bool = False, chunk_blocks: int | None = None,
+               confirm=None) -> tuple[RankStatistics, BandState, dict[str, Any]]:
+    """Both passes on ``backend`` (each through :func:`engine.analysis.driver.drive`); returns the
+    statistics, the pass-1 state and the run info (``large_n`` describes the mode)."""
+    layout = bands(problem, bins, top_k)
+    fingerprint = {**(fingerprint or {}), "seed": seed, "replicates": n_replicates, "bins": layout.n_bins}
+
+    def twice(info: dict[str, Any]) -> None:  # the estimate covers both passes
+        confirm({**info, "seconds": None if info.get("seconds") is None else 2 * info["seconds"]})
+
+    first, info = drive(_Pass(problem, factors, seed, n_replicates, block_size, layout, None, fingerprint),
+                        lambda state, info: (state, info), backend, progress=progress, chunk_blocks=chunk_blocks,
+                        confirm=None if confirm is None else twice)
+    windows = quantile_windows(first, layout)
+    second, _ = drive(_Pass(problem, factors, seed, n_replicates, block_size, layout, windows, fingerprint),
+                      lambda state, info: (state, info), backend, progress=progress, chunk_blocks=chunk_blocks)
+    quantiles = exact_quantiles(first, windows, second, layout)
+    stats = summarise(problem, first, quantiles, layout, top_k)
+    info = {**info, "large_n": {"bins": layout.n_bins, "window": layout.width, "passes": 2,
+                                "quantiles": list(QUANTILES), "checkpoints": False}}
+    return stats, first, info

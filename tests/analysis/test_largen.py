@@ -1,0 +1,145 @@
+"""Large-n mode (issue 19 item 2): O(units × bins) state, exact median/5 %/95 % ranks from two
+passes over the same replicates, rank bands, bit-identical across threads, chunks and block sizes."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from engine.analysis.design import ParameterMap, n_columns, replicate_uniforms
+from engine.analysis.largen import LARGE_N_ABOVE, bands, decile_of
+from engine.analysis.memory import counts_bytes, estimate_bytes
+from engine.analysis.montecarlo import run_design
+from engine.analysis.spec import load_spec, resolve_factors
+from engine.analysis.uncertainty import uncertainty, with_default_factors
+from engine.errors import DataError, SchemaError
+from engine.kernels import bands as band_kernels
+from engine.kernels import reference
+from engine.schema import framework_from_dict
+from tests.analysis.conftest import city_data, city_framework
+
+#: Columns both modes compute (same names, same values).
+SHARED = ["unit", "nominal_score", "nominal_rank", "mean_rank", "median_rank", "q05_rank", "q95_rank", "rank_sd",
+          "best_rank", "worst_rank", "p_top1", "p_top3", "p_top10", "nominal_tier", "p_same_tier", "p_missing",
+          "score_mean", "score_sd", "rank_range_90"]
+
+
+def _run(data, n=2048, **options):
+    return uncertainty(framework_from_dict(city_framework()), data, replicates=n, seed=5, block_size=256,
+                       **options)
+
+
+def _raw_ranks(result, n):
+    """The run's raw ranks (n, n_targets, n_units), replayed from its seed through the one path."""
+    problem = result.problem
+    spec = with_default_factors(load_spec(None, replicates=n, seed=5, block_size=256), problem.framework)
+    factors = resolve_factors(spec, problem.framework)
+    params = ParameterMap(factors, problem)(replicate_uniforms(5, 0, n, n_columns(factors)))
+    return run_design(problem, params, 256, keep_ranks=True)[2]
+
+
+@pytest.mark.parametrize("data_args", [{}, {"ties": True}, {"missing": 0.2}], ids=["plain", "ties", "missing"])
+def test_large_n_mode_equals_the_exact_histograms_and_numpy_quantiles(data_args):
+    """Forced into large-n mode with 3 coarse bins on 60 units, every statistic both modes have is
+    equal to the units² histograms' (exactly, float for float), and median/q05/q95 equal
+    numpy.quantile of the raw ranks (type 7); decile probabilities equal the raw ranks' shares."""
+    data = city_data(n_units=60, **data_args)
+    exact = _run(data)
+    large = _run(data, large_n_above=0, rank_bins=3)
+    assert large.manifest["large_n"]["passes"] == 2 and exact.manifest.get("large_n") is None
+    assert_frame_equal(large.units.select(SHARED), exact.units.select(SHARED))
+    raw = _raw_ranks(large, 2048)[:, 0]
+    by_unit = {u: i for i, u in enumerate(large.problem.units)}
+    table = large.units
+    for row in table.iter_rows(named=True):
+        ranks = raw[:, by_unit[row["unit"]]]
+        ranks = ranks[ranks > 0]
+        if len(ranks) == 0:
+            assert row["median_rank"] is None or np.isnan(row["median_rank"])
+            continue
+        assert [row["q05_rank"], row["median_rank"], row["q95_rank"]] == list(np.quantile(ranks, [0.05, 0.5, 0.95]))
+        deciles = decile_of(ranks, 60)
+        assert [row[f"p_decile_{d}"] for d in range(1, 11)] == [np.count_nonzero(deciles == d) / 2048
+                                                                  for d in range(1, 11)]
+        assert row["pct_rank_median"] == (row["median_rank"] - 1) / 59
+    accept = large.statistics.acceptability[large.problem.target_ids[0]]
+    assert accept.select(pl.sum_horizontal(pl.col("^count_decile_.*$"))).to_series().sum() == np.count_nonzero(raw)
+
+
+def test_large_n_results_are_bit_identical_across_threads_chunks_and_block_sizes():
+    data = city_data(n_units=50)
+    base = uncertainty(framework_from_dict(city_framework()), data, replicates=3000, seed=9, block_size=1024,
+                       threads=1, large_n_above=0, rank_bins=4)
+    for options in ({"threads": 2}, {"threads": 2, "chunk_blocks": 1}, {"block_size": 256, "threads": 2},
+                    {"backend": "serial", "block_size": 2048}):
+        options = {"block_size": 1024, **options}
+        other = uncertainty(framework_from_dict(city_framework()), data, replicates=3000, seed=9, large_n_above=0,
+                            rank_bins=4, **options)
+        assert_frame_equal(other.units, base.units)
+        target = base.problem.target_ids[0]
+        assert_frame_equal(other.statistics.acceptability[target], base.statistics.acceptability[target])
+        assert other.statistics.rank_shift_summary == base.statistics.rank_shift_summary
+
+
+def test_bands_put_edges_on_deciles_top_k_and_tiers():
+    result = _run(city_data(n_units=47), n=256, large_n_above=0, rank_bins=2)
+    layout = bands(result.problem, 2)
+    edges = set(layout.starts.tolist())
+    assert {(d * 47) // 10 + 1 for d in range(10)} <= edges and {2, 4, 11} <= edges
+    bounds = result.problem.tier_bounds[0]
+    assert set(bounds[:, 0].tolist()) <= edges
+    assert layout.width == max(np.diff(np.append(layout.starts, 48)))
+
+
+def test_count_kernels_equal_their_twins():
+    rng = np.random.default_rng(2)
+    ranks = rng.integers(0, 31, size=(17, 2, 30)).astype(np.int64)  # 0 = missing
+    nominal = rng.integers(0, 31, size=(2, 30)).astype(np.int64)
+    bin_of_rank = np.arange(30, dtype=np.int64) // 5  # 6 bins
+    acc = (np.zeros((2, 30, 7), np.int64), np.zeros((2, 30, 2), np.int64), np.zeros((2, 30, 2), np.int64),
+           np.zeros((2, 30), np.int64), np.zeros(2, np.int64))
+    acc[2][..., 0] = 31
+    band_kernels.count_bands(ranks, nominal, bin_of_rank, acc)
+    for got, want in zip(acc, reference.count_bands(ranks, nominal, bin_of_rank), strict=True):
+        np.testing.assert_array_equal(got, want)
+    starts = rng.integers(1, 31, size=(2, 30, 3)).astype(np.int64)
+    fine, above = np.zeros((2, 30, 3, 5), np.int64), np.full((2, 30, 3), 31, np.int64)
+    band_kernels.count_windows(ranks, starts, 5, (fine, above))
+    want_fine, want_above = reference.count_windows(ranks, starts, 5)
+    np.testing.assert_array_equal(fine, want_fine)
+    np.testing.assert_array_equal(above, want_above)
+
+
+def test_mode_is_chosen_above_the_threshold_and_recorded():
+    data = city_data(n_units=30)
+    assert "large_n" not in _run(data, n=256).manifest
+    manifest = _run(data, n=256, large_n_above=29).manifest
+    assert manifest["large_n"]["above"] == 29 and manifest["large_n"]["units"] == 30
+    assert LARGE_N_ABOVE == 5000
+
+
+@pytest.mark.parametrize(("options", "error", "match"), [
+    ({"large_n_above": -1}, SchemaError, r"large_n_above must be a whole number of units >= 0, got -1"),
+    ({"rank_bins": 0}, SchemaError, r"rank_bins must be a whole number >= 1, got 0"),
+    ({"large_n_above": 0, "resume": True}, DataError, r"cannot resume a large-n run \(30 units\): large-n mode "
+                                                       r"stores no checkpoints yet"),
+    ({"large_n_above": 0, "design": {"i1": np.ones(4)}}, DataError, r"explicit designs are not supported in "
+                                                                       r"large-n mode"),
+])
+def test_bad_large_n_options_are_refused_before_any_replicate(options, error, match, tmp_path):
+    if options.get("resume"):
+        options = {**options, "out": tmp_path / "run"}
+    with pytest.raises(error, match=match):
+        _run(city_data(n_units=30), n=256, **options)
+
+
+def test_memory_estimate_of_large_n_is_units_times_bins():
+    """10^5 units: units² histograms need hundreds of GiB; large-n mode (√(3n) = 548 bins) a few GiB
+    with two lanes, within the 4 GB target with one."""
+    n = 100_000
+    exact = estimate_bytes("uncertainty", n, 1, 2)
+    large = estimate_bytes("uncertainty", n, 1, 2, rank_bins=548)
+    assert exact > 6 * counts_bytes(n) > 400 * 2**30
+    assert large < 6 * 2**30 and estimate_bytes("uncertainty", n, 1, 1, rank_bins=548) < 4 * 2**30
