@@ -44,6 +44,10 @@ def test_shipped_framework_loads(name):
 #: Shipped frameworks that deliberately come without a default dataset (the user passes a table);
 #: each one is scored on a seeded synthetic table instead.  Keep this list explicit.
 NO_DEFAULT_DATASET = {"city-ai-2021"}
+#: Panel frameworks (data.period): their default dataset holds every period, scored period by period
+#: (tests/panel/test_shipped_panel.py).
+PANELS = {name for name in SHIPPED if "period" in engine.load_framework(name).data}
+SINGLE_EDITION = [name for name in SHIPPED if name not in PANELS]
 
 
 def synthetic_table(framework: Framework, n_units: int = 30) -> pl.DataFrame:
@@ -71,7 +75,7 @@ def default_data(framework: Framework) -> Any:
     return dataset
 
 
-@pytest.mark.parametrize("name", SHIPPED)
+@pytest.mark.parametrize("name", SINGLE_EDITION)
 def test_shipped_framework_default_dataset_validates(name):
     framework = engine.load_framework(name)
     data = default_data(framework)
@@ -83,7 +87,7 @@ def test_shipped_framework_default_dataset_validates(name):
     assert set(framework.columns) <= set(dataset.table.columns)
 
 
-@pytest.mark.parametrize("name", SHIPPED)
+@pytest.mark.parametrize("name", SINGLE_EDITION)
 def test_shipped_framework_scores_without_warnings(name):
     framework = engine.load_framework(name)
     data = default_data(framework)
@@ -219,6 +223,8 @@ def test_documented_normalisation_defaults_match_the_engine():
         for key, value in defaults.items():
             if isinstance(value, bool):
                 shown = str(value).lower()
+            elif isinstance(value, str):
+                shown = value
             elif isinstance(value, list):
                 shown = "[" + ", ".join(f"{v:g}" for v in value) + "]"
             else:
