@@ -7,6 +7,7 @@ exits with status 2 and a one-paragraph message naming the offending node/column
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import warnings
@@ -150,6 +151,11 @@ def _cmd_score(args: argparse.Namespace) -> int:
     if args.out:
         check_output(args.out, "file", inputs=[args.framework, args.data])
     result = score(framework, args.data, **_load_kwargs(args))
+    if args.percentiles is not None:  # "" = among all units
+        from dataclasses import replace
+
+        extra = result.percentile_ranks(within=args.percentiles or None).drop(result.dataset.unit)
+        result = replace(result, table=result.table.with_columns(extra))
     elapsed = time.perf_counter() - started
     if result.recipe["data"]["synthetic"]:
         print("NOTE: this dataset is SYNTHETIC (generated), not observed data.")
@@ -307,6 +313,36 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_trajectories(args: argparse.Namespace) -> int:
+    from .panel import score_panel
+
+    if args.out:
+        check_output(args.out, "tables", inputs=[args.framework, args.panel])
+    result = score_panel(args.framework, args.panel, normalisation=args.normalisation, period=args.period,
+                         unit=args.unit)
+    periods, counts = result.periods, result.manifest["units_per_period"]
+    print(f"{result.framework.labels['en']}: {len(periods)} periods, {result.manifest['data']['n_units']} units, "
+          "normalisation " + ("fitted on the whole panel (scores compare over time)" if args.normalisation == "panel"
+                              else "per period (scores compare within a period)"))
+    print("units per period: " + ", ".join(f"{p} {counts[str(p)]}" for p in periods))
+    a, b = periods[-2], periods[-1]
+    change = result.change(a, b, args.node)
+    node = args.node or result.index_id
+    unit, label = result.panel.unit, result.panel.label
+    print(f"rank change of {node} from {a} to {b} (top {min(args.top, change.height)} by the {b} rank; "
+          f"+ = moved up; {len(result.panel.entered(a, b))} entered, {len(result.panel.left(a, b))} left)")
+    rows = [[row[unit], *([row[label]] if label else []), row[f"rank_{a}"], row[f"rank_{b}"],
+             None if row["rank_change"] is None else format(row["rank_change"], "+d"),
+             None if row[f"score_{b}"] is None else format(row[f"score_{b}"], ".4f"), row["status"]]
+            for row in change.head(args.top).iter_rows(named=True)]
+    print(_render(["unit", *(["name"] if label else []), f"rank {a}", f"rank {b}", "change", f"score {b}",
+                   "status"], rows, left=(0, 1, 6) if label else (0, 5)))
+    if args.out:
+        path = result.write(args.out, format=args.format)
+        print(f"wrote units, trends, events and changes of {len(periods)} periods to {path}")
+    return 0
+
+
 #: A run estimated to take longer than this (seconds) or to store more checkpoints than this (bytes)
 #: is started only after a "yes" on a terminal, or with --yes.
 ASK_SECONDS, ASK_BYTES = 600.0, 1e9
@@ -395,6 +431,7 @@ def _cmd_uncertainty(args: argparse.Namespace) -> int:
                          scheduler=args.scheduler, workers=args.workers, worker_wait=args.worker_wait,
                          confirm=_confirm_large_run(args, out), out=out, resume=bool(args.resume),
                          overwrite=args.overwrite, keep_checkpoints=args.keep_checkpoints,
+                         large_n_above=args.large_n_above, rank_bins=args.rank_bins,
                          out_format=args.format, progress=not args.quiet, **_load_kwargs(args))
     m = result.manifest
     if m["data"] and m["data"].get("synthetic"):
@@ -504,7 +541,8 @@ def _cmd_sensitivity(args: argparse.Namespace) -> int:
 
     backend = "dask" if (args.scheduler or args.workers) else args.backend
     result = sensitivity(args.framework, args.data, args.spec, base_samples=args.base_samples, seed=args.seed,
-                         n_boot=args.bootstrap, second_order=args.second_order, threads=args.threads, backend=backend,
+                         n_boot=args.bootstrap, confidence=args.confidence, second_order=args.second_order,
+                         threads=args.threads, backend=backend,
                          scheduler=args.scheduler,
                          workers=args.workers, worker_wait=args.worker_wait, out=args.out, out_format=args.format,
                          progress=not args.quiet,
@@ -513,7 +551,8 @@ def _cmd_sensitivity(args: argparse.Namespace) -> int:
     print(f"{m['evaluations']:,} evaluations ({m['base_samples']:,} base samples × "
           f"{m['evaluations'] // m['base_samples']}) in "
           f"{m['wall_time_s']:.2f} s ({m['evaluations_per_s']:,.0f}/s)")
-    print("Sobol indices of the mean absolute rank shift R_S (95% bootstrap intervals):")
+    level = m["bootstrap"]["confidence"] * 100
+    print(f"Sobol indices of the mean absolute rank shift R_S ({level:g}% bootstrap intervals):")
     print(_format_indices(result.indices))
     if result.second is not None:
         print("second-order indices of R_S:")
@@ -698,6 +737,9 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--node", help="node whose ranking is printed (default: the index)")
     score.add_argument("--tiers", type=_positive_int, metavar="K",
                        help="classify the index into K tiers (Fisher-Jenks); printed in a tier column")
+    score.add_argument("--percentiles", nargs="?", const="", metavar="GROUP",
+                       help="add the index's percentile rank (rank - 1) / (N - 1), 0 = best, to the output: "
+                       "among all units, or within each GROUP (a data group column, e.g. a local authority)")
     score.set_defaults(run=_cmd_score)
 
     weights = sub.add_parser("weights", help="print the effective (global) weight of every indicator")
@@ -723,6 +765,22 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--out", "-o", help="output file (.parquet/.csv/.xlsx/.arrow)")
     compare.set_defaults(run=_cmd_compare)
 
+    traj = sub.add_parser("trajectories", help="score every period of panel data: ranks over time, changes, "
+                          "trends (CAGR, slope), units entering and leaving")
+    traj.add_argument("--framework", "-f", required=True, help="framework file or shipped name")
+    traj.add_argument("--panel", "-p", help="panel data: one table with a unit and a period column (file or "
+                      "shipped dataset); default: the framework's")
+    traj.add_argument("--period", help="period column, integer years or dates (default: the framework's data.period)")
+    traj.add_argument("--unit", help="unit id column (default: the framework's data.unit)")
+    traj.add_argument("--normalisation", choices=["period", "panel"], default="period",
+                      help="normalise each period on its own, or with goalposts fitted on the whole panel so that "
+                      "scores compare over time")
+    traj.add_argument("--node", help="node whose rank change is printed (default: the index)")
+    traj.add_argument("--top", type=_positive_int, default=20, help="rows to print")
+    traj.add_argument("--out", "-o", help="output folder (units, trends, events, changes, manifest), or a .xlsx file")
+    format_option(traj)
+    traj.set_defaults(run=_cmd_trajectories)
+
     unc = sub.add_parser("uncertainty", help="Monte Carlo rank distributions under weight/method perturbations")
     data_options(unc)
     unc.add_argument("--spec", "-s", help="uncertainty specification (YAML/JSON); default: ±25%% noise on every weight")
@@ -736,6 +794,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="start again in an --out folder that holds another run's checkpoints (deletes them)")
     unc.add_argument("--keep-checkpoints", action="store_true",
                      help="keep the checkpoint chunks after a successful run (removed by default)")
+    unc.add_argument("--large-n-above", type=int, metavar="UNITS",
+                     help="large-n mode above this many units: memory units × bins instead of units², the same "
+                     "exact median/5%%/95%% ranks, decile bands; no checkpoints (default: 5000)")
+    unc.add_argument("--rank-bins", type=int, metavar="BINS",
+                     help="coarse rank bins of large-n mode (default: sqrt(3 x units))")
     report_options(unc)
     unc.set_defaults(run=_cmd_uncertainty)
 
@@ -781,6 +844,8 @@ def build_parser() -> argparse.ArgumentParser:
     sens.add_argument("--base-samples", "-N", type=_positive_int, default=1024, help="base samples N (a power of two)")
     sens.add_argument("--seed", type=int, help="seed of the scrambled Sobol design")
     sens.add_argument("--bootstrap", type=_positive_int, default=200, help="bootstrap resamples for the intervals")
+    sens.add_argument("--confidence", type=float, help="confidence level of the intervals, e.g. 0.9 (COINr); "
+                      "default: the spec's, else 0.95")
     sens.add_argument("--second-order", action="store_true", help="also second-order indices of R_S (N (2g + 2) runs)")
     backend_options(sens)
     sens.add_argument("--out", "-o", help="output folder, or a .xlsx file (one workbook)")
@@ -850,6 +915,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"cityrank: to continue from the chunks stored in {out}: {_resume_command(args, out)}",
                   file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (``cityrank … | head``): stop quietly, as Unix tools do
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        except (OSError, ValueError):
+            pass
+        return 141  # 128 + SIGPIPE
     # Foreseeable faults of the machine, not of cityrank: one paragraph, exit 2 (any other
     # exception is a bug and keeps its traceback).
     except MemoryError as exc:  # includes NumPy's _ArrayMemoryError ("Unable to allocate 74.5 GiB …")

@@ -110,3 +110,18 @@ def test_a_bug_keeps_its_traceback(monkeypatch):
     monkeypatch.setattr(pipeline, "score", bug)
     with pytest.raises(ZeroDivisionError, match="a genuine bug"):
         main(["score", "-f", "asem"])
+
+
+def test_a_closed_pipe_stops_quietly(tmp_path):
+    """``cityrank score … | head -1``: the reader closes the pipe; cityrank stops with no error or traceback
+    (it used to print "Broken pipe … Fix: check the path" and exit 2) and exit status 141 (128 + SIGPIPE)."""
+    import subprocess
+    import sys
+
+    script = "import sys; from engine.cli import main; sys.exit(main(['score', '-f', 'asem']))"
+    with subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        proc.stdout.close()  # the reader goes away before cityrank prints its table
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=300) == 141
+    assert err.replace("cityrank: compiling kernels (first run only; later runs load them from the cache)…\n",
+                                 "") == ""
