@@ -20,6 +20,7 @@ import polars as pl
 
 from . import __version__
 from .data import Dataset, Inputs, load_data, prepare
+from .display import ResultShape
 from .errors import SchemaError
 from .io import check_output, write_table
 from .schema import Framework, load_framework
@@ -32,6 +33,7 @@ __all__ = ["STAGES", "Stages", "ScoreResult", "run_stages", "score", "as_dataset
 STAGES = ("denominate", "impute", "screen", "treat", "normalise", "aggregate", "rescale", "rank")
 RANK_SUFFIX = "_rank"
 TIER_SUFFIX = "_tier"
+PCT_SUFFIX = "_pct"
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,7 @@ def run_stages(framework: Framework | str | Path, inputs: Inputs | Dataset, *, u
     stages = replace(stages, scores=scores, weights=resolved)
     if stop < 6:
         return stages
-    scores = rescale(scores, framework)
+    scores = rescale(scores, framework, resolved)
     records["rescale"] = framework.rescale.to_dict()
     stages = replace(stages, scores=scores)
     if stop < 7:
@@ -122,7 +124,7 @@ def _with_tiers(framework: Framework, stages: Stages) -> Stages:
     from .tiers import assign_tiers
 
     column = framework.node_ids.index(framework.tiers["node"])
-    tiers = assign_tiers(stages.scores[:, column], framework.tiers["k"])
+    tiers = assign_tiers(stages.scores[:, column], framework.tiers["k"], method=framework.tiers["method"])
     records = {**stages.records, "tiers": {**dict(framework.tiers), "sizes": {
         int(t): int((tiers == t).sum()) for t in np.unique(tiers) if t > 0}}}
     return replace(stages, tiers=tiers, records=records)
@@ -151,9 +153,11 @@ def as_dataset(framework: Framework, data: Dataset | pl.DataFrame | str | Path |
     return load_data(data, framework=framework, **kwargs)
 
 
-@dataclass(frozen=True)
-class ScoreResult:
-    """Scores and ranks of every node for every unit, with the recipe that produced them."""
+@dataclass(frozen=True, repr=False)
+class ScoreResult(ResultShape):
+    """Scores and ranks of every node for every unit, with the recipe that produced them (the shape
+    of every result, :class:`engine.display.ResultShape`: :attr:`units` is :attr:`table`,
+    :attr:`manifest` is :attr:`recipe`)."""
 
     table: pl.DataFrame  #: unit id [, label, groups], then ``<node>`` and ``<node>_rank`` per node.
     recipe: dict[str, Any]  #: Everything needed to reproduce the run (JSON-serialisable).
@@ -165,12 +169,59 @@ class ScoreResult:
     def index_id(self) -> str:
         return self.framework.root.id
 
+    @property
+    def units(self) -> pl.DataFrame:
+        """The per-unit table: :attr:`table` (one row per unit, in the data's order)."""
+        return self.table
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """What was run: :attr:`recipe` (written with every output)."""
+        return self.recipe
+
     def top(self, n: int = 10, node: str | None = None) -> pl.DataFrame:
         """The ``n`` best units of ``node`` (default: the index), best first."""
         node = node or self.index_id
         cols = [self.dataset.unit, *([self.dataset.label] if self.dataset.label else []),
                 f"{node}{RANK_SUFFIX}", node]
         return self.table.sort(f"{node}{RANK_SUFFIX}", nulls_last=True, maintain_order=True).select(cols).head(n)
+
+    def percentile_ranks(self, within: str | None = None, nodes: list[str] | None = None) -> pl.DataFrame:
+        """Percentile rank of every unit, ``(rank − 1) / (N − 1)`` as SVI and IMD users publish it:
+        0 = the best (highest-scoring) unit, 1 = the worst, among all units or within each group of
+        the column ``within`` (a data group such as a state, province or local authority).  ``rank``
+        is the descending competition rank of the node's score within the group (ties share the
+        smaller rank), ``N`` the number of units with a score in the group; a group of one gets 0, a
+        unit without a score none.
+
+        Returns the unit id and one column ``<node>_pct`` (or ``<node>_pct_<within>``) per node of
+        ``nodes`` (default: the index), in the rows of :attr:`table`.
+
+        Raises
+        ------
+        SchemaError
+            ``within`` is not one of the dataset's group columns, or a node is unknown.
+        """
+        ds = self.dataset
+        if within is not None and within not in ds.groups:
+            raise SchemaError(f"percentile ranks within {within!r}: not a group column of the data "
+                              f"(groups: {list(ds.groups)})", node=None, path=self.framework.path,
+                              fix="name one of data.groups, or pass --groups / groups= when loading the data")
+        nodes = list(nodes or [self.index_id])
+        unknown = [n for n in nodes if n not in self.framework.node_ids]
+        if unknown:
+            raise SchemaError("percentile ranks of an unknown node", node=unknown[0], path=self.framework.path,
+                              fix=f"use node ids such as {self.index_id!r}")
+        suffix = PCT_SUFFIX + (f"_{within}" if within else "")
+        columns = []
+        for node in nodes:
+            rank = pl.col(node).rank("min", descending=True)
+            count = pl.col(node).count()
+            if within:
+                rank, count = rank.over(within), count.over(within)
+            columns.append(pl.when(count > 1).then((rank - 1) / (count - 1))
+                           .otherwise(pl.when(pl.col(node).is_not_null()).then(0.0)).alias(node + suffix))
+        return self.table.select(ds.unit, *columns)
 
     def reaggregate(self, weights: Mapping[str, float] | None = None, *, set: Mapping[str, float] | None = None,
                     scale: Mapping[str, float] | None = None) -> ScoreResult:
@@ -221,17 +272,21 @@ class ScoreResult:
                          share[node_id]))
         return pl.DataFrame(rows, schema=["node", "parent", "weight", "local", "global"], orient="row")
 
-    def __repr__(self) -> str:
+    def summary(self) -> dict[str, Any]:
+        """Framework, units, nodes and, after :meth:`reaggregate`, the weights changed."""
+        facts: dict[str, Any] = {"framework": self.framework.id, "units": self.table.height,
+                                 "nodes": len(self.framework.node_ids)}
         changed = self.recipe["stages"].get("reaggregate")
-        text = (f"ScoreResult(framework {self.framework.id!r}, {self.table.height} units, "
-                f"{len(self.framework.node_ids)} nodes")
         if changed:
             local = dict(zip(*self.effective_weights.select("node", "local").to_dict(as_series=False).values(),
                              strict=True))
-            parts = [f"{n}: {changed['previous'][n]:g} -> {w:g} (share {local[n]:.3f})"
-                     for n, w in changed["weights"].items()]
-            text += "; reaggregated weights " + ", ".join(parts)
-        return text + ")"
+            facts["reaggregated weights"] = ", ".join(f"{n}: {changed['previous'][n]:g} -> {w:g} (share {local[n]:.3f})"
+                                                      for n, w in changed["weights"].items())
+        return facts
+
+    def shown(self) -> pl.DataFrame:
+        """The table in index-rank order (best first), as ``repr`` shows it."""
+        return self.table.sort(f"{self.index_id}{RANK_SUFFIX}", nulls_last=True, maintain_order=True)
 
     def unit_names(self) -> pl.DataFrame:
         """Unit id, display name and group columns of the scored units (for analysis tables)."""
@@ -248,8 +303,12 @@ class ScoreResult:
                              **{ind.id: filled[:, j] for j, ind in enumerate(self.framework.indicators)}})
         return self.table.select(unit).join(mask, on=unit, how="left", maintain_order="left")
 
-    def write(self, path: str | Path, *, labels: str = "en", bom: bool = True) -> Path:
+    def write(self, path: str | Path, *, format: str | None = None, labels: str = "en", bom: bool = True) -> Path:
         """Write the table (Parquet/CSV/Excel/Arrow by extension) with the recipe, atomically.
+
+        With ``format`` (``"parquet"``, ``"csv"`` or ``"xlsx"``): the folder every analysis writes,
+        ``units.<format>`` (or ``results.xlsx``) and ``manifest.json`` (the recipe), see
+        :meth:`engine.display.ResultShape.write`.
 
         Parquet, Arrow and CSV keep the node-id column names (CSV: UTF-8 with a byte-order mark
         unless ``bom=False``, so Excel shows Chinese names right).  Excel: headers are the nodes'
@@ -258,6 +317,9 @@ class ScoreResult:
         full precision), imputed indicator values are shaded yellow, and the ``recipe`` sheet has
         one row per stage setting.  Refuses (:class:`DataError`) a path that is one of the input
         files or cannot be written."""
+        if format is not None:
+            check_output(path, "tables", inputs=[self.framework.path, self.dataset.source])
+            return super().write(path, format=format)
         check_output(path, "file", inputs=[self.framework.path, self.dataset.source])
         if Path(path).suffix.lower() != ".xlsx":
             return write_table(self.table, path, metadata=self.recipe, bom=bom)
@@ -312,7 +374,7 @@ def run_from_normalised(framework: Framework, stages: Stages, weights: Mapping[s
         raise SchemaError("cannot set the weight of an unknown node (or of the index)", node=unknown[0],
                           path=framework.path, fix=f"use one of the node ids, e.g. {framework.node_ids[0]!r}")
     tree = framework.compile(resolved)
-    scores = rescale(aggregate(stages.normalised, tree), framework)
+    scores = rescale(aggregate(stages.normalised, tree), framework, resolved)
     records = {**stages.records, "aggregate": _aggregate_record(framework, tree)}
     return _with_tiers(framework, replace(stages, scores=scores, ranks=rank(scores), records=records,
                                           weights=resolved))

@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from ..display import manifest_summary, result_html, result_text
+from ..display import ResultShape
 from ..errors import DataError, SchemaError
-from ..io import with_unit_names, write_tables
+from ..io import with_unit_names
 from ..pipeline import score
 from ..resources import shipped_datasets, shipped_specs
 from .bootstrap_spec import BootstrapSpec, compile_records, load_bootstrap_spec
@@ -45,9 +45,10 @@ from .spec import resolve_factors
 __all__ = ["BootstrapResult", "bootstrap", "default_bootstrap_spec"]
 
 
-@dataclass(frozen=True)
-class BootstrapResult:
-    """Rank distributions of a bootstrap run (per target), variance shares, confidence sets."""
+@dataclass(frozen=True, repr=False)
+class BootstrapResult(ResultShape):
+    """Rank distributions of a bootstrap run (per target), variance shares, confidence sets (the
+    shape of every result: :class:`engine.display.ResultShape`)."""
 
     statistics: RankStatistics
     confidence: pl.DataFrame | None  #: Rank confidence sets of the first target (records/noise modes).
@@ -78,16 +79,9 @@ class BootstrapResult:
     def least_stable(self, n: int = 10) -> pl.DataFrame:
         return self.units.sort(["rank_range_90", "rank_sd"], descending=True, nulls_last=True).head(n)
 
-    def __repr__(self) -> str:
-        return result_text("BootstrapResult", manifest_summary(self.manifest), self.units)
-
-    def _repr_html_(self) -> str:
-        return result_html("BootstrapResult", manifest_summary(self.manifest), self.units)
-
-    def write(self, out: str | Path, *, format: str | None = None) -> Path:
-        """Per-unit tables (display names and groups beside the unit codes), acceptability, R_S,
-        variance shares and the manifest, each file written atomically: a folder of Parquet
-        (default) or CSV files, or one Excel workbook (as :meth:`UncertaintyResult.write`)."""
+    def output_tables(self) -> dict[str, pl.DataFrame]:
+        """What :meth:`write` writes: per target, the per-unit table (display names and groups beside
+        the unit codes), acceptability, R_S, pairs and variance shares."""
         stats = self.statistics
         result = self.problem.problem.result
         names = result.unit_names() if result is not None else None
@@ -102,7 +96,7 @@ class BootstrapResult:
                 tables[f"pairs{suffix}"] = stats.pairs[target]
             if target in self.shares:
                 tables[f"variance_shares{suffix}"] = with_unit_names(self.shares[target], names)
-        return write_tables(tables, out, manifest=self.manifest, format=format)
+        return tables
 
 
 def default_bootstrap_spec(framework_id: str) -> Path | None:

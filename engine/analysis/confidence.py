@@ -36,11 +36,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import polars as pl
 
-from engine.display import result_html, result_text
+from engine import __version__
+from engine.display import ResultShape
 from engine.errors import DataError, SchemaError, preview
 from engine.stages.rank import rank as rank_stage
 
@@ -61,11 +63,13 @@ _PAIR_RTOL = 1e-5
 _DECIDED_T = 100.0
 
 
-@dataclass(frozen=True)
-class ConfidenceSets:
+@dataclass(frozen=True, repr=False)
+class ConfidenceSets(ResultShape):
     """Confidence sets for the ranks of ``n_units`` units (rank 1 = largest true value).
 
-    Arrays are read-only and indexed like the input units.
+    Arrays are read-only and indexed like the input units.  The shape of every result
+    (:class:`engine.display.ResultShape`): :attr:`units` (one row per unit), :attr:`manifest`,
+    ``write(out)``, ``repr``.
     """
 
     estimates: np.ndarray  #: float64 (n_units,): the point estimates θ̂.
@@ -89,12 +93,19 @@ class ConfidenceSets:
     level: float  #: Nominal coverage.
     stepdown: bool  #: Whether the step-down refinement was used.
     n_draws: int  #: Parametric bootstrap draws.
-    units: tuple | None  #: Unit labels, or None (then units are 0..n_units-1).
+    labels: tuple | None  #: Unit labels, or None (then units are 0..n_units-1).
+    #: The settings (level, step-down, draws, top k, seed: the seed drawn when none was given) and versions.
+    manifest: dict[str, Any]
 
     @property
     def n_units(self) -> int:
         """Number of units."""
         return int(self.estimates.shape[0])
+
+    @property
+    def units(self) -> pl.DataFrame:
+        """One row per unit, in input order (the same table as :meth:`table`)."""
+        return self.table()
 
     def table(self) -> pl.DataFrame:
         """One row per unit, in input order.
@@ -106,7 +117,7 @@ class ConfidenceSets:
             set), ``simultaneous_lower``, ``simultaneous_upper`` and, when ``top_k`` was given,
             ``in_top_k``.
         """
-        unit = pl.Series("unit", list(self.units)) if self.units is not None else pl.Series(
+        unit = pl.Series("unit", list(self.labels)) if self.labels is not None else pl.Series(
             "unit", np.arange(self.n_units, dtype=np.int64))
         columns = [
             unit,
@@ -122,15 +133,9 @@ class ConfidenceSets:
             columns.append(pl.Series("in_top_k", self.top_k_set))
         return pl.DataFrame(columns)
 
-    def _summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         return {"units": self.n_units, "level": self.level, "stepdown": self.stepdown, "draws": self.n_draws,
                 **({"top k": self.top_k} if self.top_k is not None else {})}
-
-    def __repr__(self) -> str:
-        return result_text("ConfidenceSets", self._summary(), self.table())
-
-    def _repr_html_(self) -> str:
-        return result_html("ConfidenceSets", self._summary(), self.table())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -444,9 +449,9 @@ def rank_confidence_sets(
     n_draws : int, default 1000
         Parametric bootstrap draws Z* ~ N(0, Σ) (at least ``max(10, 1 / (1 − level))``).
     seed : int, numpy.random.SeedSequence or None, default 0
-        Seed of ``numpy.random.default_rng``.  Draws are made with the units sorted by (estimate
-        descending, variance), so permuting the units permutes the result exactly when no two units
-        share both estimate and variance.
+        Seed of ``numpy.random.default_rng`` (None: fresh entropy, recorded in ``manifest["seed"]``).
+        Draws are made with the units sorted by (estimate descending, variance), so permuting the
+        units permutes the result exactly when no two units share both estimate and variance.
     stepdown : bool, default True
         Use the step-down refinement (never wider than the single-step sets).
     units : sequence, optional
@@ -518,6 +523,8 @@ def rank_confidence_sets(
     _check_arguments(level, top_k, n_draws, stepdown)
     theta, var, sigma, labels = _check_data(estimates, se, cov, units, top_k)
     level, n_draws, stepdown = float(level), int(n_draws), bool(stepdown)
+    if seed is None:  # fresh entropy, recorded in the manifest (the run can be repeated)
+        seed = int(np.random.SeedSequence().entropy % (2**63))
     p = theta.shape[0]
 
     var, sigma, zero, tol = _zero_variance(theta, var, sigma)
@@ -566,8 +573,21 @@ def rank_confidence_sets(
         level=level,
         stepdown=stepdown,
         n_draws=n_draws,
-        units=labels,
+        labels=labels,
+        manifest={"kind": "rank_confidence_sets", "n_units": int(theta.shape[0]), "level": float(level),
+                  "stepdown": bool(stepdown), "n_draws": int(n_draws), "top_k": None if top_k is None else int(top_k),
+                  "covariance": cov is not None, "seed": _seed_record(seed),
+                  "simultaneous_critical_value": float(sim_c), "simultaneous_steps": int(sim_steps),
+                  "degenerate_pairs": int(np.triu(fixed).sum()),
+                  "versions": {"cityrank": __version__, "numpy": np.__version__}},
     )
+
+
+def _seed_record(seed) -> Any:
+    """The seed as the manifest records it (an integer, or a SeedSequence's entropy and spawn key)."""
+    if isinstance(seed, np.random.SeedSequence):
+        return {"entropy": seed.entropy, "spawn_key": list(seed.spawn_key)}
+    return int(seed) if isinstance(seed, (int, np.integer)) else repr(seed)
 
 
 def rank_confidence_sets_from_bootstrap(

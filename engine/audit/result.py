@@ -10,6 +10,7 @@ from typing import Any
 
 import polars as pl
 
+from ..display import ResultShape
 from ..errors import preview
 
 __all__ = ["FLAG_SCHEMA", "AuditResult", "flag"]
@@ -37,7 +38,7 @@ def flags_frame(rows: Iterable[dict[str, Any]]) -> pl.DataFrame:
 
 
 @dataclass(frozen=True, eq=False)
-class AuditResult:
+class AuditResult(ResultShape):
     """Tables and flags of a statistical audit (see ``docs/audit.md``).
 
     ``tables`` are named ``<section>_<name>`` (e.g. ``structure_correlations``); ``flags`` has one
@@ -51,6 +52,18 @@ class AuditResult:
 
     def __getitem__(self, name: str) -> pl.DataFrame:
         return self.tables[name]
+
+    @property
+    def units(self) -> pl.DataFrame:
+        """The per-unit table: the data section's ``data_availability_units`` (unit, indicators
+        available, availability overall and under every aggregate); no rows when the data section
+        was not run."""
+        return self.tables.get("data_availability_units", pl.DataFrame(schema={"unit": pl.String}))
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """What was run: :attr:`recipe` (written with the tables)."""
+        return self.recipe
 
     @property
     def warnings(self) -> pl.DataFrame:

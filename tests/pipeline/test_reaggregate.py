@@ -43,7 +43,7 @@ def test_effective_weights_after_the_change(asem_result):
     indicators = doubled.filter(doubled["node"].is_in([i.id for i in asem_result.framework.indicators]))
     assert indicators["global"].sum() == pytest.approx(1.0)
     assert "Environ: 1 -> 2 (share 0.500)" in repr(asem_result.reaggregate(scale={"Environ": 2.0}))
-    assert repr(asem_result).startswith("ScoreResult(framework 'asem', 51 units, 60 nodes)")
+    assert repr(asem_result).startswith("ScoreResult (framework asem, units 51, nodes 60)")
 
 
 def test_bad_set_and_scale_are_refused(asem_result):
