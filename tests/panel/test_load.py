@@ -7,7 +7,7 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from engine.errors import DataError, SchemaError
+from engine.errors import DataError, DataQualityWarning, SchemaError
 from engine.panel import load_panel, period_years
 
 from .conftest import toy_framework
@@ -117,3 +117,65 @@ def test_unknown_normalisation_and_methods_without_a_panel_form(table):
     shifted = load_panel(toy_framework(normalisation={"method": "minmax", "range": [1, 100]}), table)
     with pytest.raises(SchemaError, match=r"minmax range \[1, 100\] does not start at 0"):
         shifted.framework("panel")
+
+
+def test_what_the_framework_declares_about_the_data(table):
+    framework = toy_framework(data={"unit": "city", "period": "year", "zero_missing": ["a", "c"]})
+    with pytest.raises(DataError, match=r"data.zero_missing names column\(s\) not in the data: 'c'"):
+        load_panel(framework, table)
+    framework = toy_framework(data={"unit": "city", "period": "year", "zero_missing": ["b"],
+                                    "aliases": {"old_y": "y"}})
+    renamed = table.with_columns(pl.when((pl.col("city") == "y") & (pl.col("year") == 2010)).then(pl.lit("old_y"))
+                                 .otherwise(pl.col("city")).alias("city"))
+    with pytest.warns(DataQualityWarning) as caught:
+        panel = load_panel(framework, renamed)
+    messages = [str(w.message) for w in caught]
+    assert "unit ids renamed by the framework's data.aliases (old or misspelt names): 'old_y -> y (2010)'" in messages
+    assert "zeros read as missing (data.zero_missing: 0 means not reported) in 1 column(s): 'b': 1 of 9 rows" \
+        in messages
+    assert panel.units_in(2010) == ["x", "y", "z"] and panel.notes["zero_missing"] == {"b": 1}
+    assert panel.table.filter((pl.col("city") == "z") & (pl.col("year") == 2012))["b"].item() is None
+    # an alias that makes two rows of one period collide is a duplicate
+    with pytest.raises(DataError, match=r"duplicate unit-period rows: 'y @ 2010'.*check data.aliases"):
+        with pytest.warns(DataQualityWarning):
+            load_panel(framework, pl.concat([table, table.filter(pl.col("city") == "y").with_columns(
+                pl.lit("old_y").alias("city"))]))
+
+
+def test_implausible_values_are_reported_by_unit_and_period(table):
+    framework = toy_framework(range=[0, 4])
+    with pytest.warns(DataQualityWarning, match=r"node 'a' .* 2 value\(s\) outside the plausible range \[0, 4\] "
+                                                r".*'z @ 2011=5', 'z @ 2012=9'"):
+        panel = load_panel(framework, table)
+    assert len(panel.notes["implausible"]) == 1
+
+
+def test_files_that_lack_the_unit_column_or_already_have_the_period(framework, table, tmp_path):
+    path = tmp_path / "a.csv"
+    table.rename({"city": "town"}).drop("year").write_csv(path)
+    with pytest.raises(DataError, match="column 'city': unit column not found; the file has 'town'"):
+        load_panel(framework, files={2010: path, 2011: path})
+    table.write_csv(path)
+    with pytest.raises(DataError, match="the file already has a column named 'year'"):
+        load_panel(framework, files={2010: path, 2011: path})
+    with pytest.raises(DataError, match="no unit id column given"):
+        load_panel(toy_framework(data={"period": "year"}), files={2010: path})
+    with pytest.raises(DataError, match="no files given"):
+        load_panel(framework, files={})
+
+
+def test_files_whose_columns_do_not_stack(framework, table, tmp_path):
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    table.filter(pl.col("year") == 2010).drop("year").write_csv(first)
+    table.filter(pl.col("year") == 2011).drop("year").with_columns(pl.lit("x").alias("a")).write_csv(second)
+    with pytest.raises(DataError, match=r"node 'a' / column 'a': non-numeric values: \"x @ 2011='x'\""):
+        load_panel(framework, files={2010: first, 2011: second})
+    nested = tmp_path / "b.parquet"
+    table.filter(pl.col("year") == 2011).drop("year").with_columns(pl.lit([1.0]).alias("a")).write_parquet(nested)
+    with pytest.raises(DataError, match=r"the files do not stack into one table: .*supertype"):
+        load_panel(framework, files={2010: first, 2011: nested})
+
+
+def test_no_data_and_no_default_dataset(framework):
+    with pytest.raises(DataError, match="no data given and the framework names no default dataset"):
+        load_panel(framework)
