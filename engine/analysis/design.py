@@ -28,7 +28,7 @@ class Parameters:
     """Per-replicate inputs of the Monte Carlo kernel (rows = replicates)."""
 
     node_weight: np.ndarray  #: float64 (n, n_nodes): raw weights; renormalised within parents by the kernel.
-    variant: np.ndarray  #: int64 (n,): index of the normalised matrix (treatment × normalisation).
+    variant: np.ndarray  #: int64 (n,): index of the normalised matrix (treatment × normalisation × settings).
     agg_code: np.ndarray  #: int64 (n, n_aggregates): aggregation method per node.
     excluded: np.ndarray  #: int64 (n,): excluded indicator column, −1 for none.
 
@@ -87,11 +87,17 @@ def map_parameters(u: np.ndarray, factors: list[Factor], problem) -> Parameters:
     * noise: ``w (1 + φ (2U − 1))``; range: ``lo + U (hi − lo)``;
     * Dirichlet(c · w) for a sibling group, by the inverse gamma CDF of each coordinate, rescaled
       to the group's nominal total;
-    * discrete choices are triggers: ``floor(U k)`` picks one of k alternatives;
+    * discrete choices are triggers: ``floor(U k)`` picks one of k alternatives (a normalisation,
+      an aggregation method, a weight vector of ``weight_sets``, a value of a setting);
     * exclusion: ``floor(U (n_indicators + 1)) − 1`` (−1 = keep all).
 
     A run that maps many blocks makes one :class:`ParameterMap` and calls it per block."""
     return ParameterMap(factors, problem)(u)
+
+
+def _trigger(u: np.ndarray, k: int) -> np.ndarray:
+    """``floor(U k)``: which of ``k`` equally likely alternatives each row takes."""
+    return np.minimum((u * k).astype(np.int64), k - 1)
 
 
 class ParameterMap:
@@ -115,8 +121,13 @@ class ParameterMap:
             self.steps.append(group)
             if group.kind == "range":  # one node per range factor (the one __call__ writes)
                 covered.add(position[group.nodes[0]])
-            elif group.kind == "dirichlet":
+            elif group.kind in ("dirichlet", "weight_set"):
                 covered.update(position[m] for m in group.nodes)
+        #: per weight_set factor: its vectors as rows (k, its nodes), nodes a vector leaves out at their weight
+        self.weight_sets = {f.name: np.array([[w.get(m, problem.nominal_weight[position[m]]) for m in f.nodes]
+                                              for w in f.params["sets"]], np.float64)
+                            for f in factors if f.kind == "weight_set"}
+        self.n_settings = sum(f.kind == "setting" for f in factors)
         n_nodes = len(problem.nominal_weight)
         #: nodes that keep their nominal weight (the others are overwritten in every row)
         self.nominal_nodes = np.array([k for k in range(n_nodes) if k not in covered], np.int64)
@@ -131,6 +142,8 @@ class ParameterMap:
         excluded = np.full(n, -1, np.int64)
         norm_choice = np.zeros(n, np.int64)
         treatment_on = np.ones(n, np.int64) if problem.has_treatment_variants else np.zeros(n, np.int64)
+        setting_choice = np.zeros((n, self.n_settings), np.int64)
+        setting = 0
         for step in self.steps:
             if isinstance(step, tuple):
                 _, columns, nodes, phi = step
@@ -149,6 +162,12 @@ class ParameterMap:
                 gammas = gammaincinv(shape[None, :], np.clip(col, 1e-300, 1.0 - 1e-16))
                 gammas = np.maximum(gammas, 1e-300)
                 node_weight[:, ks] = gammas / gammas.sum(axis=1, keepdims=True) * nominal.sum()
+            elif f.kind == "weight_set":
+                sets = self.weight_sets[f.name]
+                node_weight[:, [position[m] for m in f.nodes]] = sets[_trigger(col[:, 0], len(sets))]
+            elif f.kind == "setting":
+                setting_choice[:, setting] = _trigger(col[:, 0], len(f.params["values"]))
+                setting += 1
             elif f.kind == "normalisation":
                 norm_choice = np.minimum((col[:, 0] * len(f.params["choices"])).astype(np.int64),
                                          len(f.params["choices"]) - 1)
@@ -162,5 +181,5 @@ class ParameterMap:
                 excluded = np.minimum((col[:, 0] * m).astype(np.int64), m - 1) - 1
             elif f.kind == "treatment":
                 treatment_on = (col[:, 0] < 0.5).astype(np.int64)
-        variant = problem.variant_index(treatment_on, norm_choice)
+        variant = problem.variant_index(treatment_on, norm_choice, setting_choice)
         return Parameters(node_weight, np.ascontiguousarray(variant), agg_code, excluded)

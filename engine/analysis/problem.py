@@ -1,13 +1,16 @@
 """The prepared problem of an uncertainty or sensitivity analysis.
 
 Everything upstream of the perturbed stages is computed once: the pipeline runs to the nominal
-result, the normalised matrix of every method variant (treatment on/off × normalisation choice)
-is built and transposed for the kernel, and the tree is flattened.  Replicates then only redo
-aggregation and ranking (in the Monte Carlo kernels).
+result, the normalised matrix of every method variant (treatment on/off × normalisation choice ×
+every combination of the values of the ``settings`` factors) is built and transposed for the
+kernel, and the tree is flattened.  Replicates then only redo aggregation and ranking (in the
+Monte Carlo kernels).
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -17,12 +20,18 @@ import polars as pl
 from .. import methods
 from ..errors import DataError, SchemaError, preview
 from ..kernels import montecarlo as kernel
-from ..pipeline import ScoreResult
+from ..pipeline import ScoreResult, run_stages
 from ..schema import Framework, Method
 from ..stages import normalise
-from .spec import Factor, UncertaintySpec
+from .spec import Factor, UncertaintySpec, apply_settings
 
-__all__ = ["Problem", "build_problem"]
+__all__ = ["Problem", "build_problem", "MAX_VARIANTS", "MAX_VARIANT_BYTES", "check_variants"]
+
+#: Most normalised data sets (variants) a run precomputes, and the most memory they may take:
+#: their number is the product of the levels of the upstream factors (treatment on/off,
+#: normalisation choices, settings), so a few settings with many values multiply quickly.
+MAX_VARIANTS = 4096
+MAX_VARIANT_BYTES = 2 * 2**30
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,11 @@ class Problem:
     tier_bounds: np.ndarray  #: int64 (n_targets, n_units, 2): rank range of the unit's nominal tier.
     position: dict[str, int]
     aggregate_index: dict[str, int]
+    #: Number of values of each ``settings`` factor, in factor order (the variants' inner digits).
+    setting_levels: tuple[int, ...] = ()
+    #: int64: rows of :attr:`units` holding the nominal run's units (all rows unless a setting
+    #: changes which units pass screening: then :attr:`units` are the units kept by any variant).
+    nominal_rows: np.ndarray | None = None
 
     @property
     def n_units(self) -> int:
@@ -62,49 +76,110 @@ class Problem:
     def n_indicators(self) -> int:
         return self.zt.shape[1]
 
-    def variant_index(self, treatment_on: np.ndarray, norm_choice: np.ndarray) -> np.ndarray:
+    def variant_index(self, treatment_on: np.ndarray, norm_choice: np.ndarray,
+                      setting_choice: np.ndarray | None = None) -> np.ndarray:
+        """Index of the normalised matrix: 0 nominal, else ``1 + ((treatment off) · n_norm +
+        normalisation choice) · Π levels + the settings' values in mixed radix (last fastest)``.
+        ``setting_choice``: int (n, n_settings) value index of each setting factor."""
         if not self.method_variants:
             return np.zeros(len(norm_choice), np.int64)
         treatment_slot = (1 - treatment_on) if self.has_treatment_variants else np.zeros_like(treatment_on)
-        return (1 + treatment_slot * self.n_norm + norm_choice).astype(np.int64)
+        index = treatment_slot * self.n_norm + norm_choice
+        for k, levels in enumerate(self.setting_levels):
+            index = index * levels + setting_choice[:, k]
+        return (1 + index).astype(np.int64)
+
+    def embed(self, values: np.ndarray, fill: float = np.nan) -> np.ndarray:
+        """Values (n_nominal_units, ...) of the nominal run placed in the rows of :attr:`units`."""
+        if self.nominal_rows is None or len(self.nominal_rows) == self.n_units:
+            return values
+        out = np.full((self.n_units, *values.shape[1:]), fill, dtype=np.result_type(values, type(fill)))
+        out[self.nominal_rows] = values
+        return out
 
     def without_result(self) -> Problem:
         """A lighter copy for shipping to workers (the nominal ScoreResult stays local)."""
         return replace(self, result=None)
 
 
-def _variant_matrices(framework: Framework, result: ScoreResult, spec: UncertaintySpec) -> list[np.ndarray]:
+def check_variants(spec: UncertaintySpec, factors: list[Factor], n_units: int, n_indicators: int) -> int:
+    """The number of normalised matrices a run precomputes; a :class:`SchemaError` naming the
+    upstream factors and their levels when they exceed :data:`MAX_VARIANTS` or
+    :data:`MAX_VARIANT_BYTES` (checked before any of them is computed)."""
+    levels = ([("treatment", 2)] if spec.treatment else []) + (
+        [("normalisation", len(spec.normalisation))] if spec.normalisation else []) + [
+        (f.name, len(f.params["values"])) for f in factors if f.kind == "setting"]
+    if not levels:
+        return 1
+    n = 1 + math.prod(k for _, k in levels)
+    nbytes = 8 * n * n_units * n_indicators
+    if n > MAX_VARIANTS or nbytes > MAX_VARIANT_BYTES:
+        product = " × ".join(f"{name} ({k})" for name, k in levels)
+        raise SchemaError(f"the upstream factors {product} make {n:,} normalised data sets of {n_units:,} units × "
+                          f"{n_indicators} indicators ({nbytes / 2**30:.2f} GiB), above the limit of "
+                          f"{MAX_VARIANTS:,} data sets and {MAX_VARIANT_BYTES / 2**30:g} GiB",
+                          fix="give these factors fewer values (e.g. fewer winmax levels), or analyse some of them "
+                          "in a separate run")
+    return n
+
+
+def _variant_matrices(framework: Framework, result: ScoreResult, spec: UncertaintySpec, settings: list[Factor]
+                      ) -> tuple[list[np.ndarray], np.ndarray]:
+    """The normalised matrices (variant 0 the nominal one, then treatment × normalisation ×
+    settings, last fastest) in the rows of the units any variant keeps (a bool mask over the input
+    units, returned too; the nominal kept units unless a setting changes the screening)."""
     stages = result.stages
     nominal = stages.normalised
-    if not spec.normalisation and not spec.treatment:
-        return [nominal]
-    treated_options = [stages.treated]
-    if spec.treatment:
-        treated_options.append(stages.imputed[stages.kept])
-    norm_options: list[Method | None] = list(spec.normalisation) or [None]
-    for method in norm_options:
-        if method is not None and method.name in ("distance_to_target", "goalposts"):
+    if not spec.normalisation and not spec.treatment and not settings:
+        return [nominal], stages.kept
+    for method in spec.normalisation:
+        if method.name in ("distance_to_target", "goalposts"):
             raise SchemaError(f"{method.name} needs per-indicator parameters and cannot be a global "
                               "normalisation choice", fix="use minmax, zscore, rank, borda, percentile, "
                               "fraction_of_max or distance_to_max")
-    matrices = [nominal]
-    units = stages.inputs.units.filter(pl.Series(stages.kept)).to_list()
-    for treated in treated_options:
-        for method in norm_options:
-            indicators = framework.indicators if method is None else tuple(
-                replace(ind, normalisation=method) for ind in framework.indicators)
-            if treated is not stages.treated:  # the treatment switched off: what the method receives is untreated
-                indicators = tuple(replace(ind, treatment=Method("none")) for ind in indicators)
+    # Every combination of the settings' values: its framework and its stages up to treatment.
+    upstream = [(framework, stages, ())]
+    if settings:
+        upstream = []
+        for values in itertools.product(*(f.params["values"] for f in settings)):
+            chosen = list(zip(settings, values, strict=True))
+            label = ", ".join(f"{f.params['setting']} = {v!r}" for f, v in chosen)
+            variant = apply_settings(framework, chosen)
             try:
-                matrices.append(normalise(treated, indicators, framework.constant_indicator, units=units))
+                upstream.append((variant, run_stages(variant, result.dataset, up_to="treat"), label))
             except DataError as err:
-                variant = (f"normalisation choice {method.name!r}" if method is not None else
-                           "the framework's normalisation") + (" with the treatment off" if treated is not
-                                                               stages.treated else "")
-                raise DataError(f"uncertainty variant ({variant}): {err.message}", node=err.node, column=err.column,
-                                units=err.units, fix=f"remove {method.name!r} from normalisation.choices"
-                                if method is not None else err.fix) from err
-    return matrices
+                raise DataError(f"uncertainty variant ({label}): {err.message}", node=err.node, column=err.column,
+                                units=err.units, fix=err.fix) from err
+    rows = np.logical_or.reduce([stages.kept, *(st.kept for _, st, _ in upstream)])
+    all_units = stages.inputs.units
+
+    def embed(matrix: np.ndarray, kept: np.ndarray) -> np.ndarray:
+        if np.array_equal(kept, rows):
+            return matrix
+        out = np.full((int(rows.sum()), matrix.shape[1]), np.nan)
+        out[kept[rows]] = matrix
+        return out
+
+    matrices = [embed(nominal, stages.kept)]
+    for treatment_on in ((True, False) if spec.treatment else (True,)):
+        for method in list(spec.normalisation) or [None]:
+            for variant, st, label in upstream:
+                indicators = variant.indicators if method is None else tuple(
+                    replace(ind, normalisation=method) for ind in variant.indicators)
+                if not treatment_on:  # the treatment switched off: what the method receives is untreated
+                    indicators = tuple(replace(ind, treatment=Method("none")) for ind in indicators)
+                treated = st.treated if treatment_on else st.imputed[st.kept]
+                try:
+                    matrices.append(embed(normalise(treated, indicators, variant.constant_indicator,
+                                                    units=all_units.filter(pl.Series(st.kept)).to_list()), st.kept))
+                except DataError as err:
+                    what = (f"normalisation choice {method.name!r}" if method is not None else
+                            "the framework's normalisation") + ("" if treatment_on else " with the treatment off")
+                    what += f", {label}" if label else ""
+                    raise DataError(f"uncertainty variant ({what}): {err.message}", node=err.node, column=err.column,
+                                    units=err.units, fix=f"remove {method.name!r} from normalisation.choices"
+                                    if method is not None else err.fix) from err
+    return matrices, rows
 
 
 def _tiers(framework: Framework, scores: np.ndarray, ranks: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -137,14 +212,19 @@ def build_problem(result: ScoreResult, spec: UncertaintySpec, factors: list[Fact
                 p = ps.pop()
                 for node in f.nodes:
                     param[aggregate_index[node]] = p
-    matrices = _variant_matrices(framework, result, spec)
+    settings = [f for f in factors if f.kind == "setting"]
+    check_variants(spec, factors, len(stages.inputs.units), len(framework.indicators))
+    matrices, rows = _variant_matrices(framework, result, spec, settings)
     zt = np.ascontiguousarray(np.stack([m.T for m in matrices]))
     nominal_weight = np.ones(len(ids))
     for node, w in stages.weights.items():
         nominal_weight[position[node]] = w
     target_ids = spec.targets or (framework.root.id,)
     targets = np.array([position[t] for t in target_ids], np.int64)
-    units = result.stages.inputs.units.filter(pl.Series(stages.kept)).to_list()
+    units = result.stages.inputs.units.filter(pl.Series(rows)).to_list()
+    nominal_rows = np.flatnonzero(stages.kept[rows])
+    nominal_score = np.full((len(targets), len(units)), np.nan)
+    nominal_score[:, nominal_rows] = stages.scores[:, targets].T
     lookup = {u: i for i, u in enumerate(units)}
     missing = [p for p in spec.pairs if p not in lookup]
     if missing:
@@ -158,11 +238,12 @@ def build_problem(result: ScoreResult, spec: UncertaintySpec, factors: list[Fact
         has_treatment_variants=spec.treatment, method_variants=len(matrices) > 1,
         targets=targets, target_ids=tuple(target_ids),
         nominal_rank=np.zeros((len(targets), len(units)), np.int64),
-        nominal_score=np.ascontiguousarray(stages.scores[:, targets].T),
+        nominal_score=nominal_score,
         pair_units=np.array([lookup[p] for p in spec.pairs], np.int64),
         tier_of=np.zeros((len(targets), len(units)), np.int64),
         tier_bounds=np.zeros((len(targets), len(units), 2), np.int64),
         position=position, aggregate_index=aggregate_index,
+        setting_levels=tuple(len(f.params["values"]) for f in settings), nominal_rows=nominal_rows,
     )
     # Nominal ranks from the kernel itself (the same float operations as every replicate).
     nominal_rank = evaluate_ranks(problem, nominal_weight[None, :], np.zeros(1, np.int64),

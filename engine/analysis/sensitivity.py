@@ -42,10 +42,13 @@ from .problem import Problem, build_problem
 from .spec import Factor, load_spec, resolve_factors
 from .uncertainty import with_default_factors
 
-__all__ = ["SensitivityResult", "sensitivity", "factor_groups", "BATCH"]
+__all__ = ["SensitivityResult", "sensitivity", "factor_groups", "BATCH", "CONFIDENCE"]
 
 #: Base samples per evaluation batch (fixed: batch sums are merged in batch order).
 BATCH = 512
+#: Default confidence level of the bootstrap intervals of the indices (``confidence=`` or the spec's
+#: ``confidence`` change it).
+CONFIDENCE = 0.95
 
 
 def factor_groups(factors: list[Factor], groups: dict[str, tuple[str, ...]]) -> list[tuple[str, list[int]]]:
@@ -224,8 +227,8 @@ class SensitivityResult:
 
 
 def sensitivity(framework, data=None, spec=None, *, base_samples: int = 1024, seed: int | None = None,
-                n_boot: int = 200, second_order: bool = False, threads: int | None = None, backend: str = "threads",
-                client: Any = None,
+                n_boot: int = 200, confidence: float | None = None, second_order: bool = False,
+                threads: int | None = None, backend: str = "threads", client: Any = None,
                 scheduler: str | None = None, workers: int | None = None, out: str | Path | None = None,
                 progress: bool = False, out_format: str | None = None, worker_wait: float | None = None,
                 **load_kwargs: Any) -> SensitivityResult:
@@ -237,10 +240,15 @@ def sensitivity(framework, data=None, spec=None, *, base_samples: int = 1024, se
     ``scheduler``, ``workers`` and ``worker_wait`` as for :func:`engine.analysis.uncertainty.uncertainty`.
     ``out``: a folder for the tables
     (``out_format`` ``"parquet"``, the default, ``"csv"`` or ``"xlsx"``) and ``manifest.json``, or a
-    ``.xlsx`` file (one workbook); checked before any work."""
+    ``.xlsx`` file (one workbook); checked before any work.  ``confidence``: the level of the
+    bootstrap intervals of the indices of R_S (default the spec's ``confidence``, else
+    :data:`CONFIDENCE`; COINr reports 0.9), recorded in the manifest."""
     from . import sobol
 
     started = time.perf_counter()
+    if confidence is not None and not (isinstance(confidence, int | float) and 0.0 < confidence < 1.0):
+        raise SchemaError(f"confidence must lie strictly between 0 and 1, got {confidence!r}",
+                          fix="use e.g. 0.9 (COINr) or 0.95 (the default)")
     backends = check_run(out, [framework, data, spec],
                          BackendOptions(backend, threads, client, scheduler, workers, worker_wait))
     if base_samples < 2:
@@ -261,6 +269,7 @@ def sensitivity(framework, data=None, spec=None, *, base_samples: int = 1024, se
                                "groups": {f"weights:depth{d}": members for d, members in sorted(by_depth.items())}})
     spec = defaulted
     factors = resolve_factors(spec, nominal.framework)
+    level = confidence if confidence is not None else spec.confidence if spec.confidence is not None else CONFIDENCE
     groups = factor_groups(factors, dict(spec.groups))
     check_memory("sensitivity", int(np.count_nonzero(nominal.stages.kept)), len(spec.targets) or 1, backends.lanes,
                  groups=len(groups), second_order=second_order)
@@ -273,7 +282,7 @@ def sensitivity(framework, data=None, spec=None, *, base_samples: int = 1024, se
 
     def finish(state: BatchSums, info: dict[str, Any]) -> SensitivityResult:
         return _summarise(problem, spec, factors, groups, state.ordered(), batches, base_samples, per_sample, n_boot,
-                          seed, started, info)
+                          seed, started, info, level)
 
     return drive(_Sobol(nominal, problem, spec, factors, groups, a, b, second_order, seed), finish, backends,
                  out=out, out_format=out_format, progress=progress)
@@ -281,7 +290,8 @@ def sensitivity(framework, data=None, spec=None, *, base_samples: int = 1024, se
 
 def _summarise(problem: Problem, spec, factors: list[Factor], groups: list[tuple[str, list[int]]],
                ordered: list[dict[str, Any]], batches: list[tuple[int, int]], base_samples: int, per_sample: int,
-               n_boot: int, seed: int, started: float, info: dict[str, Any]) -> SensitivityResult:
+               n_boot: int, seed: int, started: float, info: dict[str, Any],
+               confidence: float = 0.95) -> SensitivityResult:
     """Indices of R_S (with bootstrap intervals) and per unit, from the batches' reductions in batch
     order; ``info``: where the run ran (backend, threads or workers), for the manifest."""
     from . import sobol
@@ -299,7 +309,7 @@ def _summarise(problem: Problem, spec, factors: list[Factor], groups: list[tuple
     names = tuple(name for name, _ in groups)
     y_ba = np.concatenate([r["shift_ba"] for r in ordered], axis=1) if second_order else None
     rs = sobol.estimate(np.concatenate(y_a), np.concatenate(y_b), np.concatenate(y_ab, axis=1), groups=names,
-                        n_boot=n_boot, seed=seed, y_ba=y_ba)
+                        n_boot=n_boot, seed=seed, y_ba=y_ba, confidence=confidence)
     rank_first, rank_total = _indices_from_sums([r["rank"] for r in ordered], base_samples, g)
     score_first, score_total = _indices_from_sums([r["score"] for r in ordered], base_samples, g)
     ci = rs.first_ci if rs.first_ci is not None else np.full((g, 2), np.nan)
@@ -324,7 +334,7 @@ def _summarise(problem: Problem, spec, factors: list[Factor], groups: list[tuple
         "data": problem.result.recipe["data"], "spec": spec.to_dict() | {"seed": seed},
         "factors": [f.name for f in factors], "groups": {name: cols for name, cols in groups},
         "target": problem.target_ids[0], "base_samples": base_samples, "evaluations": evaluations,
-        "output_variance_rank_shift": float(rs.variance), "bootstrap": {"resamples": n_boot, "confidence": 0.95,
+        "output_variance_rank_shift": float(rs.variance), "bootstrap": {"resamples": n_boot, "confidence": confidence,
         "method": "percentile bootstrap over base samples (treats the quasi-random points as iid)"},
         "seed": seed, "versions": versions(), "wall_time_s": wall, "evaluations_per_s": evaluations / wall,
         "shift_mean": float(shift.mean()),

@@ -1,14 +1,18 @@
 """Uncertainty specification: file → validated :class:`UncertaintySpec` → named factors.
 
 A *factor* is one column of the U(0,1) design: a node's weight noise or range, one coordinate of a
-Dirichlet draw, the normalisation choice, one aggregation choice, the indicator exclusion, the
-treatment switch.  Monte Carlo draws the columns pseudo-randomly; Sobol analysis draws them from
-a scrambled Sobol sequence and groups them.
+Dirichlet draw, the choice among a list of weight vectors, the normalisation choice, one
+aggregation choice, the indicator exclusion, the treatment switch, one value of a pipeline
+setting (a registered method parameter, the imputation/treatment/normalisation method of some
+indicators, the screening threshold, denominators on/off).  Monte Carlo draws the columns
+pseudo-randomly; Sobol analysis draws them from a scrambled Sobol sequence and groups them.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -16,6 +20,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from .. import methods
 from ..errors import SchemaError, preview
 from ..resources import load_schema
 from ..schema import (
@@ -25,11 +30,13 @@ from ..schema import (
     Framework,
     Method,
     check_positive_inputs,
+    framework_from_dict,
     needs_positive_inputs,
     parse_document,
 )
 
-__all__ = ["UncertaintySpec", "Factor", "load_spec", "read_document", "resolve_factors", "DEFAULT_BLOCK_SIZE"]
+__all__ = ["UncertaintySpec", "Factor", "load_spec", "read_document", "resolve_factors", "DEFAULT_BLOCK_SIZE",
+           "SETTINGS", "apply_settings"]
 
 DEFAULT_BLOCK_SIZE = 8192
 
@@ -51,6 +58,12 @@ class UncertaintySpec:
     exclusion: bool = False
     treatment: bool = False
     groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Pipeline settings varied upstream of normalisation (``settings`` rules, values expanded).
+    settings: tuple[Mapping[str, Any], ...] = ()
+    #: Alternative weight vectors (``weight_sets``): each maps node ids to weights.
+    weight_sets: tuple[Mapping[str, float], ...] = ()
+    #: Confidence level of the Sobol indices' bootstrap intervals (None: the analysis default).
+    confidence: float | None = None
     document: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -62,8 +75,9 @@ class UncertaintySpec:
 class Factor:
     """One column of the design (or several, for a Dirichlet group)."""
 
-    name: str  #: e.g. ``weight:Conn``, ``normalisation``, ``aggregation:depth1``, ``exclusion``.
-    kind: str  #: noise | range | dirichlet | normalisation | aggregation | exclusion | treatment
+    name: str  #: e.g. ``weight:Conn``, ``normalisation``, ``aggregation:depth1``, ``setting:treatment.winmax``.
+    #: noise | range | dirichlet | weight_set | normalisation | aggregation | exclusion | treatment | setting
+    kind: str
     column: int  #: First design column.
     width: int = 1  #: Number of design columns (Dirichlet groups use one per sibling).
     nodes: tuple[str, ...] = ()  #: Nodes the factor acts on.
@@ -128,6 +142,13 @@ def load_spec(source: str | Path | Mapping[str, Any] | UncertaintySpec | None, *
         if ("depth" in rule) == ("nodes" in rule):
             raise SchemaError(f"aggregation rule {rule} must give exactly one of `depth` or `nodes`",
                               fix="select the aggregate nodes by depth (0 = the index) or list them")
+    settings = tuple(_setting_rule(k, rule) for k, rule in enumerate(document.get("settings", ())))
+    if settings and document.get("normalisation") and any(r["setting"].startswith("normalisation.")
+                                                          for r in settings):
+        raise SchemaError("normalisation settings cannot be varied together with normalisation.choices "
+                          "(a choice replaces every indicator's normalisation)",
+                          fix="vary normalisation through one of them: list the methods with their parameters as "
+                          "choices, e.g. [{method: minmax, range: [0, 100]}, {method: minmax, range: [1, 100]}]")
     return UncertaintySpec(
         replicates=int(document.get("replicates", 10_000)),
         seed=document.get("seed"),
@@ -143,8 +164,66 @@ def load_spec(source: str | Path | Mapping[str, Any] | UncertaintySpec | None, *
         exclusion=bool(document.get("exclusion", False)),
         treatment=bool(document.get("treatment", False)),
         groups={k: tuple(v) for k, v in document.get("groups", {}).items()},
+        settings=settings,
+        weight_sets=tuple(dict(w) for w in document.get("weight_sets", ())),
+        confidence=document.get("confidence"),
         document=document,
     )
+
+
+def _setting_names() -> dict[str, str]:
+    """Every setting a spec can vary: the method and every registered parameter of the imputation,
+    treatment and normalisation families (:mod:`engine.methods`), the screening threshold and the
+    denominators."""
+    out = {}
+    for family in ("imputation", "treatment", "normalisation"):
+        out[f"{family}.method"] = f"the {family} method of the indicators"
+        takers: dict[str, list[str]] = {}
+        for method in methods.FAMILIES[family].values():
+            for name in sorted(method.parameters):
+                takers.setdefault(name, []).append(method.name)
+        for name, users in sorted(takers.items()):
+            out[f"{family}.{name}"] = f"the {family} parameter {name!r} ({', '.join(users)})"
+    out["screening.min_coverage"] = "the unit screening threshold (share of indicators present; null: no screening)"
+    out["denomination.enabled"] = "whether the indicators are divided by their denominators (true/false)"
+    return out
+
+
+#: Pipeline settings a spec's ``settings`` rules can vary: ``<stage>.<parameter>`` → what it is.
+SETTINGS: Mapping[str, str] = _setting_names()
+
+
+def _setting_rule(k: int, rule: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``settings`` rule with its levels expanded: ``values`` as given, or ``range: [lo, hi]``
+    (every integer, or ``levels`` evenly spaced values)."""
+    name = rule["setting"]
+    if name not in SETTINGS:
+        raise SchemaError(f"settings[{k}]: unknown setting {name!r}", fix=f"use one of {', '.join(SETTINGS)}")
+    if ("values" in rule) == ("range" in rule):
+        raise SchemaError(f"settings[{k}] ({name}) must give exactly one of `values` or `range`",
+                          fix="e.g. {setting: treatment.winmax, values: [1, 3, 5]} or range: [1, 5]")
+    if "levels" in rule and "range" not in rule:
+        raise SchemaError(f"settings[{k}] ({name}): `levels` goes with `range`", fix="remove `levels` or use `range`")
+    if "values" in rule:
+        values = list(rule["values"])
+    else:
+        lo, hi = rule["range"]
+        if not lo < hi:
+            raise SchemaError(f"settings[{k}] ({name}): range {rule['range']} must have low < high",
+                              fix="write [low, high]")
+        if "levels" in rule:
+            n = int(rule["levels"])
+            values = [lo + (hi - lo) * i / (n - 1) for i in range(n)]
+        elif all(isinstance(v, int) for v in (lo, hi)):
+            values = list(range(lo, hi + 1))
+        else:
+            raise SchemaError(f"settings[{k}] ({name}): range {rule['range']} of non-integers needs `levels`",
+                              fix="add levels: <number of evenly spaced values>, e.g. levels: 5")
+    if name == "screening.min_coverage" and "indicators" in rule:
+        raise SchemaError(f"settings[{k}]: screening applies to units, not to indicators",
+                          fix="remove `indicators` from the screening rule")
+    return {"setting": name, "values": tuple(values), **({"indicators": tuple(rule["indicators"])}
+                                                         if "indicators" in rule else {})}
 
 
 def resolve_factors(spec: UncertaintySpec, framework: Framework) -> list[Factor]:
@@ -193,6 +272,9 @@ def resolve_factors(spec: UncertaintySpec, framework: Framework) -> list[Factor]
                 params = {"noise": float(rule["noise"])} if kind == "noise" else {"range": tuple(rule["range"])}
                 factors.append(Factor(f"weight:{n}", kind, column, 1, (n,), params))
                 column += 1
+    if spec.weight_sets:
+        factors.append(_weight_sets(spec.weight_sets, framework, taken, column))
+        column += 1
     if spec.normalisation:
         factors.append(Factor("normalisation", "normalisation", column, 1, (),
                               {"choices": spec.normalisation}))
@@ -217,6 +299,10 @@ def resolve_factors(spec: UncertaintySpec, framework: Framework) -> list[Factor]
                               fix="remove `treatment: true` or give the framework a treatment")
         factors.append(Factor("treatment", "treatment", column))
         column += 1
+    varied: dict[tuple[str, str, str], str] = {}  # (node or "", stage, parameter) -> the rule varying it
+    for rule in spec.settings:
+        factors.append(_setting_factor(rule, framework, varied, column))
+        column += 1
     for target in spec.targets:
         if target not in aggregates:
             raise SchemaError("target is not an aggregate node", node=target,
@@ -229,6 +315,120 @@ def resolve_factors(spec: UncertaintySpec, framework: Framework) -> list[Factor]
             raise SchemaError(f"group {group!r} names unknown factor(s) {preview(unknown)}",
                               fix=f"factors are: {', '.join(sorted(names))}")
     return factors
+
+
+def _weight_sets(sets: tuple[Mapping[str, float], ...], framework: Framework, taken: Mapping[str, int],
+                 column: int) -> Factor:
+    """The factor choosing one of ``sets`` (node → weight; nodes a set leaves out keep their
+    weight), each checked against the framework: known non-root nodes, weights finite and >= 0,
+    not all zero within a sibling group, no node also varied by a weight rule."""
+    suitable = set(framework.node_ids) - {framework.root.id}
+    for k, weights in enumerate(sets):
+        unknown = [n for n in weights if n not in suitable]
+        if unknown:
+            raise SchemaError(f"weight_sets[{k}] names unknown or unsuitable node(s) {preview(unknown)}",
+                              node=unknown[0], fix=f"use node ids of the framework other than the index "
+                              f"{framework.root.id!r}, e.g. {sorted(suitable)[:3]}")
+        bad = [n for n, w in weights.items() if not (isinstance(w, int | float) and math.isfinite(w) and w >= 0)]
+        if bad:
+            raise SchemaError(f"weight_sets[{k}]: the weight of {bad[0]!r} is {weights[bad[0]]!r}; weights must be "
+                              "finite numbers >= 0", node=bad[0], fix="give every node a weight >= 0")
+        for parent in {framework.node(n).parent for n in weights}:
+            siblings = framework.node(parent).children
+            if sum(weights.get(c, framework.node(c).weight) for c in siblings) <= 0:
+                raise SchemaError(f"weight_sets[{k}] gives every child of {parent!r} weight 0", node=parent,
+                                  fix=f"give one of {list(siblings)} a positive weight")
+        both = [n for n in weights if n in taken]
+        if both:
+            raise SchemaError(f"weight_sets[{k}] sets the weight of a node a weight rule varies", node=both[0],
+                              fix="vary each node's weight by one rule: remove it from the weight rules or the sets")
+    nodes = tuple(n for n in framework.node_ids if any(n in w for w in sets))
+    return Factor("weight_sets", "weight_set", column, 1, nodes, {"sets": tuple(dict(w) for w in sets)})
+
+
+def _setting_factor(rule: Mapping[str, Any], framework: Framework, varied: dict[tuple[str, str, str], str],
+                    column: int) -> Factor:
+    """The factor of one ``settings`` rule: its indicators (the listed ones, else every indicator the
+    setting applies to) checked, and every value checked by building the framework with it."""
+    setting = rule["setting"]
+    stage, parameter = setting.split(".")
+    indicator_ids = [i.id for i in framework.indicators]
+    if stage == "screening":
+        nodes: list[str] = []
+    else:
+        listed = rule.get("indicators")
+        unknown = [n for n in listed or () if n not in indicator_ids]
+        if unknown:
+            raise SchemaError(f"setting {setting} names unknown indicator(s) {preview(unknown)}", node=unknown[0],
+                              fix=f"use indicator ids of the framework, e.g. {indicator_ids[:3]}")
+
+        def applies(node: str) -> bool:
+            ind = framework.node(node)
+            if stage == "denomination":
+                return ind.denominator is not None
+            if parameter == "method":
+                return True
+            return parameter in methods.FAMILIES[stage][getattr(ind, stage).name].parameters
+
+        nodes = [n for n in listed or indicator_ids if applies(n)]
+        if listed and len(nodes) < len(listed):
+            node = next(n for n in listed if n not in nodes)
+            what = "no denominator" if stage == "denomination" else \
+                f"{stage} {getattr(framework.node(node), stage).name!r}, which takes no {parameter!r}"
+            raise SchemaError(f"setting {setting} does not apply to {node!r}: it has {what}", node=node,
+                              fix=f"list only indicators it applies to, or set their {stage} method first")
+        if not nodes:
+            raise SchemaError(f"setting {setting} applies to no indicator of the framework",
+                              fix="remove the rule, or name the indicators whose method takes the parameter")
+    label = setting if "indicators" not in rule else f"{setting}:{'+'.join(nodes)}"
+    for node in nodes or [""]:
+        # one rule per parameter, and a method varied alone (its parameters come with its values)
+        clash = [other for (n, s, p), other in varied.items() if n == node and s == stage and (
+            p == parameter or "method" in (p, parameter))]
+        if clash:
+            raise SchemaError(f"the {stage} of {node or 'the units'} is varied by two settings ({clash[0]} and "
+                              f"{label})", node=node or None, fix="vary each parameter by one rule (give a varied "
+                              "method its parameters in its values, e.g. {method: skew_kurtosis, winmax: 3})")
+        varied[node, stage, parameter] = label
+    factor = Factor(f"setting:{label}", "setting", column, 1, tuple(nodes),
+                    {"setting": setting, "stage": stage, "parameter": parameter, "values": rule["values"]})
+    for value in factor.params["values"]:
+        try:
+            apply_settings(framework, [(factor, value)])
+        except SchemaError as err:
+            raise SchemaError(f"setting {setting} = {value!r}: {err.message}", node=err.node,
+                              fix=err.fix or f"use values {stage} accepts (see docs/frameworks.md)") from err
+    return factor
+
+
+def apply_settings(framework: Framework, choices: list[tuple[Factor, Any]]) -> Framework:
+    """The framework with the settings of ``choices`` (setting factor, value) applied to its
+    document, rebuilt and validated as a framework file would be (so every value meets the
+    framework's own checks)."""
+    if not choices:
+        return framework
+    document = json.loads(json.dumps(dict(framework.document)))
+    nodes = {n["id"]: n for n in document["nodes"]}
+    edited: dict[tuple[str, str], dict[str, Any]] = {}  # (node, stage) -> its method spec so far
+    for factor, value in choices:
+        stage, parameter = factor.params["stage"], factor.params["parameter"]
+        if stage == "screening":
+            document.pop("screening", None)
+            if value is not None:
+                document["screening"] = {"min_coverage": value}
+            continue
+        for node in factor.nodes:
+            if stage == "denomination":
+                if not value:
+                    nodes[node].pop("denominator", None)
+                    nodes[node].pop("scale_factor", None)
+            elif parameter == "method":
+                nodes[node][stage] = {"method": value} if isinstance(value, str) else value
+            else:
+                spec = edited.setdefault((node, stage), getattr(framework.node(node), stage).to_dict())
+                spec[parameter] = value
+                nodes[node][stage] = spec
+    return framework_from_dict(document, path=framework.path)
 
 
 def _check_combinations(framework: Framework, normalisation: tuple[Method, ...], rules: list[Factor]) -> None:

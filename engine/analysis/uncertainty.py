@@ -243,7 +243,7 @@ def uncertainty(framework, data=None, spec: str | Path | Mapping | UncertaintySp
 
 def with_default_factors(spec: UncertaintySpec, framework) -> UncertaintySpec:
     """A spec that varies nothing gets COINr's default: ±25 % uniform noise on every weight."""
-    varied = ("weights", "normalisation", "aggregation", "exclusion", "treatment")
+    varied = ("weights", "weight_sets", "normalisation", "aggregation", "exclusion", "treatment", "settings")
     if any(spec.document.get(k) for k in varied):
         return spec
     depths = sorted({framework.depth(n) for n in framework.node_ids if n != framework.root.id})
@@ -301,7 +301,7 @@ def _finish(problem: Problem, spec: UncertaintySpec, factors, state: ChunkState,
         "factors": [f.name for f in factors],
         "nominal_matches_pipeline": bool(np.array_equal(
             problem.nominal_rank[0],
-            np.nan_to_num(problem.result.stages.ranks[:, problem.targets[0]]).astype(np.int64)))
+            np.nan_to_num(problem.embed(problem.result.stages.ranks[:, problem.targets[0]])).astype(np.int64)))
         if problem.result is not None else None,
         **info,
     }
