@@ -452,13 +452,14 @@ def _cmd_change(args: argparse.Namespace) -> int:
     backend = "dask" if (args.scheduler or args.workers) else args.backend
     result = change(None, panel, start=args.start, end=args.end, spec=args.spec, n_replicates=args.replicates,
                     seed=args.seed, block_size=args.block_size, node=args.node, normalisation=args.normalisation,
-                    backend=backend, threads=args.threads, scheduler=args.scheduler, workers=args.workers,
-                    worker_wait=args.worker_wait, confirm=_confirm_large_run(args, args.out), out=args.out,
-                    out_format=args.format, progress=not args.quiet)
+                    units=args.units, backend=backend, threads=args.threads, scheduler=args.scheduler,
+                    workers=args.workers, worker_wait=args.worker_wait, confirm=_confirm_large_run(args, args.out),
+                    out=args.out, out_format=args.format, progress=not args.quiet)
     m = result.manifest
     print(f"{m['replicates']:,} paired replicates in {m['wall_time_s']:.2f} s ({m['replicates_per_s']:,.0f}/s, "
           f"backend {m['backend']}); rank change of {m['node']} from {m['periods']['from']} to {m['periods']['to']} "
-          f"(normalisation per {m['normalisation']}): {m['units']['common']} units in both periods, "
+          f"(normalisation per {m['normalisation']}, ranking {m['units_ranked']} units): "
+          f"{m['units']['common']} units in both periods, "
           f"{len(m['units']['entered'])} entered, {len(m['units']['left'])} left")
     labels = {**_labels(result.pair.before.result.dataset), **_labels(result.pair.after.result.dataset)}
     robust = result.robust
@@ -814,6 +815,9 @@ def build_parser() -> argparse.ArgumentParser:
     chg.add_argument("--node", help="node whose rank change is analysed (default: the index)")
     chg.add_argument("--normalisation", choices=["period", "panel"], default="period",
                      help="normalise each period on its own, or with parameters fitted on the whole panel")
+    chg.add_argument("--units", choices=["all", "common"], default="all",
+                     help="rank every unit of each period, or only the units present in both (entering and "
+                     "leaving units then move no one's rank)")
     chg.add_argument("--spec", "-s", help="uncertainty specification (YAML/JSON); default: ±25%% noise on every "
                      "weight, each draw applied to both periods")
     replicate_options(chg)

@@ -36,7 +36,7 @@ from ..io import with_unit_names, write_tables
 from ..kernels import montecarlo as mc_kernel
 from ..kernels.change import rank_change
 from ..panel import Panel
-from ..pipeline import ScoreResult, score
+from ..pipeline import ScoreResult, as_dataset, score
 from ..schema import load_framework
 from .design import RNG_BLOCK, ParameterMap, n_columns, replicate_uniforms
 from .driver import BackendOptions, check_run, data_digest, drive, replicate_chunk_blocks, run_seed, versions
@@ -50,6 +50,7 @@ __all__ = ["ChangeResult", "ChangeState", "PairedProblem", "change", "change_sta
 #: Places of the default ``P(improved by >= k places)`` columns.
 PLACES = (1, 3, 5, 10)
 NORMALISATIONS = ("period", "panel")
+UNITS = ("all", "common")
 
 
 @dataclass(frozen=True)
@@ -312,7 +313,25 @@ def _pair(before: Problem, after: Problem, label_from: Any, label_to: Any) -> Pa
                          np.array([rows_to[u] for u in common], np.int64), common)
 
 
-def _units_table(pair: PairedProblem, state: ChangeState, places: Sequence[int]) -> pl.DataFrame:
+def _common_only(framework, data_from, data_to, label_from, label_to, load_kwargs):
+    """Both periods' datasets restricted to the units present in both, and the ids of the units
+    that entered and left (refused when none is common, before anything is scored)."""
+    first, second = (as_dataset(framework, d, **load_kwargs) for d in (data_from, data_to))
+    ids_from, ids_to = first.table[first.unit].to_list(), second.table[second.unit].to_list()
+    in_from, in_to = set(ids_from), set(ids_to)
+    common = in_from & in_to
+    if not common:
+        raise DataError(f"no unit is present in both periods {label_from!r} and {label_to!r} (e.g. "
+                        f"{preview(ids_from)} against {preview(ids_to)})",
+                        fix="check that both periods use the same unit ids (codes or names)")
+    keep = [replace(d, table=d.table.filter(pl.col(d.unit).is_in(list(common)))) for d in (first, second)]
+    return keep[0], keep[1], ([u for u in ids_to if u not in in_from], [u for u in ids_from if u not in in_to])
+
+
+def _units_table(pair: PairedProblem, state: ChangeState, places: Sequence[int], entered: Sequence[Any],
+                 left: Sequence[Any]) -> pl.DataFrame:
+    """Common units with their statistics, then the ``entered`` and ``left`` ones (with their one
+    rank and score when they were ranked, i.e. unless the run ranks common units only)."""
     before, after = pair.before, pair.after
 
     def rank_of(problem: Problem, rows) -> np.ndarray:
@@ -329,16 +348,17 @@ def _units_table(pair: PairedProblem, state: ChangeState, places: Sequence[int])
         "score_from": before.nominal_score[0][pair.rows_from], "score_to": after.nominal_score[0][pair.rows_to],
     }).with_columns(pl.when((pl.col("rank_from") > 0) & (pl.col("rank_to") > 0)).then(pl.col("change"))
                     .alias("change"))
-    common_set = set(pair.common)
 
-    def one_sided(problem: Problem, status: str, rank: str, score_column: str) -> pl.DataFrame:
-        rows = [i for i, u in enumerate(problem.units) if u not in common_set]
-        return pl.DataFrame({"unit": [str(problem.units[i]) for i in rows], "status": [status] * len(rows),
-                             rank: rank_of(problem, np.array(rows, np.int64)),
-                             score_column: problem.nominal_score[0][rows]})
+    def one_sided(problem: Problem, ids: Sequence[Any], status: str, rank: str, score_column: str) -> pl.DataFrame:
+        position = {u: i for i, u in enumerate(problem.units)}
+        ranks = problem.nominal_rank[0]
+        return pl.DataFrame({"unit": [str(u) for u in ids], "status": [status] * len(ids),
+                             rank: [int(ranks[position[u]]) if u in position else 0 for u in ids],
+                             score_column: [float(problem.nominal_score[0][position[u]]) if u in position else None
+                                            for u in ids]}, schema_overrides={score_column: pl.Float64})
 
-    table = pl.concat([common, one_sided(after, "entered", "rank_to", "score_to"),
-                       one_sided(before, "left", "rank_from", "score_from")], how="diagonal_relaxed")
+    table = pl.concat([common, one_sided(after, entered, "entered", "rank_to", "score_to"),
+                       one_sided(before, left, "left", "rank_from", "score_from")], how="diagonal_relaxed")
     return (table.with_columns(pl.col("rank_from").replace(0, None), pl.col("rank_to").replace(0, None))
             .sort("rank_to", "rank_from", nulls_last=True, maintain_order=True))
 
@@ -363,7 +383,7 @@ def _names(*results: ScoreResult) -> pl.DataFrame | None:
 
 def change(framework, periods, *, start=None, end=None, spec: str | Path | Mapping | UncertaintySpec | None = None,
            n_replicates: int | None = None, seed: int | None = None, block_size: int | None = None,
-           node: str | None = None, normalisation: str = "period", places: Sequence[int] = PLACES,
+           node: str | None = None, normalisation: str = "period", units: str = "all", places: Sequence[int] = PLACES,
            backend: str = "threads", threads: int | None = None, client: Any = None, scheduler: str | None = None,
            workers: int | None = None, worker_wait: float | None = None, out: str | Path | None = None,
            out_format: str | None = None, progress: bool = False,
@@ -387,6 +407,11 @@ def change(framework, periods, *, start=None, end=None, spec: str | Path | Mappi
     normalisation
         ``"period"``: each period normalised on its own data; ``"panel"``: one normalisation
         fitted across the panel (needs a panel), so scores are comparable over time.
+    units
+        ``"all"``: each period ranks all its units (a unit's rank also moves when units enter or
+        leave); ``"common"``: both periods rank only the units present in both (the others are
+        dropped before scoring, so they take no part in a period's normalisation either; they are
+        still listed as entered or left, without a rank).
     places
         ``k`` of the ``p_improved_k`` columns (P(improved by >= k places)); 1 is ``p_improved``.
     backend, threads, client, scheduler, workers, worker_wait, chunk_blocks, progress, confirm
@@ -405,7 +430,7 @@ def change(framework, periods, *, start=None, end=None, spec: str | Path | Mappi
     Raises
     ------
     SchemaError
-        Unknown normalisation, node or backend option, the same period twice, a block size that
+        Unknown normalisation, units, node or backend option, the same period twice, a block size that
         is not a multiple or divisor of 1,024, a panel loaded for another framework.
     DataError
         A period not in the panel, no unit present in both periods.
@@ -418,15 +443,23 @@ def change(framework, periods, *, start=None, end=None, spec: str | Path | Mappi
     if spec.block_size % RNG_BLOCK and RNG_BLOCK % spec.block_size:
         raise SchemaError(f"block_size {spec.block_size} must be a multiple or a divisor of {RNG_BLOCK}",
                           fix="use e.g. 1024, 4096 or 8192 (or 64, 256 for tiny runs)")
-    if panel_framework is None:
-        nominal_from, nominal_to = (score(framework, d, **load_kwargs) for d in (data_from, data_to))
-    else:
-        if framework is not None and load_framework(framework).digest != periods.source_framework.digest:
-            raise SchemaError(f"the panel was loaded for framework {periods.source_framework.id!r}, not the one given",
-                              fix="pass framework=None (the panel's own) or load the panel with this framework")
-        with warnings.catch_warnings():
+    if panel_framework is None and framework is None:
+        raise SchemaError("no framework given", fix="pass the framework (name, file or object), or a panel")
+    if units not in UNITS:
+        raise SchemaError(f"units must be 'all' or 'common', got {units!r}",
+                          fix="'all': rank every unit of each period; 'common': only the units in both periods")
+    if panel_framework is not None and framework is not None and \
+            load_framework(framework).digest != periods.source_framework.digest:
+        raise SchemaError(f"the panel was loaded for framework {periods.source_framework.id!r}, not the one given",
+                          fix="pass framework=None (the panel's own) or load the panel with this framework")
+    fw = load_framework(framework) if panel_framework is None else panel_framework
+    dropped: tuple[list, list] = ([], [])  # entered, left: not scored (units="common")
+    if units == "common":
+        data_from, data_to, dropped = _common_only(fw, data_from, data_to, label_from, label_to, load_kwargs)
+    with warnings.catch_warnings():
+        if panel_framework is not None:
             warnings.simplefilter("ignore", DataQualityWarning)  # reported once, by load_panel
-            nominal_from, nominal_to = (score(panel_framework, d) for d in (data_from, data_to))
+        nominal_from, nominal_to = (score(fw, d, **load_kwargs) for d in (data_from, data_to))
     resolved = nominal_from.framework
     target = node or (spec.targets[0] if spec.targets else resolved.root.id)
     if target not in resolved.node_ids:
@@ -439,11 +472,15 @@ def change(framework, periods, *, start=None, end=None, spec: str | Path | Mappi
     fingerprint = {"framework": resolved.digest, "data_from": data_digest(nominal_from),
                    "data_to": data_digest(nominal_to), "seed": seed, "block_size": spec.block_size,
                    "spec": json.loads(json.dumps({k: v for k, v in spec.document.items() if k != "seed"}, default=str)),
-                   "periods": [str(label_from), str(label_to)], "normalisation": normalisation, "node": target,
+                   "periods": [str(label_from), str(label_to)], "normalisation": normalisation, "units": units,
+                   "node": target,
                    "n_blocks": -(-spec.replicates // spec.block_size), "engine": __version__}
 
     def finish(state: ChangeState, info: dict[str, Any]) -> ChangeResult:
-        units = with_unit_names(_units_table(pair, state, places), _names(nominal_to, nominal_from))
+        common = set(pair.common)
+        entered = dropped[0] or [u for u in pair.after.units if u not in common]
+        left = dropped[1] or [u for u in pair.before.units if u not in common]
+        table = with_unit_names(_units_table(pair, state, places, entered, left), _names(nominal_to, nominal_from))
         wall = time.perf_counter() - started
         n = state.n_replicates
         manifest = {
@@ -451,6 +488,7 @@ def change(framework, periods, *, start=None, end=None, spec: str | Path | Mappi
             "framework": {"id": resolved.id, "digest": resolved.digest, "path": resolved.path},
             "periods": {"from": label_from, "to": label_to},
             "normalisation": normalisation,
+            "units_ranked": units,
             "node": target,
             "data": {"from": nominal_from.recipe["data"], "to": nominal_to.recipe["data"],
                      "n_units": len(pair.common)},
@@ -459,13 +497,12 @@ def change(framework, periods, *, start=None, end=None, spec: str | Path | Mappi
             "replicates": n, "block_size": spec.block_size, "rng_block": RNG_BLOCK, "seed": seed,
             "places": list(places),
             "units": {"common": len(pair.common),
-                      "entered": units.filter(pl.col("status") == "entered")["unit"].to_list(),
-                      "left": units.filter(pl.col("status") == "left")["unit"].to_list(),
-                      "robust": int(units["robust"].sum())},
+                      "entered": [str(u) for u in entered], "left": [str(u) for u in left],
+                      "robust": int(table["robust"].sum())},
             "versions": versions(), "wall_time_s": wall, "replicates_per_s": n / wall if wall > 0 else None,
             **info,
         }
-        return ChangeResult(units, _distribution(pair, state), manifest, pair)
+        return ChangeResult(table, _distribution(pair, state), manifest, pair)
 
     return drive(_Change(pair, spec, factors, seed, fingerprint), finish, backends, out=out, out_format=out_format,
                  progress=progress, chunk_blocks=chunk_blocks, confirm=confirm)

@@ -167,6 +167,22 @@ def test_entered_and_left_units_are_reported(reference_run):
                                                               "robust": 0}
 
 
+def test_common_units_rank_only_the_units_present_in_both_periods(fw, periods):
+    """units="common" is the run on both periods restricted to their common units (the same tables),
+    with the units that entered or left still listed, without a rank."""
+    run = change(fw, periods, start=2011, end=2012, spec=SPEC, n_replicates=2048, seed=7, units="common")
+    common = set(periods[2011]["unit"]) & set(periods[2012]["unit"])
+    alone = change(fw, {k: v.filter(pl.col("unit").is_in(list(common))) for k, v in periods.items()}, start=2011,
+                   end=2012, spec=SPEC, n_replicates=2048, seed=7)
+    both = run.units.filter(pl.col("status") == "both")
+    assert both.equals(alone.units) and run.distribution.equals(alone.distribution)
+    assert both["rank_from"].max() == both["rank_to"].max() == 39
+    others = run.units.filter(pl.col("status") != "both")
+    assert others.select("unit", "status", "rank_from", "rank_to").rows() == [("c999", "entered", None, None),
+                                                                           ("c001", "left", None, None)]
+    assert run.manifest["units_ranked"] == "common" and run.manifest["units"]["entered"] == ["c999"]
+
+
 def test_statistics_are_consistent(reference_run):
     both = reference_run.units.filter(pl.col("status") == "both")
     total = both["p_improved"] + both["p_same"] + both["p_worsened"] + both["p_missing"]
@@ -217,6 +233,10 @@ def test_panel_input_with_period_or_panel_normalisation(fw, periods, reference_r
     (lambda fw, d: change(fw, d, start=2011, end=2012, normalisation="panel"), SchemaError, r"needs a panel"),
     (lambda fw, d: change(fw, d, start=2011, end=2012, normalisation="global"), SchemaError, r"'period' or 'panel'"),
     (lambda fw, d: change(fw, d, start=2011, end=2012, node="nope"), SchemaError, r"unknown node 'nope'"),
+    (lambda fw, d: change(fw, d, start=2011, end=2012, units="some"), SchemaError, r"'all' or 'common'"),
+    (lambda fw, d: change(None, d, start=2011, end=2012), SchemaError, r"no framework given"),
+    (lambda fw, d: change(fw, (d[2011], d[2012].with_columns(pl.col("unit") + "_new")), units="common"), DataError,
+     r"no unit is present in both periods"),
     (lambda fw, d: change(fw, d, start=2011, end=2012, block_size=1000), SchemaError, r"multiple or a divisor"),
     (lambda fw, d: change(fw, d, start=2011, end=2012, threads=0), SchemaError, r"threads must be"),
     (lambda fw, d: change(fw, d[2011], start=2011, end=2012), SchemaError, r"expected a panel"),
