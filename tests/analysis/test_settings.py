@@ -137,6 +137,36 @@ def test_imputation_and_denominator_settings_build_their_variants():
     assert not np.array_equal(run.problem.zt[1], run.problem.zt[4])
 
 
+def test_a_normalisation_parameter_is_a_setting():
+    """minmax onto [0, 100] or [1, 100] for two indicators: each variant is the plain pipeline's
+    normalised data with that range, and under a geometric index the choice moves ranks."""
+    document = city_framework()
+    document["nodes"][0]["aggregation"] = {"method": "geometric"}
+    fw, data = framework_from_dict(document), tame_data()
+    spec = {"settings": [{"setting": "normalisation.range", "values": [[1, 100], [10, 100]],
+                          "indicators": ["x2", "x4"]}]}
+    run = uncertainty(fw, data, spec, replicates=1024, seed=1)
+    factor = resolve_factors(load_spec(spec), fw)[0]
+    assert factor.name == "setting:normalisation.range:x2+x4"
+    plain = [engine.score(apply_settings(fw, [(factor, v)]), data) for v in ([1, 100], [10, 100])]
+    for k, result in enumerate(plain):
+        np.testing.assert_array_equal(run.problem.zt[1 + k].T, result.stages.normalised)
+    runs = [index_ranks(result, run.problem.units) for result in plain]
+    assert not np.array_equal(runs[0], runs[1])
+    choice = np.minimum((replicate_uniforms(1, 0, 1024, 1)[:, 0] * 2).astype(np.int64), 1)
+    np.testing.assert_array_equal(acceptability(run), expected_acceptability(runs, choice))
+
+
+@pytest.mark.dask
+def test_dask_workers_give_the_same_tables(expert_sets):
+    fw, data = framework("x1"), tame_data()
+    spec = {"weight_sets": expert_sets, "settings": [{"setting": "treatment.winmax", "values": [0, 1, 2]}]}
+    local = uncertainty(fw, data, spec, replicates=4096, seed=5, threads=2)
+    dask = uncertainty(fw, data, spec, replicates=4096, seed=5, backend="dask", workers=2)
+    assert dask.manifest["backend"] == "dask"
+    assert dask.units.equals(local.units)
+
+
 @pytest.fixture(scope="module")
 def expert_sets():
     return [{"D1": 1.0, "D2": 1.0, "S1": 3.0}, {"D1": 4.0, "D2": 1.0, "S2": 0.5}]
