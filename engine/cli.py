@@ -325,7 +325,9 @@ def _cmd_trajectories(args: argparse.Namespace) -> int:
           "normalisation " + ("fitted on the whole panel (scores compare over time)" if args.normalisation == "panel"
                               else "per period (scores compare within a period)"))
     print("units per period: " + ", ".join(f"{p} {counts[str(p)]}" for p in periods))
-    a, b = periods[-2], periods[-1]
+    by_text = {str(p): p for p in periods}
+    a, b = (by_text.get(text, text) if text is not None else default
+            for text, default in ((args.start, periods[-2]), (args.end, periods[-1])))
     change = result.change(a, b, args.node)
     node = args.node or result.index_id
     unit, label = result.panel.unit, result.panel.label
@@ -776,6 +778,9 @@ def build_parser() -> argparse.ArgumentParser:
     traj.add_argument("--normalisation", choices=["period", "panel"], default="period",
                       help="normalise each period on its own, or with goalposts fitted on the whole panel so that "
                       "scores compare over time")
+    traj.add_argument("--from", dest="start", metavar="PERIOD",
+                      help="print the change from this period (default: the last but one)")
+    traj.add_argument("--to", dest="end", metavar="PERIOD", help="print the change to this period (default: the last)")
     traj.add_argument("--node", help="node whose rank change is printed (default: the index)")
     traj.add_argument("--top", type=_positive_int, default=20, help="rows to print")
     traj.add_argument("--out", "-o", help="output folder (units, trends, events, changes, manifest), or a .xlsx file")

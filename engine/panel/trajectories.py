@@ -11,10 +11,9 @@ import numpy as np
 import polars as pl
 
 from .. import __version__
-from ..display import manifest_summary, result_html, result_text
+from ..display import ResultShape, manifest_summary
 from ..errors import DataError, DataQualityWarning
 from ..groups import compare_editions
-from ..io import write_tables
 from ..pipeline import RANK_SUFFIX, ScoreResult, score
 from ..schema import Framework
 from .load import Panel, load_panel, period_years
@@ -25,8 +24,8 @@ __all__ = ["Trajectories", "score_panel"]
 _STATUS = {"both": "both", "new": "entered", "dropped": "left"}
 
 
-@dataclass(frozen=True)
-class Trajectories:
+@dataclass(frozen=True, repr=False)
+class Trajectories(ResultShape):
     """Scores and ranks of every unit and node in every period of a panel (:func:`score_panel`)."""
 
     panel: Panel
@@ -121,29 +120,20 @@ class Trajectories:
         joined = table.join(names, on=unit, how="left", maintain_order="left")
         return joined.select(unit, label, pl.exclude(unit, label))
 
-    def __repr__(self) -> str:
-        return result_text("Trajectories", self._facts(), self.units)
-
-    def _repr_html_(self) -> str:
-        return result_html("Trajectories", self._facts(), self.units)
-
-    def _facts(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, Any]:
         periods = self.periods
         return {**manifest_summary(self.manifest), "periods": f"{periods[0]}–{periods[-1]} ({len(periods)})",
                 "normalisation": self.manifest["normalisation"]}
 
-    def write(self, out: str | Path, *, format: str | None = None) -> Path:
-        """Write ``units`` (every unit, period and node), ``trends`` and ``events`` of the index, the
-        change between consecutive periods (``changes``: one block per pair, ``from``/``to``
-        columns) and the manifest, each file atomically: a folder of Parquet (default) or CSV files
-        with ``manifest.json``, or one Excel workbook (``.xlsx``), see :func:`engine.io.write_tables`."""
+    def output_tables(self) -> dict[str, pl.DataFrame]:
+        """``units`` (every unit, period and node), ``trends`` and ``events`` of the index, and the change
+        between consecutive periods (``changes``: one block per pair, ``from``/``to`` columns); written
+        with the manifest by :meth:`write` (a folder of Parquet or CSV files, or one ``.xlsx``)."""
         changes = [self.change(a, b).rename({f"rank_{a}": "rank_from", f"rank_{b}": "rank_to",
                                              f"score_{a}": "score_from", f"score_{b}": "score_to"})
                    .select(pl.lit(str(a)).alias("from"), pl.lit(str(b)).alias("to"), pl.all())
                    for a, b in zip(self.periods, self.periods[1:], strict=False)]
-        tables = {"units": self.units, "trends": self.trends(), "events": self.events,
-                  "changes": pl.concat(changes)}
-        return write_tables(tables, out, manifest=self.manifest, format=format)
+        return {"units": self.units, "trends": self.trends(), "events": self.events, "changes": pl.concat(changes)}
 
 
 def _slope(t: np.ndarray, y: np.ndarray) -> float:

@@ -38,3 +38,12 @@ def test_a_bad_panel_exits_2_naming_the_rows(tmp_path, table, capsys):
     framework, data = _files(tmp_path, pl.concat([table, table.head(1)]))
     assert main(["trajectories", "-f", framework, "--panel", data]) == 2
     assert "duplicate unit-period rows: 'x @ 2010'" in capsys.readouterr().err
+
+
+def test_trajectories_from_to(tmp_path, table, capsys):
+    framework, data = _files(tmp_path, table)
+    assert main(["trajectories", "-f", framework, "--panel", data, "--from", "2010", "--to", "2011", "--top", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "rank change of index from 2010 to 2011" in out and "rank 2010" in out
+    assert main(["trajectories", "-f", framework, "--panel", data, "--from", "2009"]) == 2
+    assert "unknown period '2009'; the panel has 2010, 2011, 2012" in capsys.readouterr().err
