@@ -30,9 +30,9 @@ import numpy as np
 import polars as pl
 
 from .. import __version__
-from ..display import manifest_summary, result_html, result_text
+from ..display import ResultShape, manifest_summary
 from ..errors import DataError, DataQualityWarning, SchemaError, preview
-from ..io import with_unit_names, write_tables
+from ..io import with_unit_names
 from ..kernels import montecarlo as mc_kernel
 from ..kernels.change import rank_change
 from ..panel import Panel
@@ -233,9 +233,10 @@ def change_statistics(hist: np.ndarray, places: Sequence[int] = PLACES) -> dict[
     return out
 
 
-@dataclass(frozen=True)
-class ChangeResult:
-    """Distribution of every unit's rank change between two periods under paired replicates."""
+@dataclass(frozen=True, repr=False)
+class ChangeResult(ResultShape):
+    """Distribution of every unit's rank change between two periods under paired replicates (the
+    shape of every result: :class:`engine.display.ResultShape`)."""
 
     units: pl.DataFrame  #: Per unit: status, ranks, nominal change, change distribution summaries.
     distribution: pl.DataFrame  #: Long table of the exact histogram: unit, change, replicates, probability.
@@ -247,22 +248,14 @@ class ChangeResult:
         """Units whose 5–95 % rank-change interval excludes 0 (largest median change first)."""
         return self.units.filter(pl.col("robust")).sort("median_change", descending=True, maintain_order=True)
 
-    def _facts(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, Any]:
         m = self.manifest
         return {**manifest_summary(m), "periods": f"{m['periods']['from']} → {m['periods']['to']}",
                 "common units": m["units"]["common"], "robust": m["units"]["robust"]}
 
-    def __repr__(self) -> str:
-        return result_text("ChangeResult", self._facts(), self.units)
-
-    def _repr_html_(self) -> str:
-        return result_html("ChangeResult", self._facts(), self.units)
-
-    def write(self, out: str | Path, *, format: str | None = None) -> Path:
-        """Write ``units``, ``distribution`` and the manifest atomically (a folder of Parquet or CSV
-        files, or one workbook: :func:`engine.io.write_tables`)."""
-        return write_tables({"units": self.units, "distribution": self.distribution}, out, manifest=self.manifest,
-                            format=format)
+    def output_tables(self) -> dict[str, pl.DataFrame]:
+        """What :meth:`write` writes: ``units`` and ``distribution``."""
+        return {"units": self.units, "distribution": self.distribution}
 
 
 def _as_periods(data: Any, start: Any, end: Any, normalisation: str):

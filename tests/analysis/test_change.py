@@ -6,11 +6,13 @@ import numpy as np
 import polars as pl
 import pytest
 
+import engine
 from engine.analysis.change import change, change_statistics
 from engine.analysis.design import ParameterMap, n_columns, replicate_uniforms
 from engine.analysis.problem import evaluate_ranks
 from engine.analysis.spec import load_spec, resolve_factors
 from engine.analysis.uncertainty import uncertainty
+from engine.display import ResultShape
 from engine.errors import DataError, SchemaError
 from engine.groups import compare_editions
 from engine.panel import load_panel
@@ -205,6 +207,7 @@ def test_change_statistics_hand_computed():
 
 
 def test_write_repr_and_manifest(reference_run, tmp_path):
+    assert isinstance(reference_run, ResultShape) and isinstance(reference_run, engine.ChangeResult)
     out = reference_run.write(tmp_path / "run")
     assert sorted(p.name for p in out.iterdir()) == ["distribution.parquet", "manifest.json", "units.parquet"]
     assert pl.read_parquet(out / "units.parquet").equals(reference_run.units)
