@@ -85,6 +85,12 @@ def prepare(framework: Framework, dataset: Dataset) -> Inputs:
                         fix="give every row a unit id or remove those rows")
     duplicated = ids.filter(ids.is_duplicated()).unique(maintain_order=True).to_list()
     if duplicated:
+        period = framework.data.get("period")
+        if period in table.columns:  # a panel framework given all its periods at once
+            raise DataError(f"duplicate unit ids: these are panel data, one row per unit and {period!r}", column=unit,
+                            units=duplicated, path=dataset.source,
+                            fix="score every period with cityrank trajectories (engine.panel.score_panel), or one "
+                            "period with engine.panel.load_panel(...).dataset(period)")
         raise DataError("duplicate unit ids", column=unit, units=duplicated, path=dataset.source,
                         fix="keep one row per unit (aggregate or deduplicate first)")
     if table.height == 0:

@@ -72,3 +72,9 @@ def test_every_year_scores(loaded, normalisation):
     assert change.filter(pl.col("status") == "left").height == len(panel.left(2011, 2012))
     if normalisation == "panel":
         assert units["Index"].min() >= 0.0 and units["Index"].max() <= 100.0
+
+
+def test_the_whole_panel_scored_as_one_edition_points_to_the_panel_commands():
+    with pytest.raises(engine.DataError, match=r"duplicate unit ids: these are panel data, one row per unit and "
+                                               r"'year'.*cityrank trajectories"):
+        engine.score(FRAMEWORK)
