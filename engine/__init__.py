@@ -11,6 +11,7 @@ Public API (everything else is internal and may change)::
     boot = engine.bootstrap(fw, mode="units", replicates=1_000)  # BootstrapResult: resampled ranks
     moved = engine.change(fw, {2011: d11, 2012: d12}, start=2011, end=2012)  # ChangeResult: is a rank change real?
     sets = engine.rank_confidence_sets(estimates, se)  # ConfidenceSets: which ranks the data allow
+    traj = engine.score_panel(fw, panel_table, normalisation="panel")  # Trajectories: ranks per period, trends
 
 The analyses' results share one shape: ``.units`` (per-unit Polars table), ``.manifest`` (what was
 run, seed included), ``.write(path)`` and a readable ``repr`` (HTML in Jupyter).
@@ -43,6 +44,7 @@ _ANALYSES = {
     "sensitivity": ".analysis.sensitivity", "SensitivityResult": ".analysis.sensitivity",
     "bootstrap": ".analysis.bootstrap", "BootstrapResult": ".analysis.bootstrap",
     "rank_confidence_sets": ".analysis.confidence", "ConfidenceSets": ".analysis.confidence",
+    "load_panel": ".panel", "Panel": ".panel", "score_panel": ".panel", "Trajectories": ".panel",
     "change": ".analysis.change", "ChangeResult": ".analysis.change",
 }
 
@@ -108,10 +110,12 @@ __all__ = [
     "Framework",
     "ImputationWarning",
     "MissingRankWarning",
+    "Panel",
     "SchemaError",
     "ScoreResult",
     "SensitivityResult",
     "Stages",
+    "Trajectories",
     "TreatmentWarning",
     "UncertaintyResult",
     "__version__",
@@ -120,9 +124,11 @@ __all__ = [
     "change",
     "load_data",
     "load_framework",
+    "load_panel",
     "rank_confidence_sets",
     "run_stages",
     "score",
+    "score_panel",
     "sensitivity",
     "shipped_datasets",
     "shipped_frameworks",

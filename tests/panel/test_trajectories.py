@@ -7,8 +7,10 @@ import json
 import polars as pl
 import pytest
 
+import engine
+from engine.display import ResultShape
 from engine.errors import ConstantIndicatorWarning, DataError
-from engine.panel import load_panel, score_panel
+from engine.panel import Trajectories, load_panel, score_panel
 
 Y_2010_PANEL = (12.5 + 100 / 3) / 2  # a: (2-1)/(9-1)*100, b: (3-2)/(3-0)*100 (less is better)
 
@@ -77,6 +79,7 @@ def test_units_that_enter_and_leave_are_reported(framework, table):
 
 def test_a_loaded_panel_is_scored_and_written(framework, table, tmp_path):
     result = score_panel(load_panel(framework, table))
+    assert isinstance(result, ResultShape) and engine.score_panel is score_panel and engine.Trajectories is Trajectories
     assert "Trajectories (framework toy-panel, units 3, periods 2010–2012 (3), normalisation period)" in repr(result)
     assert "<strong>Trajectories</strong>" in result._repr_html_()
     out = result.write(tmp_path / "out", format="csv")
