@@ -902,6 +902,12 @@ def test_ids_with_leading_zeros_keep_them(tmp_path):
     assert load_data(path, unit="unit").table["unit"].to_list() == ["01001", "01003", "02013", "10001"]
 
 
+def test_a_panel_given_as_one_edition_is_refused():
+    """A panel framework's table (data.period) scored as one edition points to the panel commands."""
+    with pytest.raises(DataError, match="duplicate unit ids: these are panel data, one row per unit and 'year'"):
+        engine.score("china-city-development-2004-2012")
+
+
 # ---------------------------------------------------------------------------------------------
 # guard: every raise in the modules has a test in this file
 # ---------------------------------------------------------------------------------------------
