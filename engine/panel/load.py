@@ -24,7 +24,7 @@ import polars as pl
 
 from ..data import Dataset, load_data, prepare
 from ..data.load import read_table
-from ..errors import DataError, DataQualityWarning, ImputationWarning, SchemaError, preview
+from ..errors import DataError, DataQualityWarning, EngineWarning, ImputationWarning, SchemaError, preview
 from ..schema import Framework, framework_from_dict, load_framework
 from ..stages.impute import SERIES_METHODS, fill_series
 
@@ -147,7 +147,7 @@ class Panel:
 
         treated = []
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DataQualityWarning)  # reported once, by load_panel
+            warnings.simplefilter("ignore", EngineWarning)  # said by load_panel, or by scoring each period
             for period in self.periods:
                 treated.append(run_stages(framework, self.dataset(period), up_to="treat").treated)
         stacked = np.vstack(treated)

@@ -11,6 +11,9 @@ import engine
 from engine.display import ResultShape
 from engine.errors import ConstantIndicatorWarning, DataError
 from engine.panel import Trajectories, load_panel, score_panel
+from engine.schema import framework_from_dict
+
+from .conftest import DOCUMENT
 
 Y_2010_PANEL = (12.5 + 100 / 3) / 2  # a: (2-1)/(9-1)*100, b: (3-2)/(3-0)*100 (less is better)
 
@@ -89,3 +92,25 @@ def test_a_loaded_panel_is_scored_and_written(framework, table, tmp_path):
     assert manifest["periods"] == ["2010", "2011", "2012"] and manifest["units_per_period"]["2011"] == 3
     changes = pl.read_csv(out / "changes.csv")
     assert changes.height == 6 and changes["from"].unique().sort().to_list() == [2010, 2011]
+
+
+A = [1.0, 2, 3, 1, 4, 5, 1, 2, 9]  # a over the panel, rows as in the toy table (x, y, z per year)
+B = [3.0, 2, 1, 3, 1, 1, 3, 2, 0]  # b (less is better)
+
+
+@pytest.mark.parametrize(("method", "a_expected", "b_expected"), [
+    ({"method": "minmax", "range": [0, 10]}, [(v - 1) / 8 * 10 for v in A], [(3 - v) / 3 * 10 for v in B]),
+    ({"method": "distance_to_max"}, [(v - 1) / 8 for v in A], [(3 - v) / 3 for v in B]),
+    ({"method": "distance_to_target", "target": 6}, [min(1.0, (v - 1) / 5) for v in A], None),
+    ({"method": "fraction_of_max", "scale": 100}, [v / 9 * 100 for v in A], None),
+])
+def test_panel_normalisation_is_the_method_fitted_on_the_pooled_panel(table, method, a_expected, b_expected):
+    """Under "panel" each method's statistics come from every period at once: the formula on the pooled values."""
+    # a gets the method; b too, unless the method needs more-is-better values (b keeps minmax then)
+    nodes = [{**n, "normalisation": method} if n["id"] == "a" or (n["id"] == "b" and b_expected) else n
+             for n in DOCUMENT["nodes"]]
+    framework = framework_from_dict({**DOCUMENT, "nodes": nodes})
+    units = score_panel(framework, table, normalisation="panel").units.sort("year", "city")
+    assert units["a"].to_list() == pytest.approx(a_expected, abs=1e-12)
+    if b_expected is not None:
+        assert units["b"].to_list() == pytest.approx(b_expected, abs=1e-12)
