@@ -40,6 +40,7 @@ from ..pipeline import ScoreResult, as_dataset, score
 from ..schema import load_framework
 from .design import RNG_BLOCK, ParameterMap, n_columns, replicate_uniforms
 from .driver import BackendOptions, check_run, data_digest, drive, replicate_chunk_blocks, run_seed, versions
+from .memory import available_bytes, check_memory, estimate_bytes
 from .montecarlo import SUB_BATCH, moment_block, quantile_from_counts
 from .problem import Problem, build_problem, kernel_design, kernel_targets, kernel_tree
 from .spec import UncertaintySpec, load_spec, resolve_factors
@@ -306,6 +307,21 @@ def _pair(before: Problem, after: Problem, label_from: Any, label_to: Any) -> Pa
                          np.array([rows_to[u] for u in common], np.int64), common)
 
 
+def _check_memory(n_units: int, lanes: int) -> None:
+    """Refuse (DataError) a run whose histograms would not fit in memory, before any replicate: the
+    change histograms (common units × 2 n per lane, chunk and run) are at most the size of an
+    uncertainty run's rank and rank-shift histograms of the larger period."""
+    try:
+        check_memory("uncertainty", n_units, 1, lanes)
+    except DataError:
+        needed, available = estimate_bytes("uncertainty", n_units, 1, lanes), available_bytes() or 0
+        raise DataError(f"change of {n_units:,} units ({lanes} lane(s)) needs about {needed / 2**20:,.0f} MiB of "
+                        f"memory (rank-change histograms of units × 2 units per lane), but only "
+                        f"{available / 2**20:,.0f} MiB is available",
+                        fix="use threads=1 (--threads 1), units='common' or fewer units: memory grows with units²; "
+                        "CITYRANK_MEMORY_CHECK=off skips this check") from None
+
+
 def _common_only(framework, data_from, data_to, label_from, label_to, load_kwargs):
     """Both periods' datasets restricted to the units present in both, and the ids of the units
     that entered and left (refused when none is common, before anything is scored)."""
@@ -457,6 +473,7 @@ def change(framework, periods, *, start=None, end=None, spec: str | Path | Mappi
     target = node or (spec.targets[0] if spec.targets else resolved.root.id)
     if target not in resolved.node_ids:
         raise SchemaError(f"unknown node {target!r}", node=target, fix=f"use a node id such as {resolved.root.id!r}")
+    _check_memory(max(int(np.count_nonzero(r.stages.kept)) for r in (nominal_from, nominal_to)), backends.lanes)
     spec = replace(with_default_factors(spec, resolved), targets=(target,), pairs=())
     factors = resolve_factors(spec, resolved)
     pair = _pair(build_problem(nominal_from, spec, factors), build_problem(nominal_to, spec, factors),

@@ -230,6 +230,26 @@ def test_panel_input_with_period_or_panel_normalisation(fw, periods, reference_r
     assert fixed.manifest["normalisation"] == "panel" and fixed.units.height == 41
 
 
+def test_confirm_gets_the_estimate_and_can_stop_the_run(fw, periods):
+    seen = []
+
+    def confirm(estimate):
+        seen.append(estimate)
+        raise KeyboardInterrupt  # what the CLI's "no" does (an error)
+
+    with pytest.raises(KeyboardInterrupt):
+        change(fw, periods, start=2011, end=2012, n_replicates=10**6, seed=1, confirm=confirm)
+    assert [e["stage"] for e in seen] == ["start"] and seen[0]["replicates"] == 10**6 and seen[0]["seconds"] > 0
+
+
+def test_a_run_that_would_not_fit_in_memory_is_refused_before_the_replicates(fw, periods, monkeypatch):
+    import engine.analysis.memory as memory
+
+    monkeypatch.setattr(memory, "available_bytes", lambda: 1000)
+    with pytest.raises(DataError, match=r"change of 40 units \(\d lane\(s\)\) needs about .* MiB of memory"):
+        change(fw, periods, start=2011, end=2012, n_replicates=1024)
+
+
 @pytest.mark.parametrize(("call", "error", "match"), [
     (lambda fw, d: change(fw, d, start=2010, end=2012), DataError, r"start period 2010 is not among the periods"),
     (lambda fw, d: change(fw, d, start=2011, end=2011), SchemaError, r"same period 2011"),
