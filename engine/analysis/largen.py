@@ -207,8 +207,9 @@ def run_chunk(problem: Problem, factors: list[Factor], seed: int, first_block: i
     (``windows``: (n_targets, n_units, 3) window starts from :func:`quantile_windows`).
 
     The replicates are those of :func:`engine.analysis.montecarlo.run_chunk` (RNG blocks, the same
-    draws, scores, sort and ranks by the one Monte Carlo path, moments per RNG block); lanes take
-    RNG blocks in turn, each counting into its own state."""
+    draws and scores, :func:`engine.kernels.montecarlo.montecarlo_scores`; the same exact ranks and
+    moment additions, by the bucket sort of :func:`engine.kernels.bands.rank_batch`, moments per RNG
+    block); lanes take RNG blocks in turn, each counting into its own state."""
     start = first_block * block_size
     stop = min(stop_block * block_size, n_replicates)
     size = moment_block(block_size)
@@ -224,15 +225,14 @@ def run_chunk(problem: Problem, factors: list[Factor], seed: int, first_block: i
     taking = threading.Lock()
     failed = threading.Event()
     tree, targets = kernel_tree(problem), kernel_targets(problem)
-    no_hist, no_shift = np.zeros((n_t, 0, 0), np.int64), np.zeros((n_t, 0), np.int64)
 
     def lane_run(lane: int) -> BandState | WindowState:
         state = BandState.empty(problem, layout) if windows is None else WindowState.empty(problem, layout)
         if windows is None:
             state.moments = None  # the chunk's moments are summed per RNG block below
-        pairs = state.pair_count if windows is None else np.zeros((n_t, n_p, n_p), np.int64)
         scores, keys = np.empty((sub, n_t, n_u)), np.empty((sub, n_t, n_u), np.uint32)
-        ranks, shift_out = np.zeros((sub, n_t, n_u), np.int64), np.empty((sub, n_t))
+        ranks = np.zeros((sub, n_t, n_u), np.int64)
+        scratch = np.zeros((n_t, n_u, 2)) if windows is not None else None
         try:
             while True:
                 with taking:
@@ -245,10 +245,9 @@ def run_chunk(problem: Problem, factors: list[Factor], seed: int, first_block: i
                     m = min(sub, hi - lo - a)
                     kernel.montecarlo_scores(problem.zt, problem.linear_variant, tree,
                                              kernel_design(params.slice(a, a + m)), targets, scores[:m], keys[:m])
-                    keys[:m].reshape(-1, n_u).sort(axis=1)
-                    kernel.montecarlo_accumulate(scores[:m], keys[:m], problem.nominal_rank, problem.pair_units, m,
-                                                 kernel.Accumulators(no_hist, no_shift, pairs, moments[k][None],
-                                                                     shift_out[:m], ranks[:m]))
+                    band_kernels.rank_batch(scores[:m], moments[k] if windows is None else scratch, ranks[:m])
+                    if windows is None and n_p:
+                        _count_pairs(ranks[:m], problem.pair_units, state.pair_count)
                     if windows is None:
                         band_kernels.count_bands(ranks[:m], problem.nominal_rank, layout.bin_of_rank,
                                                  (state.coarse, state.rank_sums, state.extremes, state.shift_hist,
@@ -275,6 +274,14 @@ def run_chunk(problem: Problem, factors: list[Factor], seed: int, first_block: i
         total.moments = ExactSum.of(moments)
     total.blocks = set(range(first_block, stop_block))
     return total
+
+
+def _count_pairs(ranks: np.ndarray, pair_units: np.ndarray, pair_count: np.ndarray) -> None:
+    """``pair_count[t, a, b] +=`` replicates in which pair unit a is ranked strictly ahead of b (both ranked)."""
+    chosen = ranks[:, :, pair_units]
+    ranked = chosen > 0
+    ahead = (chosen[..., :, None] < chosen[..., None, :]) & ranked[..., :, None] & ranked[..., None, :]
+    pair_count += ahead.sum(axis=0)
 
 
 def _chunk(problem: Problem, factors, seed: int, block_size: int, n_replicates: int, layout: Bands,

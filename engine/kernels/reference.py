@@ -48,7 +48,7 @@ __all__ = [
     "montecarlo_scores", "montecarlo_accumulate", "noise_weights",
     "normalise_column", "bootstrap_blocks",
     "rank_change",
-    "count_bands", "count_windows",
+    "rank_batch", "count_bands", "count_windows",
 ]
 
 
@@ -714,6 +714,22 @@ def rank_change(scores_from, keys_from, scores_to, keys_to, rows_from, rows_to):
 
 
 # ----------------------------------------------------------------------------- large-n counts
+
+def rank_batch(scores):
+    """Readable twin of :func:`engine.kernels.bands.rank_batch`: ``(moments, ranks)`` — each row's
+    competition ranks (missing → 0) and Σ score, Σ score² of the ranked units, counted from zero."""
+    m, n_t, n_units = scores.shape
+    moments = np.zeros((n_t, n_units, 2))
+    ranks = np.zeros((m, n_t, n_units), np.int64)
+    for r in range(m):
+        for t in range(n_t):
+            ranks[r, t] = _competition_ranks(scores[r, t])
+            for i in range(n_units):
+                if ranks[r, t, i] > 0:
+                    moments[t, i, 0] += scores[r, t, i]
+                    moments[t, i, 1] += scores[r, t, i] * scores[r, t, i]
+    return moments, ranks
+
 
 def count_bands(ranks, nominal_rank, bin_of_rank):
     """Readable twin of :func:`engine.kernels.bands.count_bands`: ``(coarse, rank_sums, extremes,

@@ -143,3 +143,30 @@ def test_memory_estimate_of_large_n_is_units_times_bins():
     large = estimate_bytes("uncertainty", n, 1, 2, rank_bins=548)
     assert exact > 6 * counts_bytes(n) > 400 * 2**30
     assert large < 6 * 2**30 and estimate_bytes("uncertainty", n, 1, 1, rank_bins=548) < 4 * 2**30
+
+
+def test_rank_batch_equals_its_twin_on_edge_rows():
+    """The bucket-sort ranks and moments of rank_batch against the twin: ties, -0.0 and 0.0, NaN and
+    ±inf (rank 0, no moments), a constant row, one unit, and crowds of near-equal scores that fill a
+    bucket past the insertion limit (NumPy's sort there)."""
+    rng = np.random.default_rng(8)
+    n = 300
+    rows = [rng.random(n), np.round(rng.random(n), 1), np.full(n, 0.25), rng.lognormal(size=n) ** 4]
+    crowd = rng.random(n)
+    crowd[:200] = 0.5 + rng.random(200) * 1e-12  # near-equal scores: one bucket of 200
+    edges = rng.random(n)
+    edges[[0, 7, 99]] = np.nan
+    edges[[3, 4]] = np.inf
+    edges[5] = -np.inf
+    edges[[10, 11]] = (0.0, -0.0)
+    rows += [crowd, edges, np.full(n, np.nan)]
+    scores = np.stack(rows)[:, None, :].repeat(2, axis=1)
+    scores[:, 1] = -scores[:, 1]  # second target: the mirror image
+    moments, ranks = np.zeros((2, n, 2)), np.zeros(scores.shape, np.int64)
+    band_kernels.rank_batch(scores, moments, ranks)
+    want_moments, want_ranks = reference.rank_batch(scores)
+    np.testing.assert_array_equal(ranks, want_ranks)
+    np.testing.assert_array_equal(moments, want_moments)
+    one = np.array([[[3.0]]])
+    band_kernels.rank_batch(one, np.zeros((1, 1, 2)), out := np.zeros((1, 1, 1), np.int64))
+    assert out[0, 0, 0] == 1

@@ -89,6 +89,7 @@ def test_kernel_and_twin_take_the_same_parameters(module, name):
     trailing = {"aggregate_tree": [],
                 "montecarlo_scores": ["scores_out", "keys_out"],
                 "montecarlo_accumulate": ["acc"],
+                "rank_batch": ["moments", "ranks"],
                 "count_bands": ["acc"],
                 "count_windows": ["acc"],
                 "bootstrap_blocks": ["n_lanes", "acc", "scores_out"]}

@@ -1,0 +1,176 @@
+"""Ranking benchmark (issue 19 item 3): ranking a batch of replicates at n = 338, 3,000, 30,000 and
+100,000 units, the engine against a NumPy baseline measured in the same run, and the end-to-end
+large-n Monte Carlo of 10^4 replicates of 10^5 synthetic units.
+
+* **split** — the Monte Carlo path's ranking below the large-n threshold: packed 32-bit keys
+  (:func:`engine.kernels.rank.pack_keys`), NumPy's sort of the keys, exact competition ranks from the
+  sorted keys with ties and near-ties re-ranked on the floats, and the score moments
+  (:func:`engine.kernels.montecarlo.montecarlo_accumulate`).
+* **bucket** — large-n mode's ranking (:func:`engine.kernels.bands.rank_batch`): one bucket-sort
+  pass (a bucket per unit), exact competition ranks, and the same score moments.
+* **numpy** — ``argsort`` of the batch's negated scores and the inverse permutation (ties broken
+  arbitrarily: the baseline does less than the engine).
+
+Scores are weighted sums of 25 skewed indicators under ±25 % weight noise (the shape of real
+composite scores: crowded at the low end, so near-ties are common).  Each case runs in its own
+process (its peak resident memory is its own), ``--repeat`` rounds interleaved, best round reported;
+the growth law is the log-log slope of time per replicate between neighbouring sizes.
+
+    python benchmarks/bench_rank.py                          # ranking at the four sizes + end to end
+    python benchmarks/bench_rank.py --sizes 338 3000 --no-e2e --repeat 1   # quick
+
+Writes ``benchmarks/results/rank.json`` and ``benchmarks/results/rank.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+from _common import machine, peak_mb, run_script, write_results
+
+HERE = Path(__file__).resolve().parent
+N_INDICATORS = 25
+
+
+def synthetic_scores(n_units: int, n_replicates: int, seed: int = 1):
+    """(n_replicates, n_units) composite scores: 25 lognormal indicators, min-max normalised,
+    weighted sums under ±25 % uniform weight noise."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    z = rng.lognormal(0.0, 1.0, size=(N_INDICATORS, n_units))
+    z = (z - z.min(axis=1, keepdims=True)) / (z.max(axis=1, keepdims=True) - z.min(axis=1, keepdims=True))
+    w = 1.0 + 0.25 * (2.0 * rng.random((n_replicates, N_INDICATORS)) - 1.0)
+    return (w / w.sum(axis=1, keepdims=True)) @ z
+
+
+def synthetic_table(n_units: int, seed: int = 1):
+    """A SYNTHETIC table of ``n_units`` units × 25 indicators and its framework (5 groups of 5)."""
+    import numpy as np
+    import polars as pl
+
+    rng = np.random.default_rng(seed)
+    latent = rng.normal(size=n_units)
+    columns = {"unit": [f"u{i:06d}" for i in range(n_units)]}
+    for j in range(N_INDICATORS):
+        columns[f"x{j}"] = np.exp(0.8 * latent + rng.normal(size=n_units))
+    nodes = [{"id": "Index"}] + [{"id": f"G{g}", "parent": "Index"} for g in range(5)]
+    nodes += [{"id": f"x{j}", "parent": f"G{j // 5}", "column": f"x{j}"} for j in range(N_INDICATORS)]
+    framework = {"id": "synthetic-large", "labels": {"en": "Synthetic large-n"}, "data": {"unit": "unit"},
+                 "nodes": [{**node, "labels": {"en": node["id"]}} for node in nodes]}
+    return framework, pl.DataFrame(columns)
+
+
+def case_rank(kind: str, n_units: int, n_replicates: int) -> dict:
+    import numpy as np
+
+    scores = synthetic_scores(n_units, n_replicates)
+    if kind == "split":
+        from engine.kernels import montecarlo as mc
+        from engine.kernels.rank import index_bits, pack_keys
+
+        bits = index_bits(n_units)
+        keys = np.empty(scores.shape, np.uint32)
+        ranks = np.zeros((n_replicates, 1, n_units), np.int64)
+        acc = mc.Accumulators(np.zeros((1, 0, 0), np.int64), np.zeros((1, 0), np.int64), np.zeros((1, 0, 0), np.int64),
+                              np.zeros((1, 1, n_units, 2)), np.zeros((n_replicates, 1)), ranks)
+        nominal = np.zeros((1, n_units), np.int64)
+
+        def run() -> None:
+            for r in range(n_replicates):
+                pack_keys(scores[r], bits, keys[r])
+            keys.sort(axis=1)
+            mc.montecarlo_accumulate(scores[:, None, :], keys[:, None, :], nominal, np.zeros(0, np.int64),
+                                     n_replicates, acc)
+    elif kind == "bucket":
+        from engine.kernels.bands import rank_batch
+
+        batch = np.ascontiguousarray(scores[:, None, :])
+        ranks = np.zeros(batch.shape, np.int64)
+        moments = np.zeros((1, n_units, 2))
+
+        def run() -> None:
+            rank_batch(batch, moments, ranks)
+    else:
+        ranks = np.empty(scores.shape, np.int64)
+        positions = np.broadcast_to(np.arange(1, n_units + 1), scores.shape)
+
+        def run() -> None:
+            order = np.argsort(-scores, axis=1)
+            np.put_along_axis(ranks, order, positions, axis=1)
+    run()  # compile / warm up
+    started = time.perf_counter()
+    run()
+    seconds = time.perf_counter() - started
+    return {"case": kind, "n_units": n_units, "replicates": n_replicates, "seconds": seconds,
+            "us_per_replicate": 1e6 * seconds / n_replicates, "peak_mb": peak_mb()}
+
+
+def case_e2e(n_units: int, n_replicates: int, threads: int) -> dict:
+    import engine
+    from engine.schema import framework_from_dict
+
+    framework, data = synthetic_table(n_units)
+    framework = framework_from_dict(framework)
+    started = time.perf_counter()
+    engine.uncertainty(framework, data, replicates=min(n_replicates, 1024), seed=1, threads=threads)  # compile
+    warm = time.perf_counter() - started
+    started = time.perf_counter()
+    result = engine.uncertainty(framework, data, replicates=n_replicates, seed=1, threads=threads)
+    seconds = time.perf_counter() - started
+    return {"case": "e2e", "n_units": n_units, "replicates": n_replicates, "threads": threads, "seconds": seconds,
+            "warm_up_seconds": warm, "large_n": result.manifest.get("large_n"), "peak_mb": peak_mb()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[338, 3000, 30000, 100000])
+    parser.add_argument("--work", type=float, default=2e7, help="units × replicates per ranking case")
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--no-e2e", action="store_true")
+    parser.add_argument("--e2e-units", type=int, default=100_000)
+    parser.add_argument("--e2e-replicates", type=int, default=10_000)
+    parser.add_argument("--case", nargs="+", help=argparse.SUPPRESS)  # one case, in its own process
+    args = parser.parse_args()
+    if args.case:
+        kind, *numbers = args.case
+        out = case_e2e(*map(int, numbers)) if kind == "e2e" else case_rank(kind, *map(int, numbers))
+        print(json.dumps(out))
+        return
+    rounds: dict[tuple[str, int], list[dict]] = {}
+    for _ in range(args.repeat):
+        for n in args.sizes:
+            m = max(16, min(4096, int(args.work // n)))
+            for kind in ("split", "bucket", "numpy"):
+                rounds.setdefault((kind, n), []).append(run_script(__file__, ["--case", kind, str(n), str(m)]))
+                print(json.dumps(rounds[kind, n][-1]), file=sys.stderr)
+    best = {key: min(values, key=lambda v: v["us_per_replicate"]) for key, values in rounds.items()}
+    table = ["| n units | replicates | split µs/rep | bucket µs/rep | numpy argsort µs/rep | bucket / numpy | "
+             "peak MB split / bucket / numpy | growth split, bucket, numpy |", "|---|---|---|---|---|---|---|---|"]
+    previous = None
+    for n in args.sizes:
+        cases = [best[kind, n] for kind in ("split", "bucket", "numpy")]
+        times = [c["us_per_replicate"] for c in cases]
+        growth = "" if previous is None else ", ".join(
+            f"n^{math.log(t / p) / math.log(n / previous[0]):.2f}" for t, p in zip(times, previous[1], strict=True))
+        peaks = " / ".join(f"{c['peak_mb']:,.0f}" for c in cases)
+        table.append(f"| {n:,} | {cases[0]['replicates']:,} | {times[0]:,.0f} | {times[1]:,.0f} | {times[2]:,.0f} | "
+                     f"{times[1] / times[2]:.2f} | {peaks} | {growth} |")
+        previous = (n, times)
+    report = {"machine": machine(), "rounds": {f"{k}-{n}": v for (k, n), v in rounds.items()}}
+    if not args.no_e2e:
+        e2e = run_script(__file__, ["--case", "e2e", str(args.e2e_units), str(args.e2e_replicates), "2"])
+        report["e2e"] = e2e
+        table += ["", f"End to end: `engine.uncertainty` of {e2e['replicates']:,} replicates of {e2e['n_units']:,} "
+                  f"synthetic units (25 indicators, large-n mode, 2 threads): {e2e['seconds']:.1f} s, peak "
+                  f"{e2e['peak_mb']:,.0f} MB."]
+    write_results("rank", report, table)
+
+
+if __name__ == "__main__":
+    main()
