@@ -25,7 +25,7 @@ import polars as pl
 from ..data import Dataset, load_data, prepare
 from ..data.load import read_table
 from ..errors import DataError, DataQualityWarning, EngineWarning, ImputationWarning, SchemaError, preview
-from ..schema import Framework, framework_from_dict, load_framework
+from ..schema import DATA_DRIVEN_WEIGHTING, Framework, framework_from_dict, load_framework
 from ..stages.impute import SERIES_METHODS, fill_series
 
 __all__ = ["NORMALISATIONS", "Panel", "load_panel", "period_years"]
@@ -116,7 +116,9 @@ class Panel:
         [panel min, target]; ``goalposts`` stay.  ``zscore``, ``rank``, ``borda``,
         ``percentile``, an uncapped target and a minmax range not starting at 0 have no
         fixed-parameter form among the methods and are refused (:class:`SchemaError`).
-        Treatment (e.g. ``skew_kurtosis`` winsorisation) is still fitted per period."""
+        Steps fitted on each period's own data would break the comparison and are refused under
+        ``"panel"`` too: ``skew_kurtosis`` treatment, data-driven weights (entropy, critic, pca) and
+        ``rescale: top``.  Mean/median imputation still uses the period's units."""
         if normalisation not in NORMALISATIONS:
             raise SchemaError(f"normalisation must be one of {NORMALISATIONS}, not {normalisation!r}", node=None,
                               path=self.source_framework.path, fix="use 'period' or 'panel'")
@@ -133,6 +135,7 @@ class Panel:
                                   node=refused[0].split(" ")[0], path=self.source_framework.path,
                                   fix="use minmax (range [0, s]), goalposts, distance_to_max, fraction_of_max or a "
                                   "capped distance_to_target for those indicators, or normalisation='period'")
+            _check_fixed_elsewhere(self.source_framework)
             low, high = self._treated_range(framework_from_dict(document, path=self.source_framework.path))
             for j, ind in enumerate(self.source_framework.indicators):
                 posts = _panel_goalposts(ind, low[j], high[j])
@@ -164,6 +167,22 @@ def _plain_document(document: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(document, list | tuple):
         return [_plain_document(v) for v in document]
     return document
+
+
+def _check_fixed_elsewhere(framework: Framework) -> None:
+    """Refuse, for panel normalisation, the other steps fitted on each period's own data: scores would
+    not compare over time although the normalisation does."""
+    fitted = [f"{i.id}: treatment skew_kurtosis (winsorised on the values of each period)" for i in framework.indicators
+              if i.treatment.name == "skew_kurtosis"]
+    fitted += [f"{a.id}: {a.weighting.name} weights (from the data of each period)" for a in framework.aggregates
+               if a.weighting.name in DATA_DRIVEN_WEIGHTING]
+    if framework.rescale.name == "top":
+        fitted.append(f"{framework.root.id}: rescale top (divides by the best score of each period)")
+    if fitted:
+        raise SchemaError(f"normalisation 'panel' promises scores comparable over time, but these steps are fitted on "
+                          f"each period's own data: {preview(fitted)}", node=fitted[0].split(":")[0],
+                          path=framework.path, fix="use fixed forms (treatment log or none, manual/equal weights, "
+                          "rescale none or x100), or normalisation='period'")
 
 
 def _why_no_panel_form(ind) -> str | None:

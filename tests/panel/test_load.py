@@ -179,3 +179,21 @@ def test_files_whose_columns_do_not_stack(framework, table, tmp_path):
 def test_no_data_and_no_default_dataset(framework):
     with pytest.raises(DataError, match="no data given and the framework names no default dataset"):
         load_panel(framework)
+
+
+def test_panel_normalisation_refuses_other_steps_fitted_per_period(table):
+    from engine.schema import framework_from_dict
+
+    from .conftest import DOCUMENT
+
+    winsorised = load_panel(toy_framework(treatment={"method": "skew_kurtosis"}), table)
+    with pytest.raises(SchemaError, match=r"node 'a'.*normalisation 'panel' promises scores comparable over time, "
+                                          r"but these steps are fitted on each period's own data: 'a: treatment "
+                                          r"skew_kurtosis \(winsorised on the values of each period\)'"):
+        winsorised.framework("panel")
+    assert winsorised.framework("period").indicators[0].treatment.name == "skew_kurtosis"
+    nodes = [{**n, "weighting": {"method": "entropy"}} if n["id"] == "index" else n for n in DOCUMENT["nodes"]]
+    fitted = framework_from_dict({**DOCUMENT, "nodes": nodes, "rescale": {"method": "top"}})
+    with pytest.raises(SchemaError, match=r"'index: entropy weights \(from the data of each period\)', 'index: "
+                                          r"rescale top \(divides by the best score of each period\)'"):
+        load_panel(fitted, table).framework("panel")
