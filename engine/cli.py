@@ -205,8 +205,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     out = check_path(args.out)
     report = build(args.framework, args.data, uncertainty=args.uncertainty, sensitivity=args.sensitivity,
-                   bootstrap=args.bootstrap, previous=args.previous, replicates=args.replicates, seed=args.seed,
-                   **_load_kwargs(args))
+                   bootstrap=args.bootstrap, audit=args.audit, previous=args.previous, replicates=args.replicates,
+                   seed=args.seed, labels=args.labels, **_load_kwargs(args))
     path = report.write(out)
     print(f"report: {path.resolve()} ({path.stat().st_size / 1e6:.1f} MB; sections: "
           f"{', '.join(t for _, t, _ in report.sections)})")
@@ -883,6 +883,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--uncertainty", metavar="DIR", help="folder written by `cityrank uncertainty --out`")
     rep.add_argument("--sensitivity", metavar="DIR", help="folder written by `cityrank sensitivity --out`")
     rep.add_argument("--bootstrap", metavar="DIR", help="folder written by `cityrank bootstrap --out`")
+    rep.add_argument("--audit", metavar="DIR", help="folder written by `cityrank audit --out` (Parquet or CSV)")
+    rep.add_argument("--labels", choices=["en", "zh"], default="en",
+                     help="language of node labels and of the page's text (English or Chinese)")
     rep.add_argument("--previous", metavar="DATA",
                      help="data of the previous edition (same framework): adds a slope chart of rank changes")
     rep.add_argument("--figures", metavar="DIR", help="also write every chart as PNG and SVG in this folder")

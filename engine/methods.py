@@ -30,6 +30,7 @@ __all__ = [
     "COPELAND",
     "DISTANCE_TO_MAX",
     "DISTANCE_TO_TARGET",
+    "EXPONENTIAL",
     "FAMILIES",
     "FRACTION_OF_MAX",
     "GENERALISED",
@@ -41,6 +42,7 @@ __all__ = [
     "NORMALISATION",
     "PERCENTILE",
     "RANK",
+    "TIES",
     "TREATMENT",
     "WEIGHTING",
     "ZSCORE",
@@ -99,13 +101,14 @@ def _family(family: str, kernel_module: str | None, entries) -> Mapping[str, Met
 NORMALISATION = _family("normalisation", "normalise", [
     ("minmax", {"range": [0.0, 100.0]}),
     ("zscore", {"mean": 0.0, "sd": 1.0}),
-    ("rank", {}),
+    ("rank", {"ties": "min"}),
     ("borda", {}),
     ("percentile", {"scale": 1.0}),
     ("fraction_of_max", {"scale": 1.0}),
     ("distance_to_max", {"scale": 1.0}),
     ("distance_to_target", {"scale": 1.0, "cap": True}, {"target"}),
     ("goalposts", {"scale": 1.0}, {"goalposts"}),
+    ("exponential", {"c": 23.0}),
 ])
 AGGREGATION = _family("aggregation", "aggregate", [
     ("arithmetic", {}),
@@ -149,8 +152,10 @@ def defaults(family: Mapping[str, Method]) -> dict[str, dict[str, Any]]:
 
 
 # Kernel codes as named constants (plain ints: Numba freezes them into the kernels).
-MINMAX, ZSCORE, RANK, BORDA, PERCENTILE, FRACTION_OF_MAX, DISTANCE_TO_MAX, DISTANCE_TO_TARGET, GOALPOSTS = (
-    NORMALISATION[n].code for n in ("minmax", "zscore", "rank", "borda", "percentile", "fraction_of_max",
-                                    "distance_to_max", "distance_to_target", "goalposts"))
+(MINMAX, ZSCORE, RANK, BORDA, PERCENTILE, FRACTION_OF_MAX, DISTANCE_TO_MAX, DISTANCE_TO_TARGET, GOALPOSTS,
+ EXPONENTIAL) = (NORMALISATION[n].code for n in ("minmax", "zscore", "rank", "borda", "percentile", "fraction_of_max",
+                                                  "distance_to_max", "distance_to_target", "goalposts", "exponential"))
+#: Codes of the ``ties`` parameter of ``rank`` (the kernels receive them as floats).
+TIES = MappingProxyType({"min": 0.0, "average": 1.0})
 ARITHMETIC, GEOMETRIC, HARMONIC, GENERALISED, COPELAND = (
     AGGREGATION[n].code for n in ("arithmetic", "geometric", "harmonic", "generalised", "copeland"))

@@ -48,7 +48,7 @@ AGGREGATION_CODES = methods.codes(methods.AGGREGATION)
 
 _INDICATOR_ONLY = ("column", "components", "direction", "unit", "range", "denominator", "scale_factor",
                    "imputation", "treatment", "normalisation")
-_AGGREGATE_ONLY = ("aggregation", "min_coverage", "weighting")
+_AGGREGATE_ONLY = ("aggregation", "min_coverage", "weighting", "renormalise")
 #: Weighting methods computed from the data (the children's scores) rather than the file.
 DATA_DRIVEN_WEIGHTING = ("entropy", "critic", "pca")
 
@@ -107,6 +107,8 @@ class Aggregate:
     min_coverage: float
     children: tuple[str, ...]  #: Child ids in file order.
     weighting: Method = field(default_factory=lambda: Method("manual"))  #: How children's weights are set.
+    #: False: the children's weights apply as written (index only; :func:`engine.stages.rescale`).
+    renormalise: bool = True
 
 
 @dataclass(frozen=True)
@@ -623,6 +625,7 @@ def _build(document: dict[str, Any], path: str | None) -> Framework:
             min_coverage=float(n.get("min_coverage", defaults.get("min_coverage", 0.0))),
             children=tuple(children[node_id]),
             weighting=_weighting(node_id, n.get("weighting"), children[node_id], path),
+            renormalise=_renormalise(n, root, aggregation, path),
         ))
 
     visit(root)
@@ -649,6 +652,22 @@ def _build(document: dict[str, Any], path: str | None) -> Framework:
     )
     check_positive_inputs(framework, path)
     return framework
+
+
+def _renormalise(n: Mapping[str, Any], root: str, aggregation: Method, path: str | None) -> bool:
+    """``renormalise: false`` (weights as written) is for the index's arithmetic mean of manual weights."""
+    if n.get("renormalise", True):
+        return True
+    why = ("it is not the index (a scaled child would change its parent's mix of weights)" if n["id"] != root else
+           f"its aggregation is {aggregation.name!r} (only an arithmetic mean has a weighted sum)"
+           if aggregation.name != "arithmetic" else
+           f"its weights are computed ({n['weighting']['method']}) and sum to 1 anyway"
+           if n.get("weighting", {}).get("method", "manual") != "manual" else "")
+    if why:
+        raise SchemaError(f"renormalise: false cannot apply here: {why}", node=n["id"], path=path,
+                          fix="keep renormalise: false on the index only, with arithmetic aggregation and the "
+                          "children's weights written in the file; elsewhere remove it (weights are relative)")
+    return False
 
 
 def _plausible_range(n: Mapping[str, Any], path: str | None) -> tuple[float | None, float | None] | None:

@@ -27,6 +27,7 @@ from collections.abc import Callable
 import numpy as np
 
 from .errors import DataError, SchemaError
+from .kernels import rank as rank_kernels
 from .kernels import reference
 from .kernels import tiers as kernels
 
@@ -35,8 +36,10 @@ __all__ = ["TIER_METHODS", "assign_tiers", "tier_breaks"]
 #: Largest |score| the kernels classify (Dekker's split of a square, ~1.3e8 · score², must stay finite).
 MAX_SCORE = 1e140
 
-#: Classification methods by schema name (``tiers.method``): (Numba kernel, readable twin).
-TIER_METHODS: dict[str, tuple[Callable, Callable]] = {"jenks": (kernels.jenks, reference.jenks)}
+#: Classification methods by schema name (``tiers.method``): (Numba kernel, readable twin).  ``jenks``
+#: computes score breaks; ``quantile`` groups by rank (:func:`assign_tiers`; it has no score breaks).
+TIER_METHODS: dict[str, tuple[Callable, Callable]] = {"jenks": (kernels.jenks, reference.jenks),
+                                                      "quantile": (kernels.quantile_tiers, reference.quantile_tiers)}
 
 
 def _check_k(k) -> int:
@@ -47,6 +50,12 @@ def _check_k(k) -> int:
         raise SchemaError(f"the number of tiers k must be at least 1, got k={k}",
                           fix="pass k >= 1 (k=1 puts every scored unit in tier 1; seed 000 uses k=5)")
     return int(k)
+
+
+def _check_method(method: str) -> None:
+    if method not in TIER_METHODS:
+        raise SchemaError(f"unknown tier method {method!r}",
+                          fix=f"use one of {', '.join(repr(m) for m in TIER_METHODS)}")
 
 
 def _present_sorted(scores) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -63,9 +72,10 @@ def _present_sorted(scores) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _breaks(sorted_present: np.ndarray, k: int, method: str, use_reference: bool) -> np.ndarray:
-    if method not in TIER_METHODS:
-        raise SchemaError(f"unknown tier method {method!r}",
-                          fix=f"use one of {', '.join(repr(m) for m in TIER_METHODS)}")
+    _check_method(method)
+    if method == "quantile":
+        raise SchemaError("quantile tiers are groups of ranks, not score breaks (tied scores at a boundary can "
+                          "leave a group empty)", fix="use assign_tiers(scores, k, method='quantile') for the tiers")
     if sorted_present.size == 0:
         return np.empty(0, dtype=np.float64)
     largest = max(abs(sorted_present[0]), abs(sorted_present[-1]))
@@ -90,8 +100,9 @@ def tier_breaks(scores: np.ndarray, k: int = 5, *, method: str = "jenks", use_re
         Scores; non-finite values are missing and ignored.
     k : int, default 5
         Number of tiers, >= 1; reduced to the number ``d`` of distinct present scores if larger.
-    method : {"jenks"}
-        Classification method (the schema's ``tiers.method``).
+    method : {"jenks", "quantile"}
+        Classification method (the schema's ``tiers.method``); ``quantile`` has no score breaks
+        (SchemaError here; see :func:`assign_tiers`).
     use_reference : bool
         Use the readable twin instead of the Numba kernel (slow; for tests and benchmarks).
 
@@ -125,6 +136,12 @@ def assign_tiers(scores: np.ndarray, k: int = 5, *, method: str = "jenks", use_r
     Parameters and policies as in :func:`tier_breaks` (see the module notes: ties share a tier, k is
     reduced to the number of distinct present scores, equal optima resolved towards a smaller top tier).
 
+    ``method="quantile"`` groups by rank instead: tier = ceil(rank · k / n), rank = descending
+    competition rank of the score (1 = highest; ties share the smaller rank, hence the better
+    tier), n = the number of present scores; k = 10 gives deciles as the English Indices of
+    Deprivation publish them.  A tier is empty when tied scores straddle its boundary, and k is not
+    reduced.
+
     Returns
     -------
     numpy.ndarray, int64 (n_units,)
@@ -140,9 +157,18 @@ def assign_tiers(scores: np.ndarray, k: int = 5, *, method: str = "jenks", use_r
     --------
     >>> assign_tiers([1, 31, 2, float("nan"), 11, 3, 30, 10, 12], k=3).tolist()
     [3, 1, 3, 0, 2, 3, 1, 2, 2]
+    >>> assign_tiers([1, 31, 2, float("nan"), 11, 3, 30, 10, 12], k=4, method="quantile").tolist()
+    [4, 1, 4, 0, 2, 3, 1, 3, 2]
     """
     k = _check_k(k)
     values, present, sorted_present = _present_sorted(scores)
+    _check_method(method)
+    if method == "quantile":
+        column = np.ascontiguousarray(values[:, None])
+        if use_reference:
+            return reference.quantile_tiers(reference.rank_desc(column)[:, 0], k)
+        ranks = rank_kernels.rank_desc(column, np.empty_like(column))[:, 0]
+        return kernels.quantile_tiers(ranks, k, np.empty(values.shape[0], np.int64))
     breaks = _breaks(sorted_present, k, method, use_reference)
     tiers = np.zeros(values.shape[0], dtype=np.int64)
     if breaks.size:

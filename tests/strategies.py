@@ -144,8 +144,12 @@ def normalisation_params(draw, name: str, x: np.ndarray) -> tuple[np.ndarray, ..
         return lo, hi, draw(_fill(n_cols))
     if name == "zscore":
         return draw(_column_params(n_cols, finite_floats(-100, 100))), draw(scale), draw(_fill(n_cols))
-    if name in ("rank", "borda"):
+    if name == "borda":
         return ()
+    if name == "rank":  # ties: 0 = min, 1 = average (engine.methods.TIES)
+        return (np.array(draw(st.lists(st.sampled_from([0.0, 1.0]), min_size=n_cols, max_size=n_cols))),)
+    if name == "exponential":
+        return (draw(_column_params(n_cols, finite_floats(1.0, 100.0))),)
     if name in ("percentile", "fraction_of_max", "distance_to_max"):
         return draw(scale), draw(_fill(n_cols))
     if name == "distance_to_target":
@@ -170,8 +174,12 @@ def fixed_params(name: str, x: np.ndarray, fill: float = np.nan) -> tuple[np.nda
         return np.zeros(n_cols), np.full(n_cols, 100.0), fills
     if name == "zscore":
         return np.zeros(n_cols), ones, fills
-    if name in ("rank", "borda"):
+    if name == "borda":
         return ()
+    if name == "rank":  # ties averaged in every other column (engine.methods.TIES: 0 = min, 1 = average)
+        return (np.arange(n_cols, dtype=np.float64) % 2,)
+    if name == "exponential":
+        return (np.full(n_cols, 23.0),)
     if name in ("percentile", "fraction_of_max", "distance_to_max"):
         return ones, fills
     finite = [x[np.isfinite(x[:, j]), j] for j in range(n_cols)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -137,19 +138,30 @@ def _variant_matrices(framework: Framework, result: ScoreResult, spec: Uncertain
             raise SchemaError(f"{method.name} needs per-indicator parameters and cannot be a global "
                               "normalisation choice", fix="use minmax, zscore, rank, borda, percentile, "
                               "fraction_of_max or distance_to_max")
-    # Every combination of the settings' values: its framework and its stages up to treatment.
-    upstream = [(framework, stages, ())]
+    # Every combination of the settings' values: its framework and its stages up to treatment (from
+    # the nominal run's prepared inputs unless the denominators vary).  A warning is given once,
+    # naming the first variant that raised it, not once per variant.
+    upstream = [(framework, stages, "")]
     if settings:
         upstream = []
-        for values in itertools.product(*(f.params["values"] for f in settings)):
-            chosen = list(zip(settings, values, strict=True))
-            label = ", ".join(f"{f.params['setting']} = {v!r}" for f, v in chosen)
-            variant = apply_settings(framework, chosen)
-            try:
-                upstream.append((variant, run_stages(variant, result.dataset, up_to="treat"), label))
-            except DataError as err:
-                raise DataError(f"uncertainty variant ({label}): {err.message}", node=err.node, column=err.column,
-                                units=err.units, fix=err.fix) from err
+        inputs = result.dataset if any(f.params["stage"] == "denomination" for f in settings) else stages.inputs
+        seen: dict[tuple[type, str], str] = {}  # (category, message) -> the first variant giving it
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for values in itertools.product(*(f.params["values"] for f in settings)):
+                chosen = list(zip(settings, values, strict=True))
+                label = ", ".join(f"{f.params['setting']} = {v!r}" for f, v in chosen)
+                variant = apply_settings(framework, chosen)
+                try:
+                    upstream.append((variant, run_stages(variant, inputs, up_to="treat"), label))
+                except DataError as err:
+                    raise DataError(f"uncertainty variant ({label}): {err.message}", node=err.node,
+                                    column=err.column, units=err.units, fix=err.fix) from err
+                for w in caught:
+                    seen.setdefault((w.category, str(w.message)), label)
+                caught.clear()
+        for (category, message), label in seen.items():
+            warnings.warn(f"{message} (uncertainty variant {label})", category, stacklevel=3)
     rows = np.logical_or.reduce([stages.kept, *(st.kept for _, st, _ in upstream)])
     all_units = stages.inputs.units
 
@@ -175,7 +187,8 @@ def _variant_matrices(framework: Framework, result: ScoreResult, spec: Uncertain
                 except DataError as err:
                     what = (f"normalisation choice {method.name!r}" if method is not None else
                             "the framework's normalisation") + ("" if treatment_on else " with the treatment off")
-                    what += f", {label}" if label else ""
+                    if label:  # the settings' values; alone when they are the only change
+                        what = label if method is None and treatment_on else f"{what}, {label}"
                     raise DataError(f"uncertainty variant ({what}): {err.message}", node=err.node, column=err.column,
                                     units=err.units, fix=f"remove {method.name!r} from normalisation.choices"
                                     if method is not None else err.fix) from err
@@ -185,7 +198,7 @@ def _variant_matrices(framework: Framework, result: ScoreResult, spec: Uncertain
 def _tiers(framework: Framework, scores: np.ndarray, ranks: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     from ..tiers import assign_tiers
 
-    tier = assign_tiers(scores, k)
+    tier = assign_tiers(scores, k, method=framework.tiers["method"] if framework.tiers else "jenks")
     bounds = np.zeros((len(scores), 2), np.int64)
     for t in np.unique(tier[tier > 0]):
         members = ranks[tier == t]

@@ -219,6 +219,9 @@ def _setting_rule(k: int, rule: Mapping[str, Any]) -> dict[str, Any]:
         else:
             raise SchemaError(f"settings[{k}] ({name}): range {rule['range']} of non-integers needs `levels`",
                               fix="add levels: <number of evenly spaced values>, e.g. levels: 5")
+    if name == "denomination.enabled" and not all(isinstance(v, bool) for v in values):
+        raise SchemaError(f"settings[{k}]: denomination.enabled takes true or false, got {values!r}",
+                          fix="write values: [true, false]")
     if name == "screening.min_coverage" and "indicators" in rule:
         raise SchemaError(f"settings[{k}]: screening applies to units, not to indicators",
                           fix="remove `indicators` from the screening rule")

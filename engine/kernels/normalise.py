@@ -20,6 +20,7 @@ from ..methods import (
     BORDA,
     DISTANCE_TO_MAX,
     DISTANCE_TO_TARGET,
+    EXPONENTIAL,
     FRACTION_OF_MAX,
     GOALPOSTS,
     MINMAX,
@@ -30,7 +31,48 @@ from ..methods import (
 from ._jit import jit
 
 __all__ = ["minmax", "zscore", "rank", "borda", "percentile", "fraction_of_max", "distance_to_max",
-           "distance_to_target", "goalposts", "normalise_column"]
+           "distance_to_target", "goalposts", "exponential", "normalise_column"]
+
+
+@jit
+def _stable_order(values):
+    """The permutation that sorts ``values`` (finite) ascending, ties in index order: the same as
+    ``np.argsort(values, kind="mergesort")`` (a stable sort's permutation is unique).  A bottom-up
+    merge sort written out, because Numba compiles it in a fraction of the time of its ``argsort``
+    (the first run of every command pays that compilation)."""
+    n = values.shape[0]
+    order = np.arange(n)
+    spare = np.empty(n, np.int64)
+    width = 1
+    while width < n:
+        for start in range(0, n, 2 * width):
+            mid = min(start + width, n)
+            stop = min(start + 2 * width, n)
+            i, j = start, mid
+            for k in range(start, stop):
+                if i < mid and (j >= stop or not values[order[j]] < values[order[i]]):  # left first on ties
+                    spare[k] = order[i]
+                    i += 1
+                else:
+                    spare[k] = order[j]
+                    j += 1
+        order, spare = spare, order
+        width *= 2
+    return order
+
+
+@jit
+def _count_below(ordered, v, inclusive):
+    """Number of values of the ascending ``ordered`` below ``v`` (``<``; ``<=`` when ``inclusive``):
+    ``np.searchsorted(ordered, v, side="left" / "right")``, by bisection (compiles faster)."""
+    lo, hi = 0, ordered.shape[0]
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if ordered[mid] < v or (inclusive and ordered[mid] == v):
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
 
 
 @jit
@@ -44,10 +86,14 @@ def normalise_column(code, x, count, p0, p1, p2, cap, out):
 
     * minmax ``(v − min)/(max − min)·(p1 − p0) + p0`` (constant → ``p2``);
     * zscore ``(v − m)/s·p1 + p0`` with m = Σc·x/Σc, s² = Σc·(x − m)²/(Σc − 1) (constant or Σc < 2 → ``p2``);
-    * rank ``1 + Σ{c_k : x_k < v}`` (ascending competition rank against the sample); borda = rank − 1;
+    * rank ``1 + Σ{c_k : x_k < v}`` (ascending competition rank against the sample; ``p0 = 1``: ties
+      averaged, ``Σ{c_k : x_k < v} + (Σ{c_k : x_k = v} + 1)/2``); borda = rank − 1 (ties at the minimum);
     * percentile ``(rank − 1)/(Σc − 1)·p0`` (Σc = 1 → ``p1``);
     * fraction_of_max ``v/max·p0`` (max = 0 → ``p1``); distance_to_max ``(1 − (max − v)/(max − min))·p0``
-      (constant → ``p1``); distance_to_target(target p0, scale p1, ``cap``); goalposts (p0, p1, scale p2).
+      (constant → ``p1``); distance_to_target(target p0, scale p1, ``cap``); goalposts (p0, p1, scale p2);
+    * exponential (c = p0): ``−c ln(1 − R (1 − e^(−100/c)))`` with ``R`` = the ties-averaged rank / Σc,
+      in (0, 1] (the English Indices of Deprivation's transformation, IoD2019 Technical Report App. F;
+      a unit outside the sample and above all of it has R capped at 1).
 
     A sample without any finite value gives NaN everywhere.
     """
@@ -82,7 +128,9 @@ def normalise_column(code, x, count, p0, p1, p2, cap, out):
                     d = x[i] - centre
                     squares += count[i] * (d * d)
             spread = np.sqrt(squares / (total - 1.0))
-    if code == RANK or code == BORDA or code == PERCENTILE:
+    ranked = code == RANK or code == BORDA or code == PERCENTILE or code == EXPONENTIAL
+    average = code == EXPONENTIAL or (code == RANK and p0 == 1.0)
+    if ranked:
         m = 0
         for i in range(n):
             if count[i] > 0.0 and np.isfinite(x[i]):
@@ -95,7 +143,7 @@ def normalise_column(code, x, count, p0, p1, p2, cap, out):
                 values[m] = x[i]
                 weights[m] = count[i]
                 m += 1
-        order = np.argsort(values, kind="mergesort")
+        order = _stable_order(values)
         ordered = values[order]
         below = np.zeros(m + 1, np.float64)  # below[p] = Σ weights of the p smallest sample values
         for p in range(m):
@@ -108,8 +156,17 @@ def normalise_column(code, x, count, p0, p1, p2, cap, out):
             out[i] = p2 if high == low else (v - low) / (high - low) * (p1 - p0) + p0
         elif code == ZSCORE:
             out[i] = p2 if spread == 0.0 else (v - centre) / spread * p1 + p0
-        elif code == RANK or code == BORDA or code == PERCENTILE:
-            position = 1.0 + below[np.searchsorted(ordered, v)]  # 1 + Σ weights of sample values < v
+        elif ranked and average:
+            lo = below[_count_below(ordered, v, False)]  # Σ weights of sample values < v
+            position = lo + (below[_count_below(ordered, v, True)] - lo + 1.0) / 2.0
+            if code == RANK:
+                out[i] = position
+            else:  # EXPONENTIAL: R = position / Σc in (0, 1]
+                # −c ln(1 − R (1 − e^(−100/c))), written (1 − R) + R e^(−100/c): no cancellation at R = 1
+                r = min(position / total, 1.0)  # a unit outside the sample above all of it: R = 1
+                out[i] = -p0 * np.log((1.0 - r) + r * np.exp(-100.0 / p0))
+        elif ranked:
+            position = 1.0 + below[_count_below(ordered, v, False)]  # 1 + Σ weights of sample values < v
             if code == RANK:
                 out[i] = position
             elif code == BORDA:
@@ -167,9 +224,10 @@ def zscore(x, mean, sd, fill, out):
 
 
 @jit
-def rank(x, out):
-    """Ascending competition rank per column (smallest = 1; ties share the minimum)."""
-    return _columns(RANK, x, _none(x), _none(x), _none(x), np.zeros(x.shape[1], np.bool_), out)
+def rank(x, ties, out):
+    """Ascending rank per column (smallest = 1); ties share the minimum (``ties[j] = 0``, competition
+    rank 1, 2, 2, 4) or the average of their positions (``ties[j] = 1``: 1, 2.5, 2.5, 4)."""
+    return _columns(RANK, x, ties, _none(x), _none(x), np.zeros(x.shape[1], np.bool_), out)
 
 
 @jit
@@ -209,3 +267,13 @@ def distance_to_target(x, target, scale, cap, out):
 def goalposts(x, lo, hi, scale, out):
     """clamp((x - lo) / (hi - lo), 0, 1) * scale per column."""
     return _columns(GOALPOSTS, x, lo, hi, scale, np.zeros(x.shape[1], np.bool_), out)
+
+
+@jit
+def exponential(x, c, out):
+    """Exponential rank transformation of the English Indices of Deprivation (IoD2019 Technical
+    Report, App. F), per column: ``−c ln(1 − R (1 − e^(−100/c)))`` with ``R = rank / n`` in (0, 1],
+    the ascending rank with ties averaged (R = 1/n for the lowest value, 1 for the highest), n the
+    number of present units.  Output in (0, 100]: the highest value gets 100; c = 23 puts about 10 %
+    of the units above 50.  A constant column gives every unit the value of R = (n + 1)/(2n)."""
+    return _columns(EXPONENTIAL, x, c, _none(x), _none(x), np.zeros(x.shape[1], np.bool_), out)

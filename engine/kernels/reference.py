@@ -19,6 +19,7 @@ Shared policies (identical in both homes):
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 
@@ -28,6 +29,7 @@ from ..methods import (
     COPELAND,
     DISTANCE_TO_MAX,
     DISTANCE_TO_TARGET,
+    EXPONENTIAL,
     FRACTION_OF_MAX,
     GENERALISED,
     GEOMETRIC,
@@ -41,10 +43,10 @@ from ..methods import (
 
 __all__ = [
     "minmax", "zscore", "rank", "borda", "percentile", "fraction_of_max", "distance_to_max",
-    "distance_to_target", "goalposts",
+    "distance_to_target", "goalposts", "exponential",
     "arithmetic", "geometric", "harmonic", "generalised", "copeland", "aggregate_tree",
     "rank_desc",
-    "jenks",
+    "jenks", "quantile_tiers",
     "montecarlo_scores", "montecarlo_accumulate", "noise_weights",
     "normalise_column", "bootstrap_blocks",
     "rank_change",
@@ -100,15 +102,33 @@ def zscore(x: np.ndarray, mean: np.ndarray, sd: np.ndarray, fill: np.ndarray) ->
     return _per_column(x, column)
 
 
-def _rank_ascending(values: list[float]) -> list[float]:
-    """1 + the number of present values strictly smaller (ties share the minimum rank)."""
+def _rank_ascending(values: list[float], average: bool = False) -> list[float]:
+    """1 + the number of present values strictly smaller (ties share the minimum rank); ``average``:
+    the mean of the positions a group of ties occupies, (number smaller) + (number equal + 1) / 2."""
     present = _finite(values)
+    if average:
+        return [math.nan if not math.isfinite(v) else
+                sum(1 for w in present if w < v) + (sum(1 for w in present if w == v) + 1.0) / 2.0 for v in values]
     return [math.nan if not math.isfinite(v) else 1.0 + sum(1 for w in present if w < v) for v in values]
 
 
-def rank(x: np.ndarray) -> np.ndarray:
-    """Ascending rank within the column (smallest = 1), ties share the minimum rank."""
-    return _per_column(x, lambda j, values: _rank_ascending(values))
+def rank(x: np.ndarray, ties: np.ndarray) -> np.ndarray:
+    """Ascending rank within the column (smallest = 1); ties share the minimum rank (``ties[j] = 0``)
+    or the average of their positions (``ties[j] = 1``)."""
+    return _per_column(x, lambda j, values: _rank_ascending(values, ties[j] == 1.0))
+
+
+def exponential(x: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """IoD exponential transformation ``-c ln(1 - R (1 - exp(-100 / c)))``, ``R`` = ascending rank
+    with ties averaged / number of present units (IoD2019 Technical Report, App. F)."""
+
+    def column(j, values):
+        n = len(_finite(values))
+        # -c ln(1 - R (1 - exp(-100/c))) = -c ln((1 - R) + R exp(-100/c)), R = rank / n
+        return [math.nan if not math.isfinite(r) else -c[j] * math.log((1.0 - r / n) + r / n * math.exp(-100.0 / c[j]))
+                for r in _rank_ascending(values, average=True)]
+
+    return _per_column(x, column)
 
 
 def borda(x: np.ndarray) -> np.ndarray:
@@ -308,6 +328,12 @@ def rank_desc(x: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- tiers
+
+def quantile_tiers(ranks: np.ndarray, k: int) -> np.ndarray:
+    """Quantile group by rank: ``ceil(rank * k / n)``, n = number of present (finite) ranks; 0 = missing."""
+    n = sum(1 for r in ranks if math.isfinite(r))
+    return np.array([math.ceil(Fraction(int(r) * k, n)) if math.isfinite(r) else 0 for r in ranks], dtype=np.int64)
+
 
 def _two_sum(a: float, b: float) -> tuple[float, float]:
     s = a + b
@@ -598,12 +624,16 @@ def normalise_column(code, x, count, p0, p1, p2, cap):
         if not math.isfinite(v):
             continue
         below = sum(c for w, c in sample if w < v)  # weighted number of sample values below v
+        average = below + (sum(c for w, c in sample if w == v) + 1.0) / 2.0  # mean position of v's ties
         if code == MINMAX:
             out[i] = p2 if high == low else (v - low) / (high - low) * (p1 - p0) + p0
         elif code == ZSCORE:
             out[i] = p2 if spread == 0.0 else (v - centre) / spread * p1 + p0
         elif code == RANK:
-            out[i] = 1.0 + below
+            out[i] = average if p0 == 1.0 else 1.0 + below
+        elif code == EXPONENTIAL:
+            r = min(average / total, 1.0)  # a unit outside the sample above all of it: R = 1
+            out[i] = -p0 * math.log((1.0 - r) + r * math.exp(-100.0 / p0))
         elif code == BORDA:
             out[i] = below
         elif code == PERCENTILE:

@@ -27,7 +27,7 @@ import numpy as np
 
 from ._jit import jit
 
-__all__ = ["jenks"]
+__all__ = ["jenks", "quantile_tiers"]
 
 #: Dekker's splitter 2**27 + 1: ``c = SPLIT * a; hi = c - (c - a)`` splits a float64 into two
 #: halves of 26 bits whose products are exact.
@@ -197,4 +197,23 @@ def jenks(sorted_values, k, out):
     out[1] = distinct[end]
     for c in range(n_classes + 1, k + 1):
         out[c] = distinct[d - 1]
+    return out
+
+
+@jit
+def quantile_tiers(ranks, k, out):
+    """Quantile group of every unit by rank, written to ``out`` (int64, n,): ``ceil(rank · k / n)``
+    with ``n`` the number of finite ranks (deciles for k = 10: decile = ceil(rank × 10 / N), as the
+    English Indices of Deprivation), computed in integers as ``(rank · k + n − 1) // n``; 0 for a
+    missing (NaN) rank.  ``ranks``: float64 (n_units,), descending competition ranks 1 … n (1 = the
+    best; ties share the smaller rank, hence the better group).  Returns ``out``."""
+    n = 0
+    for i in range(ranks.shape[0]):
+        if np.isfinite(ranks[i]):
+            n += 1
+    for i in range(ranks.shape[0]):
+        if np.isfinite(ranks[i]):
+            out[i] = (np.int64(ranks[i]) * k + n - 1) // n
+        else:
+            out[i] = 0
     return out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from ..kernels import aggregate as kernels
@@ -25,10 +27,18 @@ def aggregate(normalised: np.ndarray, tree: CompiledTree, *, use_reference: bool
     return kernels.aggregate_tree(values, *args)
 
 
-def rescale(values: np.ndarray, framework: Framework) -> np.ndarray:
+def rescale(values: np.ndarray, framework: Framework, weights: Mapping[str, float] | None = None) -> np.ndarray:
     """Apply the framework's final rescaling (``none``, ``x100``, ``top``) to the index column, or
-    to every aggregate column when ``scope: aggregates``."""
+    to every aggregate column when ``scope: aggregates``.
+
+    First, an index with ``renormalise: false`` is multiplied by the sum of its children's weights
+    (``weights`` by node id over the file's), which turns the weighted mean into the weighted sum
+    ``Σ w x`` of the weights as written (a missing child counts as the mean of the present ones)."""
     method = framework.rescale
+    root = framework.root
+    if not root.renormalise:
+        values = values.copy()
+        values[:, -1] *= sum((weights or {}).get(c, framework.node(c).weight) for c in root.children)
     if method.name == "none":
         return values
     out = values.copy()

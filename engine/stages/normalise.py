@@ -70,7 +70,15 @@ def _goalposts(inds, midpoint):
     return _array(p[0] for p in posts), _array(p[1] for p in posts), _array(i.normalisation["scale"] for i in inds)
 
 
-_PARAMS = {"minmax": _minmax, "zscore": _zscore, "rank": lambda inds, midpoint: (),
+def _ties(inds, midpoint):
+    return (_array(methods.TIES[i.normalisation["ties"]] for i in inds),)
+
+
+def _exponential(inds, midpoint):
+    return (_array(i.normalisation["c"] for i in inds),)
+
+
+_PARAMS = {"minmax": _minmax, "zscore": _zscore, "rank": _ties, "exponential": _exponential,
            "borda": lambda inds, midpoint: (), "percentile": _scaled, "fraction_of_max": _scaled,
            "distance_to_max": _scaled, "distance_to_target": _target, "goalposts": _goalposts}
 #: Every registered normalisation method (:data:`engine.methods.NORMALISATION`, in code order): its

@@ -14,7 +14,7 @@ from engine.analysis.design import replicate_uniforms
 from engine.analysis.sensitivity import sensitivity
 from engine.analysis.spec import apply_settings, load_spec, resolve_factors
 from engine.analysis.uncertainty import uncertainty
-from engine.errors import DataError, MissingRankWarning, SchemaError
+from engine.errors import DataError, ImputationWarning, MissingRankWarning, SchemaError
 from engine.schema import framework_from_dict
 from tests.analysis.conftest import city_data, city_framework
 
@@ -157,6 +157,23 @@ def test_a_normalisation_parameter_is_a_setting():
     np.testing.assert_array_equal(acceptability(run), expected_acceptability(runs, choice))
 
 
+def test_a_warning_of_the_variants_is_given_once():
+    """Both imputation variants leave x3 missing in a region without any x3 value: one
+    ImputationWarning naming the first variant, not one per variant."""
+    fw = framework_from_dict(city_framework(data={"unit": "unit", "groups": ["region"]}))
+    data = city_data(30, seed=4).with_columns(pl.Series("region", ["a", "b", "c"] * 10))
+    data = data.with_columns(pl.when(pl.col("region") == "b").then(None).otherwise(pl.col("x3")).alias("x3"))
+    spec = {"settings": [{"setting": "imputation.method", "indicators": ["x3"],
+                          "values": [{"method": "group_mean", "group": "region"},
+                                     {"method": "group_median", "group": "region"}]}]}
+    with pytest.warns(ImputationWarning) as record:
+        run = uncertainty(fw, data, spec, replicates=1024, seed=1)
+    messages = [str(w.message) for w in record if w.category is ImputationWarning]
+    assert len(messages) == 1
+    assert messages[0].endswith("(uncertainty variant imputation.method = {'method': 'group_mean', 'group': 'region'})")
+    assert run.problem.zt.shape[0] == 3
+
+
 @pytest.mark.dask
 def test_dask_workers_give_the_same_tables(expert_sets):
     fw, data = framework("x1"), tame_data()
@@ -260,6 +277,8 @@ def test_results_are_bit_identical_for_1_and_2_threads(expert_sets):
     ({"settings": [{"setting": "treatment.winmax", "range": [5, 1]}]}, r"range \[5, 1\] must have low < high"),
     ({"settings": [{"setting": "screening.min_coverage", "values": [0.5], "indicators": ["x0"]}]},
      "screening applies to units"),
+    ({"settings": [{"setting": "denomination.enabled", "values": ["yes", "no"]}]},
+     "denomination.enabled takes true or false, got \\['yes', 'no'\\]"),
     ({"normalisation": {"choices": ["minmax", "rank"]},
       "settings": [{"setting": "normalisation.range", "values": [[0, 100], [1, 100]]}]},
      "cannot be varied together with normalisation.choices"),

@@ -75,7 +75,7 @@ COUNTS: dict[str, list[float]] = {
 PARAMS: dict[str, list[tuple[float, float, float, bool]]] = {
     "minmax": [(0.0, 100.0, nan, False), (0.0, 100.0, 50.0, False), (-1.0, 1.0, 0.0, False)],
     "zscore": [(0.0, 1.0, nan, False), (10.0, 2.0, 10.0, False)],
-    "rank": [(0.0, 0.0, 0.0, False)],
+    "rank": [(0.0, 0.0, 0.0, False), (1.0, 0.0, 0.0, False)],  # ties at the minimum, averaged
     "borda": [(0.0, 0.0, 0.0, False)],
     "percentile": [(1.0, nan, 0.0, False), (100.0, 50.0, 0.0, False)],
     "fraction_of_max": [(1.0, nan, 0.0, False), (100.0, 50.0, 0.0, False)],
@@ -83,6 +83,7 @@ PARAMS: dict[str, list[tuple[float, float, float, bool]]] = {
     "distance_to_target": [(4.0, 100.0, 0.0, True), (4.0, 100.0, 0.0, False), (-2.0, 1.0, 0.0, True),
                            (0.75, 1.0, 0.0, False)],
     "goalposts": [(1.0, 4.0, 100.0, False), (-3.0, 0.5, 1.0, False)],
+    "exponential": [(23.0, 0.0, 0.0, False), (0.5, 0.0, 0.0, False)],
 }
 
 
@@ -133,8 +134,9 @@ def test_normalise_column_one_unit(name, x, count):
         np.testing.assert_array_equal(actual, twin_column(CODE[name], x, count, *p))
         if math.isfinite(x[0]) and count[0] > 0:
             p0, p1, p2, _ = p
-            single = {"minmax": p2, "zscore": p2, "rank": 1.0, "borda": 0.0, "percentile": p1 if count[0] == 1
-                      else 0.0, "fraction_of_max": p0, "distance_to_max": p1}
+            single = {"minmax": p2, "zscore": p2, "rank": 1.0 if p0 == 0.0 else (count[0] + 1) / 2,  # ties averaged
+                      "borda": 0.0, "percentile": p1 if count[0] == 1 else 0.0, "fraction_of_max": p0,
+                      "distance_to_max": p1}
             if name in single:
                 np.testing.assert_array_equal(actual, [single[name]])
 
@@ -148,12 +150,14 @@ def _framework_with_methods(direction: int) -> engine.Framework:
         "minmax": {"method": "minmax", "range": [0, 100]},
         "zscore": {"method": "zscore", "mean": 10, "sd": 2},
         "rank": {"method": "rank"},
+        "rank_average": {"method": "rank", "ties": "average"},
         "borda": {"method": "borda"},
         "percentile": {"method": "percentile", "scale": 100},
         "fraction_of_max": {"method": "fraction_of_max", "scale": 100},
         "distance_to_max": {"method": "distance_to_max", "scale": 100},
         "distance_to_target": {"method": "distance_to_target", "target": 4, "scale": 100},
         "goalposts": {"method": "goalposts", "goalposts": [1, 4], "scale": 100},
+        "exponential": {"method": "exponential", "c": 23},
     }
     nodes = [{"id": "Index", "labels": {"en": "Index"}}]
     for name, method in methods.items():
@@ -263,7 +267,7 @@ def test_non_finite_values_with_a_count_are_not_in_the_sample():
 
 
 EXACT_REPEAT = ("minmax", "rank", "borda", "percentile", "fraction_of_max", "distance_to_max",
-                "distance_to_target", "goalposts")
+                "distance_to_target", "goalposts", "exponential")
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -278,7 +282,7 @@ def test_multiplicities_equal_the_explicitly_repeated_sample(name):
         p0, p1, p2, cap = p
         stage = {"minmax": (np.array([p0]), np.array([p1]), np.array([p2])),
                  "zscore": (np.array([p0]), np.array([p1]), np.array([p2])),
-                 "rank": (), "borda": (),
+                 "rank": (np.array([p0]),), "exponential": (np.array([p0]),), "borda": (),
                  "distance_to_target": (np.array([p0]), np.array([p1]), np.array([cap])),
                  "goalposts": (np.array([p0]), np.array([p1]), np.array([p2]))}.get(
                      name, (np.array([p0]), np.array([p1])))

@@ -96,7 +96,7 @@ def assert_well_formed(sorted_values: np.ndarray, k: int, breaks: np.ndarray) ->
 
 def test_kernel_is_paired_with_a_twin_of_the_same_name():
     """tiers.jenks has a readable twin reference.jenks (not a re-export), listed in reference.__all__."""
-    assert tier_kernels.__all__ == ["jenks"]
+    assert tier_kernels.__all__ == ["jenks", "quantile_tiers"]
     assert reference.jenks.__module__ == reference.__name__
     assert "jenks" in reference.__all__
     assert TIER_METHODS["jenks"] == (tier_kernels.jenks, reference.jenks)
@@ -403,3 +403,49 @@ def test_non_numeric_scores_are_a_data_error():
     with pytest.raises(DataError, match=r"scores must be numeric .*Fix: pass one float score per unit"):
         assign_tiers(["a", "b"], k=2)
 
+
+
+# ---------------------------------------------------------------------------- quantile tiers (groups by rank)
+
+QUANTILE_EDGE = {
+    "distinct": [5.0, 1.0, 4.0, 2.0, 3.0, 6.0, 7.0, 9.0, 8.0, 10.0],
+    "ties": [3.0, 3.0, 3.0, 1.0, 2.0, 2.0, 5.0],
+    "missing": [nan, 4.0, inf, 1.0, -inf, 2.0],
+    "one_unit": [7.0],
+    "all_missing": [nan, nan],
+    "constant": [2.5] * 4,
+}
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 10, 20])
+@pytest.mark.parametrize("case", list(QUANTILE_EDGE))
+def test_quantile_kernel_equals_twin_and_the_formula(case, k):
+    """quantile_tiers == its twin == ceil(rank · k / n) (n present, competition ranks), 0 = missing,
+    on every edge case; assign_tiers(method="quantile") gives the same in both homes."""
+    scores = np.array(QUANTILE_EDGE[case])
+    ranks = reference.rank_desc(scores[:, None])[:, 0]
+    kernel = tier_kernels.quantile_tiers(ranks, k, np.full(scores.shape, -1, np.int64))
+    twin = reference.quantile_tiers(ranks, k)
+    n = int(np.isfinite(scores).sum())
+    expected = [math.ceil(r * k / n) if math.isfinite(r) else 0 for r in ranks]
+    np.testing.assert_array_equal(kernel, expected)
+    np.testing.assert_array_equal(twin, expected)
+    np.testing.assert_array_equal(assign_tiers(scores, k, method="quantile"), expected)
+    np.testing.assert_array_equal(assign_tiers(scores, k, method="quantile", use_reference=True), expected)
+
+
+def test_deciles_of_a_hundred_units_hold_ten_each_best_first():
+    scores = np.arange(100.0)[::-1].copy()  # unit 0 has the highest score
+    tiers = assign_tiers(scores, 10, method="quantile")
+    np.testing.assert_array_equal(tiers, np.repeat(np.arange(1, 11), 10))
+
+
+def test_quantile_ties_share_the_better_group_and_may_leave_one_empty():
+    # ranks 1, 1, 1, 4: with k = 4 the three tied units all get ceil(1 · 4 / 4) = 1; groups 2 and 3 are empty
+    tiers = assign_tiers([5.0, 5.0, 5.0, 1.0], 4, method="quantile")
+    np.testing.assert_array_equal(tiers, [1, 1, 1, 4])
+
+
+def test_quantile_tiers_have_no_score_breaks():
+    with pytest.raises(SchemaError, match=r"quantile tiers are groups of ranks, not score breaks"):
+        tier_breaks([1.0, 2.0, 3.0], 2, method="quantile")

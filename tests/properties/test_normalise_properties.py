@@ -115,8 +115,22 @@ def test_direction_minus_one_reverses_order(name, data):
 
 @given(x=integer_matrices())
 def test_ascending_rank_of_negated_is_descending_rank(x):
-    """rank(-x) (normalisation, ascending) == rank_desc(x) (ranking stage), ties included."""
-    np.testing.assert_array_equal(normalise("rank", -x, ()), rank_kernels.rank_desc(x, np.empty_like(x)))
+    """rank(-x) (normalisation, ascending, ties at the minimum) == rank_desc(x) (ranking stage), ties included."""
+    ties_min = (np.zeros(x.shape[1]),)
+    np.testing.assert_array_equal(normalise("rank", -x, ties_min), rank_kernels.rank_desc(x, np.empty_like(x)))
+
+
+@given(x=integer_matrices())
+def test_average_ties_rank_is_the_mean_of_the_min_and_max_ranks(x):
+    """rank with ties averaged == (min rank + max rank) / 2, max rank = n + 1 − min rank of −x; the
+    ranks of each column sum to n (n + 1) / 2 over its n present values."""
+    ones, zeros = (np.ones(x.shape[1]),), (np.zeros(x.shape[1]),)
+    n = np.isfinite(x).sum(axis=0)
+    low = normalise("rank", x, zeros)
+    high = n + 1.0 - normalise("rank", -x, zeros)
+    average = normalise("rank", x, ones)
+    np.testing.assert_array_equal(average, (low + high) / 2.0)
+    np.testing.assert_array_equal(np.nansum(average, axis=0), n * (n + 1) / 2.0)
 
 
 # ----------------------------------------------------------------------------- invariances

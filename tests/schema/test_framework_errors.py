@@ -1141,12 +1141,42 @@ def test_tiers_on_a_components_indicator():
 @pytest.mark.parametrize(
     ("tiers", "match"),
     [({"k": 1}, r"tiers/k: 1 is less than the minimum of 2"), ({"node": "idx"}, r"tiers: 'k' is a required"),
-     ({"k": 3, "method": "quantile"}, r"tiers/method: 'quantile' is not one of \['jenks'\]")],
+     ({"k": 3, "method": "natural"}, r"tiers/method: 'natural' is not one of \['jenks', 'quantile'\]")],
 )
 def test_tiers_schema(tiers, match):
     document = minimal_document()
     document["tiers"] = tiers
     expect_schema_error(document, match, None)
+
+
+@pytest.mark.parametrize(("where", "change", "match"), [
+    ("p", {}, r"renormalise: false cannot apply here: it is not the index"),
+    ("idx", {"aggregation": {"method": "geometric"}},
+     r"renormalise: false cannot apply here: its aggregation is 'geometric' \(only an arithmetic mean"),
+    ("idx", {"weighting": {"method": "entropy"}},
+     r"renormalise: false cannot apply here: its weights are computed \(entropy\) and sum to 1 anyway"),
+])
+def test_renormalise_false_only_on_the_arithmetic_index_with_manual_weights(where, change, match):
+    document = two_level_document() if where == "p" else minimal_document()
+    node(document, where).update({"renormalise": False, **change})
+    err = expect_schema_error(document, match, where)
+    assert err.fix.startswith("keep renormalise: false on the index only")
+
+
+def test_renormalise_false_on_an_indicator_is_misplaced():
+    document = minimal_document()
+    node(document, "a")["renormalise"] = False
+    expect_schema_error(document, r"key\(s\) 'renormalise' do not apply to an indicator", "a")
+
+
+def test_percentile_ranks_refuse_an_unknown_group_or_node():
+    result = engine.score("asem")
+    with pytest.raises(SchemaError, match=r"percentile ranks within 'nope': not a group column of the data") as info:
+        result.percentile_ranks(within="nope")
+    assert "data.groups" in info.value.fix
+    with pytest.raises(SchemaError, match=r"percentile ranks of an unknown node") as info:
+        result.percentile_ranks(nodes=["Nope"])
+    assert info.value.node == "Nope"
 
 
 def test_reaggregate_refuses_ambiguous_or_bad_weights():

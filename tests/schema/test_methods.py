@@ -29,10 +29,10 @@ def test_codes_are_positions_in_schema_order(family):
 
 def test_schema_defaults_and_parameter_checks_come_from_the_registry():
     assert schema.NORMALISATION_DEFAULTS == {"minmax": {"range": [0.0, 100.0]}, "zscore": {"mean": 0.0, "sd": 1.0},
-                                             "rank": {}, "borda": {}, "percentile": {"scale": 1.0},
+                                             "rank": {"ties": "min"}, "borda": {}, "percentile": {"scale": 1.0},
                                              "fraction_of_max": {"scale": 1.0}, "distance_to_max": {"scale": 1.0},
                                              "distance_to_target": {"scale": 1.0, "cap": True},
-                                             "goalposts": {"scale": 1.0}}
+                                             "goalposts": {"scale": 1.0}, "exponential": {"c": 23.0}}
     assert schema.TREATMENT_DEFAULTS["skew_kurtosis"] == {"winmax": 5, "skew_threshold": 2.0,
                                                           "kurtosis_threshold": 3.5}
     assert schema.STAGE_PARAMETERS == {"imputation": {"group_mean": {"group"}, "group_median": {"group"}},
