@@ -93,13 +93,19 @@ def test_an_unchanged_unit_with_unchanged_neighbours_never_moves(fw):
     assert p["p_worsened"] == 1.0 and p["change"] == -1  # P fell below Q whatever the weights
 
 
-def test_paired_histogram_equals_per_replicate_ranks_of_each_period(fw, periods, reference_run):
-    """Independent check of the pairing: the same design rows mapped for each period and ranked by
-    the fused kernel (evaluate_ranks, one replicate at a time) give the same histogram."""
-    pair = reference_run.pair
+METHODS = {**SPEC, "normalisation": {"choices": [{"method": "minmax", "range": [1, 100]}, "rank"]},
+           "aggregation": [{"depth": 1, "choices": ["arithmetic", "geometric"]}], "exclusion": True}
+
+
+@pytest.mark.parametrize("spec", [SPEC, METHODS], ids=["weights", "methods"])
+def test_paired_histogram_equals_per_replicate_ranks_of_each_period(fw, periods, spec):
+    """Independent check of the pairing: the same design rows mapped for each period (weights, and
+    the normalisation, aggregation and excluded indicator) and ranked by the fused kernel
+    (evaluate_ranks) give the same histogram."""
     n = 1500
-    run = change(fw, periods, start=2011, end=2012, spec=SPEC, n_replicates=n, seed=7, block_size=1024)
-    factors = resolve_factors(load_spec(SPEC), fw)
+    run = change(fw, periods, start=2011, end=2012, spec=spec, n_replicates=n, seed=7, block_size=1024)
+    pair = run.pair
+    factors = resolve_factors(load_spec(spec), fw)
     u = replicate_uniforms(7, 0, n, n_columns(factors))
     ranks = []
     for problem in (pair.before, pair.after):
