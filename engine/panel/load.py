@@ -73,7 +73,8 @@ class Panel:
         """The periods, in time order."""
         return tuple(self.table[self.period].unique().sort().to_list())
 
-    def _check(self, period: Any) -> Any:
+    def check_period(self, period: Any) -> Any:
+        """``period`` if the panel has it, else a DataError naming the periods it has."""
         if period not in self.periods:
             raise DataError(f"unknown period {period!r}; the panel has {preview(self.periods, 12)}",
                             column=self.period, path=self.source, fix="ask for one of those periods")
@@ -84,7 +85,7 @@ class Panel:
         return self._rows(period)[self.unit].to_list()
 
     def _rows(self, period: Any) -> pl.DataFrame:
-        return self.table.filter(pl.col(self.period) == self._check(period))
+        return self.table.filter(pl.col(self.period) == self.check_period(period))
 
     def dataset(self, period: Any) -> Dataset:
         """The rows of ``period`` as a :class:`~engine.data.Dataset` (what :func:`engine.score` takes

@@ -57,7 +57,7 @@ class Trajectories(ResultShape):
         ``rank_change`` = rank in ``a`` − rank in ``b`` (positive: moved up); ``status`` is
         ``both``, ``entered`` (only in ``b``) or ``left`` (only in ``a``): no unit is dropped silently."""
         node = self._node(node)
-        old, new = (self.results[self.panel._check(p)] for p in (a, b))
+        old, new = (self.results[self.panel.check_period(p)] for p in (a, b))
         table = compare_editions(old.table, new.table, self.panel.unit, node)
         table = table.with_columns(pl.col("status").replace_strict(_STATUS)).rename(
             {"rank_old": f"rank_{a}", "rank_new": f"rank_{b}", "score_old": f"score_{a}", "score_new": f"score_{b}"})
