@@ -266,6 +266,9 @@ def test_results_are_bit_identical_for_1_and_2_threads(expert_sets):
     two = uncertainty(fw, data, spec, replicates=4096, seed=5, threads=2, block_size=4096)
     assert one.units.equals(two.units)
     assert one.problem.zt.shape[0] == 1 + 9
+    sobol_one = sensitivity(fw, data, spec, base_samples=128, seed=5, n_boot=20, threads=1)
+    sobol_two = sensitivity(fw, data, spec, base_samples=128, seed=5, n_boot=20, threads=2)
+    assert sobol_one.indices.equals(sobol_two.indices) and sobol_one.unit_rank.equals(sobol_two.unit_rank)
 
 
 @pytest.mark.parametrize("spec, match", [
