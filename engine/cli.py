@@ -484,10 +484,10 @@ def _cmd_change(args: argparse.Namespace) -> int:
     return 0
 
 
-def _format_indices(indices: pl.DataFrame) -> str:
-    """Sobol indices for reading: an estimate below 0 (an index is ≥ 0; small negative estimates
-    are sampling noise) shows as 0 with a * and its interval as estimated, and a footnote says so.
-    The tables keep the raw estimates."""
+def _format_indices(indices: pl.DataFrame, level: float = 0.95) -> str:
+    """Sobol indices for reading (``level``: the intervals' confidence level): an estimate below 0
+    (an index is ≥ 0; small negative estimates are sampling noise) shows as 0 with a * and its
+    interval as estimated, and a footnote says so.  The tables keep the raw estimates."""
     clipped = False
 
     def shown(value: float) -> str:
@@ -505,7 +505,8 @@ def _format_indices(indices: pl.DataFrame) -> str:
     rows = [[row["group"], shown(row["first"]), interval(row["first_lo"], row["first_hi"]), shown(row["total"]),
              interval(row["total_lo"], row["total_hi"])]
             for row in indices.sort("total", descending=True).iter_rows(named=True)]
-    text = _render(["group", "first", "95% interval", "total", "95% interval"], rows, max_width=40)
+    head = f"{level * 100:g}% interval"
+    text = _render(["group", "first", head, "total", head], rows, max_width=40)
     if clipped:
         raw = ", ".join(f"{row['group']} {name} {row[name]:.4f}" for row in indices.iter_rows(named=True)
                         for name in ("first", "total") if row[name] is not None and row[name] < 0)
@@ -556,7 +557,7 @@ def _cmd_sensitivity(args: argparse.Namespace) -> int:
           f"{m['wall_time_s']:.2f} s ({m['evaluations_per_s']:,.0f}/s)")
     level = m["bootstrap"]["confidence"] * 100
     print(f"Sobol indices of the mean absolute rank shift R_S ({level:g}% bootstrap intervals):")
-    print(_format_indices(result.indices))
+    print(_format_indices(result.indices, m["bootstrap"]["confidence"]))
     if result.second is not None:
         print("second-order indices of R_S:")
         for row in result.second.sort("second", descending=True).iter_rows(named=True):

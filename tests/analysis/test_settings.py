@@ -254,7 +254,8 @@ def test_cli_sensitivity_confidence(tmp_path, capsys):
 
     assert main(["sensitivity", "-f", "asem", "-N", "64", "--seed", "1", "--bootstrap", "20", "--confidence", "0.9",
                  "-q"]) == 0
-    assert "(90% bootstrap intervals)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "(90% bootstrap intervals)" in out and "90% interval" in out and "95%" not in out
 
 
 def test_results_are_bit_identical_for_1_and_2_threads(expert_sets):
