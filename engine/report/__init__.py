@@ -10,6 +10,7 @@ Charts are Vega-Lite through Altair; see docs/report.md.
 """
 
 from . import charts
-from .build import Report, build, check_path, load_folder, write_figures
+from .build import Report, build, check_path, default_study_fits, load_audit, load_folder, write_figures
 
-__all__ = ["Report", "build", "charts", "check_path", "load_folder", "write_figures"]
+__all__ = ["Report", "build", "charts", "check_path", "default_study_fits", "load_audit", "load_folder",
+           "write_figures"]
