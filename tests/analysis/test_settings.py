@@ -81,6 +81,11 @@ def test_a_setting_that_cannot_matter_leaves_the_distribution_unchanged():
     assert varied.problem.zt.shape[0] == 1 + 5
     assert varied.units.equals(placeholder.units)
     assert varied.statistics.acceptability["Index"].equals(placeholder.statistics.acceptability["Index"])
+    # vectors that are all the nominal weights: the same again
+    same = uncertainty(fw, data, {"weights": [{"depth": 1, "noise": 0.3}], "weight_sets": [{"S1": 1, "S2": 1}] * 3},
+                       replicates=2048, seed=4)
+    assert same.manifest["factors"][-1] == "weight_sets"
+    assert same.units.equals(placeholder.units)
 
 
 def test_a_setting_that_matters_moves_ranks_as_plain_runs_predict():
