@@ -152,11 +152,7 @@ def _variant_matrices(framework: Framework, result: ScoreResult, spec: Uncertain
                 chosen = list(zip(settings, values, strict=True))
                 label = ", ".join(f"{f.params['setting']} = {v!r}" for f, v in chosen)
                 variant = apply_settings(framework, chosen)
-                try:
-                    upstream.append((variant, run_stages(variant, inputs, up_to="treat"), label))
-                except DataError as err:
-                    raise DataError(f"uncertainty variant ({label}): {err.message}", node=err.node,
-                                    column=err.column, units=err.units, fix=err.fix) from err
+                upstream.append((variant, run_stages(variant, inputs, up_to="treat"), label))
                 for w in caught:
                     seen.setdefault((w.category, str(w.message)), label)
                 caught.clear()
