@@ -101,6 +101,46 @@ def test_killing_a_worker_mid_run_loses_nothing(cluster, tmp_path):
     assert box["result"].statistics.acceptability["Index"].equals(expected.statistics.acceptability["Index"])
 
 
+def _chunks_done(client) -> int:
+    """Chunk tasks whose results the scheduler holds (a run keeps them until it has merged them all)."""
+    return client.run_on_scheduler(lambda dask_scheduler: sum(
+        1 for key, task in dask_scheduler.tasks.items() if "-chunk-" in str(key) and task.state == "memory"))
+
+
+@pytest.mark.slow
+def test_large_n_run_with_a_worker_killed_mid_run_equals_in_process(cluster):
+    """Issue 19 item 5: the large-n path (two passes, forced with large_n_above=0) on the 2-worker
+    cluster, one worker killed once chunks are done: the same tables as in process, bit for bit
+    (the lost chunks are recomputed from (seed, block))."""
+    client, workers, scheduler_file, env = cluster
+    options = {"spec": SPEC, "replicates": 409_600, "seed": 14, "block_size": 1024, "large_n_above": 0,
+               "rank_bins": 6}
+    expected = uncertainty("asem", threads=2, **options)
+    box = {}
+
+    def run() -> None:
+        box["result"] = uncertainty("asem", backend="dask", client=client, chunk_blocks=8, **options)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    _wait_for(lambda: _chunks_done(client) >= 2, 300, "two completed chunks")
+    assert thread.is_alive(), "the run should still be running when the worker is killed"
+    victim = workers.pop(0)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=30)
+    workers.append(subprocess.Popen([str(Path(sys.executable).parent / "dask"), "worker", "--scheduler-file",
+                                     str(scheduler_file), "--nthreads", "1", "--nworkers", "1", "--no-dashboard",
+                                     "--host", "127.0.0.1", "--no-nanny"], env=env,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    thread.join(timeout=900)
+    assert not thread.is_alive()
+    result = box["result"]
+    assert result.manifest["large_n"]["passes"] == 2 and result.manifest["backend"] == "dask"
+    assert result.units.equals(expected.units)
+    for table in ("acceptability", "pairs", "rank_shift"):
+        assert getattr(result.statistics, table)["Index"].equals(getattr(expected.statistics, table)["Index"])
+
+
 def test_a_killed_run_resumes_bit_identically(tmp_path):
     replicates = 600_000
     out = tmp_path / "killed"
