@@ -98,6 +98,17 @@ class Problem:
         out[self.nominal_rows] = values
         return out
 
+    def unit_names(self) -> pl.DataFrame | None:
+        """Unit id, display name and group columns of :attr:`units` (from the data when a setting
+        ranks units the nominal run screened out), for the tables; None without the nominal run."""
+        if self.result is None:
+            return None
+        names = self.result.unit_names()
+        if names.height == self.n_units:
+            return names
+        ds = self.result.dataset
+        return ds.table.select(ds.unit, *([ds.label] if ds.label else []), *ds.groups)
+
     def without_result(self) -> Problem:
         """A lighter copy for shipping to workers (the nominal ScoreResult stays local)."""
         return replace(self, result=None)

@@ -344,4 +344,4 @@ def _summarise(problem: Problem, spec, factors: list[Factor], groups: list[tuple
     warn_missing_ranks("sensitivity", problem.target_ids[:1], problem.units, [missing], evaluations,
                        problem.nominal_rank[:1])
     return SensitivityResult(indices, per_unit(rank_first, rank_total), per_unit(score_first, score_total), manifest,
-                             second, problem.result.unit_names())
+                             second, problem.unit_names())

@@ -69,7 +69,7 @@ class UncertaintyResult:
         workbook (``out`` ending in ``.xlsx``, or ``results.xlsx`` in the folder with
         ``format="xlsx"``), see :func:`engine.io.write_tables`."""
         stats = self.statistics
-        names = self.problem.result.unit_names() if self.problem.result is not None else None
+        names = self.problem.unit_names()
         tables = {}
         for target in self.problem.target_ids:
             suffix = "" if target == self.problem.target_ids[0] else f"_{target}"

@@ -106,8 +106,9 @@ def test_a_setting_that_matters_moves_ranks_as_plain_runs_predict():
 def test_a_screening_threshold_changes_which_units_are_ranked():
     """A looser threshold keeps more units: the analysis ranks every unit some variant keeps, and
     a unit is unranked exactly in the replicates whose threshold drops it."""
-    fw = framework("x0", screening=0.8)
+    fw = framework("x0", screening=0.8, data={"unit": "unit", "unit_label": "name"})
     data = city_data(30, missing=0.15, seed=5)
+    data = data.with_columns(("City " + pl.col("unit")).alias("name"))
     spec = {"settings": [{"setting": "screening.min_coverage", "values": [0.8, 0.5]}]}
     nominal = engine.score(fw, data)
     with pytest.warns(MissingRankWarning, match="7 unit.s. have no nominal rank either"):
@@ -122,6 +123,10 @@ def test_a_screening_threshold_changes_which_units_are_ranked():
     assert run.manifest["nominal_matches_pipeline"]
     dropped = run.units.filter(pl.col("unit").is_in(sorted(set(run.problem.units) - set(nominal.table["unit"]))))
     assert dropped.height > 0 and dropped["nominal_rank"].is_null().all()
+    names = run.problem.unit_names()  # the names of every unit ranked, screened out nominally or not
+    assert set(run.problem.units) <= set(names["unit"]) and names.columns == ["unit", "name"]
+    shown = run.output_tables()["units"].filter(pl.col("unit").is_in(dropped["unit"]))["name"]
+    assert shown.to_list() == [f"City {u}" for u in dropped["unit"]]
 
 
 def test_imputation_and_denominator_settings_build_their_variants():
