@@ -146,7 +146,7 @@ def prepare(framework: Framework, dataset: Dataset) -> Inputs:
         values = table[g].cast(pl.String)
         uniques = values.drop_nulls().unique(maintain_order=True).to_list()
         lookup = {v: k for k, v in enumerate(uniques)}
-        groups[g] = np.array([lookup.get(v, -1) if v is not None else -1 for v in values.to_list()], np.int64)
+        groups[g] = values.replace_strict(lookup, default=-1, return_dtype=pl.Int64).fill_null(-1).to_numpy()
         names[g] = uniques
     labels = table[dataset.label] if dataset.label else None
     return Inputs(units=ids, labels=labels, raw=np.ascontiguousarray(raw),

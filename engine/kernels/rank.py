@@ -16,7 +16,7 @@ import numpy as np
 
 from ._jit import jit
 
-__all__ = ["rank_desc"]  # rank_1d is its per-column building block
+__all__ = ["rank_desc", "rank_ordered"]  # rank_1d is rank_desc's per-column building block
 
 
 @jit
@@ -55,6 +55,31 @@ def rank_desc(x, out):
     """Descending competition rank of every column of ``x`` (n_units, n_cols) into ``out``."""
     for j in range(x.shape[1]):
         rank_1d(x[:, j].copy(), True, out[:, j])
+    return out
+
+
+@jit
+def rank_ordered(x, order, out):
+    """Descending competition ranks of one column ``x`` (n_units,) into ``out`` (float64, NaN for
+    missing), given ``order`` (n_units,): the units with a finite value first, by non-increasing
+    value (any order among equal values), then the others — what NumPy's unstable
+    ``argsort(-x)`` gives with the non-finite keys set to NaN.  The ranking stage sorts with
+    NumPy (several times faster than a compiled mergesort at 10⁶ units) and walks here: a run of
+    equal values gets the position of its first member, rank_i = 1 + #{j present : x_j > x_i}."""
+    n = x.shape[0]
+    for i in range(n):
+        out[i] = np.nan
+    current = 0.0
+    previous = 0.0
+    for pos in range(n):
+        unit = order[pos]
+        v = x[unit]
+        if not np.isfinite(v):
+            break
+        if pos == 0 or v != previous:
+            current = pos + 1.0
+            previous = v
+        out[unit] = current
     return out
 
 

@@ -45,7 +45,7 @@ __all__ = [
     "minmax", "zscore", "rank", "borda", "percentile", "fraction_of_max", "distance_to_max",
     "distance_to_target", "goalposts", "exponential",
     "arithmetic", "geometric", "harmonic", "generalised", "copeland", "aggregate_tree",
-    "rank_desc",
+    "rank_desc", "rank_ordered",
     "jenks", "quantile_tiers",
     "montecarlo_scores", "montecarlo_accumulate", "noise_weights",
     "normalise_column", "bootstrap_blocks",
@@ -325,6 +325,12 @@ def rank_desc(x: np.ndarray) -> np.ndarray:
         return [math.nan if not math.isfinite(v) else 1.0 + sum(1 for w in present if w > v) for v in values]
 
     return _per_column(x, column)
+
+
+def rank_ordered(x: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Twin of :func:`engine.kernels.rank.rank_ordered`: descending competition ranks of one column,
+    1 + the number of present values strictly larger (``order`` is not needed for that)."""
+    return rank_desc(np.asarray(x, np.float64).reshape(-1, 1))[:, 0]
 
 
 # ----------------------------------------------------------------------------- tiers

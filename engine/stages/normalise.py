@@ -116,6 +116,12 @@ def check_domain(directed: np.ndarray, indicators: tuple[Indicator, ...], units:
                         + (", or treatment: {method: none}" if treatment != "none" else ""))
 
 
+def _single_value(column: np.ndarray) -> bool:
+    """Whether the finite values of ``column`` are one distinct value (min == max: O(n), no sort)."""
+    present = column[np.isfinite(column)]
+    return present.size > 0 and present.min() == present.max()
+
+
 def normalise(x: np.ndarray, indicators: tuple[Indicator, ...], constant_policy: str = "midpoint",
               *, use_reference: bool = False, units: Sequence | None = None) -> np.ndarray:
     """Normalise every column of ``x`` (n_units, n_indicators) with its indicator's method.
@@ -146,8 +152,7 @@ def normalise(x: np.ndarray, indicators: tuple[Indicator, ...], constant_policy:
     directed = np.ascontiguousarray(x * np.array([i.direction for i in indicators], dtype=np.float64))
     check_domain(directed, indicators, units)
     out = np.full(directed.shape, np.nan)
-    constant = [ind.id for j, ind in enumerate(indicators)
-                if np.unique(directed[np.isfinite(directed[:, j]), j]).size == 1]
+    constant = [ind.id for j, ind in enumerate(indicators) if _single_value(directed[:, j])]
     if constant:
         warnings.warn(f"constant indicator(s) {', '.join(constant)}: policy {constant_policy!r} applied "
                       "(see defaults.constant_indicator)", ConstantIndicatorWarning, stacklevel=2)

@@ -16,4 +16,10 @@ def rank(values: np.ndarray, *, use_reference: bool = False) -> np.ndarray:
     values = np.ascontiguousarray(values, dtype=np.float64)
     if use_reference:
         return reference.rank_desc(values)
-    return kernels.rank_desc(values, np.empty_like(values))
+    out = np.empty_like(values)
+    for j in range(values.shape[1]):  # one column at a time: memory O(n_units) beyond the result
+        column = np.ascontiguousarray(values[:, j])
+        with np.errstate(invalid="ignore"):
+            keys = np.where(np.isfinite(column), -column, np.nan)  # missing sorts last
+        out[:, j] = kernels.rank_ordered(column, np.argsort(keys), np.empty_like(column))
+    return out

@@ -536,3 +536,33 @@ def test_aggregate_tree_dispatches_each_code(name, code, home):
     direct = run_aggregation(name, np.ascontiguousarray(AGGREGATION_ROWS), WEIGHTS["unequal"],
                              -2.0 if name == "generalised" else None, 0.5, home)
     np.testing.assert_array_equal(column, direct)
+
+
+@pytest.mark.parametrize("case", list(EDGE_MATRICES))
+def test_rank_ordered_equals_rank_desc_and_twin_on_edge_cases(case):
+    """rank_ordered with NumPy's argsort of the negated finite values (NaN last; ties in any order)
+    == rank_desc == the twin, column by column; the ranking stage uses it."""
+    from engine.stages.rank import rank
+
+    x = EDGE_MATRICES[case]
+    for j in range(x.shape[1]):
+        column = np.ascontiguousarray(x[:, j])
+        keys = np.where(np.isfinite(column), -column, nan)
+        stable, present = np.argsort(keys, kind="stable"), int(np.isfinite(column).sum())
+        reversed_ties = np.concatenate([_reverse_ties(column, stable[:present]), stable[present:]])
+        for order in (np.argsort(keys), stable, reversed_ties):
+            out = np.full(column.shape, -12345.0)
+            assert rank_kernels.rank_ordered(column, order, out) is out
+            np.testing.assert_array_equal(out, reference.rank_desc(x)[:, j])
+            np.testing.assert_array_equal(out, reference.rank_ordered(column, order))
+    np.testing.assert_array_equal(rank(x), reference.rank_desc(x))
+
+
+def _reverse_ties(column, order):
+    """``order`` with every run of equal values reversed (another valid input of rank_ordered)."""
+    out, start = order.copy(), 0
+    for pos in range(1, order.size + 1):
+        if pos == order.size or column[order[pos]] != column[order[start]]:
+            out[start:pos] = order[start:pos][::-1]
+            start = pos
+    return out
