@@ -123,10 +123,15 @@ class ParameterMap:
                 covered.add(position[group.nodes[0]])
             elif group.kind in ("dirichlet", "weight_set"):
                 covered.update(position[m] for m in group.nodes)
-        #: per weight_set factor: its vectors as rows (k, its nodes), nodes a vector leaves out at their weight
-        self.weight_sets = {f.name: np.array([[w.get(m, problem.nominal_weight[position[m]]) for m in f.nodes]
-                                              for w in f.params["sets"]], np.float64)
-                            for f in factors if f.kind == "weight_set"}
+            elif group.kind == "weighting":
+                covered.update(position[m] for m in group.params["children"])
+        #: per weight_set / weighting factor: the nodes it sets, and its vectors as rows (k, those nodes);
+        #: nodes a weight set leaves out keep their weight
+        self.weight_sets = {f.name: ([position[m] for m in f.nodes], np.array(
+            [[w.get(m, problem.nominal_weight[position[m]]) for m in f.nodes] for w in f.params["sets"]], np.float64))
+            for f in factors if f.kind == "weight_set"}
+        self.weight_sets.update({f.name: ([position[m] for m in f.params["children"]], problem.weight_vectors[f.name])
+                                 for f in factors if f.kind == "weighting"})
         self.n_settings = sum(f.kind == "setting" for f in factors)
         n_nodes = len(problem.nominal_weight)
         #: nodes that keep their nominal weight (the others are overwritten in every row)
@@ -162,9 +167,9 @@ class ParameterMap:
                 gammas = gammaincinv(shape[None, :], np.clip(col, 1e-300, 1.0 - 1e-16))
                 gammas = np.maximum(gammas, 1e-300)
                 node_weight[:, ks] = gammas / gammas.sum(axis=1, keepdims=True) * nominal.sum()
-            elif f.kind == "weight_set":
-                sets = self.weight_sets[f.name]
-                node_weight[:, [position[m] for m in f.nodes]] = sets[_trigger(col[:, 0], len(sets))]
+            elif f.kind in ("weight_set", "weighting"):
+                nodes, sets = self.weight_sets[f.name]
+                node_weight[:, nodes] = sets[_trigger(col[:, 0], len(sets))]
             elif f.kind == "setting":
                 setting_choice[:, setting] = _trigger(col[:, 0], len(f.params["values"]))
                 setting += 1

@@ -24,6 +24,7 @@ from ..kernels import montecarlo as kernel
 from ..pipeline import ScoreResult, run_stages
 from ..schema import Framework, Method
 from ..stages import normalise
+from ..stages.weights import resolve_weights
 from .spec import Factor, UncertaintySpec, apply_settings
 
 __all__ = ["Problem", "build_problem", "MAX_VARIANTS", "MAX_VARIANT_BYTES", "check_variants"]
@@ -68,6 +69,8 @@ class Problem:
     #: int64: rows of :attr:`units` holding the nominal run's units (all rows unless a setting
     #: changes which units pass screening: then :attr:`units` are the units kept by any variant).
     nominal_rows: np.ndarray | None = None
+    #: Per ``weighting.method`` factor: the raw weights (n_values, its children) each value gives.
+    weight_vectors: dict[str, np.ndarray] | None = None
 
     @property
     def n_units(self) -> int:
@@ -202,6 +205,18 @@ def _variant_matrices(framework: Framework, result: ScoreResult, spec: Uncertain
     return matrices, rows
 
 
+def _weight_vectors(framework: Framework, normalised: np.ndarray, factors: list[Factor]) -> dict[str, np.ndarray]:
+    """The weights of the children of a ``weighting.method`` factor's aggregates under each of its
+    values, resolved as the pipeline does (data-driven methods from the nominal normalised data,
+    as the nominal weights are)."""
+    out = {}
+    for f in factors:
+        if f.kind == "weighting":
+            resolved = [resolve_weights(apply_settings(framework, [(f, v)]), normalised)[0] for v in f.params["values"]]
+            out[f.name] = np.array([[w[c] for c in f.params["children"]] for w in resolved], np.float64)
+    return out
+
+
 def _tiers(framework: Framework, scores: np.ndarray, ranks: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     from ..tiers import assign_tiers
 
@@ -264,6 +279,7 @@ def build_problem(result: ScoreResult, spec: UncertaintySpec, factors: list[Fact
         tier_bounds=np.zeros((len(targets), len(units), 2), np.int64),
         position=position, aggregate_index=aggregate_index,
         setting_levels=tuple(len(f.params["values"]) for f in settings), nominal_rows=nominal_rows,
+        weight_vectors=_weight_vectors(framework, stages.normalised, factors),
     )
     # Nominal ranks from the kernel itself (the same float operations as every replicate).
     nominal_rank = evaluate_ranks(problem, nominal_weight[None, :], np.zeros(1, np.int64),

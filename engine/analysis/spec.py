@@ -4,8 +4,9 @@ A *factor* is one column of the U(0,1) design: a node's weight noise or range, o
 Dirichlet draw, the choice among a list of weight vectors, the normalisation choice, one
 aggregation choice, the indicator exclusion, the treatment switch, one value of a pipeline
 setting (a registered method parameter, the imputation/treatment/normalisation method of some
-indicators, the screening threshold, denominators on/off).  Monte Carlo draws the columns
-pseudo-randomly; Sobol analysis draws them from a scrambled Sobol sequence and groups them.
+indicators, the screening threshold, denominators on/off, the weighting method of some
+aggregates).  Monte Carlo draws the columns pseudo-randomly; Sobol analysis draws them from a
+scrambled Sobol sequence and groups them.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ class Factor:
 
     name: str  #: e.g. ``weight:Conn``, ``normalisation``, ``aggregation:depth1``, ``setting:treatment.winmax``.
     #: noise | range | dirichlet | weight_set | normalisation | aggregation | exclusion | treatment | setting
+    #: (a data variant per value) | weighting (a weight vector per value)
     kind: str
     column: int  #: First design column.
     width: int = 1  #: Number of design columns (Dirichlet groups use one per sibling).
@@ -184,6 +186,7 @@ def _setting_names() -> dict[str, str]:
                 takers.setdefault(name, []).append(method.name)
         for name, users in sorted(takers.items()):
             out[f"{family}.{name}"] = f"the {family} parameter {name!r} ({', '.join(users)})"
+    out["weighting.method"] = "how the children of aggregate nodes are weighted (manual, equal, ahp, entropy, ...)"
     out["screening.min_coverage"] = "the unit screening threshold (share of indicators present; null: no screening)"
     out["denomination.enabled"] = "whether the indicators are divided by their denominators (true/false)"
     return out
@@ -222,11 +225,14 @@ def _setting_rule(k: int, rule: Mapping[str, Any]) -> dict[str, Any]:
     if name == "denomination.enabled" and not all(isinstance(v, bool) for v in values):
         raise SchemaError(f"settings[{k}]: denomination.enabled takes true or false, got {values!r}",
                           fix="write values: [true, false]")
-    if name == "screening.min_coverage" and "indicators" in rule:
-        raise SchemaError(f"settings[{k}]: screening applies to units, not to indicators",
-                          fix="remove `indicators` from the screening rule")
-    return {"setting": name, "values": tuple(values), **({"indicators": tuple(rule["indicators"])}
-                                                         if "indicators" in rule else {})}
+    if name in ("screening.min_coverage", "weighting.method") and "indicators" in rule:
+        raise SchemaError(f"settings[{k}]: {name} does not apply to indicators",
+                          fix="remove `indicators` (weighting.method selects aggregate `nodes`)")
+    if "nodes" in rule and name != "weighting.method":
+        raise SchemaError(f"settings[{k}]: `nodes` selects the aggregates of weighting.method, not of {name}",
+                          fix="select indicators with `indicators`")
+    return {"setting": name, "values": tuple(values),
+            **{key: tuple(rule[key]) for key in ("indicators", "nodes") if key in rule}}
 
 
 def resolve_factors(spec: UncertaintySpec, framework: Framework) -> list[Factor]:
@@ -303,8 +309,9 @@ def resolve_factors(spec: UncertaintySpec, framework: Framework) -> list[Factor]
         factors.append(Factor("treatment", "treatment", column))
         column += 1
     varied: dict[tuple[str, str, str], str] = {}  # (node or "", stage, parameter) -> the rule varying it
+    weighted = set(taken) | {n for f in factors if f.kind == "weight_set" for n in f.nodes}
     for rule in spec.settings:
-        factors.append(_setting_factor(rule, framework, varied, column))
+        factors.append(_setting_factor(rule, framework, varied, column, weighted))
         column += 1
     for target in spec.targets:
         if target not in aggregates:
@@ -350,14 +357,30 @@ def _weight_sets(sets: tuple[Mapping[str, float], ...], framework: Framework, ta
 
 
 def _setting_factor(rule: Mapping[str, Any], framework: Framework, varied: dict[tuple[str, str, str], str],
-                    column: int) -> Factor:
+                    column: int, weighted: set[str]) -> Factor:
     """The factor of one ``settings`` rule: its indicators (the listed ones, else every indicator the
-    setting applies to) checked, and every value checked by building the framework with it."""
+    setting applies to) or, for ``weighting.method``, its aggregates (default all) checked, and
+    every value checked by building the framework with it.  ``weighted``: nodes whose weight a
+    weight rule or weight set varies (their parent's weighting cannot vary too)."""
     setting = rule["setting"]
     stage, parameter = setting.split(".")
     indicator_ids = [i.id for i in framework.indicators]
+    extra: dict[str, Any] = {}
     if stage == "screening":
         nodes: list[str] = []
+    elif stage == "weighting":
+        aggregates = [a.id for a in framework.aggregates]
+        nodes = list(rule.get("nodes") or aggregates)
+        unknown = [n for n in nodes if n not in aggregates]
+        if unknown:
+            raise SchemaError(f"setting {setting} names node(s) that are not aggregates: {preview(unknown)}",
+                              node=unknown[0], fix=f"name aggregate nodes, e.g. {aggregates[-3:]}")
+        extra["children"] = tuple(c for n in framework.node_ids if n in nodes for c in framework.node(n).children)
+        both = [c for c in extra["children"] if c in weighted]
+        if both:
+            raise SchemaError(f"setting {setting} reweights a node whose weight a weight rule or weight set varies",
+                              node=both[0], fix="vary each weight one way: remove the node from the weight rules "
+                              "or sets, or its parent from the setting's `nodes`")
     else:
         listed = rule.get("indicators")
         unknown = [n for n in listed or () if n not in indicator_ids]
@@ -383,7 +406,7 @@ def _setting_factor(rule: Mapping[str, Any], framework: Framework, varied: dict[
         if not nodes:
             raise SchemaError(f"setting {setting} applies to no indicator of the framework",
                               fix="remove the rule, or name the indicators whose method takes the parameter")
-    label = setting if "indicators" not in rule else f"{setting}:{'+'.join(nodes)}"
+    label = f"{setting}:{'+'.join(nodes)}" if "indicators" in rule or "nodes" in rule else setting
     for node in nodes or [""]:
         # one rule per parameter, and a method varied alone (its parameters come with its values)
         clash = [other for (n, s, p), other in varied.items() if n == node and s == stage and (
@@ -393,8 +416,8 @@ def _setting_factor(rule: Mapping[str, Any], framework: Framework, varied: dict[
                               f"{label})", node=node or None, fix="vary each parameter by one rule (give a varied "
                               "method its parameters in its values, e.g. {method: skew_kurtosis, winmax: 3})")
         varied[node, stage, parameter] = label
-    factor = Factor(f"setting:{label}", "setting", column, 1, tuple(nodes),
-                    {"setting": setting, "stage": stage, "parameter": parameter, "values": rule["values"]})
+    factor = Factor(f"setting:{label}", "weighting" if stage == "weighting" else "setting", column, 1, tuple(nodes),
+                    {"setting": setting, "stage": stage, "parameter": parameter, "values": rule["values"], **extra})
     for value in factor.params["values"]:
         try:
             apply_settings(framework, [(factor, value)])
@@ -425,7 +448,7 @@ def apply_settings(framework: Framework, choices: list[tuple[Factor, Any]]) -> F
                 if not value:
                     nodes[node].pop("denominator", None)
                     nodes[node].pop("scale_factor", None)
-            elif parameter == "method":
+            elif parameter == "method":  # an indicator's imputation/treatment/normalisation, an aggregate's weighting
                 nodes[node][stage] = {"method": value} if isinstance(value, str) else value
             else:
                 spec = edited.setdefault((node, stage), getattr(framework.node(node), stage).to_dict())

@@ -81,6 +81,11 @@ def test_a_setting_that_cannot_matter_leaves_the_distribution_unchanged():
     assert varied.problem.zt.shape[0] == 1 + 5
     assert varied.units.equals(placeholder.units)
     assert varied.statistics.acceptability["Index"].equals(placeholder.statistics.acceptability["Index"])
+    # a weighting method that gives the same shares (equal weights of two children weighted 1, 1)
+    equal = uncertainty(fw, data, {"weights": [{"depth": 1, "noise": 0.3}], "settings": [
+        {"setting": "weighting.method", "nodes": ["S1"], "values": ["manual", "equal"]}]}, replicates=2048, seed=4)
+    assert equal.manifest["factors"][-1] == "setting:weighting.method:S1"
+    assert equal.units.equals(placeholder.units)
     # vectors that are all the nominal weights: the same again
     same = uncertainty(fw, data, {"weights": [{"depth": 1, "noise": 0.3}], "weight_sets": [{"S1": 1, "S2": 1}] * 3},
                        replicates=2048, seed=4)
@@ -182,6 +187,21 @@ def test_a_warning_of_the_variants_is_given_once():
     assert len(messages) == 1
     assert messages[0].endswith("(uncertainty variant imputation.method = {'method': 'group_mean', 'group': 'region'})")
     assert run.problem.zt.shape[0] == 3
+
+
+def test_a_weighting_method_is_a_setting():
+    """manual, equal or entropy weights below the index and S1: each replicate ranks as the plain
+    pipeline with that weighting (entropy from the nominal normalised data, as the pipeline)."""
+    fw, data = framework("x0"), tame_data()
+    values = ["manual", "equal", "entropy"]
+    spec = {"settings": [{"setting": "weighting.method", "nodes": ["Index", "S1"], "values": values}]}
+    run = uncertainty(fw, data, spec, replicates=1024, seed=3)
+    factor = resolve_factors(load_spec(spec), fw)[0]
+    assert factor.name == "setting:weighting.method:Index+S1" and run.problem.zt.shape[0] == 1  # no data variant
+    runs = [index_ranks(engine.score(apply_settings(fw, [(factor, v)]), data), run.problem.units) for v in values]
+    assert len({tuple(r) for r in runs}) == 3
+    choice = np.minimum((replicate_uniforms(3, 0, 1024, 1)[:, 0] * 3).astype(np.int64), 2)
+    np.testing.assert_array_equal(acceptability(run), expected_acceptability(runs, choice))
 
 
 @pytest.mark.dask
@@ -290,7 +310,11 @@ def test_results_are_bit_identical_for_1_and_2_threads(expert_sets):
     ({"settings": [{"setting": "treatment.winmax", "values": [1], "levels": 3}]}, "`levels` goes with `range`"),
     ({"settings": [{"setting": "treatment.winmax", "range": [5, 1]}]}, r"range \[5, 1\] must have low < high"),
     ({"settings": [{"setting": "screening.min_coverage", "values": [0.5], "indicators": ["x0"]}]},
-     "screening applies to units"),
+     "screening.min_coverage does not apply to indicators"),
+    ({"settings": [{"setting": "weighting.method", "values": ["equal"], "indicators": ["x0"]}]},
+     "weighting.method does not apply to indicators"),
+    ({"settings": [{"setting": "treatment.winmax", "values": [1], "nodes": ["S1"]}]},
+     "`nodes` selects the aggregates of weighting.method, not of treatment.winmax"),
     ({"settings": [{"setting": "denomination.enabled", "values": ["yes", "no"]}]},
      "denomination.enabled takes true or false, got \\['yes', 'no'\\]"),
     ({"normalisation": {"choices": ["minmax", "rank"]},
@@ -314,6 +338,13 @@ def test_bad_setting_rules_are_refused_when_loaded(spec, match):
     ({"settings": [{"setting": "treatment.winmax", "values": [3, "many"]}]}, "treatment.winmax = 'many': ", "x0"),
     ({"settings": [{"setting": "imputation.method", "values": ["mean", "group_mean"]}]},
      "imputation.method = 'group_mean': ", "x0"),
+    ({"settings": [{"setting": "weighting.method", "values": ["equal"], "nodes": ["S1", "x0"]}]},
+     "names node.s. that are not aggregates: 'x0'", "x0"),
+    ({"weights": [{"nodes": ["x3"], "noise": 0.2}],
+      "settings": [{"setting": "weighting.method", "values": ["manual", "equal"], "nodes": ["S1"]}]},
+     "reweights a node whose weight a weight rule or weight set varies", "x3"),
+    ({"settings": [{"setting": "weighting.method", "values": ["equal", "ahp"], "nodes": ["S1"]}]},
+     "weighting.method = 'ahp': ", "S1"),
     ({"weight_sets": [{"D1": 1.0}, {"Dx": 2.0}]}, r"weight_sets\[1\] names unknown or unsuitable node", "Dx"),
     ({"weight_sets": [{"Index": 1.0}]}, "names unknown or unsuitable node", "Index"),
     ({"weight_sets": [{"D1": 1.0, "S1": -2.0}]}, "the weight of 'S1' is -2.0; weights must be finite", "S1"),
