@@ -16,6 +16,7 @@ import os
 
 from ..errors import DataError
 from ..kernels.montecarlo import shift_bins
+from ..machine import available_bytes, format_bytes  # available_bytes re-exported: its home is engine.machine
 
 __all__ = ["ANALYSES", "available_bytes", "band_bytes", "check_memory", "counts_bytes", "estimate_bytes",
            "local_lanes"]
@@ -98,41 +99,6 @@ def estimate_bytes(analysis: str, n_units: int, n_targets: int = 1, lanes: int =
     return total
 
 
-def _meminfo_available() -> int | None:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def _cgroup_available() -> int | None:
-    """Room left under a cgroup v2 memory limit (containers), if there is one."""
-    try:
-        with open("/sys/fs/cgroup/memory.max") as f:
-            limit = f.read().strip()
-        if limit == "max":
-            return None
-        with open("/sys/fs/cgroup/memory.current") as f:
-            return max(0, int(limit) - int(f.read().strip()))
-    except (OSError, ValueError):
-        return None
-
-
-def available_bytes() -> int | None:
-    """Memory this process can still take: Linux's MemAvailable (free plus reclaimable cache), else
-    the free physical pages; the room under a container's memory limit when that is lower.  None
-    when the platform tells neither."""
-    known = [b for b in (_meminfo_available(), _cgroup_available()) if b is not None]
-    return min(known) if known else None
-
-
 def local_lanes(backend: str, threads: int | None = None, workers: int | None = None) -> int:
     """Lanes counting at once in this machine's memory: 1 for ``serial``, ``threads`` (default all
     of Numba's) for ``threads``, the local cluster's ``workers`` for ``dask`` (a remote cluster:
@@ -146,8 +112,7 @@ def local_lanes(backend: str, threads: int | None = None, workers: int | None = 
     return max(1, threads or numba.get_num_threads())
 
 
-def _size(n_bytes: float) -> str:
-    return f"{n_bytes / 2**30:.1f} GiB" if n_bytes >= 2**30 else f"{n_bytes / 2**20:.0f} MiB"
+_size = format_bytes
 
 
 def check_memory(analysis: str, n_units: int, n_targets: int = 1, lanes: int = 1, **options) -> int:

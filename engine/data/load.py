@@ -10,9 +10,18 @@ from pathlib import Path
 import polars as pl
 
 from ..errors import DataError, preview
+from ..machine import available_bytes, format_bytes, memory_check_enabled
 from ..resources import shipped_datasets
 
-__all__ = ["Dataset", "load_data", "read_table", "suggest"]
+__all__ = ["Dataset", "check_memory_for", "estimate_bytes", "load_data", "read_table", "suggest"]
+
+#: Bytes per row and column assumed for a text column of a Parquet/IPC file (numbers take 8).
+TEXT_BYTES = 32
+#: Float64 arrays of n_units rows the pipeline holds at its peak, per indicator and per node: the
+#: stage arrays (raw, denominators, denominated, imputed, treated, normalised, the directed copy and
+#: the kernel output) and the node arrays (aggregated, rescaled, ranks, output scores, ranks and the
+#: sorted table).  10^6 units x 25 indicators (39 nodes): about 3.7 GiB estimated, 3.4 GB measured.
+PER_INDICATOR, PER_NODE = 8, 6
 
 _READERS = {
     ".csv": "csv", ".tsv": "csv", ".txt": "csv",
@@ -188,6 +197,59 @@ def _read_excel(path: Path, sheet: str | None, skip_rows: int) -> pl.DataFrame:
         raise ValueError(str(exc)) from exc
 
 
+def estimate_bytes(path: str | Path, framework=None) -> tuple[int, int, int]:
+    """(rows, columns, bytes) of reading ``path`` and scoring it with ``framework`` (None: reading
+    only), estimated from the file's metadata before anything is read: Parquet and Arrow IPC give
+    their row count and schema (8 bytes per number, :data:`TEXT_BYTES` per text cell); a CSV file
+    its size and the mean length of its first lines; an Excel workbook 10 times its size."""
+    path = Path(path)
+    suffix, size = path.suffix.lower(), path.stat().st_size
+    kind = _READERS.get(suffix)
+    if kind in ("parquet", "ipc"):
+        scan = pl.scan_parquet(path) if kind == "parquet" else pl.scan_ipc(path)
+        schema = scan.collect_schema()
+        rows = int(scan.select(pl.len()).collect().item())
+        table = rows * sum(8 if dtype.is_numeric() else TEXT_BYTES for dtype in schema.values())
+        columns = len(schema)
+    elif kind == "csv":
+        with open(path, "rb") as handle:
+            head = handle.read(1 << 16)
+        lines = head.splitlines()
+        columns = len(lines[0].split(b"\t" if suffix == ".tsv" else b",")) if lines else 0
+        rows = size * max(len(lines) - 1, 1) // max(len(head), 1)
+        table = 2 * size  # the decoded text and the table
+    else:
+        rows, columns, table = 0, 0, 10 * size
+    work = 0 if framework is None else rows * 8 * (PER_INDICATOR * len(framework.indicators)
+                                                   + PER_NODE * len(framework.node_ids))
+    return rows, columns, table + work
+
+
+def check_memory_for(path: str | Path, framework=None) -> int:
+    """Refuse a data file whose reading (and scoring with ``framework``) would not fit in the memory
+    available, before it is read (:func:`estimate_bytes`); returns the estimate in bytes.
+    ``CITYRANK_MEMORY_CHECK=off`` skips it.
+
+    Raises
+    ------
+    DataError
+        The file's rows and columns, the memory needed and available, and the fix.
+    """
+    try:
+        rows, columns, needed = estimate_bytes(path, framework)
+    except (pl.exceptions.PolarsError, OSError, ValueError):
+        return 0  # not a readable file of its kind: read_table says why
+    available = available_bytes() if memory_check_enabled() else None
+    if available is None or needed <= available:
+        return needed
+    what = f"reading and scoring it with {framework.id!r}" if framework is not None else "reading it"
+    raise DataError(f"the data file is too large for the memory available: {what} needs about "
+                    f"{format_bytes(needed)} ({rows:,} rows x {columns} columns), but only "
+                    f"{format_bytes(available)} is available", path=str(path),
+                    fix="score fewer rows (split the file, e.g. by region) or drop unused columns, or run on a "
+                    "machine with more memory; CITYRANK_MEMORY_CHECK=off skips this check")
+
+
 def load_data(
     source: str | Path | pl.DataFrame,
     *,
@@ -258,6 +320,7 @@ def load_data(
                             fix=f"give a path, or one of the shipped datasets: {', '.join(shipped_datasets())}")
         if skip_rows is None:
             skip_rows = int(hints.get("skip_rows", 0))
+        check_memory_for(path, framework)
         table = read_table(path, sheet=sheet, encoding=encoding, skip_rows=skip_rows, meta=meta,
                            text_columns=[c for c in (unit, label, *groups) if c])
         origin = str(path)

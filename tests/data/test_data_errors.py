@@ -944,3 +944,46 @@ def test_load_data_takes_the_framework_by_name_or_path():
     assert by_name.unit == by_object.unit and by_name.table.equals(by_object.table)
     path = engine.load_framework("asem").path
     assert load_data("asem", framework=path).table.equals(by_object.table)
+
+
+# ---------------------------------------------------------------------------- bad input at scale (issue 19.6)
+
+def test_a_data_file_too_large_for_memory_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    from engine.data import load as load_module
+
+    path = tmp_path / "big.parquet"
+    units = [f"u{k}" for k in range(1000)]
+    pl.DataFrame({"unit": units, "a": np.arange(1000.0), "b": np.ones(1000)}).write_parquet(path)
+    fw = make_framework()
+    rows, columns, needed = load_module.estimate_bytes(path, fw)
+    # 1000 rows: 32 (text) + 8 + 8 bytes each, plus 8 bytes x (8 x 2 indicators + 6 x 3 nodes) of work
+    assert (rows, columns, needed) == (1000, 3, 1000 * 48 + 1000 * 8 * (8 * 2 + 6 * 3))
+    monkeypatch.setattr(load_module, "available_bytes", lambda: 100_000)
+    monkeypatch.setattr(pl, "read_parquet", lambda *a, **k: pytest.fail("the file was read"))
+    with pytest.raises(DataError, match=r"the data file is too large for the memory available: reading and scoring it "
+                       r"with 'tiny' needs about 0 MiB \(1,000 rows x 3 columns\), but only 0 MiB") as info:
+        load_data(path, framework=fw)
+    assert info.value.path == str(path) and "CITYRANK_MEMORY_CHECK=off" in info.value.fix
+    monkeypatch.setenv("CITYRANK_MEMORY_CHECK", "off")
+    assert load_module.check_memory_for(path, fw) == needed  # skipped: no error
+
+
+def test_csv_memory_estimate_counts_rows_from_the_first_lines(tmp_path):
+    from engine.data.load import estimate_bytes
+
+    path = tmp_path / "big.csv"
+    pl.DataFrame({"unit": [f"u{k:05d}" for k in range(20_000)], "a": [1.5] * 20_000}).write_csv(path)
+    rows, columns, needed = estimate_bytes(path)
+    assert columns == 2 and abs(rows - 20_000) < 200 and needed == 2 * path.stat().st_size
+
+
+@pytest.mark.timeout(120)
+def test_duplicate_ids_among_a_million_rows_are_named_in_one_pass():
+    n = 1_000_000
+    ids = [f"u{k}" for k in range(n)]
+    ids[10], ids[500_000], ids[999_999] = "u7", "u123", "u7"  # u7 three times, u123 twice
+    data = pl.DataFrame({"unit": ids, "region": ["r"] * n, "a": np.arange(n, dtype=np.float64),
+                         "b": np.ones(n)})
+    err = expect_data_error(validate(make_framework(), data), r"duplicate unit ids", column="unit",
+                            units=["u7", "u123"])
+    assert "u7" in str(err) and "u123" in str(err)
