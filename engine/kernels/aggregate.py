@@ -189,24 +189,33 @@ def aggregate_node(block, weights, code, p, min_coverage, out):
     return out
 
 
-@jit
 def aggregate_tree(values, child_ptr, child_idx, child_weight, method, param, min_coverage):
     """Fill the aggregate columns of ``values`` (n_units, n_nodes) in place, in post-order.
 
     Columns 0 .. n_nodes - len(method) - 1 are the normalised indicators; aggregate ``a`` is column
     ``n_indicators + a`` and its children are ``child_idx[child_ptr[a]:child_ptr[a+1]]``.
+
+    A Python walk over the aggregates that calls the Numba kernel of each node's method on a
+    contiguous copy of its children's columns (the floats of :func:`aggregate_node`): a first run
+    compiles only the methods the framework uses, not every method as one kernel dispatching on the
+    code at run time would (most of the JIT time of a first ``cityrank score``).  One call per
+    aggregate node, so the walk costs microseconds per node.
     """
-    n_units = values.shape[0]
     n_indicators = values.shape[1] - method.shape[0]
-    column = np.empty(n_units, np.float64)
+    column = np.empty(values.shape[0], np.float64)
     for a in range(method.shape[0]):
-        start = child_ptr[a]
-        stop = child_ptr[a + 1]
-        block = np.empty((n_units, stop - start), np.float64)
-        for c in range(stop - start):
-            for i in range(n_units):
-                block[i, c] = values[i, child_idx[start + c]]
-        aggregate_node(block, child_weight[start:stop], method[a], param[a], min_coverage[a], column)
-        for i in range(n_units):
-            values[i, n_indicators + a] = column[i]
+        start, stop = child_ptr[a], child_ptr[a + 1]
+        block = np.ascontiguousarray(values[:, child_idx[start:stop]], dtype=np.float64)
+        weights = child_weight[start:stop]
+        code = method[a]
+        if code == GENERALISED:
+            generalised(block, weights, param[a], min_coverage[a], column)
+        else:
+            _FIXED.get(int(code), copeland)(block, weights, min_coverage[a], column)
+        values[:, n_indicators + a] = column
     return values
+
+
+#: The kernel of every aggregation method without a parameter, by code (any other code: Copeland,
+#: as in :func:`aggregate_node`).
+_FIXED = {ARITHMETIC: arithmetic, GEOMETRIC: geometric, HARMONIC: harmonic}

@@ -35,47 +35,6 @@ __all__ = ["minmax", "zscore", "rank", "borda", "percentile", "fraction_of_max",
 
 
 @jit
-def _stable_order(values):
-    """The permutation that sorts ``values`` (finite) ascending, ties in index order: the same as
-    ``np.argsort(values, kind="mergesort")`` (a stable sort's permutation is unique).  A bottom-up
-    merge sort written out, because Numba compiles it in a fraction of the time of its ``argsort``
-    (the first run of every command pays that compilation)."""
-    n = values.shape[0]
-    order = np.arange(n)
-    spare = np.empty(n, np.int64)
-    width = 1
-    while width < n:
-        for start in range(0, n, 2 * width):
-            mid = min(start + width, n)
-            stop = min(start + 2 * width, n)
-            i, j = start, mid
-            for k in range(start, stop):
-                if i < mid and (j >= stop or not values[order[j]] < values[order[i]]):  # left first on ties
-                    spare[k] = order[i]
-                    i += 1
-                else:
-                    spare[k] = order[j]
-                    j += 1
-        order, spare = spare, order
-        width *= 2
-    return order
-
-
-@jit
-def _count_below(ordered, v, inclusive):
-    """Number of values of the ascending ``ordered`` below ``v`` (``<``; ``<=`` when ``inclusive``):
-    ``np.searchsorted(ordered, v, side="left" / "right")``, by bisection (compiles faster)."""
-    lo, hi = 0, ordered.shape[0]
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if ordered[mid] < v or (inclusive and ordered[mid] == v):
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
-@jit
 def normalise_column(code, x, count, p0, p1, p2, cap, out):
     """Normalise one directed indicator column ``x`` (n_units,) into ``out``, every statistic
     fitted on the *sample*: the units with ``count > 0`` and a finite value, each counted
@@ -143,7 +102,7 @@ def normalise_column(code, x, count, p0, p1, p2, cap, out):
                 values[m] = x[i]
                 weights[m] = count[i]
                 m += 1
-        order = _stable_order(values)
+        order = np.argsort(values, kind="mergesort")
         ordered = values[order]
         below = np.zeros(m + 1, np.float64)  # below[p] = Σ weights of the p smallest sample values
         for p in range(m):
@@ -157,8 +116,8 @@ def normalise_column(code, x, count, p0, p1, p2, cap, out):
         elif code == ZSCORE:
             out[i] = p2 if spread == 0.0 else (v - centre) / spread * p1 + p0
         elif ranked and average:
-            lo = below[_count_below(ordered, v, False)]  # Σ weights of sample values < v
-            position = lo + (below[_count_below(ordered, v, True)] - lo + 1.0) / 2.0
+            lo = below[np.searchsorted(ordered, v)]  # Σ weights of sample values < v
+            position = lo + (below[np.searchsorted(ordered, v, side="right")] - lo + 1.0) / 2.0
             if code == RANK:
                 out[i] = position
             else:  # EXPONENTIAL: R = position / Σc in (0, 1]
@@ -166,7 +125,7 @@ def normalise_column(code, x, count, p0, p1, p2, cap, out):
                 r = min(position / total, 1.0)  # a unit outside the sample above all of it: R = 1
                 out[i] = -p0 * np.log((1.0 - r) + r * np.exp(-100.0 / p0))
         elif ranked:
-            position = 1.0 + below[_count_below(ordered, v, False)]  # 1 + Σ weights of sample values < v
+            position = 1.0 + below[np.searchsorted(ordered, v)]  # 1 + Σ weights of sample values < v
             if code == RANK:
                 out[i] = position
             elif code == BORDA:
@@ -195,10 +154,21 @@ def normalise_column(code, x, count, p0, p1, p2, cap, out):
 
 @jit
 def _columns(code, x, p0, p1, p2, cap, out):
-    """:func:`normalise_column` of every column of ``x`` with every count 1 (parameters per column)."""
-    ones = np.ones(x.shape[0])
+    """:func:`normalise_column` of every column of ``x`` with every count 1 (parameters per column).
+
+    Each column goes through contiguous buffers, so :func:`normalise_column` is compiled once, for
+    the argument types the bootstrap kernel passes too (a strided ``x[:, j]`` would compile it a
+    second time, for the 'A' layout: JIT time a first run pays)."""
+    n = x.shape[0]
+    ones = np.ones(n)
+    column = np.empty(n)
+    result = np.empty(n)
     for j in range(x.shape[1]):
-        normalise_column(code, x[:, j], ones, p0[j], p1[j], p2[j], cap[j], out[:, j])
+        for i in range(n):
+            column[i] = x[i, j]
+        normalise_column(code, column, ones, p0[j], p1[j], p2[j], cap[j], result)
+        for i in range(n):
+            out[i, j] = result[i]
     return out
 
 
