@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from ..display import manifest_summary, result_html, result_text
+from ..display import ResultShape, manifest_summary
 from ..errors import SchemaError
-from ..io import with_unit_names, write_tables
+from ..io import with_unit_names
 from ..pipeline import score
 from .design import map_parameters, n_columns
 from .driver import BackendOptions, check_run, data_digest, drive, run_seed, versions, warn_missing_ranks
@@ -193,9 +193,10 @@ def _indices_from_sums(parts: list[dict[str, np.ndarray]], n: int, g: int) -> tu
     return first, total_order
 
 
-@dataclass(frozen=True)
-class SensitivityResult:
-    """Sobol indices of R_S (with CIs) and, per unit, of its rank and score."""
+@dataclass(frozen=True, repr=False)
+class SensitivityResult(ResultShape):
+    """Sobol indices of R_S (with CIs) and, per unit, of its rank and score (the shape of every
+    result: :class:`engine.display.ResultShape`; :attr:`units` is one row per unit)."""
 
     indices: pl.DataFrame  #: group, first, first_lo, first_hi, total, total_lo, total_hi (output R_S).
     unit_rank: pl.DataFrame  #: unit, group, first, total (output: the unit's rank).
@@ -204,26 +205,38 @@ class SensitivityResult:
     second: pl.DataFrame | None = None  #: group_a, group_b, second (R_S), with ``second_order``.
     unit_names: pl.DataFrame | None = None  #: unit id, display name and group columns (for the files).
 
-    def write(self, out: str | Path, *, format: str | None = None) -> Path:
-        """The indices, the per-unit indices (display names and groups beside the unit codes), the
-        second-order indices and the manifest, each file written atomically: a folder of Parquet
-        (default) or CSV files, or one Excel workbook (see :func:`engine.io.write_tables`)."""
+    @property
+    def units(self) -> pl.DataFrame:
+        """One row per unit (the order of :attr:`unit_rank`): ``driver``, the group with the largest
+        total-order index of the unit's rank (its main rank driver; null where no group moves the
+        rank), ``driver_total`` (that index, 0 where none), then ``total_<group>`` and
+        ``first_<group>`` for every group in the order of :attr:`indices` (the numbers of
+        :attr:`unit_rank`, one row per unit instead of one per unit and group)."""
+        groups = self.indices["group"].to_list()
+        n = self.unit_rank.height // len(groups)
+        total = self.unit_rank["total"].to_numpy().reshape(len(groups), n)  # unit_rank is group-major
+        first = self.unit_rank["first"].to_numpy().reshape(len(groups), n)
+        moved = total.max(axis=0) > 0
+        driver = pl.Series("driver", [groups[k] if m else None for k, m in zip(total.argmax(axis=0), moved)],
+                           dtype=pl.String)
+        return pl.DataFrame([self.unit_rank["unit"][:n], driver,
+                             pl.Series("driver_total", total.max(axis=0)),
+                             *[pl.Series(f"total_{name}", total[k]) for k, name in enumerate(groups)],
+                             *[pl.Series(f"first_{name}", first[k]) for k, name in enumerate(groups)]])
+
+    def output_tables(self) -> dict[str, pl.DataFrame]:
+        """What :meth:`write` writes: the indices of R_S, the per-unit indices of rank and score (long
+        tables, display names and groups beside the unit codes) and the second-order indices."""
         tables = {"indices": self.indices, "unit_rank_indices": with_unit_names(self.unit_rank, self.unit_names),
                   "unit_score_indices": with_unit_names(self.unit_score, self.unit_names)}
         if self.second is not None:
             tables["second_order"] = self.second
-        return write_tables(tables, out, manifest=self.manifest, format=format)
+        return tables
 
-    def _summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         top = self.indices.sort("total", descending=True).row(0, named=True) if self.indices.height else None
         extra = {"largest total order": f"{top['group']} ({top['total']:.3f})"} if top else {}
         return {**manifest_summary(self.manifest), **extra}
-
-    def __repr__(self) -> str:
-        return result_text("SensitivityResult", self._summary(), self.unit_rank)
-
-    def _repr_html_(self) -> str:
-        return result_html("SensitivityResult", self._summary(), self.unit_rank)
 
 
 def sensitivity(framework, data=None, spec=None, *, base_samples: int = 1024, seed: int | None = None,

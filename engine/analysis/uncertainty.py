@@ -13,9 +13,9 @@ import numpy as np
 import polars as pl
 
 from .. import __version__
-from ..display import manifest_summary, result_html, result_text
+from ..display import ResultShape
 from ..errors import DataError, SchemaError
-from ..io import with_unit_names, write_tables
+from ..io import with_unit_names
 from ..pipeline import ScoreResult, score
 from .design import RNG_BLOCK, Parameters
 from .driver import (
@@ -39,9 +39,10 @@ from .store import CHECKPOINT_FORMAT
 __all__ = ["UncertaintyResult", "uncertainty", "versions", "with_default_factors"]
 
 
-@dataclass(frozen=True)
-class UncertaintyResult:
-    """Rank distributions of a Monte Carlo run (per target node) and its manifest."""
+@dataclass(frozen=True, repr=False)
+class UncertaintyResult(ResultShape):
+    """Rank distributions of a Monte Carlo run (per target node) and its manifest (the shape of
+    every result: :class:`engine.display.ResultShape`)."""
 
     statistics: RankStatistics
     manifest: dict[str, Any]
@@ -56,18 +57,10 @@ class UncertaintyResult:
         """Units with the widest 90 % rank interval (then the largest rank sd)."""
         return self.units.sort(["rank_range_90", "rank_sd"], descending=True, nulls_last=True).head(n)
 
-    def __repr__(self) -> str:
-        return result_text("UncertaintyResult", manifest_summary(self.manifest), self.units)
-
-    def _repr_html_(self) -> str:
-        return result_html("UncertaintyResult", manifest_summary(self.manifest), self.units)
-
-    def write(self, out: str | Path, *, format: str | None = None) -> Path:
-        """Write per-unit tables (display names and groups beside the unit codes), acceptability
-        matrices, pairwise and R_S tables and the manifest, each file atomically: a folder of
-        Parquet (default) or CSV files (``format="csv"``) with ``manifest.json``, or one Excel
-        workbook (``out`` ending in ``.xlsx``, or ``results.xlsx`` in the folder with
-        ``format="xlsx"``), see :func:`engine.io.write_tables`."""
+    def output_tables(self) -> dict[str, pl.DataFrame]:
+        """What :meth:`write` writes: per target, the per-unit table (display names and groups beside
+        the unit codes), the acceptability matrix, the R_S table and the pairs (first target
+        unsuffixed, others ``_<target>``)."""
         stats = self.statistics
         names = self.problem.unit_names()
         tables = {}
@@ -78,7 +71,7 @@ class UncertaintyResult:
             tables[f"rank_shift{suffix}"] = stats.rank_shift[target]
             if target in stats.pairs:
                 tables[f"pairs{suffix}"] = stats.pairs[target]
-        return write_tables(tables, out, manifest=self.manifest, format=format)
+        return tables
 
 
 def _chunk(problem: Problem, factors, seed: int, block_size: int, n_replicates: int, first: int, stop: int
