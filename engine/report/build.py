@@ -199,6 +199,9 @@ ZH = {
     "Unit: ": "单元：", "Strongest": "最强", "Weakest": "最弱", "Rank": "排名", "median": "中位数",
     "median of all units": "全部单元中位数", "rows": "行", "of": "/", "find a unit…": "查找单元…",
     "units found": "个单元符合", "shown": "显示前",
+    "Data coverage: {} imputed cells (missing in the data, filled by the impute stage)": "数据覆盖：{} 个插补单元格"
+    "（数据中缺失，由插补步骤填充）",
+    "Recipe: every setting of every stage, seeds and versions": "配方：各步骤的全部设置、随机种子与版本",
     "These data are SYNTHETIC: calibrated for demonstration, not observed.": "这些数据是合成数据：为演示而校准，"
     "并非观测值。",
 }
@@ -321,7 +324,8 @@ def build(framework: Any, data: Any = None, uncertainty: Any = None, sensitivity
             if synthetic else "")
     info = {"framework": f"{fw.labels.get('en', fw.id)} / {fw.labels.get('zh', '')}", "framework id": fw.id,
             "units": units.height, "indicators": len(fw.indicators),
-            "data": result.recipe.get("data", {}).get("source"), "engine": f"cityrank {__version__}"}
+            "data": source if (source := result.recipe.get("data", {}).get("source")) != "<DataFrame>" else
+            "a table given from Python", "engine": f"cityrank {__version__}"}
     chart_objs["framework"] = charts.framework_tree(result, labels)
     imputed = result.imputed_cells().drop(result.dataset.unit).sum()
     coverage = pl.DataFrame({"indicator": [i.id for i in fw.indicators],
@@ -330,9 +334,9 @@ def build(framework: Any, data: Any = None, uncertainty: Any = None, sensitivity
         coverage=(1 - pl.col("imputed cells") / max(units.height, 1)))
     sections.append(("overview", tr("Overview"), warn + skipped + many + _table_html(pl.DataFrame(
         {tr("what"): [tr(k) for k in info], tr("value"): [str(v) for v in info.values()]})) + _chart_div("framework")
-        + _fold(f"Data coverage: {int(coverage['imputed cells'].sum())} imputed cells (missing in the data, filled "
-                "by the impute stage)", coverage)
-        + _details("Recipe: every setting of every stage, seeds and versions", result.recipe)))
+        + _fold(tr("Data coverage: {} imputed cells (missing in the data, filled by the impute stage)").format(
+            int(coverage["imputed cells"].sum())), coverage)
+        + _details(tr("Recipe: every setting of every stage, seeds and versions"), result.recipe)))
 
     # Ranking
     chart_objs["top"] = charts.top_bar(result, top, lang=labels)
@@ -410,7 +414,7 @@ def build(framework: Any, data: Any = None, uncertainty: Any = None, sensitivity
 
     # Editions
     if previous is not None:
-        chart_objs["editions"] = charts.edition_slopes(previous, result, lang=labels)
+        chart_objs["editions"] = charts.edition_slopes(previous, result, max_units=max_units, lang=labels)
         sections.append(("editions", tr("Editions"), _chart_div("editions", scroll=True)))
 
     # Audit

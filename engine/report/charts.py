@@ -33,6 +33,14 @@ def _t(lang: str, en: str, zh: str) -> str:
     return zh if lang == "zh" else en
 
 
+def _legend(lang: str, zh: dict[str, str], **options: Any) -> alt.Legend:
+    """A legend whose labels (data values, e.g. "dimension") are shown in Chinese when ``lang`` is zh."""
+    if lang != "zh":
+        return alt.Legend(**options)
+    expr = " : ".join(f"datum.label === '{k}' ? '{v}'" for k, v in zh.items()) + " : datum.label"
+    return alt.Legend(labelExpr=expr, **options)
+
+
 def _data(frame: pl.DataFrame) -> pl.DataFrame:
     """A chart's data (one place to change how data are attached)."""
     return frame
@@ -208,13 +216,18 @@ def unit_sobol_bars(sensitivity: Any, unit: str | None = None, *, lang: str = "e
     return _config(chart)
 
 
-def edition_slopes(previous: Any, result: Any, *, lang: str = "en") -> alt.Chart:
+def edition_slopes(previous: Any, result: Any, *, max_units: int = 1000, lang: str = "en") -> alt.Chart:
     """Slope chart of every unit's rank from the previous edition (left) to this one (right), coloured
-    by the direction of the move; the unit selector's unit (``picked``) is drawn thick."""
+    by the direction of the move; the unit selector's unit (``picked``) is drawn thick.  More than
+    ``max_units`` units in both editions: the best ``max_units`` of this edition (said in the subtitle)."""
     from ..groups import compare_editions
 
     unit = result.dataset.unit
     table = compare_editions(previous.table, result.table, unit, result.index_id).filter(pl.col("status") == "both")
+    shown = (_t(lang, f"the best {max_units:,} of {table.height:,} units in both", f"两期共有 {table.height:,} 个单元，"
+                f"显示最好的 {max_units:,} 个") if table.height > max_units else
+             _t(lang, f"{table.height:,} units in both", f"两期共有 {table.height:,} 个单元"))
+    table = table.sort("rank_new").head(max_units)
     names = unit_frame(result).select("unit", "name")
     table = table.with_columns(pl.col(unit).cast(pl.String).alias("unit")).join(names, on="unit", how="left")
     frame = pl.concat([table.select("unit", "name", "rank_change", pl.lit("previous").alias("edition"),
@@ -241,7 +254,7 @@ def edition_slopes(previous: Any, result: Any, *, lang: str = "en") -> alt.Chart
               "' ▼' + (-datum.rank_change) : '')").properties(
         width=300, height=ROW * table.height,
         title={"text": _t(lang, "Editions: rank change of every unit", "两期对比：每个单元的排名变化"),
-               "subtitle": _t(lang, f"{table.height:,} units in both", f"两期共有 {table.height:,} 个单元")})
+               "subtitle": shown})
     return _config(chart)
 
 
@@ -343,9 +356,10 @@ def framework_tree(result: Any, lang: str = "en") -> alt.Chart:
     chart = alt.Chart(_data(frame)).mark_bar().encode(
         y=alt.Y("label:N", sort=alt.EncodingSortField("order"), title=None,
                 axis=alt.Axis(labelAlign="left", labelPadding=250, labelLimit=250)),
-        x=alt.X("weight:Q", title="global weight", axis=alt.Axis(format=".0%")),
+        x=alt.X("weight:Q", title=_t(lang, "global weight", "全局权重"), axis=alt.Axis(format=".0%")),
         yOffset=alt.YOffset("kind:N", sort=["nominal", "effective"]),
-        color=alt.Color("kind:N", sort=["nominal", "effective"], title=None),
+        color=alt.Color("kind:N", sort=["nominal", "effective"], title=None,
+                        legend=_legend(lang, {"nominal": "名义", "effective": "实际"})),
         tooltip=["node:N", "kind:N", alt.Tooltip("weight:Q", format=".2%")],
     ).properties(width=360, height=alt.Step(9), title=_t(lang, "Framework: nominal and effective global weights",
                                                          "指标体系：名义与实际全局权重"))
@@ -387,7 +401,7 @@ def unit_profile(result: Any, unit: str | None = None, *, lang: str = "en") -> a
         y=alt.Y("label:N", sort=alt.EncodingSortField("order"), title=None, axis=alt.Axis(labelLimit=260)))
     bars = base.mark_bar().encode(
         x=alt.X("score:Q", title=_t(lang, "score (0–100)", "得分（0–100）"), scale=alt.Scale(domain=[0, 100])),
-        color=alt.Color("kind:N", title=None),
+        color=alt.Color("kind:N", title=None, legend=_legend(lang, {"dimension": "维度", "indicator": "指标"})),
         tooltip=["label:N", alt.Tooltip("score:Q", format=".1f"), "rank:Q", alt.Tooltip("median:Q", format=".1f")])
     ticks = base.mark_tick(color="black", thickness=2).encode(x="median:Q")
     ranks = base.mark_text(align="left", dx=4).encode(x=alt.value(400), text=alt.Text("rank:Q", format="d"))
@@ -419,7 +433,8 @@ def unit_peers(result: Any, unit: str | None = None, *, peers: int = 2, lang: st
         yOffset=alt.YOffset("who:N", sort=alt.EncodingSortField("order")),
         x=alt.X("score:Q", title=_t(lang, "score (0–100)", "得分（0–100）"), scale=alt.Scale(domain=[0, 100])),
         color=alt.Color("role:N", scale=alt.Scale(domain=["unit", "peer", "median"],
-                                                  range=["#e45756", "#9ecae9", "#555555"]), title=None),
+                                                  range=["#e45756", "#9ecae9", "#555555"]), title=None,
+                        legend=_legend(lang, {"unit": "所选单元", "peer": "相邻单元", "median": "中位数"})),
         opacity=alt.condition("datum.role === 'peer'", alt.value(0.8), alt.value(1.0)),
         tooltip=["who:N", "dimension:N", alt.Tooltip("score:Q", format=".1f")],
     ).properties(width=420, height=alt.Step(9), title={

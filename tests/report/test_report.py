@@ -373,3 +373,11 @@ def test_default_monte_carlo_skips_itself_when_its_memory_does_not_fit(asem_resu
     report = build(asem_result, memory=1)
     assert "robustness" not in [sid for sid, _, _ in report.sections]
     assert "No Monte Carlo study: the default study of 51 units would need about" in report.sections[0][2]
+
+
+def test_edition_slopes_of_many_units_show_the_best_and_say_so(asem_result):
+    earlier = engine.load_data("asem", framework=asem_result.framework).table.with_columns(pl.col("Flights") * 0.5)
+    spec = charts.to_spec(charts.edition_slopes(engine.score("asem", earlier), asem_result, max_units=10))
+    values = max(spec["datasets"].values(), key=len)
+    assert sorted(v["rank"] for v in values if v["edition"] == "this") == list(range(1, 11))
+    assert spec["title"]["subtitle"] == "the best 10 of 51 units in both"
