@@ -198,7 +198,8 @@ ZH = {
     "Least stable units": "最不稳定的单元", "search units…": "搜索单元…",
     "Unit: ": "单元：", "Strongest": "最强", "Weakest": "最弱", "Rank": "排名", "median": "中位数",
     "median of all units": "全部单元中位数", "rows": "行", "of": "/", "find a unit…": "查找单元…",
-    "units found": "个单元符合", "shown": "显示前",
+    "units found": "个单元符合", "shown": "显示前", "Until a unit is selected:": "选择单元之前显示：",
+    "the best-ranked unit whose rank moves": "排名有变动的最靠前单元",
     "Data coverage: {} imputed cells (missing in the data, filled by the impute stage)": "数据覆盖：{} 个插补单元格"
     "（数据中缺失，由插补步骤填充）",
     "Recipe: every setting of every stage, seeds and versions": "配方：各步骤的全部设置、随机种子与版本",
@@ -388,8 +389,12 @@ def build(framework: Any, data: Any = None, uncertainty: Any = None, sensitivity
     sens = loaded["sensitivity"]
     if sens is not None:
         chart_objs["sobol"] = charts.sobol_bars(sens, lang=labels)
-        chart_objs["sobol_unit"] = charts.unit_sobol_bars(sens, str(units["unit"][0]), lang=labels)
-        sections.append(("sensitivity", tr("Sensitivity"), _chart_div("sobol") + _chart_div("sobol_unit")
+        moving = set(sens.unit_rank.filter(pl.col("first").is_not_null())["unit"].cast(pl.String))
+        shown = next((r for r in units.select("unit", "name").iter_rows() if r[0] in moving), units.row(0)[:2])
+        chart_objs["sobol_unit"] = charts.unit_sobol_bars(sens, shown[0], lang=labels)
+        note = (f"<p>{tr('Until a unit is selected:')} {html.escape(shown[1])} "
+                f"({tr('the best-ranked unit whose rank moves')})</p>")
+        sections.append(("sensitivity", tr("Sensitivity"), _chart_div("sobol") + note + _chart_div("sobol_unit")
                          + _details("Sobol run", sens.manifest)))
 
     # Sampling

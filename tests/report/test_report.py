@@ -381,3 +381,14 @@ def test_edition_slopes_of_many_units_show_the_best_and_say_so(asem_result):
     values = max(spec["datasets"].values(), key=len)
     assert sorted(v["rank"] for v in values if v["edition"] == "this") == list(range(1, 11))
     assert spec["title"]["subtitle"] == "the best 10 of 51 units in both"
+
+
+def test_sensitivity_shows_a_unit_whose_rank_moves_until_one_is_selected(demo_report, analyses):
+    sens = analyses["runs"]["sensitivity"]
+    spec = charts.to_spec(demo_report[0].charts["sobol_unit"])
+    picked = next(p["value"] for p in spec["params"] if p["name"] == "picked")
+    rows = sens.unit_rank.filter(pl.col("unit").cast(pl.String) == picked)
+    assert rows["first"].null_count() < rows.height  # bars to show (the best unit, 杭州市, never moves here)
+    body = dict((sid, b) for sid, _, b in demo_report[0].sections)["sensitivity"]
+    name = charts.unit_frame(engine.score(FRAMEWORK)).filter(pl.col("unit") == picked)
+    assert f"Until a unit is selected: {name['name'][0]} (the best-ranked unit whose rank moves)" in body
