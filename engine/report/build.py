@@ -198,7 +198,9 @@ ZH = {
     "Least stable units": "最不稳定的单元", "search units…": "搜索单元…",
     "Unit: ": "单元：", "Strongest": "最强", "Weakest": "最弱", "Rank": "排名", "median": "中位数",
     "median of all units": "全部单元中位数", "rows": "行", "of": "/", "find a unit…": "查找单元…",
-    "units found": "个单元符合", "shown": "显示前", "Until a unit is selected:": "选择单元之前显示：",
+    "units found": "个单元符合", "shown": "显示前", "{:,} replicates, seed {}": "{:,} 次重复，随机种子 {}",
+    "; mean rank shift R_S {:.2f} (5–95 %: {:.2f}–{:.2f})": "；平均排名变动 R_S {:.2f}（5–95 %：{:.2f}–{:.2f}）",
+    "Until a unit is selected:": "选择单元之前显示：",
     "the best-ranked unit whose rank moves": "排名有变动的最靠前单元",
     "Data coverage: {} imputed cells (missing in the data, filled by the impute stage)": "数据覆盖：{} 个插补单元格"
     "（数据中缺失，由插补步骤填充）",
@@ -371,9 +373,11 @@ def build(framework: Any, data: Any = None, uncertainty: Any = None, sensitivity
         if getattr(mc, "rank_shift", None) is not None or hasattr(mc, "statistics"):
             chart_objs["rank_shift"] = charts.rank_shift_histogram(mc, lang=labels)
             body += _chart_div("rank_shift")
-        summary = (f"<p>{mc.manifest.get('replicates', 0):,} replicates, seed {mc.manifest.get('seed')}; mean rank "
-                   f"shift R_S {shift.get('mean', float('nan')):.2f} (5–95 %: {shift.get('q05', float('nan')):.2f}–"
-                   f"{shift.get('q95', float('nan')):.2f}).</p>")
+        summary = tr("{:,} replicates, seed {}").format(mc.manifest.get("replicates", 0), mc.manifest.get("seed"))
+        if shift.get("mean") is not None:  # a run without the rank-shift summary says nothing of it
+            summary += tr("; mean rank shift R_S {:.2f} (5–95 %: {:.2f}–{:.2f})").format(
+                shift["mean"], shift.get("q05", float("nan")), shift.get("q95", float("nan")))
+        summary = f"<p>{summary}.</p>"
         cols = [c for c in ("unit", "nominal_rank", "median_rank", "q05_rank", "q95_rank", "p_top10", "p_same_tier",
                             "rank_range_90") if c in mc.units.columns]
         least = _whole_ranks(mc.units.with_columns(pl.col("unit").cast(pl.String))

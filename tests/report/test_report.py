@@ -392,3 +392,15 @@ def test_sensitivity_shows_a_unit_whose_rank_moves_until_one_is_selected(demo_re
     body = dict((sid, b) for sid, _, b in demo_report[0].sections)["sensitivity"]
     name = charts.unit_frame(engine.score(FRAMEWORK)).filter(pl.col("unit") == picked)
     assert f"Until a unit is selected: {name['name'][0]} (the best-ranked unit whose rank moves)" in body
+
+
+def test_robustness_summary_names_the_rank_shift_only_when_the_run_has_it(analyses, asem_result):
+    mc = analyses["runs"]["uncertainty"]
+    body = dict((sid, b) for sid, _, b in build(FRAMEWORK, uncertainty=mc).sections)["robustness"]
+    shift = mc.manifest["rank_shift"]["Index"]
+    assert f"<p>1,024 replicates, seed 7; mean rank shift R_S {shift['mean']:.2f} (5–95 %" in body
+    from engine.report.build import Loaded
+
+    bare = Loaded("uncertainty", {"kind": "uncertainty", "replicates": 1000, "seed": 1}, units=mc.units)
+    body = dict((sid, b) for sid, _, b in build(FRAMEWORK, uncertainty=bare).sections)["robustness"]
+    assert "<p>1,000 replicates, seed 1.</p>" in body and "nan" not in body  # was "R_S nan (5–95 %: nan–nan)"
