@@ -104,7 +104,10 @@ def treat(x: np.ndarray, indicators: tuple[Indicator, ...]) -> tuple[np.ndarray,
     """Apply each indicator's treatment (``none``, ``log`` or ``skew_kurtosis``) to its column.
 
     Returns the treated array and, per treated indicator, a record of what was done
-    (skew/kurtosis before and after, points winsorised, whether the log was taken)."""
+    (skew/kurtosis before and after, points winsorised, whether the log was taken).  Without any
+    treatment ``x`` itself is returned (no copy)."""
+    if all(ind.treatment.name == "none" for ind in indicators):
+        return x, {}
     out = np.array(x, dtype=np.float64, copy=True)
     records: dict[str, dict] = {}
     for j, ind in enumerate(indicators):

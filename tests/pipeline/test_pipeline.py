@@ -132,3 +132,24 @@ def test_write_result_round_trips(asem_result, tmp_path, suffix):
     if suffix == ".parquet":
         recipe = json.loads(pq.read_schema(path).metadata[b"cityrank"])
         assert recipe["framework"]["id"] == "asem"
+
+
+def test_stages_without_imputation_or_treatment_share_one_array():
+    """Scoring at scale (issue 19.1): a stage that changes nothing keeps its input instead of a copy
+    (10^6 units x 25 indicators: 200 MB each), and the result is the same."""
+    stages = engine.score("imd-2019").stages  # no imputation, no treatment, no screening
+    assert stages.imputed is stages.denominated and stages.records["impute"]["filled"] == {}
+    assert stages.kept.all() and stages.treated is stages.imputed and stages.records["treat"]["applied"] == {}
+    treated = engine.score("hdi").stages  # one log treatment: a new array
+    assert treated.treated is not treated.imputed and treated.records["treat"]["applied"]
+
+
+def test_result_rows_are_best_first_missing_last_ties_in_input_order():
+    table = pl.DataFrame({"unit": list("abcde"), "v": [1.0, None, 3.0, 1.0, 3.0]})
+    framework = framework_from_dict({"id": "t", "labels": {"en": "t"}, "data": {"unit": "unit"},
+                                     "defaults": {"normalisation": {"method": "rank"}},
+                                     "nodes": [{"id": "idx", "labels": {"en": "i"}},
+                                               {"id": "v", "parent": "idx", "labels": {"en": "v"}, "column": "v"}]})
+    result = engine.score(framework, table)
+    assert result.table["unit"].to_list() == ["c", "e", "a", "d", "b"]
+    assert result.table["idx_rank"].to_list() == [1, 1, 3, 3, None]
