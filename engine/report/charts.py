@@ -401,10 +401,11 @@ def unit_profile(result: Any, unit: str | None = None, *, lang: str = "en") -> a
         y=alt.Y("label:N", sort=alt.EncodingSortField("order"), title=None, axis=alt.Axis(labelLimit=260)))
     bars = base.mark_bar().encode(
         x=alt.X("score:Q", title=_t(lang, "score (0–100)", "得分（0–100）"), scale=alt.Scale(domain=[0, 100])),
-        color=alt.Color("kind:N", title=None, legend=_legend(lang, {"dimension": "维度", "indicator": "指标"})),
+        color=alt.Color("kind:N", title=None, legend=_legend(lang, {"dimension": "维度", "indicator": "指标"},
+                                                               orient="bottom")),  # the ranks are on the right
         tooltip=["label:N", alt.Tooltip("score:Q", format=".1f"), "rank:Q", alt.Tooltip("median:Q", format=".1f")])
     ticks = base.mark_tick(color="black", thickness=2).encode(x="median:Q")
-    ranks = base.mark_text(align="left", dx=4).encode(x=alt.value(400), text=alt.Text("rank:Q", format="d"))
+    ranks = base.mark_text(align="left", dx=6).encode(x=alt.value(420), text=alt.Text("rank:Q", format="d"))
     chart = alt.layer(bars, ticks, ranks).properties(
         width=420, height=alt.Step(16),
         title={"text": _t(lang, "Unit profile: score per node (bar), median of all units (tick), rank (right)",
@@ -428,16 +429,20 @@ def unit_peers(result: Any, unit: str | None = None, *, peers: int = 2, lang: st
             for k, r in enumerate(near.iter_rows(named=True)) for j, d in enumerate(dims)]
     rows += [{"who": median, "role": "median", "order": len(near), "dimension": node_label(result.framework, d, lang),
               "dim_order": j, "score": round(float(frame[d].median()), 1)} for j, d in enumerate(dims)]
-    chart = alt.Chart(_data(pl.DataFrame(rows))).mark_bar().encode(
-        y=alt.Y("dimension:N", sort=alt.EncodingSortField("dim_order"), title=None, axis=alt.Axis(labelLimit=220)),
+    base = alt.Chart(_data(pl.DataFrame(rows))).encode(
+        # a list, not a field sort: Vega-Lite drops field sorts of layers' union domains (then orders by score)
+        y=alt.Y("dimension:N", sort=[node_label(result.framework, d, lang) for d in dims], title=None,
+                axis=alt.Axis(labelLimit=220)),
         yOffset=alt.YOffset("who:N", sort=alt.EncodingSortField("order")),
         x=alt.X("score:Q", title=_t(lang, "score (0–100)", "得分（0–100）"), scale=alt.Scale(domain=[0, 100])),
+        tooltip=["who:N", "dimension:N", alt.Tooltip("score:Q", format=".1f")])
+    bars = base.mark_bar().encode(
         color=alt.Color("role:N", scale=alt.Scale(domain=["unit", "peer", "median"],
                                                   range=["#e45756", "#9ecae9", "#555555"]), title=None,
-                        legend=_legend(lang, {"unit": "所选单元", "peer": "相邻单元", "median": "中位数"})),
-        opacity=alt.condition("datum.role === 'peer'", alt.value(0.8), alt.value(1.0)),
-        tooltip=["who:N", "dimension:N", alt.Tooltip("score:Q", format=".1f")],
-    ).properties(width=420, height=alt.Step(9), title={
+                        legend=_legend(lang, {"unit": "所选单元", "peer": "相邻单元", "median": "中位数"},
+                                       orient="bottom")))
+    names = base.mark_text(align="left", dx=3, fontSize=9, color="#555").encode(text="who:N")  # who each bar is
+    chart = alt.layer(bars, names).properties(width=420, height=alt.Step(11), title={
         "text": _t(lang, "Dimensions: the unit (red), its neighbours in the ranking (blue), the median (grey)",
                    "各维度：所选单元（红）、排名相邻单元（蓝）、中位数（灰）"),
         "subtitle": _t(lang, f"neighbours: the {peers} units ranked just above and the {peers} just below",

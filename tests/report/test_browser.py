@@ -83,6 +83,10 @@ def test_unit_selector_changes_the_profile(page):
     assert after != before  # the ranks printed beside the bars are those of the chosen unit
     assert peers()[-2:] == ["297. 昭通市", "median of all units"]
     assert [p.split(". ")[0] for p in peers()[:-1]] == ["293", "294", "295", "296", "297"]  # its neighbours
+    dims = page.evaluate("Array.from(document.querySelectorAll('#chart-peers svg .role-axis-label text'))"
+                         ".map(t => t.textContent).filter(t => /[a-z]/.test(t))")
+    assert dims == ["Innovation inputs", "Innovation outputs", "Human capital and knowledge base",
+                    "Economic capacity"]  # in framework order for every unit (was ordered by the unit's scores)
     highlighted = page.evaluate("""Array.from(document.querySelectorAll('#chart-intervals svg :is(line, path)'))
         .filter(p => (p.getAttribute('stroke') || '') === '#e45756').length""")
     assert highlighted >= 1  # the unit is marked in the rank-interval chart too
