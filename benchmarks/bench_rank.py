@@ -50,7 +50,7 @@ def synthetic_scores(n_units: int, n_replicates: int, seed: int = 1):
 
 
 def synthetic_table(n_units: int, seed: int = 1):
-    """A SYNTHETIC table of ``n_units`` units × 25 indicators and its framework (5 groups of 5)."""
+    """A SYNTHETIC table of ``n_units`` units × 25 indicators and its framework (5 groups of 5, deciles)."""
     import numpy as np
     import polars as pl
 
@@ -61,7 +61,9 @@ def synthetic_table(n_units: int, seed: int = 1):
         columns[f"x{j}"] = np.exp(0.8 * latent + rng.normal(size=n_units))
     nodes = [{"id": "Index"}] + [{"id": f"G{g}", "parent": "Index"} for g in range(5)]
     nodes += [{"id": f"x{j}", "parent": f"G{j // 5}", "column": f"x{j}"} for j in range(N_INDICATORS)]
+    # deciles by rank as tiers (natural breaks, the default, are quadratic in the units: minutes at 10^5)
     framework = {"id": "synthetic-large", "labels": {"en": "Synthetic large-n"}, "data": {"unit": "unit"},
+                 "tiers": {"k": 10, "method": "quantile"},
                  "nodes": [{**node, "labels": {"en": node["id"]}} for node in nodes]}
     return framework, pl.DataFrame(columns)
 

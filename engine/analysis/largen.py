@@ -53,7 +53,7 @@ LARGE_N_ABOVE = 5000
 #: The quantiles kept exact (the per-unit table's q05_rank, median_rank, q95_rank).
 QUANTILES = (0.05, 0.5, 0.95)
 #: Scores, keys and ranks a lane holds at once (bytes): its sub-batch of replicates.
-LANE_BYTES = 1 << 24
+LANE_BYTES = 1 << 26
 
 
 def default_bins(n_units: int) -> int:

@@ -88,10 +88,10 @@ def estimate_bytes(analysis: str, n_units: int, n_targets: int = 1, lanes: int =
         return evaluations * n_units * (SOBOL_BYTES_PER_TARGET * n_targets + SOBOL_BYTES_FIXED)
     if analysis == "uncertainty" and rank_bins is not None:
         # pass 1: a state per lane, the chunk's, the run's, the summaries' work arrays; pass 2: the
-        # pass-1 total, a state per lane, the chunk's and the run's; each lane's chain (≤ 16 MiB).
+        # pass-1 total, a state per lane, the chunk's and the run's; each lane's chain (≤ 64 MiB).
         pass1, pass2 = band_bytes(n_units, n_targets, rank_bins)
         pairs = 8 * n_targets * n_pairs * n_pairs
-        return max((lanes + 3) * (pass1 + pairs), pass1 + (lanes + 2) * pass2) + lanes * 2**24
+        return max((lanes + 3) * (pass1 + pairs), pass1 + (lanes + 2) * pass2) + lanes * 2**26
     total = (lanes + FIXED_SETS[analysis]) * counts_bytes(n_units, n_targets, n_pairs)
     total += lanes * CHAIN_REPLICATES[analysis] * n_targets * n_units * 12
     if analysis == "bootstrap" and confidence:

@@ -146,26 +146,33 @@ def count_bands(ranks, nominal_rank, bin_of_rank, acc):
       ``shift_sum[t] += S``.
     """
     coarse, rank_sums, extremes, shift_hist, shift_sum = acc
-    n_units = ranks.shape[2]
+    n_replicates, n_units = ranks.shape[0], ranks.shape[2]
     missing = coarse.shape[2] - 1
-    for r in range(ranks.shape[0]):
-        for t in range(ranks.shape[1]):
-            total = 0
-            for i in range(n_units):
+    totals = np.empty(n_replicates, np.int64)
+    for t in range(ranks.shape[1]):
+        totals[:] = 0
+        for i in range(n_units):  # units outer: a unit's counters stay in cache over the batch's replicates
+            nominal = nominal_rank[t, i]
+            row = coarse[t, i]
+            sum1, sum2 = rank_sums[t, i, 0], rank_sums[t, i, 1]
+            best, worst = extremes[t, i, 0], extremes[t, i, 1]
+            for r in range(n_replicates):
                 k = ranks[r, t, i]
                 if k > 0:
-                    coarse[t, i, bin_of_rank[k - 1]] += 1
-                    rank_sums[t, i, 0] += k
-                    rank_sums[t, i, 1] += k * k
-                    extremes[t, i, 0] = min(extremes[t, i, 0], k)
-                    extremes[t, i, 1] = max(extremes[t, i, 1], k)
-                    nominal = nominal_rank[t, i]
+                    row[bin_of_rank[k - 1]] += 1
+                    sum1 += k
+                    sum2 += k * k
+                    best = min(best, k)
+                    worst = max(worst, k)
                     if nominal > 0:
-                        total += abs(k - nominal)
+                        totals[r] += abs(k - nominal)
                 else:
-                    coarse[t, i, missing] += 1
-            shift_hist[t, total // n_units] += 1
-            shift_sum[t] += total
+                    row[missing] += 1
+            rank_sums[t, i, 0], rank_sums[t, i, 1] = sum1, sum2
+            extremes[t, i, 0], extremes[t, i, 1] = best, worst
+        for r in range(n_replicates):
+            shift_hist[t, totals[r] // n_units] += 1
+            shift_sum[t] += totals[r]
 
 
 @jit
@@ -175,15 +182,19 @@ def count_windows(ranks, window_start, width, acc):
     start + width`` (``start = window_start[t, unit, q]``), and ``above[t, unit, q]`` = the smallest
     rank ≥ start + width (starts at n_units + 1).  Missing ranks are not counted."""
     fine, above = acc
-    for r in range(ranks.shape[0]):
-        for t in range(ranks.shape[1]):
-            for i in range(ranks.shape[2]):
-                k = ranks[r, t, i]
-                if k == 0:
-                    continue
-                for q in range(window_start.shape[2]):
-                    d = k - window_start[t, i, q]
+    for t in range(ranks.shape[1]):
+        for i in range(ranks.shape[2]):  # units outer, as in count_bands
+            for q in range(window_start.shape[2]):
+                start = window_start[t, i, q]
+                row = fine[t, i, q]
+                beyond = above[t, i, q]
+                for r in range(ranks.shape[0]):
+                    k = ranks[r, t, i]
+                    d = k - start
+                    if k == 0:
+                        continue
                     if d >= width:
-                        above[t, i, q] = min(above[t, i, q], k)
+                        beyond = min(beyond, k)
                     elif d >= 0:
-                        fine[t, i, q, d] += 1
+                        row[d] += 1
+                above[t, i, q] = beyond
