@@ -131,12 +131,15 @@ def rank_intervals(uncertainty: Any, result: Any | None = None, *, unit: str | N
 
 
 def rank_shift_histogram(uncertainty: Any, *, lang: str = "en") -> alt.Chart:
-    """Distribution of the mean rank shift R_S over the replicates (the share of replicates per bin)."""
+    """Distribution of the mean rank shift R_S over the replicates (the share of replicates per bin;
+    a large-n run's own bins are placed at their lower edges)."""
     shift = getattr(uncertainty, "rank_shift", None)
     if shift is None:  # a result object: the table of its first target
         stats = uncertainty.statistics
         shift = stats.rank_shift[uncertainty.problem.target_ids[0]]
-    frame = shift.select("rank_shift", "probability")
+    # large-n mode counts R_S in bins (rank_shift_from: each bin's lower edge), exact mode every value
+    value = "rank_shift" if "rank_shift" in shift.columns else "rank_shift_from"
+    frame = shift.select(pl.col(value).alias("rank_shift"), "probability")
     chart = alt.Chart(_data(frame)).mark_bar().encode(
         x=alt.X("rank_shift:Q", bin=alt.Bin(maxbins=40), title=_t(lang, "mean rank shift R_S (ranks)",
                                                                    "平均排名变动 R_S（名次）")),

@@ -404,3 +404,13 @@ def test_robustness_summary_names_the_rank_shift_only_when_the_run_has_it(analys
     bare = Loaded("uncertainty", {"kind": "uncertainty", "replicates": 1000, "seed": 1}, units=mc.units)
     body = dict((sid, b) for sid, _, b in build(FRAMEWORK, uncertainty=bare).sections)["robustness"]
     assert "<p>1,000 replicates, seed 1.</p>" in body and "nan" not in body  # was "R_S nan (5–95 %: nan–nan)"
+
+
+def test_a_large_n_monte_carlo_run_gives_the_robustness_section():
+    run = engine.uncertainty("asem", replicates=2000, seed=1, large_n_above=0, rank_bins=8)  # binned R_S table
+    report = build("asem", uncertainty=run)
+    assert {"intervals", "top_probabilities", "rank_shift"} <= set(report.charts)
+    values = next(iter(charts.to_spec(report.charts["rank_shift"])["datasets"].values()))
+    assert sum(v["probability"] for v in values) == pytest.approx(1.0)
+    table = report.data["table"]
+    assert table["columns"][-4:] == ["q05_rank", "q95_rank", "p_top10", "p_same_tier"]
