@@ -450,10 +450,15 @@ def _finish(framework: Framework, dataset: Dataset, stages: Stages) -> ScoreResu
     columns: dict[str, pl.Series] = {dataset.unit: inputs.units.filter(pl.Series(kept)).gather(perm)}
     for extra in ([dataset.label] if dataset.label else []) + list(dataset.groups):
         columns[extra] = dataset.table[extra].filter(pl.Series(kept)).gather(perm)
-    for node_id in _preorder(framework):  # NaN -> null; ranks as Int32
-        k, rank_name = position[node_id], node_id + RANK_SUFFIX
-        columns[node_id] = pl.Series(node_id, stages.scores[perm, k]).fill_nan(None)
-        columns[rank_name] = pl.Series(rank_name, stages.ranks[perm, k]).fill_nan(None).cast(pl.Int32)
+    nodes, built = _preorder(framework), {}
+    for values, suffix in ((stages.scores, ""), (stages.ranks, RANK_SUFFIX)):
+        rows = values[perm]  # whole rows at once (a gather per column misses the cache 10^6 times each)
+        for node_id in nodes:  # NaN -> null; ranks as Int32
+            series = pl.Series(node_id + suffix, rows[:, position[node_id]]).fill_nan(None)
+            built[node_id + suffix] = series.cast(pl.Int32) if suffix else series
+        del rows  # one of the two gathered arrays at a time
+    for node_id in nodes:
+        columns[node_id], columns[node_id + RANK_SUFFIX] = built[node_id], built[node_id + RANK_SUFFIX]
     if stages.tiers is not None:
         name = f"{framework.tiers['node']}{TIER_SUFFIX}"
         columns[name] = pl.Series(name, stages.tiers[perm]).replace(0, None).cast(pl.Int32)
