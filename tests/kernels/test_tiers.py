@@ -449,3 +449,24 @@ def test_quantile_ties_share_the_better_group_and_may_leave_one_empty():
 def test_quantile_tiers_have_no_score_breaks():
     with pytest.raises(SchemaError, match=r"quantile tiers are groups of ranks, not score breaks"):
         tier_breaks([1.0, 2.0, 3.0], 2, method="quantile")
+
+
+@given(st.lists(st.one_of(st.integers(-20, 20).map(float), st.just(nan)), min_size=1, max_size=60),
+       st.integers(1, 12), st.randoms(use_true_random=False))
+def test_quantile_tiers_properties(values, k, random):
+    """Kernel == twin; tiers follow the ranks (a better score never gets a worse tier); tied scores share a
+    tier; no tier holds more than ceil(n / k) units unless ties straddle its boundary; permuting the
+    units permutes the tiers."""
+    scores = np.array(values)
+    tiers = assign_tiers(scores, k, method="quantile")
+    np.testing.assert_array_equal(tiers, assign_tiers(scores, k, method="quantile", use_reference=True))
+    present = np.isfinite(scores)
+    assert (tiers[~present] == 0).all() and ((tiers[present] >= 1) & (tiers[present] <= k)).all()
+    s, t = scores[present], tiers[present]
+    for i in range(s.size):
+        assert (t[s > s[i]] <= t[i]).all() and (t[s == s[i]] == t[i]).all()
+    if np.unique(s).size == s.size and s.size:
+        assert np.bincount(t).max() <= math.ceil(s.size / k)
+    order = list(range(scores.size))
+    random.shuffle(order)
+    np.testing.assert_array_equal(assign_tiers(scores[order], k, method="quantile"), tiers[order])
