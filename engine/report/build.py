@@ -198,7 +198,12 @@ ZH = {
     "Least stable units": "最不稳定的单元", "search units…": "搜索单元…",
     "Unit: ": "单元：", "Strongest": "最强", "Weakest": "最弱", "Rank": "排名", "median": "中位数",
     "median of all units": "全部单元中位数", "rows": "行", "of": "/", "find a unit…": "查找单元…",
-    "units found": "个单元符合", "shown": "显示前", "{:,} replicates, seed {}": "{:,} 次重复，随机种子 {}",
+    "units found": "个单元符合", "shown": "显示前", "Monte Carlo run": "蒙特卡洛运行", "Sobol run": "Sobol 运行",
+    "Bootstrap run": "自助法运行", "Every unit's bootstrap statistics": "各单元的自助法统计",
+    "Bootstrap rank intervals ({} resampling, {:,} replicates).": "自助法排名区间（{} 重抽样，{:,} 次重复）。",
+    "{:,} units: charts with one row per unit show the best {:,} (said in each chart); the table shows 500 rows per "
+    "page.": "共 {:,} 个单元：每单元一行的图只显示最好的 {:,} 个（各图中注明）；表格每页 500 行。",
+    "{:,} replicates, seed {}": "{:,} 次重复，随机种子 {}",
     "; mean rank shift R_S {:.2f} (5–95 %: {:.2f}–{:.2f})": "；平均排名变动 R_S {:.2f}（5–95 %：{:.2f}–{:.2f}）",
     "Until a unit is selected:": "选择单元之前显示：",
     "the best-ranked unit whose rank moves": "排名有变动的最靠前单元",
@@ -318,8 +323,9 @@ def build(framework: Any, data: Any = None, uncertainty: Any = None, sensitivity
     dims = [c for c in fw.root.children if c in units.columns]
     chart_objs: dict[str, Any] = {}
     sections: list[tuple[str, str, str]] = []
-    many = (f'<p class="note">{units.height:,} units: charts with one row per unit show the best {max_units:,} '
-            "(said in each chart); the table shows 500 rows per page.</p>" if units.height > max_units else "")
+    many = ('<p class="note">' + tr("{:,} units: charts with one row per unit show the best {:,} (said in each "
+                                    "chart); the table shows 500 rows per page.").format(units.height, max_units)
+            + "</p>" if units.height > max_units else "")
 
     # Overview
     synthetic = result.recipe.get("data", {}).get("synthetic")
@@ -387,7 +393,7 @@ def build(framework: Any, data: Any = None, uncertainty: Any = None, sensitivity
         least = least.rename({c: tr(_HEADERS.get(c, c)) for c in least.columns})
         sections.append(("robustness", tr("Robustness"), summary + _chart_div("intervals", scroll=True) + body
                          + f"<h3>{tr('Least stable units')}</h3>" + _table_html(least)
-                         + _details("Monte Carlo run", mc.manifest)))
+                         + _details(tr("Monte Carlo run"), mc.manifest)))
 
     # Sensitivity
     sens = loaded["sensitivity"]
@@ -399,7 +405,7 @@ def build(framework: Any, data: Any = None, uncertainty: Any = None, sensitivity
         note = (f"<p>{tr('Until a unit is selected:')} {html.escape(shown[1])} "
                 f"({tr('the best-ranked unit whose rank moves')})</p>")
         sections.append(("sensitivity", tr("Sensitivity"), _chart_div("sobol") + note + _chart_div("sobol_unit")
-                         + _details("Sobol run", sens.manifest)))
+                         + _details(tr("Sobol run"), sens.manifest)))
 
     # Sampling
     boot = loaded["bootstrap"]
@@ -415,11 +421,13 @@ def build(framework: Any, data: Any = None, uncertainty: Any = None, sensitivity
         table = _whole_ranks(boot.units.with_columns(pl.col("unit").cast(pl.String)).join(
             units.select("unit", "name"), on="unit", how="left", maintain_order="left"))
         table = table.select("unit", "name", *[c for c in table.columns if c not in ("unit", "name")])
-        body += (_fold(f"Every unit's bootstrap statistics ({table.height} units)", table) if table.height <= 5000
-                 else f"<p>Every unit's bootstrap statistics: {table.height:,} units (in the run's folder).</p>")
-        sections.append(("sampling", tr("Sampling"), f"<p>Bootstrap rank intervals ({boot.manifest.get('mode', '')} "
-                         f"resampling, {boot.manifest.get('replicates', 0):,} replicates).</p>" + body
-                         + _details("Bootstrap run", boot.manifest)))
+        every = tr("Every unit's bootstrap statistics")
+        body += (_fold(f"{every} ({table.height} units)", table) if table.height <= 5000
+                 else f"<p>{every}: {table.height:,} units (in the run's folder).</p>")
+        intro = tr("Bootstrap rank intervals ({} resampling, {:,} replicates).").format(
+            boot.manifest.get("mode", ""), boot.manifest.get("replicates", 0))
+        sections.append(("sampling", tr("Sampling"), f"<p>{intro}</p>" + body
+                         + _details(tr("Bootstrap run"), boot.manifest)))
 
     # Editions
     if previous is not None:

@@ -235,8 +235,10 @@ def _html_table(body: str, after: str) -> list[dict]:
 
 
 def test_labels_in_chinese(analyses):
-    report = build(FRAMEWORK, uncertainty=analyses["runs"]["uncertainty"], labels="zh")
-    assert [t for _, t, _ in report.sections] == ["概览", "排名", "指标", "稳健性", "单元概况"]
+    report = build(FRAMEWORK, uncertainty=analyses["runs"]["uncertainty"], bootstrap=analyses["runs"]["bootstrap"],
+                   labels="zh")
+    assert [t for _, t, _ in report.sections] == ["概览", "排名", "指标", "稳健性", "抽样", "单元概况"]
+    assert "<p>自助法排名区间（units 重抽样，256 次重复）。</p>" in report.sections[4][2]
     assert report.title == "中国城市创新与经济实力指数 2023" and report.html().startswith(
         '<!DOCTYPE html>\n<html lang="zh">')
     profile = charts.to_spec(report.charts["profile"])
