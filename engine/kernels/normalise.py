@@ -156,17 +156,18 @@ def normalise_column(code, x, count, p0, p1, p2, cap, out):
 def _columns(code, x, p0, p1, p2, cap, out):
     """:func:`normalise_column` of every column of ``x`` with every count 1 (parameters per column).
 
-    Each column goes through contiguous buffers, so :func:`normalise_column` is compiled once, for
-    the argument types the bootstrap kernel passes too (a strided ``x[:, j]`` would compile it a
-    second time, for the 'A' layout: JIT time a first run pays)."""
+    :func:`normalise_column` gets contiguous column buffers and the code as a plain int64, so it is
+    compiled once for every method and for the bootstrap kernel (a strided ``x[:, j]`` or the
+    wrapper's literal code would compile it again for each: JIT time a first run pays)."""
     n = x.shape[0]
+    method = np.int64(code)  # not the Literal[int] of the wrapper's constant
     ones = np.ones(n)
     column = np.empty(n)
     result = np.empty(n)
     for j in range(x.shape[1]):
         for i in range(n):
             column[i] = x[i, j]
-        normalise_column(code, column, ones, p0[j], p1[j], p2[j], cap[j], result)
+        normalise_column(method, column, ones, p0[j], p1[j], p2[j], cap[j], result)
         for i in range(n):
             out[i, j] = result[i]
     return out
