@@ -74,16 +74,22 @@ class Bands:
     def n_bins(self) -> int:
         return len(self.starts)
 
-    def count_between(self, coarse: np.ndarray, lo: int | np.ndarray, hi: int | np.ndarray) -> np.ndarray:
-        """Replicates with a rank in [lo, hi] (``lo`` and ``hi + 1`` must be bin edges or n + 1)."""
-        cumulative = np.concatenate([np.zeros((*coarse.shape[:-1], 1), np.int64),
-                                     np.cumsum(coarse[..., :self.n_bins], axis=-1)], axis=-1)
+    def cumulative(self, coarse: np.ndarray) -> np.ndarray:
+        """Counts of ranks below each bin edge: (…, n_bins + 1), column 0 = 0 (for :meth:`count_between`)."""
+        out = np.zeros((*coarse.shape[:-1], self.n_bins + 1), np.int64)
+        np.cumsum(coarse[..., :self.n_bins], axis=-1, out=out[..., 1:])
+        return out
+
+    def count_between(self, cumulative: np.ndarray, lo: int | np.ndarray, hi: int | np.ndarray) -> np.ndarray:
+        """Replicates with a rank in [lo, hi], from :meth:`cumulative` (``lo`` and ``hi + 1`` must be
+        bin edges or n + 1)."""
         edges = np.append(self.starts, self.n_units + 1)
         first = np.searchsorted(edges, lo)
         stop = np.searchsorted(edges, np.asarray(hi) + 1)
-        rows = np.arange(coarse.shape[-2])
-        return cumulative[..., rows, stop] - cumulative[..., rows, first] if np.ndim(lo) else \
-            cumulative[..., stop] - cumulative[..., first]
+        if np.ndim(lo):
+            rows = np.arange(cumulative.shape[-2])
+            return cumulative[..., rows, stop] - cumulative[..., rows, first]
+        return cumulative[..., stop] - cumulative[..., first]
 
 
 def decile_of(rank: np.ndarray, n_units: int) -> np.ndarray:
@@ -385,6 +391,7 @@ def summarise(problem: Problem, state: BandState, quantiles: np.ndarray, layout:
     scale = max(n_u - 1, 1)
     for t, target in enumerate(problem.target_ids):
         coarse = state.coarse[t]
+        below = layout.cumulative(coarse)  # once: every band probability reads it
         ranked = coarse[:, :-1].sum(axis=1)
         sum_r, sum_r2 = state.rank_sums[t, :, 0], state.rank_sums[t, :, 1]
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -402,9 +409,9 @@ def summarise(problem: Problem, state: BandState, quantiles: np.ndarray, layout:
             "worst_rank": np.where(ranked > 0, state.extremes[t, :, 1], 0),
         }
         for k in top_k:
-            columns[f"p_top{k}"] = layout.count_between(coarse, 1, min(k, n_u)) / n_rep
+            columns[f"p_top{k}"] = layout.count_between(below, 1, min(k, n_u)) / n_rep
         lo, hi = problem.tier_bounds[t, :, 0], problem.tier_bounds[t, :, 1]
-        same = np.where(lo > 0, layout.count_between(coarse, np.maximum(lo, 1), np.maximum(hi, 1)), 0)
+        same = np.where(lo > 0, layout.count_between(below, np.maximum(lo, 1), np.maximum(hi, 1)), 0)
         columns["nominal_tier"] = problem.tier_of[t]
         columns["p_same_tier"] = same / n_rep
         columns["p_missing"] = coarse[:, -1] / n_rep
@@ -415,7 +422,7 @@ def summarise(problem: Problem, state: BandState, quantiles: np.ndarray, layout:
             columns[f"pct_rank_{name}"] = (value - 1) / scale
         nominal_decile = decile_of(nominal, n_u)
         columns["nominal_decile"] = nominal_decile
-        deciles = np.stack([layout.count_between(coarse, decile_edges[d], decile_edges[d + 1] - 1)
+        deciles = np.stack([layout.count_between(below, decile_edges[d], decile_edges[d + 1] - 1)
                             for d in range(10)], axis=1)
         for d in range(10):
             columns[f"p_decile_{d + 1}"] = deciles[:, d] / n_rep
