@@ -43,7 +43,8 @@ def bucket_ranks(score, counts, sorted_score, sorted_unit, rank):
     row's finite range (every step rounds monotonically, so a larger score never lands in a later
     bucket; missing scores go to the last, extra, bucket), then each bucket is sorted descending on
     the floats (insertion, or NumPy's sort above :data:`INSERTION_LIMIT`) and ranks are read off in
-    order.  ``counts`` (L + 2,), ``sorted_score`` (n,), ``sorted_unit`` (n,) are scratch."""
+    order.  ``counts`` (L + 2,), ``sorted_score`` (n,), ``sorted_unit`` (n,) are scratch (``counts``
+    may be int32: it counts at most n units)."""
     n = score.shape[0]
     missing = counts.shape[0] - 1
     levels = float(missing - 1)
@@ -116,10 +117,7 @@ def rank_batch(scores, moments, ranks):
     :func:`engine.kernels.montecarlo.montecarlo_accumulate`, so a run's moments do not depend on
     which of the two ranked it."""
     n = scores.shape[2]
-    buckets = 1
-    while buckets < n:
-        buckets *= 2
-    counts = np.empty(buckets + 1, np.int64)
+    counts = np.empty(max(n, 1) + 1, np.int32)  # a bucket per unit (and one for missing scores)
     sorted_score = np.empty(n, np.float64)
     sorted_unit = np.empty(n, np.int64)
     for r in range(scores.shape[0]):
