@@ -107,7 +107,6 @@ def _chunks_done(client) -> int:
         1 for key, task in dask_scheduler.tasks.items() if "-chunk-" in str(key) and task.state == "memory"))
 
 
-@pytest.mark.slow
 def test_large_n_run_with_a_worker_killed_mid_run_equals_in_process(cluster):
     """Issue 19 item 5: the large-n path (two passes, forced with large_n_above=0) on the 2-worker
     cluster, one worker killed once chunks are done: the same tables as in process, bit for bit
