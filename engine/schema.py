@@ -245,14 +245,15 @@ class Framework:
 # loading
 # ---------------------------------------------------------------------------------------------
 
-def load_framework(path_or_name: str | Path | Framework) -> Framework:
-    """Load a framework from a YAML/JSON file or by the name of a shipped framework.
+def load_framework(path_or_name: str | Path | Framework | Mapping[str, Any]) -> Framework:
+    """Load a framework from a YAML/JSON file, by the name of a shipped framework, or from a mapping.
 
     Parameters
     ----------
     path_or_name
         A path to a ``.yaml``/``.yml``/``.json`` file, or the name of a shipped framework
-        (``cityrank frameworks`` lists them).  A :class:`Framework` is returned unchanged.
+        (``cityrank frameworks`` lists them).  A :class:`Framework` is returned unchanged; a mapping
+        (the document as a Python dict) is validated like a file (:func:`framework_from_dict`).
 
     Raises
     ------
@@ -261,10 +262,19 @@ def load_framework(path_or_name: str | Path | Framework) -> Framework:
     """
     if isinstance(path_or_name, Framework):
         return path_or_name
+    if isinstance(path_or_name, Mapping):
+        return framework_from_dict(copy.deepcopy(dict(path_or_name)))
+    if not isinstance(path_or_name, str | Path):
+        raise SchemaError(f"a framework must be a file path, a shipped framework's name, a mapping or a Framework, "
+                          f"not {type(path_or_name).__name__}", fix="e.g. engine.score('asem')")
     text = str(path_or_name)
     shipped = shipped_frameworks()
     path = Path(text)
-    if not path.exists():
+    try:
+        exists = path.exists()
+    except OSError:  # e.g. a name longer than the file system allows
+        exists = False
+    if not exists:
         if text in shipped:
             path = shipped[text]
         else:

@@ -1222,3 +1222,22 @@ def test_every_schema_error_raise_is_covered():
     assert len(messages) >= 30
     uncovered = [m for m in messages if m not in this]
     assert not uncovered, f"raise SchemaError without a test: {uncovered}"
+
+
+def test_a_framework_given_as_a_mapping_is_validated_like_a_file():
+    """``engine.score(dict)`` used to fail with ``OSError: File name too long`` (the dict's text taken as a path)."""
+    import yaml
+
+    from engine.schema import load_framework, shipped_frameworks
+
+    document = yaml.safe_load(shipped_frameworks()["asem"].read_text(encoding="utf-8"))
+    kept = copy.deepcopy(document)
+    assert load_framework(document).digest == load_framework("asem").digest
+    assert document == kept  # the caller's dict is not changed
+    document["nodes"][0]["weight"] = -1
+    with pytest.raises(SchemaError):
+        load_framework(document)
+    with pytest.raises(SchemaError, match=r"a framework must be a file path, a shipped framework's name, a mapping"):
+        load_framework(42)
+    with pytest.raises(SchemaError, match="no framework file or shipped framework named"):
+        load_framework("x" * 5000)  # longer than a file name may be
