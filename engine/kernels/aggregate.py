@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..methods import ARITHMETIC, GENERALISED, GEOMETRIC, HARMONIC
-from ._jit import jit
+from ._jit import JIT, jit, njit
 
 __all__ = ["arithmetic", "geometric", "harmonic", "generalised", "copeland", "aggregate_tree"]
 
@@ -34,6 +34,35 @@ def _present(row, min_coverage):
     return count
 
 
+@njit(**JIT, inline="always")  # inlined in Numba's IR: the hot loops of the Monte Carlo tree call it per unit
+def mean_term(code, p, top, w, v, num, den):
+    """A present component ``v`` of weight ``w`` added to a mean's running sums ``(num, den)``.
+
+    With :func:`mean_value`, the one home of the formulas of the arithmetic, geometric, harmonic and
+    generalised means: these kernels (the pipeline, the bootstrap) and the Monte Carlo's tree
+    (:func:`engine.kernels.montecarlo.tree_scores`) call them, so each formula is written once.
+    The logarithm and power terms need ``v > 0`` except a power with p > 0 (callers deal with zero and
+    negative components first); ``top`` is the power mean's scale (the row maximum for p > 0, the
+    minimum for p < 0), unused by the other means."""
+    if code == ARITHMETIC:
+        return num + w * v, den + w
+    if code == HARMONIC:
+        return num + w, den + w / v
+    if code == GEOMETRIC or p == 0.0:
+        return num + w * np.log(v), den + w
+    return num + w * (v / top) ** p, den + w
+
+
+@njit(**JIT, inline="always")
+def mean_value(code, p, top, num, den):
+    """The mean from the running sums of :func:`mean_term`."""
+    if code == ARITHMETIC or code == HARMONIC:
+        return num / den
+    if code == GEOMETRIC or p == 0.0:
+        return np.exp(num / den)
+    return (num / den) ** (1.0 / p) * top
+
+
 @jit
 def arithmetic(values, weights, min_coverage, out):
     """sum(w x) / sum(w) over present components."""
@@ -46,9 +75,8 @@ def arithmetic(values, weights, min_coverage, out):
         for k in range(values.shape[1]):
             v = values[i, k]
             if np.isfinite(v):
-                num += weights[k] * v
-                den += weights[k]
-        out[i] = num / den
+                num, den = mean_term(ARITHMETIC, 0.0, 1.0, weights[k], v, num, den)
+        out[i] = mean_value(ARITHMETIC, 0.0, 1.0, num, den)
     return out
 
 
@@ -90,9 +118,8 @@ def generalised(values, weights, p, min_coverage, out):
         for k in range(values.shape[1]):
             v = values[i, k]
             if np.isfinite(v):
-                num += weights[k] * (np.log(v) if p == 0.0 else (v / top) ** p)
-                den += weights[k]
-        out[i] = np.exp(num / den) if p == 0.0 else (num / den) ** (1.0 / p) * top
+                num, den = mean_term(GENERALISED, p, top, weights[k], v, num, den)
+        out[i] = mean_value(GENERALISED, p, top, num, den)
     return out
 
 
@@ -128,9 +155,8 @@ def harmonic(values, weights, min_coverage, out):
         for k in range(values.shape[1]):
             v = values[i, k]
             if np.isfinite(v):
-                num += weights[k]
-                den += weights[k] / v
-        out[i] = num / den
+                num, den = mean_term(HARMONIC, 0.0, 1.0, weights[k], v, num, den)
+        out[i] = mean_value(HARMONIC, 0.0, 1.0, num, den)
     return out
 
 

@@ -45,9 +45,9 @@ from collections import namedtuple
 
 import numpy as np
 
-from ..methods import ARITHMETIC, COPELAND, GENERALISED, GEOMETRIC, HARMONIC
+from ..methods import ARITHMETIC, COPELAND, GENERALISED, GEOMETRIC
 from ._jit import jit
-from .aggregate import copeland
+from .aggregate import copeland, mean_term, mean_value
 from .rank import finite_range, index_bits, pack_keys, pack_keys_between, rank_scores, sorted_ranks
 
 __all__ = ["montecarlo_scores", "montecarlo_accumulate", "noise_weights"]  # and the bundles
@@ -187,7 +187,7 @@ def _complete_node(zt, values, local, child_idx, start, stop, code, row):
         src = zt[node] if node < n_indicators else values[node]
         if code == ARITHMETIC:
             for i in range(n_units):
-                num[i] += w * src[i]
+                num[i] = mean_term(ARITHMETIC, 0.0, 1.0, w, src[i], num[i], 0.0)[0]
         else:
             for i in range(n_units):
                 v = src[i]
@@ -196,19 +196,19 @@ def _complete_node(zt, values, local, child_idx, start, stop, code, row):
                 elif v == 0.0:
                     zero[i] = True
                 else:
-                    num[i] += w * np.log(v)
+                    num[i] = mean_term(GEOMETRIC, 0.0, 1.0, w, v, num[i], 0.0)[0]
         den += w
     for i in range(n_units):
         if den == 0.0:
             row[i] = np.nan
         elif code == ARITHMETIC:
-            row[i] = num[i] / den
+            row[i] = mean_value(ARITHMETIC, 0.0, 1.0, num[i], den)
         elif negative[i]:
             row[i] = np.nan
         elif zero[i]:
             row[i] = 0.0
         else:
-            row[i] = np.exp(num[i] / den)
+            row[i] = mean_value(GEOMETRIC, 0.0, 1.0, num[i], den)
 
 
 @jit
@@ -270,37 +270,25 @@ def tree_scores(zt, local, child_ptr, child_idx, codes, param, min_coverage, val
                 if not np.isfinite(v):
                     continue
                 count += 1
+                # the formulas of engine.kernels.aggregate (the arithmetic mean's code a constant: no dispatch)
                 if code == ARITHMETIC:
-                    num += w * v
+                    num, den = mean_term(ARITHMETIC, 0.0, 1.0, w, v, num, den)
                 elif v < 0.0:
-                    negative = True
-                elif v == 0.0:
-                    zero = True
-                elif code == GEOMETRIC:
-                    num += w * np.log(v)
-                elif code == HARMONIC:
-                    num += w / v
-                elif p == 0.0:
-                    num += w * np.log(v)
+                    negative = True  # the mean is missing: its sums are not needed
+                elif v == 0.0 and (code != GENERALISED or p <= 0.0):
+                    zero = True  # the mean is 0: its sums are not needed
                 else:
-                    num += w * (v / top) ** p
-                den += w
+                    num, den = mean_term(code, p, top, w, v, num, den)
             if count == 0 or count / used < min_coverage[a]:
                 row[i] = np.nan
-            elif code == ARITHMETIC:
-                row[i] = num / den
             elif negative:
                 row[i] = np.nan
-            elif zero and (code == GEOMETRIC or code == HARMONIC or p <= 0.0):
+            elif zero:
                 row[i] = 0.0
-            elif code == GEOMETRIC or (code == GENERALISED and p == 0.0):
-                row[i] = np.exp(num / den)
-            elif code == HARMONIC:
-                row[i] = den / num
-            elif top == 0.0:
+            elif code == GENERALISED and p != 0.0 and top == 0.0:
                 row[i] = 0.0
             else:
-                row[i] = (num / den) ** (1.0 / p) * top
+                row[i] = mean_value(code, p, top, num, den)
 
 
 @jit
