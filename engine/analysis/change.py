@@ -30,6 +30,7 @@ import numpy as np
 import polars as pl
 
 from .. import __version__
+from ..backends.state import BlockState
 from ..display import ResultShape, manifest_summary
 from ..errors import DataError, DataQualityWarning, SchemaError, preview
 from ..io import with_unit_names
@@ -75,7 +76,7 @@ class PairedProblem:
 
 
 @dataclass
-class ChangeState:
+class ChangeState(BlockState):
     """Mergeable statistics of a set of blocks: the integer histogram of rank changes."""
 
     hist: np.ndarray  #: int64 (n_common, 2 n): change d in column d + n − 1, last column = no rank.
@@ -85,15 +86,9 @@ class ChangeState:
     def empty(cls, pair: PairedProblem) -> ChangeState:
         return cls(np.zeros((len(pair.common), pair.n_bins), np.int64))
 
-    def merge(self, other: ChangeState) -> ChangeState:
-        return self.copy().absorb(other)
-
     def absorb(self, other: ChangeState) -> ChangeState:
-        overlap = self.blocks & other.blocks
-        if overlap:
-            raise ValueError(f"blocks counted twice: {sorted(overlap)[:5]}")
+        self.claim(other)
         self.hist += other.hist
-        self.blocks |= other.blocks
         return self
 
     def copy(self) -> ChangeState:

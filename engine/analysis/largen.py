@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from ..backends.state import BlockState
 from ..kernels import bands as band_kernels
 from ..kernels import montecarlo as kernel
 from .design import ParameterMap, n_columns, replicate_uniforms
@@ -116,7 +117,7 @@ def bands(problem: Problem, bins: int | None = None, top_k: tuple[int, ...] = (1
 
 
 @dataclass
-class BandState:
+class BandState(BlockState):
     """Pass-1 statistics of a set of blocks (mergeable, see the module docstring)."""
 
     coarse: np.ndarray  #: int64 (n_targets, n_units, n_bins + 1); last column = replicates without a rank.
@@ -146,13 +147,8 @@ class BandState:
     def n_replicates(self) -> int:
         return int(self.coarse[0, 0].sum())
 
-    def merge(self, other: BandState) -> BandState:
-        return self.copy().absorb(other)
-
     def absorb(self, other: BandState) -> BandState:
-        overlap = self.blocks & other.blocks
-        if overlap:
-            raise ValueError(f"blocks counted twice: {sorted(overlap)[:5]}")
+        self.claim(other)
         for name in ("coarse", "rank_sums", "shift_hist", "shift_sum", "pair_count"):
             getattr(self, name).__iadd__(getattr(other, name))
         np.minimum(self.extremes[..., 0], other.extremes[..., 0], out=self.extremes[..., 0])
@@ -162,7 +158,6 @@ class BandState:
                 self.moments = other.moments.copy()
             else:
                 self.moments += other.moments
-        self.blocks |= other.blocks
         return self
 
     def copy(self) -> BandState:
@@ -177,7 +172,7 @@ class BandState:
 
 
 @dataclass
-class WindowState:
+class WindowState(BlockState):
     """Pass-2 statistics of a set of blocks: exact rank counts in each unit's quantile windows."""
 
     fine: np.ndarray  #: int64 (n_targets, n_units, 3, width).
@@ -190,16 +185,10 @@ class WindowState:
         return cls(np.zeros((n_t, n_u, len(QUANTILES), layout.width), np.int64),
                    np.full((n_t, n_u, len(QUANTILES)), n_u + 1, np.int64))
 
-    def merge(self, other: WindowState) -> WindowState:
-        return self.copy().absorb(other)
-
     def absorb(self, other: WindowState) -> WindowState:
-        overlap = self.blocks & other.blocks
-        if overlap:
-            raise ValueError(f"blocks counted twice: {sorted(overlap)[:5]}")
+        self.claim(other)
         self.fine += other.fine
         np.minimum(self.above, other.above, out=self.above)
-        self.blocks |= other.blocks
         return self
 
     def copy(self) -> WindowState:

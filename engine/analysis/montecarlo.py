@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from ..backends.state import BlockState
 from ..kernels import montecarlo as kernel
 from .design import RNG_BLOCK, ParameterMap, n_columns, replicate_uniforms
 from .exact import ExactSum
@@ -31,7 +32,7 @@ __all__ = ["ChunkState", "Lanes", "run_chunk", "split_call", "run_design", "mome
 
 
 @dataclass
-class ChunkState:
+class ChunkState(BlockState):
     """Mergeable statistics of a set of blocks."""
 
     hist: np.ndarray  #: int64 (n_targets, n_units, n_units + 1); last column = replicates without a rank.
@@ -52,17 +53,11 @@ class ChunkState:
         return cls(np.zeros((n_t, n_u, n_u + 1), np.int64), np.zeros((n_t, kernel.shift_bins(n_u)), np.int64),
                    np.zeros((n_t, n_p, n_p), np.int64), ExactSum.zeros((n_t, n_u, 2)))
 
-    def merge(self, other: ChunkState) -> ChunkState:
-        """The two states' statistics added up, in a new state (neither is changed)."""
-        return self.copy().absorb(other)
-
     def absorb(self, other: ChunkState) -> ChunkState:
         """:meth:`merge` into this state's own arrays (no new arrays: a run adds every chunk into
         one state, and fresh ~2 MB of histograms per chunk cost page faults while the lanes wait);
         returns self.  Only for a state nobody else holds."""
-        overlap = self.blocks & other.blocks
-        if overlap:
-            raise ValueError(f"blocks counted twice: {sorted(overlap)[:5]}")
+        self.claim(other)
         self.hist += other.hist
         self.shift_hist += other.shift_hist
         self.pair_count += other.pair_count
@@ -76,7 +71,6 @@ class ChunkState:
                 self.moments = other.moments.copy()
             else:
                 self.moments += other.moments
-        self.blocks |= other.blocks
         return self
 
     def copy(self) -> ChunkState:
