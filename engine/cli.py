@@ -662,6 +662,16 @@ paragraph naming what is wrong and the fix; Ctrl-C exits with 130 (an uncertaint
 prints the command that resumes it)."""
 
 
+def _panel_options(parser: argparse.ArgumentParser) -> None:
+    """The framework and panel-data options of the panel commands (trajectories, change)."""
+    parser.add_argument("--framework", "-f", required=True, help="framework file (YAML/JSON) or shipped name")
+    parser.add_argument("--panel", "-p", help="panel data: one table with a unit and a period column (file or "
+                        "shipped dataset); default: the framework's")
+    parser.add_argument("--period", help="period column, integer years or dates (default: the framework's "
+                        "data.period)")
+    parser.add_argument("--unit", help="unit id column (default: the framework's data.unit)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cityrank", description=__doc__.splitlines()[0], epilog=_COMMANDS_EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -771,11 +781,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     traj = sub.add_parser("trajectories", help="score every period of panel data: ranks over time, changes, "
                           "trends (CAGR, slope), units entering and leaving")
-    traj.add_argument("--framework", "-f", required=True, help="framework file or shipped name")
-    traj.add_argument("--panel", "-p", help="panel data: one table with a unit and a period column (file or "
-                      "shipped dataset); default: the framework's")
-    traj.add_argument("--period", help="period column, integer years or dates (default: the framework's data.period)")
-    traj.add_argument("--unit", help="unit id column (default: the framework's data.unit)")
+    _panel_options(traj)
     traj.add_argument("--normalisation", choices=["period", "panel"], default="period",
                       help="normalise each period on its own, or with goalposts fitted on the whole panel so that "
                       "scores compare over time")
@@ -811,11 +817,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     chg = sub.add_parser("change", help="is a rank change real? paired Monte Carlo of every unit's rank change "
                          "between two periods of a panel")
-    chg.add_argument("--framework", "-f", required=True, help="framework file (YAML/JSON) or shipped name")
-    chg.add_argument("--panel", "-p", help="panel data: one table with a unit and a period column (file or shipped "
-                     "dataset); default: the framework's")
-    chg.add_argument("--period", help="period column (default: the framework's data.period)")
-    chg.add_argument("--unit", help="unit id column (default: the framework's data.unit)")
+    _panel_options(chg)
     chg.add_argument("--from", dest="start", required=True, metavar="PERIOD", help="the earlier period, e.g. 2011")
     chg.add_argument("--to", dest="end", required=True, metavar="PERIOD", help="the later period, e.g. 2012")
     chg.add_argument("--node", help="node whose rank change is analysed (default: the index)")
