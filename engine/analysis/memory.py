@@ -3,11 +3,13 @@
 Monte Carlo and bootstrap runs keep, per target, an integer rank histogram (units × (units + 1))
 and a rank-shift histogram (units × (units − 1) + 1 bins) in every lane, in the chunk being merged,
 in the run's total and while summarising, so their memory grows with units²; a Sobol run keeps no
-histogram but evaluates a batch of 512 base samples × (groups + 2) replicates at once, so its
-memory grows with units × groups.  :func:`estimate_bytes` counts these arrays (the model's
-constants were measured, see docs/uncertainty.md "Memory"), :func:`check_memory` refuses a run that
-would not fit with a :class:`~engine.errors.DataError` that gives the figure, the memory
-available and what would fit.  ``CITYRANK_MEMORY_CHECK=off`` skips the check.
+histogram: it evaluates a sub-batch of base samples × (groups + 2) replicates at once, sized
+from the unit count (:func:`sobol_sub_batch`, at most :data:`SOBOL_EVALUATION_BYTES`), and keeps
+per-unit sums of every batch of 512 base samples, so its memory grows with units × groups.
+:func:`estimate_bytes` counts these arrays (the model's constants were measured, see
+docs/uncertainty.md "Memory"), :func:`check_memory` refuses a run that would not fit with a
+:class:`~engine.errors.DataError` that gives the figure, the memory available and what would fit.
+``CITYRANK_MEMORY_CHECK=off`` skips the check.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from ..kernels.montecarlo import shift_bins
 from ..machine import available_bytes, format_bytes  # available_bytes re-exported: its home is engine.machine
 
 __all__ = ["ANALYSES", "available_bytes", "band_bytes", "check_memory", "counts_bytes", "estimate_bytes",
-           "local_lanes"]
+           "local_lanes", "sobol_sample_bytes", "sobol_sub_batch", "SOBOL_EVALUATION_BYTES"]
 
 ANALYSES = ("uncertainty", "bootstrap", "sensitivity")
 
@@ -35,6 +37,23 @@ CHAIN_REPLICATES = {"uncertainty": 256, "bootstrap": 1024}
 SOBOL_BYTES_PER_TARGET, SOBOL_BYTES_FIXED = 20, 8
 #: Base samples per Sobol batch (engine.analysis.sensitivity.BATCH).
 SOBOL_BATCH = 512
+#: Bytes a Sobol run evaluates at once: a batch's base samples are evaluated in sub-batches of
+#: :func:`sobol_sub_batch` (the results do not depend on it).
+SOBOL_EVALUATION_BYTES = 1 << 28
+
+
+def sobol_sample_bytes(n_units: int, n_targets: int = 1, groups: int = 0, second_order: bool = False) -> int:
+    """Bytes one Sobol base sample needs while its sub-batch is evaluated: the scores, keys and ranks
+    of its (g + 2) (or 2 g + 2) rows, then the per-unit terms of one output (3 + 4 g floats)."""
+    rows = 2 * groups + 2 if second_order else groups + 2
+    return n_units * (rows * (SOBOL_BYTES_PER_TARGET * n_targets + SOBOL_BYTES_FIXED) + 8 * (3 + 4 * groups))
+
+
+def sobol_sub_batch(n_units: int, n_targets: int = 1, groups: int = 0, second_order: bool = False) -> int:
+    """Base samples a Sobol run evaluates at once (1 .. :data:`SOBOL_BATCH`): as many as fit in
+    :data:`SOBOL_EVALUATION_BYTES` (all 512 up to ≈ 1,400 units with 5 groups, 7 at 10⁵ units)."""
+    per_sample = sobol_sample_bytes(n_units, n_targets, groups, second_order)
+    return max(1, min(SOBOL_BATCH, SOBOL_EVALUATION_BYTES // max(1, per_sample)))
 
 
 def counts_bytes(n_units: int, n_targets: int = 1, n_pairs: int = 0) -> int:
@@ -55,7 +74,7 @@ def band_bytes(n_units: int, n_targets: int, rank_bins: int) -> tuple[int, int]:
 
 def estimate_bytes(analysis: str, n_units: int, n_targets: int = 1, lanes: int = 1, *, n_pairs: int = 0,
                    groups: int = 0, second_order: bool = False, confidence: bool = False,
-                   rank_bins: int | None = None) -> int:
+                   rank_bins: int | None = None, base_samples: int = SOBOL_BATCH) -> int:
     """Memory (bytes) the arrays of a run need at their peak, beyond what the process already holds.
 
     Parameters
@@ -65,9 +84,10 @@ def estimate_bytes(analysis: str, n_units: int, n_targets: int = 1, lanes: int =
         Units ranked, target nodes, units of the pairwise table.
     lanes
         Lanes counting at once in this process (threads; 1 for serial; local Dask workers).
-    groups, second_order
-        Sobol: factor groups g, and whether the BA_i matrices are evaluated too (2 g + 2 replicates
-        per base sample instead of g + 2).
+    groups, second_order, base_samples
+        Sobol: factor groups g, whether the BA_i matrices are evaluated too (2 g + 2 replicates
+        per base sample instead of g + 2), and the base samples N (its per-unit sums are kept per
+        batch of 512).
     confidence
         Bootstrap: rank confidence sets (the scores of 2,048 replicates are kept).
     rank_bins
@@ -77,15 +97,18 @@ def estimate_bytes(analysis: str, n_units: int, n_targets: int = 1, lanes: int =
     -----
     Monte Carlo and bootstrap: ``(lanes + FIXED_SETS) · counts_bytes`` plus each lane's chain
     buffers (scores and keys of its replicates in flight, 12 bytes per unit and target).  Sobol:
-    ``512 (g + 2) · n_units · (20 n_targets + 8)`` bytes (one batch; no histogram).  Measured
+    :func:`sobol_sub_batch` · :func:`sobol_sample_bytes` (one sub-batch; no histogram) plus the
+    per-unit sums of rank and score of every batch, ``2 · 8 (3 + 3 g) · n_units`` each.  Measured
     peaks (docs/uncertainty.md) are 0.6–1 times these figures.
     """
     if analysis not in ANALYSES:
         raise ValueError(f"unknown analysis {analysis!r}: use one of {ANALYSES}")
     lanes = max(1, lanes)
     if analysis == "sensitivity":
-        evaluations = SOBOL_BATCH * ((2 * groups + 2) if second_order else (groups + 2))
-        return evaluations * n_units * (SOBOL_BYTES_PER_TARGET * n_targets + SOBOL_BYTES_FIXED)
+        sub = sobol_sub_batch(n_units, n_targets, groups, second_order)
+        batches = -(-max(1, base_samples) // SOBOL_BATCH)
+        return (sub * sobol_sample_bytes(n_units, n_targets, groups, second_order)
+                + batches * 2 * 8 * (3 + 3 * groups) * n_units)
     if analysis == "uncertainty" and rank_bins is not None:
         # pass 1: a state per lane, the chunk's, the run's, the summaries' work arrays; pass 2: the
         # pass-1 total, a state per lane, the chunk's and the run's; each lane's chain (≤ 64 MiB).
@@ -148,7 +171,7 @@ def check_memory(analysis: str, n_units: int, n_targets: int = 1, lanes: int = 1
         if need <= available:
             fits.append(f"{text} needs about {_size(need)}")
     what = ("histograms of units × units per target and lane" if analysis != "sensitivity"
-            else "one batch of 512 base samples × (groups + 2) replicates")
+            else "sub-batches of base samples × (groups + 2) replicates, per-unit sums per batch")
     grows = "units × groups" if analysis == "sensitivity" else "units²"
     if options.get("rank_bins"):
         what, grows = "large-n rank bins per unit, target and lane", "units × rank bins"

@@ -17,12 +17,17 @@ Outputs, from the same N (g + 2) evaluations:
   outputs.  Where V = 0 the indices are exactly 0.
 
 Batches are fixed (``BATCH`` base samples) and merged in batch order, so results are
-bit-identical for any number of threads or Dask workers.
+bit-identical for any number of threads or Dask workers.  A batch is evaluated in sub-batches of
+base samples sized from the unit count (:func:`engine.analysis.memory.sobol_sub_batch`: all 512
+for small indices, a few at 10⁵ units) and its sums add one base sample after the other, so
+the sub-batch size changes no bit; rows are ranked by the bucket sort of large-n mode
+(:func:`engine.kernels.bands.rank_batch`, the same ranks as the packed keys).
 """
 
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -33,12 +38,13 @@ import polars as pl
 from ..display import ResultShape, manifest_summary
 from ..errors import SchemaError
 from ..io import with_unit_names
+from ..kernels import bands as band_kernels
+from ..kernels import montecarlo as kernel
 from ..pipeline import score
 from .design import map_parameters, n_columns
 from .driver import BackendOptions, check_run, data_digest, drive, run_seed, versions, warn_missing_ranks
-from .memory import check_memory
-from .montecarlo import split_call
-from .problem import Problem, build_problem
+from .memory import check_memory, sobol_sub_batch
+from .problem import Problem, build_problem, kernel_design, kernel_targets, kernel_tree
 from .spec import Factor, load_spec, resolve_factors
 from .uncertainty import with_default_factors
 
@@ -70,24 +76,66 @@ def factor_groups(factors: list[Factor], groups: dict[str, tuple[str, ...]]) -> 
     return result
 
 
-def _evaluate(problem: Problem, factors: list[Factor], u: np.ndarray):
-    """Ranks and scores of the first target for design rows ``u`` (the Monte Carlo fast path, one
-    block), and R_S per row."""
+def _evaluate(problem: Problem, factors: list[Factor], u: np.ndarray, n_lanes: int | None = None):
+    """Ranks and scores of the first target for design rows ``u`` and R_S per row: the Monte Carlo's
+    scores (:func:`engine.kernels.montecarlo.montecarlo_scores`) and bucket-sort ranks
+    (:func:`engine.kernels.bands.rank_batch`), contiguous rows dealt to ``n_lanes`` threads (default
+    Numba's); every row's result depends only on its own design row.  No histogram is counted."""
     import numba
 
     params = map_parameters(u, factors, problem)
-    # no rank/shift histograms or pair counts: Sobol outputs none of them (units² arrays per lane)
-    *_, scores, shift, ranks = split_call(problem, params, len(params), numba.get_num_threads(), keep=True,
-                                           count=False)
-    return ranks[:, 0, :].astype(np.float64), scores[:, 0, :], shift[:, 0]
+    n, n_t, n_u = len(params), len(problem.targets), problem.n_units
+    scores = np.empty((n, n_t, n_u))
+    ranks = np.zeros((n, n_t, n_u), np.int64)
+    tree, targets = kernel_tree(problem), kernel_targets(problem)
+    n_lanes = max(1, min(n_lanes or numba.get_num_threads(), n))
+
+    def lane(k: int) -> None:
+        lo, hi = k * n // n_lanes, (k + 1) * n // n_lanes
+        if hi > lo:
+            keys = np.empty((hi - lo, n_t, n_u), np.uint32)
+            kernel.montecarlo_scores(problem.zt, problem.linear_variant, tree, kernel_design(params.slice(lo, hi)),
+                                     targets, scores[lo:hi], keys)
+            band_kernels.rank_batch(scores[lo:hi], np.zeros((n_t, n_u, 2)), ranks[lo:hi])
+
+    if n_lanes == 1:
+        lane(0)
+    else:
+        with ThreadPoolExecutor(n_lanes) as pool:
+            list(pool.map(lane, range(n_lanes)))
+    rank = ranks[:, 0, :]
+    nominal = problem.nominal_rank[0]
+    both = (rank > 0) & (nominal > 0)[None]
+    total = np.where(both, np.abs(rank - nominal[None]), 0).sum(axis=1)
+    ranked = both.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shift = np.where(ranked > 0, total / np.maximum(ranked, 1), np.nan)  # R_S, as accumulate_replicate
+    return rank.astype(np.float64), scores[:, 0, :], shift
 
 
-def _sums(y_a: np.ndarray, y_b: np.ndarray, y_ab: np.ndarray) -> dict[str, np.ndarray]:
-    """Mergeable sums of one batch for the per-unit estimators (y: (n, units); y_ab: (g, n, units))."""
+_SUM_KEYS = ("sum", "sum_ab_pool", "sq_ab_pool", "t1", "d", "q")
+
+
+def _empty_sums(g: int, n_units: int) -> dict[str, np.ndarray]:
+    return {k: np.zeros(n_units if k in _SUM_KEYS[:3] else (g, n_units)) for k in _SUM_KEYS}
+
+
+def _add_sums(acc: dict[str, np.ndarray], y_a: np.ndarray, y_b: np.ndarray, y_ab: np.ndarray) -> None:
+    """Add the terms of base samples (y: (s, units); y_ab: (g, s, units)) to the mergeable sums
+    ``acc`` of the per-unit estimators, one base sample after the other: any split of a batch into
+    sub-batches adds the same floats in the same order."""
+    pool = y_a + y_b
+    every = pool.copy()
+    for i in range(len(y_ab)):
+        every += y_ab[i]
+    square = y_a * y_a + y_b * y_b
     diff = y_ab - y_a[None]
-    return {"sum": y_a.sum(0) + y_b.sum(0) + y_ab.sum(axis=(0, 1)), "sum_ab_pool": y_a.sum(0) + y_b.sum(0),
-            "sq_ab_pool": (y_a * y_a).sum(0) + (y_b * y_b).sum(0), "t1": (y_b[None] * diff).sum(1),
-            "d": diff.sum(1), "q": (diff * diff).sum(1)}
+    terms = {"sum": every, "sum_ab_pool": pool, "sq_ab_pool": square, "t1": np.moveaxis(y_b[None] * diff, 1, 0),
+             "d": np.moveaxis(diff, 1, 0), "q": np.moveaxis(diff * diff, 1, 0)}
+    for key, term in terms.items():
+        total = acc[key]
+        for row in term:
+            total += row
 
 
 @dataclass
@@ -115,10 +163,11 @@ class BatchSums:
 
 
 def _batches(problem: Problem, factors: list[Factor], groups: list[tuple[str, list[int]]], a: np.ndarray,
-             b: np.ndarray, second_order: bool, first: int, stop: int) -> BatchSums:
-    """Batches ``[first, stop)`` of the design (``BATCH`` base samples each; also the Dask task)."""
+             b: np.ndarray, second_order: bool, sub: int, first: int, stop: int) -> BatchSums:
+    """Batches ``[first, stop)`` of the design (``BATCH`` base samples each, evaluated ``sub`` at a
+    time; also the Dask task)."""
     return BatchSums({k: _batch(problem, factors, a[k * BATCH:(k + 1) * BATCH], b[k * BATCH:(k + 1) * BATCH], groups,
-                                second_order) for k in range(first, stop)})
+                                second_order, sub) for k in range(first, stop)})
 
 
 class _Sobol:
@@ -135,6 +184,7 @@ class _Sobol:
         self.a, self.b, self.second_order, self.seed = a, b, second_order, seed
         self.n_replicates = len(a)
         self.work_per_replicate = (2 if second_order else 1) * len(groups) + 2
+        self.sub = sobol_sub_batch(problem.n_units, len(problem.targets), len(groups), second_order)
 
     def chunk_blocks(self, requested: int | None, distributed: bool) -> int:
         return requested or 1
@@ -143,10 +193,12 @@ class _Sobol:
         return BatchSums({})
 
     def run_chunk(self, first: int, stop: int, n_lanes: int, on_block) -> BatchSums:
-        return _batches(self.problem, self.factors, self.groups, self.a, self.b, self.second_order, first, stop)
+        return _batches(self.problem, self.factors, self.groups, self.a, self.b, self.second_order, self.sub, first,
+                        stop)
 
     def dask_task(self):
-        return _batches, (self.problem.without_result(), self.factors, self.groups, self.a, self.b, self.second_order)
+        return _batches, (self.problem.without_result(), self.factors, self.groups, self.a, self.b, self.second_order,
+                          self.sub)
 
     def fingerprint(self) -> dict[str, Any]:
         return {"framework": self.nominal.framework.digest, "data": data_digest(self.nominal),
@@ -158,26 +210,37 @@ class _Sobol:
 
 
 def _batch(problem: Problem, factors: list[Factor], a: np.ndarray, b: np.ndarray,
-           groups: list[tuple[str, list[int]]], second_order: bool = False) -> dict[str, Any]:
-    """Evaluate one batch of base samples (A, B, every AB_i and, for second order, every BA_i)
-    and reduce it."""
-    matrices = [a, b]
-    for _, columns in groups:
-        ab = a.copy()
-        ab[:, columns] = b[:, columns]
-        matrices.append(ab)
-    n, g = len(a), len(groups)
-    if second_order:
+           groups: list[tuple[str, list[int]]], second_order: bool = False, sub: int | None = None) -> dict[str, Any]:
+    """Evaluate one batch of base samples (A, B, every AB_i and, for second order, every BA_i),
+    ``sub`` base samples at a time (default: all; the result does not depend on it), and reduce it."""
+    n, g, n_u = len(a), len(groups), problem.n_units
+    sums = {"rank": _empty_sums(g, n_u), "score": _empty_sums(g, n_u)}
+    missing = np.zeros(n_u, np.int64)
+    shifts: list[list[np.ndarray]] = [[], [], [], []]  # A, B, AB_i (g, s), BA_i (g, s)
+    for lo in range(0, n, sub or n):
+        a_s, b_s = a[lo:lo + (sub or n)], b[lo:lo + (sub or n)]
+        s = len(a_s)
+        matrices = [a_s, b_s]
         for _, columns in groups:
-            ba = b.copy()
-            ba[:, columns] = a[:, columns]
-            matrices.append(ba)
-    ranks, scores, shift = _evaluate(problem, factors, np.concatenate(matrices))
-    stop = (g + 2) * n
-    split = lambda y: (y[:n], y[n:2 * n], y[2 * n:stop].reshape(g, n, *y.shape[1:]))  # noqa: E731
-    return {"rank": _sums(*split(ranks)), "score": _sums(*split(scores)), "shift": shift[:stop],
-            "missing": np.count_nonzero(ranks == 0, axis=0),  # per unit: evaluations that left it unranked
-            "shift_ba": shift[stop:].reshape(g, n) if second_order else None}
+            ab = a_s.copy()
+            ab[:, columns] = b_s[:, columns]
+            matrices.append(ab)
+        if second_order:
+            for _, columns in groups:
+                ba = b_s.copy()
+                ba[:, columns] = a_s[:, columns]
+                matrices.append(ba)
+        ranks, scores, shift = _evaluate(problem, factors, np.concatenate(matrices))
+        stop = (g + 2) * s
+        for key, y in (("rank", ranks), ("score", scores)):
+            _add_sums(sums[key], y[:s], y[s:2 * s], y[2 * s:stop].reshape(g, s, n_u))
+        missing += np.count_nonzero(ranks == 0, axis=0)  # per unit: evaluations that left it unranked
+        for part, piece in zip(shifts, (shift[:s], shift[s:2 * s], shift[2 * s:stop].reshape(g, s),
+                                        shift[stop:].reshape(g, s) if second_order else None)):
+            part.append(piece)
+    return {**sums, "missing": missing,
+            "shift": np.concatenate([*(np.concatenate(p) for p in shifts[:2]), np.concatenate(shifts[2], 1).ravel()]),
+            "shift_ba": np.concatenate(shifts[3], 1) if second_order else None}
 
 
 def _indices_from_sums(parts: list[dict[str, np.ndarray]], n: int, g: int) -> tuple[np.ndarray, np.ndarray]:
@@ -285,7 +348,7 @@ def sensitivity(framework, data=None, spec=None, *, base_samples: int = 1024, se
     level = confidence if confidence is not None else spec.confidence if spec.confidence is not None else CONFIDENCE
     groups = factor_groups(factors, dict(spec.groups))
     check_memory("sensitivity", int(np.count_nonzero(nominal.stages.kept)), len(spec.targets) or 1, backends.lanes,
-                 groups=len(groups), second_order=second_order)
+                 groups=len(groups), second_order=second_order, base_samples=base_samples)
     problem = build_problem(nominal, spec, factors)
     seed = run_seed(spec.seed)
     a, b = sobol.sobol_design(base_samples, n_columns(factors), seed)

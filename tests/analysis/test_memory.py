@@ -47,8 +47,13 @@ def test_counts_bytes_and_the_estimate_formula():
     lanes = 2
     assert (estimate_bytes("uncertainty", n, 1, lanes)
             == (lanes + FIXED_SETS["uncertainty"]) * counts_bytes(n) + lanes * 256 * n * 12)
-    assert estimate_bytes("sensitivity", n, 1, 2, groups=3) == 512 * 5 * n * 28  # no histogram, any lanes
-    assert estimate_bytes("sensitivity", n, 1, 2, groups=3, second_order=True) == 512 * 8 * n * 28
+    # Sobol: one sub-batch (rows' scores, keys and ranks, then one output's terms) + per-batch sums; any lanes
+    per_sample = n * (5 * 28 + 8 * 15)
+    assert memory.sobol_sample_bytes(n, 1, 3) == per_sample
+    sub = memory.SOBOL_EVALUATION_BYTES // per_sample
+    assert estimate_bytes("sensitivity", n, 1, 2, groups=3) == sub * per_sample + 2 * 8 * 12 * n
+    assert (estimate_bytes("sensitivity", n, 1, 2, groups=3, second_order=True, base_samples=2048)
+            == memory.sobol_sub_batch(n, 1, 3, True) * n * (8 * 28 + 8 * 15) + 4 * 2 * 8 * 12 * n)
     with pytest.raises(ValueError, match="unknown analysis 'sobol'"):
         estimate_bytes("sobol", 10)
 
@@ -92,10 +97,26 @@ def test_bootstrap_and_sensitivity_are_checked_first(monkeypatch, no_analysis):
     with pytest.raises(DataError, match=r"bootstrap of 200 units .* only 1 MiB is available\. Fix: analyse fewer "
                                         r"units: memory grows with units²"):
         bootstrap(fw, data, spec={"mode": "units", "replicates": 1024, "seed": 1}, threads=1)
-    with pytest.raises(DataError, match=r"sensitivity of 200 units .* \(one batch of 512 base samples × "
-                                        r"\(groups \+ 2\) replicates\), but only 1 MiB is available\. Fix: "
-                                        r"analyse fewer units: memory grows with units × groups"):
+    with pytest.raises(DataError, match=r"sensitivity of 200 units .* \(sub-batches of base samples × "
+                                        r"\(groups \+ 2\) replicates, per-unit sums per batch\), but only 1 MiB is "
+                                        r"available\. Fix: analyse fewer units: memory grows with units × groups"):
         sensitivity(fw, data, base_samples=64, seed=1, threads=1)
+
+
+def test_sobol_at_a_hundred_thousand_units_is_sized_by_sub_batches(monkeypatch):
+    """10^5 units, 5 groups: one batch of 512 base samples × 7 rows needed ~10 GB at once; sub-batches
+    sized from the unit count (7 base samples) bound it, and the estimate and the refusal use that size."""
+    n = 100_000
+    assert memory.sobol_sub_batch(n, 1, 5) == 7
+    need = estimate_bytes("sensitivity", n, 1, 2, groups=5, base_samples=1024)
+    assert need == 7 * n * (7 * 28 + 8 * 23) + 2 * 2 * 8 * 18 * n  # 266 MB + 58 MB, was 512 * 7 * n * 28 = 10 GB
+    assert need < memory.SOBOL_EVALUATION_BYTES + 64 * MiB
+    monkeypatch.setattr(memory, "available_bytes", lambda: 200 * MiB)
+    with pytest.raises(DataError, match=rf"sensitivity of 100,000 units .* needs about {need / MiB:.0f} MiB of memory "
+                                        r"\(sub-batches of base samples"):
+        check_memory("sensitivity", n, 1, 2, groups=5, base_samples=1024)
+    monkeypatch.setattr(memory, "available_bytes", lambda: 400 * MiB)
+    assert check_memory("sensitivity", n, 1, 2, groups=5, base_samples=1024) == need
 
 
 def test_second_order_option_is_offered(monkeypatch):

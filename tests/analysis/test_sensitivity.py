@@ -119,3 +119,51 @@ def test_second_order_indices_of_the_rank_shift(asem_run):
     np.testing.assert_allclose(run.indices["total"], asem_run.indices["total"], atol=0.02)
     values = run.second["second"].to_numpy()
     assert np.isfinite(values).all() and (np.abs(values) < 1).all()
+
+
+def test_a_small_memory_budget_gives_bit_identical_indices(asem_run, monkeypatch):
+    """Forced to evaluate 3 base samples (18 rows) at a time instead of a batch's 512 (3 does not
+    divide 512): the same indices and per-unit indices, bit for bit, and no evaluation was larger."""
+    from engine.analysis import memory
+    from engine.analysis import sensitivity as module
+
+    per_sample = memory.sobol_sample_bytes(51, 1, 4)
+    assert memory.sobol_sub_batch(51, 1, 4) == 512
+    monkeypatch.setattr(memory, "SOBOL_EVALUATION_BYTES", 3 * per_sample + 1)
+    assert memory.sobol_sub_batch(51, 1, 4) == 3
+    rows = []
+
+    def evaluate(problem, factors, u, n_lanes=None):
+        rows.append(len(u))
+        return _evaluate(problem, factors, u, n_lanes)
+
+    monkeypatch.setattr(module, "_evaluate", evaluate)
+    small = sensitivity("asem", spec=SPEC, base_samples=1024, seed=3, n_boot=100)
+    assert max(rows) == 3 * 6 and sum(rows) == 1024 * 6
+    assert small.indices.equals(asem_run.indices)
+    assert small.unit_rank.equals(asem_run.unit_rank) and small.unit_score.equals(asem_run.unit_score)
+
+
+def test_bucket_ranks_equal_the_packed_key_path():
+    """_evaluate ranks with the bucket sort (rank_batch): the same ranks, scores and R_S, bit for bit,
+    as the Monte Carlo's packed-key path it replaced, with ties and missing values, on 1 and 2 lanes."""
+    from engine.analysis.design import map_parameters
+    from engine.analysis.montecarlo import split_call
+    from engine.schema import framework_from_dict
+    from tests.analysis.conftest import city_data, city_framework
+
+    nominal = engine.score(framework_from_dict(city_framework(defaults={"min_coverage": 0.6})),
+                           city_data(n_units=300, missing=0.1, ties=True))
+    spec = load_spec({"weights": [{"depth": 1, "noise": 0.5}], "exclusion": True,
+                      "aggregation": [{"depth": 0, "choices": ["arithmetic", "geometric"]}]}, seed=1)
+    factors = resolve_factors(spec, nominal.framework)
+    problem = build_problem(nominal, spec, factors)
+    u = np.random.default_rng(0).random((40, n_columns(factors)))
+    *_, scores, shift, ranks = split_call(problem, map_parameters(u, factors, problem), 40, 1, keep=True,
+                                          count=False)
+    assert (ranks == 0).any() and (ranks[:, 0, 0] == ranks[:, 0, 1]).all()  # missing ranks, ties
+    for lanes in (1, 2):
+        got_ranks, got_scores, got_shift = _evaluate(problem, factors, u, lanes)
+        np.testing.assert_array_equal(got_ranks, ranks[:, 0].astype(np.float64))
+        np.testing.assert_array_equal(got_scores, scores[:, 0])
+        np.testing.assert_array_equal(got_shift, shift[:, 0])
