@@ -37,6 +37,7 @@ import numpy as np
 import polars as pl
 
 from ..backends.state import BlockState
+from ..errors import SchemaError
 from ..kernels import bands as band_kernels
 from ..kernels import montecarlo as kernel
 from .design import ParameterMap, n_columns, replicate_uniforms
@@ -46,8 +47,9 @@ from .montecarlo import RankStatistics, moment_block, quantile_from_counts
 from .problem import Problem, kernel_design, kernel_targets, kernel_tree
 from .spec import Factor
 
-__all__ = ["LARGE_N_ABOVE", "QUANTILES", "BandState", "Bands", "WindowState", "bands", "default_bins",
-           "exact_quantiles", "quantile_windows", "run_chunk", "run_largen", "summarise"]
+__all__ = ["LARGE_N_ABOVE", "LANE_BYTES", "QUANTILES", "BandState", "Bands", "MonteCarloSource", "WindowState", "bands",
+           "count_ranks", "default_bins", "exact_quantiles", "large_n_mode", "quantile_windows", "run_chunk",
+           "run_largen", "summarise"]
 
 #: Units above which an uncertainty run uses this mode (``large_n_above`` / ``--large-n-above``).
 LARGE_N_ABOVE = 5000
@@ -55,6 +57,18 @@ LARGE_N_ABOVE = 5000
 QUANTILES = (0.05, 0.5, 0.95)
 #: Scores, keys and ranks a lane holds at once (bytes): its sub-batch of replicates.
 LANE_BYTES = 1 << 26
+
+
+def large_n_mode(n_units: int, above: int | None, bins: int | None) -> bool:
+    """Whether a run of ``n_units`` uses large-n mode (above ``above`` units, default
+    :data:`LARGE_N_ABOVE`); bad ``above`` / ``bins`` are refused before any work."""
+    if above is not None and (isinstance(above, bool) or not isinstance(above, int) or above < 0):
+        raise SchemaError(f"large_n_above must be a whole number of units >= 0, got {above!r}",
+                          fix="e.g. large_n_above=5000 (0: always large-n mode)")
+    if bins is not None and (isinstance(bins, bool) or not isinstance(bins, int) or bins < 1):
+        raise SchemaError(f"rank_bins must be a whole number >= 1, got {bins!r}", fix="e.g. rank_bins=500, or leave "
+                          "it unset (√(3 · units))")
+    return n_units > (LARGE_N_ABOVE if above is None else above)
 
 
 def default_bins(n_units: int) -> int:
@@ -211,7 +225,7 @@ def run_chunk(problem: Problem, factors: list[Factor], seed: int, first_block: i
     cuts = [start, *range((start // size + 1) * size, stop, size), stop]
     ranges = [(lo, hi) for lo, hi in itertools.pairwise(cuts) if hi > lo]
     n_lanes = max(1, min(n_lanes, len(ranges)))
-    n_t, n_u, n_p = len(problem.targets), problem.n_units, len(problem.pair_units)
+    n_t, n_u = len(problem.targets), problem.n_units
     moments = np.zeros((len(ranges), n_t, n_u, 2))
     mapping = ParameterMap(factors, problem)
     columns = n_columns(factors)
@@ -241,14 +255,7 @@ def run_chunk(problem: Problem, factors: list[Factor], seed: int, first_block: i
                     kernel.montecarlo_scores(problem.zt, problem.linear_variant, tree,
                                              kernel_design(params.slice(a, a + m)), targets, scores[:m], keys[:m])
                     band_kernels.rank_batch(scores[:m], moments[k] if windows is None else scratch, ranks[:m])
-                    if windows is None and n_p:
-                        _count_pairs(ranks[:m], problem.pair_units, state.pair_count)
-                    if windows is None:
-                        band_kernels.count_bands(ranks[:m], problem.nominal_rank, layout.bin_of_rank,
-                                                 (state.coarse, state.rank_sums, state.extremes, state.shift_hist,
-                                                  state.shift_sum))
-                    else:
-                        band_kernels.count_windows(ranks[:m], windows, layout.width, (state.fine, state.above))
+                    count_ranks(problem, layout, windows, state, ranks[:m])
                 if on_block is not None:
                     on_block(hi - lo)
         except BaseException:
@@ -271,6 +278,19 @@ def run_chunk(problem: Problem, factors: list[Factor], seed: int, first_block: i
     return total
 
 
+def count_ranks(problem: Problem, layout: Bands, windows: np.ndarray | None, state: BandState | WindowState,
+                ranks: np.ndarray) -> None:
+    """Count the ranks (m, n_targets, n_units) of a batch of replicates into a pass-1 ``state``
+    (``windows`` None: coarse bins, rank sums, extremes, rank shifts, pairs) or a pass-2 one."""
+    if windows is not None:
+        band_kernels.count_windows(ranks, windows, layout.width, (state.fine, state.above))
+        return
+    if len(problem.pair_units):
+        _count_pairs(ranks, problem.pair_units, state.pair_count)
+    band_kernels.count_bands(ranks, problem.nominal_rank, layout.bin_of_rank,
+                             (state.coarse, state.rank_sums, state.extremes, state.shift_hist, state.shift_sum))
+
+
 def _count_pairs(ranks: np.ndarray, pair_units: np.ndarray, pair_count: np.ndarray) -> None:
     """``pair_count[t, a, b] +=`` replicates in which pair unit a is ranked strictly ahead of b (both ranked)."""
     chosen = ranks[:, :, pair_units]
@@ -289,16 +309,35 @@ def _chunk(problem: Problem, factors, seed: int, block_size: int, n_replicates: 
 CHUNK_REPLICATES, LOCAL_CHUNK_REPLICATES = 65536, 262144
 
 
+class MonteCarloSource:
+    """Where a large-n pass gets its replicates' ranks: the Monte Carlo's (:func:`run_chunk`).  Another
+    analysis (the bootstrap, :mod:`engine.analysis.resampling`) gives its own source with the same
+    two methods: ``run(first, stop, n_lanes, layout, windows, on_block)`` → a pass state, and
+    ``task(layout, windows)`` → (function, arguments) of the Dask task, called with (first, stop)."""
+
+    def __init__(self, problem: Problem, factors, seed: int, n_replicates: int, block_size: int):
+        self.problem, self.factors, self.seed = problem, factors, seed
+        self.n_replicates, self.block_size = n_replicates, block_size
+
+    def run(self, first: int, stop: int, n_lanes: int, layout: Bands, windows: np.ndarray | None, on_block):
+        return run_chunk(self.problem, self.factors, self.seed, first, stop, self.block_size, n_lanes,
+                         self.n_replicates, layout, windows, on_block)
+
+    def task(self, layout: Bands, windows: np.ndarray | None):
+        return _chunk, (self.problem.without_result(), self.factors, self.seed, self.block_size, self.n_replicates,
+                        layout, windows)
+
+
 class _Pass:
     """One pass as an analysis of :func:`engine.analysis.driver.drive` (no checkpoints)."""
 
     checkpoints = False
     work_per_replicate = 1
 
-    def __init__(self, problem: Problem, factors, seed: int, n_replicates: int, block_size: int, layout: Bands,
-                 windows: np.ndarray | None, fingerprint: dict[str, Any]):
-        self.problem, self.factors, self.seed, self.layout, self.windows = problem, factors, seed, layout, windows
-        self.n_replicates, self.block_size = n_replicates, block_size
+    def __init__(self, problem: Problem, source, layout: Bands, windows: np.ndarray | None,
+                 fingerprint: dict[str, Any]):
+        self.problem, self.source, self.layout, self.windows = problem, source, layout, windows
+        self.n_replicates, self.block_size = source.n_replicates, source.block_size
         self.work_unit = "replicates (pass 1 of 2)" if windows is None else "replicates (pass 2 of 2)"
         self._fingerprint = {**fingerprint, "pass": 1 if windows is None else 2}
 
@@ -310,12 +349,10 @@ class _Pass:
         return (BandState if self.windows is None else WindowState).empty(self.problem, self.layout)
 
     def run_chunk(self, first: int, stop: int, n_lanes: int, on_block):
-        return run_chunk(self.problem, self.factors, self.seed, first, stop, self.block_size, n_lanes,
-                         self.n_replicates, self.layout, self.windows, on_block)
+        return self.source.run(first, stop, n_lanes, self.layout, self.windows, on_block)
 
     def dask_task(self):
-        return _chunk, (self.problem.without_result(), self.factors, self.seed, self.block_size, self.n_replicates,
-                        self.layout, self.windows)
+        return self.source.task(self.layout, self.windows)
 
     def fingerprint(self) -> dict[str, Any]:
         return self._fingerprint
@@ -455,20 +492,22 @@ def summarise(problem: Problem, state: BandState, quantiles: np.ndarray, layout:
 def run_largen(problem: Problem, factors: list[Factor], seed: int, n_replicates: int, block_size: int,
                backend: BackendOptions, *, bins: int | None = None, top_k: tuple[int, ...] = (1, 3, 10),
                fingerprint: dict[str, Any] | None = None, progress: bool = False, chunk_blocks: int | None = None,
-               confirm=None) -> tuple[RankStatistics, BandState, dict[str, Any]]:
+               confirm=None, source=None) -> tuple[RankStatistics, BandState, dict[str, Any]]:
     """Both passes on ``backend`` (each through :func:`engine.analysis.driver.drive`); returns the
-    statistics, the pass-1 state and the run info (``large_n`` describes the mode)."""
+    statistics, the pass-1 state and the run info (``large_n`` describes the mode).  ``source``:
+    where the replicates' ranks come from (default the Monte Carlo's, :class:`MonteCarloSource`)."""
     layout = bands(problem, bins, top_k)
+    source = source or MonteCarloSource(problem, factors, seed, n_replicates, block_size)
     fingerprint = {**(fingerprint or {}), "seed": seed, "replicates": n_replicates, "bins": layout.n_bins}
 
     def twice(info: dict[str, Any]) -> None:  # the estimate covers both passes
         confirm({**info, "seconds": None if info.get("seconds") is None else 2 * info["seconds"]})
 
-    first, info = drive(_Pass(problem, factors, seed, n_replicates, block_size, layout, None, fingerprint),
+    first, info = drive(_Pass(problem, source, layout, None, fingerprint),
                         lambda state, info: (state, info), backend, progress=progress, chunk_blocks=chunk_blocks,
                         confirm=None if confirm is None else twice)
     windows = quantile_windows(first, layout)
-    second, _ = drive(_Pass(problem, factors, seed, n_replicates, block_size, layout, windows, fingerprint),
+    second, _ = drive(_Pass(problem, source, layout, windows, fingerprint),
                       lambda state, info: (state, info), backend, progress=progress, chunk_blocks=chunk_blocks)
     quantiles = exact_quantiles(first, windows, second, layout)
     stats = summarise(problem, first, quantiles, layout, top_k)

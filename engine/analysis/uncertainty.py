@@ -29,7 +29,7 @@ from .driver import (
     versions,
     warn_missing_ranks,
 )
-from .largen import LARGE_N_ABOVE, default_bins, run_largen
+from .largen import LARGE_N_ABOVE, default_bins, large_n_mode, run_largen
 from .memory import check_memory
 from .montecarlo import ChunkState, Lanes, RankStatistics, run_chunk, run_design, summarise
 from .problem import Problem, build_problem
@@ -268,13 +268,7 @@ def _design_parameters(problem: Problem, design: Any) -> Parameters:
 def _large_n(n_units: int, above: int | None, bins: int | None, resume: bool, design: Any, out) -> bool:
     """Whether a run of ``n_units`` uses large-n mode; its options and what it cannot do are refused
     before any work."""
-    if above is not None and (isinstance(above, bool) or not isinstance(above, int) or above < 0):
-        raise SchemaError(f"large_n_above must be a whole number of units >= 0, got {above!r}",
-                          fix="e.g. large_n_above=5000 (0: always large-n mode)")
-    if bins is not None and (isinstance(bins, bool) or not isinstance(bins, int) or bins < 1):
-        raise SchemaError(f"rank_bins must be a whole number >= 1, got {bins!r}", fix="e.g. rank_bins=500, or leave "
-                          "it unset (√(3 · units))")
-    large = n_units > (LARGE_N_ABOVE if above is None else above)
+    large = large_n_mode(n_units, above, bins)
     if large and resume:
         raise DataError(f"cannot resume a large-n run ({n_units:,} units): large-n mode stores no checkpoints yet",
                         path=str(out), fix="run it again without --resume, or raise --large-n-above above the "
