@@ -31,7 +31,11 @@ def rank_change(scores_from, keys_from, scores_to, keys_to, rows_from, rows_to, 
 
     ``out`` int64 (n_common, 2 n): ``out[i, d + n − 1]`` counts replicates where unit i's change
     ``d = rank_from − rank_to``; the last column counts replicates where it has no rank in one of
-    the periods.  One lane (no threads of its own, releases the GIL)."""
+    the periods.  One lane (no threads of its own, releases the GIL).
+
+    Readable form of the counting: ``out[i, rank_from[rows_from[i]] − rank_to[rows_to[i]] + n − 1] += 1``;
+    when both periods hold exactly the common units in the same rows (the usual panel) the row
+    look-ups are skipped."""
     n_replicates = scores_from.shape[0]
     n_from = scores_from.shape[1]
     n_to = scores_to.shape[1]
@@ -44,12 +48,22 @@ def rank_change(scores_from, keys_from, scores_to, keys_to, rows_from, rows_to, 
     rank_from = np.empty(n_from, np.int64)
     rank_to = np.empty(n_to, np.int64)
     n_common = rows_from.shape[0]
+    aligned = n_common == n_from and n_common == n_to  # the common unit i is row i in both periods
+    for i in range(n_common):
+        aligned = aligned and rows_from[i] == i and rows_to[i] == i
     for r in range(n_replicates):
         complete_from = sorted_ranks(scores_from[r], keys_from[r], bits_from, order_from, rank_from)
         complete_to = sorted_ranks(scores_to[r], keys_to[r], bits_to, order_to, rank_to)
-        if complete_from and complete_to:  # nearly always: no branch on missing ranks
+        # Every unit ranked (nearly always): no branch on missing ranks, and unsigned indices (every
+        # column a − b + n − 1 is >= 0 here), so no negative-index wrap-around either.
+        if complete_from and complete_to and aligned:
             for i in range(n_common):
-                out[i, rank_from[rows_from[i]] - rank_to[rows_to[i]] + offset] += 1
+                out[np.uint64(i), np.uint64(rank_from[i] - rank_to[i] + offset)] += 1
+        elif complete_from and complete_to:
+            for i in range(n_common):
+                a = rank_from[np.uint64(rows_from[i])]
+                b = rank_to[np.uint64(rows_to[i])]
+                out[np.uint64(i), np.uint64(a - b + offset)] += 1
         else:
             for i in range(n_common):
                 a = rank_from[rows_from[i]]

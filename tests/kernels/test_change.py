@@ -64,3 +64,21 @@ def test_rank_change_hand_computed():
     expected = np.zeros((3, 6), np.int64)
     expected[0, 0] = expected[1, 3] = expected[2, 3] = 1
     np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("complete", [True, False])
+def test_rank_change_same_units_in_other_rows_equals_twin(complete):
+    """Both periods hold the same units in different rows (so not the kernel's aligned fast path,
+    which skips the row look-ups): the changes are counted through ``rows_from`` / ``rows_to``."""
+    rng = np.random.default_rng(8)
+    scores_from, scores_to = rng.random((60, 8)), rng.random((60, 8))
+    if not complete:
+        scores_to[rng.random(scores_to.shape) < 0.1] = np.nan
+    rows_from, rows_to = np.arange(8, dtype=np.int64), rng.permutation(8).astype(np.int64)
+    out = np.zeros((8, 16), np.int64)
+    rank_change(scores_from, _keys(scores_from), scores_to, _keys(scores_to), rows_from, rows_to, out)
+    np.testing.assert_array_equal(out, reference.rank_change(scores_from, None, scores_to, None, rows_from, rows_to))
+    aligned = np.zeros((8, 16), np.int64)  # the same scores with the "to" rows put in common order
+    rank_change(scores_from, _keys(scores_from), scores_to[:, rows_to], _keys(scores_to[:, rows_to]), rows_from,
+                rows_from, aligned)
+    np.testing.assert_array_equal(aligned, out)
