@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +29,13 @@ from .driver import (
     run_seed,
     warn_missing_ranks,
 )
+from .largen import LARGE_N_ABOVE, default_bins, large_n_mode, run_largen
 from .memory import check_memory
 from .montecarlo import ChunkState, RankStatistics, summarise
 from .problem import build_problem
 from .resampling import (
     BootstrapProblem,
+    BootstrapSource,
     build_bootstrap_problem,
     evaluate,
     replicate_draws,
@@ -232,7 +234,8 @@ def bootstrap(framework, data=None, spec: str | Path | Mapping | BootstrapSpec |
               client: Any = None, scheduler: str | None = None, workers: int | None = None,
               out: str | Path | None = None, progress: bool = False, chunk_blocks: int | None = None,
               worker_wait: float | None = None, confirm: Callable[[dict[str, Any]], None] | None = None,
-              out_format: str | None = None, **load_kwargs: Any) -> BootstrapResult:
+              out_format: str | None = None, large_n_above: int | None = None, rank_bins: int | None = None,
+              **load_kwargs: Any) -> BootstrapResult:
     """Bootstrap rank stability of a ranking.
 
     Parameters
@@ -252,6 +255,13 @@ def bootstrap(framework, data=None, spec: str | Path | Mapping | BootstrapSpec |
         Output folder for the tables (``out_format`` ``"parquet"``, the default, ``"csv"`` or
         ``"xlsx"``) and ``manifest.json``, or a ``.xlsx`` file (one workbook); checked before any
         work (:func:`engine.io.check_output`).
+    large_n_above, rank_bins
+        Large-n mode (:mod:`engine.analysis.largen`, as for
+        :func:`engine.analysis.uncertainty.uncertainty`) above ``large_n_above`` units (default
+        5,000; 0: always): memory O(units × bins), exact median/5 %/95 % ranks from two passes over
+        the same replicates, decile and percentile-rank bands; no variance shares (``decompose``
+        asked for is refused, the default is off) and no rank confidence sets; one lane per process
+        (threads do not split it).
 
     Returns
     -------
@@ -269,8 +279,17 @@ def bootstrap(framework, data=None, spec: str | Path | Mapping | BootstrapSpec |
     nominal = score(framework, data, **load_kwargs)
     uspec = spec.uncertainty_spec()
     factors = resolve_factors(uspec, nominal.framework)
-    check_memory("bootstrap", int(np.count_nonzero(nominal.stages.kept)), len(uspec.targets) or 1,
-                 backends.lanes, n_pairs=len(uspec.pairs), confidence=not factors)
+    n_units = int(np.count_nonzero(nominal.stages.kept))
+    large = large_n_mode(n_units, large_n_above, rank_bins)
+    if large and spec.decompose and spec.document.get("decompose"):
+        raise DataError(f"variance shares (decompose) are not available in large-n mode ({n_units:,} units)",
+                        fix="set decompose: false, or raise large_n_above above the unit count if units² "
+                        "histograms fit in memory")
+    if large and spec.decompose:  # on by default for a combined study: large-n mode leaves it out
+        spec = replace(spec, decompose=False)
+    check_memory("bootstrap", n_units, len(uspec.targets) or 1, 1 if large else backends.lanes,
+                 n_pairs=len(uspec.pairs), confidence=not factors and not large,
+                 rank_bins=(rank_bins or default_bins(n_units)) if large else None)
     problem = build_problem(nominal, uspec, factors)
     design, records_source = None, None
     if spec.mode == "records":
@@ -279,17 +298,32 @@ def bootstrap(framework, data=None, spec: str | Path | Mapping | BootstrapSpec |
         design = compile_records(table, spec.records, nominal, problem.units, nominal.framework.data.get("unit"))
     bp = build_bootstrap_problem(problem, spec, factors, design)
     seed = run_seed(spec.seed)
+    if large:
+        adapter = _Bootstrap(bp, spec, seed, records_source)
+        stats, state, info = run_largen(problem, factors, seed, spec.replicates, spec.block_size, backends,
+                                        bins=rank_bins, top_k=uspec.top_k, progress=progress,
+                                        chunk_blocks=chunk_blocks or adapter.chunk_blocks(None, False),
+                                        confirm=confirm, fingerprint=adapter.fingerprint(),
+                                        source=BootstrapSource(bp, seed, spec.replicates, spec.block_size))
+        info["large_n"] |= {"above": LARGE_N_ABOVE if large_n_above is None else large_n_above, "units": n_units}
+        result = _finish(bp, spec, state, seed, started, info, records_source, stats)
+        if out is not None:
+            result.write(out, format=out_format)
+        return result
     return drive(_Bootstrap(bp, spec, seed, records_source),
                  lambda state, info: _finish(bp, spec, state, seed, started, info, records_source), backends,
                  out=out, out_format=out_format, progress=progress, chunk_blocks=chunk_blocks, confirm=confirm)
 
 
 def _finish(bp: BootstrapProblem, spec: BootstrapSpec, state: ChunkState, seed: int, started: float,
-            info: dict[str, Any], records_source: str | None) -> BootstrapResult:
+            info: dict[str, Any], records_source: str | None, stats: RankStatistics | None = None) -> BootstrapResult:
+    """The result of a run; ``stats`` given: a large-n run (its statistics; ``state`` its pass-1
+    state), which has no variance shares and no confidence sets."""
     p = bp.problem
-    stats = summarise(p, state, spec.uncertainty_spec().top_k)
-    shares = variance_shares(p, state.extra["decomposition"]) if "decomposition" in state.extra else {}
-    confidence, how = _confidence(bp, state, spec, seed, stats.n_replicates)
+    large = stats is not None
+    stats = summarise(p, state, spec.uncertainty_spec().top_k) if stats is None else stats
+    shares = variance_shares(p, state.extra["decomposition"]) if not large and "decomposition" in state.extra else {}
+    confidence, how = (None, None) if large else _confidence(bp, state, spec, seed, stats.n_replicates)
     wall = time.perf_counter() - started
     n = stats.n_replicates
     framework = p.framework

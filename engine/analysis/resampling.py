@@ -15,6 +15,7 @@ E[(y_A − y_{C_i})²]/2 for i ∈ {perturbation, sampling}, with V the rank var
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -28,12 +29,13 @@ from ..stages.normalise import NON_NEGATIVE, NORMALISERS
 from .bootstrap_spec import BootstrapSpec, RecordDesign, SamplingDraws, resample_size, sampling_draws
 from .design import ParameterMap, Parameters, n_columns, replicate_uniforms
 from .exact import ExactSum
+from .largen import LANE_BYTES, Bands, BandState, WindowState, count_ranks
 from .montecarlo import ChunkState, accumulators, moment_block
 from .problem import Problem, kernel_design, kernel_targets, kernel_tree
 from .spec import Factor
 
-__all__ = ["BootstrapProblem", "replicate_draws", "build_bootstrap_problem", "run_bootstrap_chunk", "evaluate",
-           "variance_shares", "DECOMPOSITION_SUMS"]
+__all__ = ["BootstrapProblem", "BootstrapSource", "replicate_draws", "build_bootstrap_problem", "run_bootstrap_chunk",
+           "run_bootstrap_bands", "evaluate", "variance_shares", "DECOMPOSITION_SUMS"]
 
 #: Integer sums per (target, unit) of the variance decomposition, in this order.
 DECOMPOSITION_SUMS = ("n", "a", "a2", "b", "b2", "b_cp", "b_a", "d_p2", "b_cs", "d_s2")
@@ -245,6 +247,68 @@ def run_bootstrap_chunk(bp: BootstrapProblem, seed: int, first_block: int, stop_
             on_block(hi - lo)
     state.blocks = set(range(first_block, stop_block))
     return state
+
+
+def run_bootstrap_bands(bp: BootstrapProblem, seed: int, first_block: int, stop_block: int, block_size: int,
+                        n_replicates: int, layout: Bands, windows: np.ndarray | None = None,
+                        on_block=None) -> BandState | WindowState:
+    """Large-n mode (:mod:`engine.analysis.largen`): blocks ``first_block .. stop_block − 1`` counted
+    into a pass-1 :class:`BandState` (``windows`` None) or a pass-2 :class:`WindowState`.
+
+    The replicates are those of :func:`run_bootstrap_chunk` (draws and perturbations per RNG block,
+    the same kernel and ranks), run through the kernel in sub-batches of at most
+    :data:`~engine.analysis.largen.LANE_BYTES` of ranks with no units² histogram; score moments
+    are summed per RNG block (the kernel adds one replicate after the other into the block's sums)
+    and merged exactly, so results do not depend on chunks or sub-batches.  One lane."""
+    p = bp.problem
+    start, stop = first_block * block_size, min(stop_block * block_size, n_replicates)
+    size = moment_block(block_size)
+    cuts = [start, *range((start // size + 1) * size, stop, size), stop]
+    ranges = [(lo, hi) for lo, hi in itertools.pairwise(cuts) if hi > lo]
+    n_t, n_u = len(p.targets), p.n_units
+    state = BandState.empty(p, layout) if windows is None else WindowState.empty(p, layout)
+    moments = np.zeros((len(ranges), n_t, n_u, 2))
+    sub = max(1, min(size, LANE_BYTES // (8 * n_t * n_u)))
+    hist, shift_hist, pair_count, pair_units = accumulators(p, False, (1,))
+    targets = kernel_targets(p, pair_units)
+    ranks, shift_out, no_scores = np.zeros((sub, n_t, n_u), np.int64), np.zeros((sub, n_t)), np.zeros((0, n_t, n_u))
+    mapping, columns = ParameterMap(list(bp.factors), p), n_columns(list(bp.factors))
+    for k, (lo, hi) in enumerate(ranges):
+        params = mapping(replicate_uniforms(seed, lo, hi, columns))
+        draws = replicate_draws(bp, seed, lo, hi)
+        for a in range(0, hi - lo, sub):
+            m = min(sub, hi - lo - a)
+            *inputs, _ = kernel_inputs(bp, params.slice(a, a + m), draws.take(np.arange(a, a + m)))
+            kernel.bootstrap_blocks(*inputs, targets, m, 1, Accumulators(hist, shift_hist, pair_count, moments[k:k + 1],
+                                                                        shift_out[:m], ranks[:m]), no_scores)
+            count_ranks(p, layout, windows, state, ranks[:m])
+        if on_block is not None:
+            on_block(hi - lo)
+    if windows is None:
+        state.moments = ExactSum.of(moments)
+    state.blocks = set(range(first_block, stop_block))
+    return state
+
+
+def _band_chunk(bp: BootstrapProblem, seed: int, block_size: int, n_replicates: int, layout: Bands,
+                windows: np.ndarray | None, first: int, stop: int) -> BandState | WindowState:
+    """Dask task of a large-n pass: blocks [first, stop)."""
+    return run_bootstrap_bands(bp, seed, first, stop, block_size, n_replicates, layout, windows)
+
+
+class BootstrapSource:
+    """The bootstrap's replicates as the source of a large-n run
+    (:func:`engine.analysis.largen.run_largen`)."""
+
+    def __init__(self, bp: BootstrapProblem, seed: int, n_replicates: int, block_size: int):
+        self.bp, self.seed, self.n_replicates, self.block_size = bp, seed, n_replicates, block_size
+
+    def run(self, first: int, stop: int, n_lanes: int, layout: Bands, windows: np.ndarray | None, on_block):
+        return run_bootstrap_bands(self.bp, self.seed, first, stop, self.block_size, self.n_replicates, layout,
+                                   windows, on_block)
+
+    def task(self, layout: Bands, windows: np.ndarray | None):
+        return _band_chunk, (self.bp.without_result(), self.seed, self.block_size, self.n_replicates, layout, windows)
 
 
 def variance_shares(problem: Problem, sums: np.ndarray) -> dict[str, pl.DataFrame]:

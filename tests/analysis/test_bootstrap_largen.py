@@ -1,0 +1,105 @@
+"""Large-n mode of the bootstrap (issue 19 item 2): the two passes of engine.analysis.largen over the
+bootstrap's replicates — exact median/5 %/95 % ranks, decile bands, bit-identical across threads,
+chunks and block sizes, O(units × bins) memory."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from polars.testing import assert_frame_equal
+
+from engine.analysis import memory
+from engine.analysis.bootstrap import bootstrap
+from engine.analysis.design import ParameterMap, n_columns, replicate_uniforms
+from engine.analysis.largen import decile_of
+from engine.analysis.memory import band_bytes, estimate_bytes
+from engine.analysis.resampling import evaluate, replicate_draws
+from engine.errors import DataError, SchemaError
+from engine.schema import framework_from_dict
+from tests.analysis.conftest import city_data, city_framework
+from tests.analysis.test_largen import SHARED
+
+N = 2048
+
+
+def _run(data, spec=None, **options):
+    options = {"replicates": N, "seed": 5, "block_size": 256, **options}
+    return bootstrap(framework_from_dict(city_framework()), data, spec=spec or {"mode": "units"}, **options)
+
+
+def raw_ranks(result, n: int) -> np.ndarray:
+    """Ranks (n, n_targets, n_units) of the run's replicates 0 .. n − 1, replayed through the
+    bootstrap's own kernel call (units² mode's path)."""
+    bp = result.problem
+    factors = list(bp.factors)
+    params = ParameterMap(factors, bp.problem)(replicate_uniforms(5, 0, n, n_columns(factors)))
+    return evaluate(bp, params, replicate_draws(bp, 5, 0, n), n, 1, keep_ranks=True, count=False)[5]
+
+
+@pytest.mark.parametrize(("data_args", "spec"), [
+    ({}, {"mode": "units"}),
+    ({"ties": True}, {"mode": "units"}),
+    ({"missing": 0.2}, {"mode": "noise", "noise": {"default": {"relative": 0.2}}}),
+    ({}, {"mode": "units", "perturb": {"weights": [{"depth": 1, "noise": 0.25}]}}),
+], ids=["units", "ties", "noise-missing", "combined"])
+def test_large_n_bootstrap_equals_the_exact_histograms_and_numpy_quantiles(data_args, spec):
+    """Forced into large-n mode with 3 coarse bins on 60 units: every statistic both modes have equals
+    the units² histograms' (float for float), and median/q05/q95 equal numpy.quantile of the raw
+    ranks (type 7); decile probabilities equal the raw ranks' shares."""
+    data = city_data(n_units=60, **data_args)
+    exact = _run(data, spec)
+    large = _run(data, spec, large_n_above=0, rank_bins=3)
+    assert large.manifest["large_n"]["passes"] == 2 and exact.manifest.get("large_n") is None
+    target = large.target_ids[0]
+    assert_frame_equal(large.statistics.units[target].select(SHARED), exact.statistics.units[target].select(SHARED))
+    raw = raw_ranks(large, N)[:, 0]
+    by_unit = {u: i for i, u in enumerate(large.problem.problem.units)}
+    for row in large.statistics.units[target].iter_rows(named=True):
+        ranks = raw[:, by_unit[row["unit"]]]
+        ranks = ranks[ranks > 0]
+        if len(ranks) == 0:
+            assert row["median_rank"] is None or np.isnan(row["median_rank"])
+            continue
+        assert [row["q05_rank"], row["median_rank"], row["q95_rank"]] == list(np.quantile(ranks, [0.05, 0.5, 0.95]))
+        deciles = decile_of(ranks, 60)
+        shares = [np.count_nonzero(deciles == d) / N for d in range(1, 11)]
+        assert [row[f"p_decile_{d}"] for d in range(1, 11)] == shares
+    assert large.confidence is None and large.shares == {}
+
+
+def test_large_n_bootstrap_is_bit_identical_across_threads_chunks_and_block_sizes():
+    data = city_data(n_units=50)
+    spec = {"mode": "units", "perturb": {"weights": [{"depth": 1, "noise": 0.25}]}}
+    base = _run(data, spec, replicates=3000, block_size=1024, threads=1, large_n_above=0, rank_bins=4)
+    for options in ({"threads": 2}, {"threads": 2, "chunk_blocks": 1}, {"block_size": 256, "threads": 2},
+                    {"backend": "serial", "block_size": 2048}):
+        options = {"block_size": 1024, **options}
+        other = _run(data, spec, replicates=3000, large_n_above=0, rank_bins=4, **options)
+        assert_frame_equal(other.units, base.units)
+        assert other.statistics.acceptability["Index"].equals(base.statistics.acceptability["Index"])
+
+
+def test_large_n_bootstrap_refusals_come_before_any_work(monkeypatch):
+    data = city_data(n_units=30)
+    with pytest.raises(DataError, match=r"variance shares \(decompose\) are not available in large-n mode "
+                                        r"\(30 units\)"):
+        _run(data, {"mode": "units", "decompose": True, "perturb": {"weights": [{"depth": 1, "noise": 0.25}]}},
+             large_n_above=0)
+    with pytest.raises(SchemaError, match="large_n_above must be a whole number of units >= 0"):
+        _run(data, large_n_above=-1)
+    with pytest.raises(SchemaError, match="rank_bins must be a whole number >= 1"):
+        _run(data, large_n_above=0, rank_bins=0)
+
+
+def test_large_n_bootstrap_memory_is_units_times_bins(monkeypatch):
+    """At 10^5 units the units² histograms need ~300 GiB; large-n mode's estimate is O(units × bins):
+    the pass states, one lane's ranks (64 MiB) and one RNG block's draws."""
+    n, bins = 100_000, 548
+    pass1, pass2 = band_bytes(n, 1, bins)
+    need = estimate_bytes("bootstrap", n, 1, 1, rank_bins=bins)
+    assert need == max(4 * pass1, pass1 + 3 * pass2) + 2**26 + 3 * 8 * 1024 * n
+    assert need < 5 * 2**30 and estimate_bytes("bootstrap", n, 1, 1) > 60 * need  # draws of 1,024 x 10^5: 2.3 GiB
+    monkeypatch.setattr(memory, "available_bytes", lambda: 2**30)
+    with pytest.raises(DataError, match=r"bootstrap of 100,000 units .* \(large-n rank bins per unit, target and "
+                                        r"lane\)"):
+        memory.check_memory("bootstrap", n, 1, 1, rank_bins=bins)
