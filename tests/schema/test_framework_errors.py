@@ -1237,7 +1237,8 @@ def test_a_framework_given_as_a_mapping_is_validated_like_a_file():
     document["nodes"][0]["weight"] = -1
     with pytest.raises(SchemaError):
         load_framework(document)
-    with pytest.raises(SchemaError, match=r"a framework must be a file path, a shipped framework's name, a mapping"):
+    with pytest.raises(SchemaError,
+                       match="a framework must be a file path, a shipped framework's name, a mapping or a Framework,"):
         load_framework(42)
     with pytest.raises(SchemaError, match="no framework file or shipped framework named"):
         load_framework("x" * 5000)  # longer than a file name may be
