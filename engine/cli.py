@@ -575,7 +575,8 @@ def _cmd_bootstrap(args: argparse.Namespace) -> int:
                        replicates=args.replicates, seed=args.seed, block_size=args.block_size, backend=backend,
                        threads=args.threads, scheduler=args.scheduler, workers=args.workers,
                        worker_wait=args.worker_wait, confirm=_confirm_large_run(args, None), out=args.out,
-                       out_format=args.format, progress=not args.quiet, **_load_kwargs(args))
+                       out_format=args.format, progress=not args.quiet, large_n_above=args.large_n_above,
+                       rank_bins=args.rank_bins, **_load_kwargs(args))
     m = result.manifest
     if m["data"] and m["data"].get("synthetic"):
         print("NOTE: this dataset is SYNTHETIC (generated), not observed data.")
@@ -846,6 +847,12 @@ def build_parser() -> argparse.ArgumentParser:
     replicate_options(boot)
     backend_options(boot)
     boot.add_argument("--out", "-o", help="output folder (tables and manifest), or a .xlsx file (one workbook)")
+    boot.add_argument("--large-n-above", type=int, metavar="UNITS",
+                      help="large-n mode above this many units: memory units × bins instead of units², the same "
+                      "exact median/5%%/95%% ranks, decile bands; no variance shares or confidence sets (default: "
+                      "5000)")
+    boot.add_argument("--rank-bins", type=int, metavar="BINS",
+                      help="coarse rank bins of large-n mode (default: sqrt(3 x units))")
     format_option(boot)
     report_options(boot)
     boot.set_defaults(run=_cmd_bootstrap)

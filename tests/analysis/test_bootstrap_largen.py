@@ -4,7 +4,10 @@ chunks and block sizes, O(units × bins) memory."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
@@ -103,3 +106,28 @@ def test_large_n_bootstrap_memory_is_units_times_bins(monkeypatch):
     with pytest.raises(DataError, match=r"bootstrap of 100,000 units .* \(large-n rank bins per unit, target and "
                                         r"lane\)"):
         memory.check_memory("bootstrap", n, 1, 1, rank_bins=bins)
+
+
+@pytest.mark.dask
+def test_large_n_bootstrap_on_dask_workers_equals_in_process():
+    data = city_data(n_units=50)
+    local = _run(data, replicates=3000, block_size=1024, threads=1, large_n_above=0, rank_bins=4)
+    run = _run(data, replicates=3000, block_size=1024, backend="dask", workers=2, chunk_blocks=1, large_n_above=0,
+               rank_bins=4)
+    assert run.manifest["backend"] == "dask"
+    assert_frame_equal(run.units, local.units)
+
+
+def test_cli_bootstrap_large_n(tmp_path, capsys):
+    from engine.cli import main
+
+    data = tmp_path / "units.csv"
+    city_data(n_units=40).write_csv(data)
+    fw = tmp_path / "fw.json"
+    fw.write_text(json.dumps(city_framework()), encoding="utf-8")
+    out = tmp_path / "boot"
+    assert main(["bootstrap", "-f", str(fw), "-d", str(data), "--mode", "units", "-n", "1024", "--seed", "1",
+                 "--large-n-above", "0", "--rank-bins", "5", "-q", "-o", str(out)]) == 0
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["large_n"]["passes"] == 2 and manifest["large_n"]["units"] == 40
+    assert "p_decile_1" in pl.read_parquet(out / "units.parquet").columns
