@@ -131,3 +131,14 @@ def test_cli_bootstrap_large_n(tmp_path, capsys):
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["large_n"]["passes"] == 2 and manifest["large_n"]["units"] == 40
     assert "p_decile_1" in pl.read_parquet(out / "units.parquet").columns
+
+
+def test_large_n_record_bootstrap_equals_the_exact_histograms():
+    """Mode records (Poisson weights of 4,311 firms recomputing the indicators of 31 provinces), forced
+    into large-n mode: the statistics both modes have are equal; no confidence sets in this mode."""
+    options = {"records": "ai_firms_synthetic", "replicates": 2048, "seed": 5, "block_size": 1024, "threads": 2}
+    exact = bootstrap("regional-ai-2023", **options)
+    large = bootstrap("regional-ai-2023", large_n_above=0, rank_bins=5, **options)
+    target = large.target_ids[0]
+    assert_frame_equal(large.statistics.units[target].select(SHARED), exact.statistics.units[target].select(SHARED))
+    assert exact.confidence is not None and large.confidence is None and large.manifest["confidence"] is None
