@@ -10,7 +10,10 @@ factor as the later one; weights-only perturbation (±25 % uniform noise on ever
   same scoring work, rank histograms instead of a rank-change histogram, no pairing).
 
 Each case runs in its own process, warmed up (JIT compiled) before it is timed, ``--repeat``
-rounds interleaved with the other case (best round reported; shared machines drift).
+rounds interleaved with the other case (best round reported; shared machines drift).  Besides the
+wall time each case records its process CPU time (all lane threads): on a machine shared with
+other work the wall time follows the load, the CPU time much less, so the CPU ratio is the fairer
+comparison of the work done per paired replicate.
 
     python benchmarks/bench_change.py                         # 10^6 paired replicates
     python benchmarks/bench_change.py --sizes 100000 --repeat 1   # quick
@@ -54,20 +57,20 @@ def case(kind: str, n: int, threads: int) -> dict:
     warnings.simplefilter("ignore")
     fw, before, after = _periods()
 
-    def run(replicates: int) -> float:
-        started = time.perf_counter()
+    def run(replicates: int) -> tuple[float, float]:
+        started, cpu = time.perf_counter(), time.process_time()
         if kind == "change":
             engine.change(fw, {1: before, 2: after}, start=1, end=2, spec=SPEC, n_replicates=replicates, seed=7,
                           threads=threads)
         else:
             for data in (before, after):
                 engine.uncertainty(fw, data, SPEC, replicates=replicates, seed=7, threads=threads)
-        return time.perf_counter() - started
+        return time.perf_counter() - started, time.process_time() - cpu
 
     run(16384)  # compile / load the kernels, touch the code paths
-    seconds = run(n)
-    return {"kind": kind, "n": n, "threads": threads, "seconds": seconds, "peak_mb": peak_mb(),
-            "units": before.height}
+    seconds, cpu_seconds = run(n)
+    return {"kind": kind, "n": n, "threads": threads, "seconds": seconds, "cpu_seconds": cpu_seconds,
+            "peak_mb": peak_mb(), "units": before.height}
 
 
 def main() -> None:
@@ -90,12 +93,19 @@ def main() -> None:
         key = (r["kind"], r["n"])
         if key not in best or r["seconds"] < best[key]["seconds"]:
             best[key] = r
-    table = ["| paired replicates | units | threads | change (s) | two uncertainty runs (s) | ratio | change peak MB |",
-             "|---:|---:|---:|---:|---:|---:|---:|"]
+    cpu = {}  # least CPU time of each case's rounds
+    for r in rounds:
+        key = (r["kind"], r["n"])
+        cpu[key] = min(cpu.get(key, r["cpu_seconds"]), r["cpu_seconds"])
+    table = ["| paired replicates | units | threads | change (s) | two uncertainty runs (s) | ratio | change CPU s | "
+             "two runs CPU s | CPU ratio | CPU µs per pair | change peak MB |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for n in args.sizes:
         c, b = best[("change", n)], best[("baseline", n)]
+        cc, cb = cpu[("change", n)], cpu[("baseline", n)]
         table.append(f"| {n:,} | {c['units']} | {args.threads} | {c['seconds']:.2f} | {b['seconds']:.2f} | "
-                     f"{c['seconds'] / b['seconds']:.2f} | {c['peak_mb']:.0f} |")
+                     f"{c['seconds'] / b['seconds']:.2f} | {cc:.2f} | {cb:.2f} | {cc / cb:.2f} | {cc / n * 1e6:.2f} | "
+                     f"{c['peak_mb']:.0f} |")
     write_results("change", {"machine": machine(), "spec": SPEC, "rounds": rounds}, table)
 
 
