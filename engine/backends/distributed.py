@@ -7,6 +7,7 @@ simply recomputed and the result stays bit-identical.
 
 from __future__ import annotations
 
+import gc
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -34,8 +35,13 @@ def connect(client: Any = None, scheduler: str | None = None, workers: int | Non
         try:
             return Client(scheduler, timeout="20s"), True
         except (OSError, TimeoutError, ValueError) as exc:  # ValueError: a malformed address
-            raise BackendError(f"cannot reach the Dask scheduler at {scheduler!r}: {exc}",
-                               fix="start it with `dask scheduler` and check the address (tcp://host:port)") from exc
+            reason = str(exc)
+        # The half-built Client is closed by its __del__.  Left to the garbage collector, that may run
+        # inside the next LocalCluster's start and deadlock on its loop (seen in the tests), so the
+        # client is collected here, with no traceback keeping it alive (hence no chained exception).
+        gc.collect()
+        raise BackendError(f"cannot reach the Dask scheduler at {scheduler!r}: {reason}",
+                           fix="start it with `dask scheduler` and check the address (tcp://host:port)")
     cluster = LocalCluster(n_workers=workers or 2, threads_per_worker=1, processes=True, dashboard_address=":0")
     return Client(cluster), True
 

@@ -261,6 +261,13 @@ def test_a_malformed_scheduler_address_is_a_backend_error():
 
     with pytest.raises(BackendError, match=r"cannot reach the Dask scheduler at 'foo::bar'.*invalid address"):
         connect(scheduler="foo::bar")
+    # the half-built Client is gone already: left to a later garbage collection, its __del__ ran inside the
+    # next LocalCluster's start in the same process and deadlocked it (seen in a clean-cache test run)
+    import gc
+
+    from distributed import Client
+
+    assert not [o for o in gc.get_objects() if isinstance(o, Client)]
 
 
 @pytest.mark.dask
