@@ -15,13 +15,10 @@ the units table with their one rank, not dropped.
 
 from __future__ import annotations
 
-import itertools
 import json
-import threading
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -42,7 +39,7 @@ from ..schema import load_framework
 from .design import RNG_BLOCK, ParameterMap, n_columns, replicate_uniforms
 from .driver import BackendOptions, check_run, data_digest, drive, replicate_chunk_blocks, run_seed, versions
 from .memory import available_bytes, check_memory, estimate_bytes
-from .montecarlo import SUB_BATCH, moment_block, quantile_from_counts
+from .montecarlo import SUB_BATCH, BlockDealer, in_lanes, moment_block, quantile_from_counts, rng_ranges
 from .problem import Problem, build_problem, kernel_design, kernel_targets, kernel_tree
 from .spec import UncertaintySpec, load_spec, resolve_factors
 from .uncertainty import CHUNK_REPLICATES, LOCAL_CHUNK_REPLICATES, with_default_factors
@@ -116,50 +113,34 @@ def run_change_chunk(pair: PairedProblem, factors, seed: int, first_block: int, 
     parameters (the same rows), scores both periods a sub-batch at a time and counts the rank
     changes into its own histogram.  Integer counts add up the same in any grouping, so which lane
     takes which block changes nothing."""
-    start = first_block * block_size
-    stop = stop_block * block_size if n_replicates is None else min(stop_block * block_size, n_replicates)
     size = moment_block(block_size)
-    cuts = [start, *range((start // size + 1) * size, stop, size), stop]
-    ranges = [(lo, hi) for lo, hi in itertools.pairwise(cuts) if hi > lo]
+    ranges = rng_ranges(first_block, stop_block, block_size, n_replicates)
     n_lanes = max(1, min(n_lanes, len(ranges)))
     columns = n_columns(factors)
     maps = ParameterMap(factors, pair.before), ParameterMap(factors, pair.after)
     hists = [np.zeros((len(pair.common), pair.n_bins), np.int64) for _ in range(n_lanes)]
-    taken = iter(range(len(ranges)))
-    lock, failed = threading.Lock(), threading.Event()
+    dealer = BlockDealer(len(ranges))
 
-    def take() -> int | None:
-        with lock:
-            return None if failed.is_set() else next(taken, None)
-
+    @dealer.lane
     def lane(k: int) -> None:
         sub = min(SUB_BATCH, size)
         buffers = [(np.empty((sub, 1, p.n_units)), np.empty((sub, 1, p.n_units), np.uint32))
                    for p in (pair.before, pair.after)]
-        try:
-            while (index := take()) is not None:
-                lo, hi = ranges[index]
-                u = replicate_uniforms(seed, lo, hi, columns)
-                params = maps[0](u), maps[1](u)  # one design row, both periods
-                for a in range(0, hi - lo, sub):
-                    b = min(a + sub, hi - lo)
-                    for problem, p, (scores, keys) in zip((pair.before, pair.after), params, buffers, strict=True):
-                        _score_period(problem, p.slice(a, b), scores[:b - a], keys[:b - a])
-                    (sf, kf), (st, kt) = ((s[:b - a].reshape(b - a, -1), k_[:b - a].reshape(b - a, -1))
-                                          for s, k_ in buffers)
-                    rank_change(sf, kf, st, kt, pair.rows_from, pair.rows_to, hists[k])
-                if on_block is not None:
-                    on_block(hi - lo)
-        except BaseException:
-            failed.set()
-            raise
+        while (index := dealer.take()) is not None:
+            lo, hi = ranges[index]
+            u = replicate_uniforms(seed, lo, hi, columns)
+            params = maps[0](u), maps[1](u)  # one design row, both periods
+            for a in range(0, hi - lo, sub):
+                b = min(a + sub, hi - lo)
+                for problem, p, (scores, keys) in zip((pair.before, pair.after), params, buffers, strict=True):
+                    _score_period(problem, p.slice(a, b), scores[:b - a], keys[:b - a])
+                (sf, kf), (st, kt) = ((s[:b - a].reshape(b - a, -1), k_[:b - a].reshape(b - a, -1))
+                                      for s, k_ in buffers)
+                rank_change(sf, kf, st, kt, pair.rows_from, pair.rows_to, hists[k])
+            if on_block is not None:
+                on_block(hi - lo)
 
-    if n_lanes == 1:
-        lane(0)
-    else:
-        with ThreadPoolExecutor(n_lanes) as pool:
-            for future in [pool.submit(lane, k) for k in range(n_lanes)]:
-                future.result()
+    in_lanes(lane, n_lanes)
     total = hists[0]
     for more in hists[1:]:
         total += more

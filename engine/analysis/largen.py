@@ -26,10 +26,7 @@ its mean is exact).
 
 from __future__ import annotations
 
-import itertools
 import math
-import threading
-from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,7 +40,7 @@ from ..kernels import montecarlo as kernel
 from .design import ParameterMap, n_columns, replicate_uniforms
 from .driver import BackendOptions, drive, replicate_chunk_blocks
 from .exact import ExactSum
-from .montecarlo import RankStatistics, moment_block, quantile_from_counts
+from .montecarlo import BlockDealer, RankStatistics, in_lanes, quantile_from_counts, rng_ranges
 from .problem import Problem, kernel_design, kernel_targets, kernel_tree
 from .spec import Factor
 
@@ -219,22 +216,17 @@ def run_chunk(problem: Problem, factors: list[Factor], seed: int, first_block: i
     draws and scores, :func:`engine.kernels.montecarlo.montecarlo_scores`; the same exact ranks and
     moment additions, by the bucket sort of :func:`engine.kernels.bands.rank_batch`, moments per RNG
     block); lanes take RNG blocks in turn, each counting into its own state."""
-    start = first_block * block_size
-    stop = min(stop_block * block_size, n_replicates)
-    size = moment_block(block_size)
-    cuts = [start, *range((start // size + 1) * size, stop, size), stop]
-    ranges = [(lo, hi) for lo, hi in itertools.pairwise(cuts) if hi > lo]
+    ranges = rng_ranges(first_block, stop_block, block_size, n_replicates)
     n_lanes = max(1, min(n_lanes, len(ranges)))
     n_t, n_u = len(problem.targets), problem.n_units
     moments = np.zeros((len(ranges), n_t, n_u, 2))
     mapping = ParameterMap(factors, problem)
     columns = n_columns(factors)
     sub = max(1, min(256, LANE_BYTES // (28 * n_t * n_u)))
-    blocks = iter(range(len(ranges)))
-    taking = threading.Lock()
-    failed = threading.Event()
+    dealer = BlockDealer(len(ranges))
     tree, targets = kernel_tree(problem), kernel_targets(problem)
 
+    @dealer.lane
     def lane_run(lane: int) -> BandState | WindowState:
         state = BandState.empty(problem, layout) if windows is None else WindowState.empty(problem, layout)
         if windows is None:
@@ -242,33 +234,20 @@ def run_chunk(problem: Problem, factors: list[Factor], seed: int, first_block: i
         scores, keys = np.empty((sub, n_t, n_u)), np.empty((sub, n_t, n_u), np.uint32)
         ranks = np.zeros((sub, n_t, n_u), np.int64)
         scratch = np.zeros((n_t, n_u, 2)) if windows is not None else None
-        try:
-            while True:
-                with taking:
-                    k = None if failed.is_set() else next(blocks, None)
-                if k is None:
-                    return state
-                lo, hi = ranges[k]
-                params = mapping(replicate_uniforms(seed, lo, hi, columns))
-                for a in range(0, hi - lo, sub):
-                    m = min(sub, hi - lo - a)
-                    kernel.montecarlo_scores(problem.zt, problem.linear_variant, tree,
-                                             kernel_design(params.slice(a, a + m)), targets, scores[:m], keys[:m])
-                    band_kernels.rank_batch(scores[:m], moments[k] if windows is None else scratch, ranks[:m])
-                    count_ranks(problem, layout, windows, state, ranks[:m])
-                if on_block is not None:
-                    on_block(hi - lo)
-        except BaseException:
-            failed.set()
-            raise
+        while (k := dealer.take()) is not None:
+            lo, hi = ranges[k]
+            params = mapping(replicate_uniforms(seed, lo, hi, columns))
+            for a in range(0, hi - lo, sub):
+                m = min(sub, hi - lo - a)
+                kernel.montecarlo_scores(problem.zt, problem.linear_variant, tree,
+                                         kernel_design(params.slice(a, a + m)), targets, scores[:m], keys[:m])
+                band_kernels.rank_batch(scores[:m], moments[k] if windows is None else scratch, ranks[:m])
+                count_ranks(problem, layout, windows, state, ranks[:m])
+            if on_block is not None:
+                on_block(hi - lo)
+        return state
 
-    if n_lanes == 1:
-        states = [lane_run(0)]
-    else:
-        with ThreadPoolExecutor(n_lanes) as pool:
-            futures = [pool.submit(lane_run, lane) for lane in range(n_lanes)]
-            wait(futures)
-            states = [future.result() for future in futures]
+    states = in_lanes(lane_run, n_lanes)
     total = states[0]
     for more in states[1:]:
         total.absorb(more)

@@ -28,7 +28,7 @@ from .problem import Problem, kernel_design, kernel_targets, kernel_tree
 from .spec import Factor
 
 __all__ = ["ChunkState", "Lanes", "run_chunk", "split_call", "run_design", "moment_block", "aligned_chunk_blocks",
-           "RankStatistics", "summarise", "quantile_from_counts"]
+           "rng_ranges", "BlockDealer", "in_lanes", "RankStatistics", "summarise", "quantile_from_counts"]
 
 
 @dataclass
@@ -116,13 +116,53 @@ def _sort_keys(keys: np.ndarray) -> None:
     keys.reshape(-1, keys.shape[-1]).sort(axis=1)
 
 
-def _in_lanes(fn, n_lanes: int) -> list:
+def in_lanes(fn, n_lanes: int) -> list:
     """``[fn(0), …, fn(n_lanes − 1)]``, each lane in its own thread (the kernels and NumPy's sort
-    release the GIL); one lane runs in the calling thread."""
+    release the GIL); one lane runs in the calling thread.  Returns or raises (the first lane's
+    error) once every lane has stopped."""
     if n_lanes <= 1:
         return [fn(0)]
     with ThreadPoolExecutor(n_lanes) as pool:
         return list(pool.map(fn, range(n_lanes)))
+
+
+def rng_ranges(first_block: int, stop_block: int, block_size: int, n_replicates: int | None = None
+               ) -> list[tuple[int, int]]:
+    """The moment blocks of work blocks ``first_block .. stop_block − 1``: their replicates (up to
+    ``n_replicates``) cut at every RNG block of 1,024 and at the chunk's ends, as ``(lo, hi)``.  A
+    run's chunks start at an RNG block (:func:`aligned_chunk_blocks`), so only the run's last
+    replicate cuts one short, whatever the work block."""
+    start = first_block * block_size
+    stop = stop_block * block_size if n_replicates is None else min(stop_block * block_size, n_replicates)
+    size = moment_block(block_size)
+    cuts = [start, *range((start // size + 1) * size, stop, size), stop]
+    return [(lo, hi) for lo, hi in itertools.pairwise(cuts) if hi > lo]
+
+
+class BlockDealer:
+    """Deals a chunk's blocks ``0 .. n − 1`` to lane threads, the next one not yet taken to whichever
+    lane asks (a lane on a core that runs slower does fewer blocks instead of the others waiting
+    for it); once a lane has failed, no lane takes another block."""
+
+    def __init__(self, n_blocks: int) -> None:
+        self._blocks = iter(range(n_blocks))
+        self._lock = threading.Lock()
+        self._failed = threading.Event()
+
+    def take(self) -> int | None:
+        """The next block, or None when all are taken or a lane has failed."""
+        with self._lock:
+            return None if self._failed.is_set() else next(self._blocks, None)
+
+    def lane(self, fn):
+        """``fn`` that, when it raises, stops the other lanes from taking more blocks."""
+        def run(*args):
+            try:
+                return fn(*args)
+            except BaseException:
+                self._failed.set()
+                raise
+        return run
 
 
 def accumulators(problem: Problem, count: bool = True, lanes: tuple[int, ...] = ()):
@@ -271,8 +311,8 @@ def _split(problem: Problem, params, block_size: int, n_lanes: int, keep_ranks: 
             lanes[lane].accumulate(scores[rows], keys[rows], block_size, moments[b:b + 1], shift_out[rows],
                                    ranks[rows] if keep_ranks else lanes[lane].no_ranks)
 
-    _in_lanes(score, n_lanes)
-    _in_lanes(accumulate, n_lanes)
+    in_lanes(score, n_lanes)
+    in_lanes(accumulate, n_lanes)
     return (*_merge_lanes(lanes), moments, scores, shift_out, ranks)
 
 
@@ -293,36 +333,22 @@ def run_chunk(problem: Problem, factors: list[Factor], seed: int, first_block: i
     own sum.  ``lanes`` (:class:`Lanes`) keeps the threads and buffers from chunk to chunk;
     ``on_block(n)`` is called (from the lane's thread) after each block of ``n`` replicates
     (progress inside a long chunk)."""
-    start = first_block * block_size
-    stop = stop_block * block_size if n_replicates is None else min(stop_block * block_size, n_replicates)
-    size = moment_block(block_size)
     columns = n_columns(factors)
-    # moment blocks: the RNG blocks (cut at the chunk's ends; runs start chunks at an RNG block)
-    cuts = [start, *range((start // size + 1) * size, stop, size), stop]
-    ranges = [(lo, hi) for lo, hi in itertools.pairwise(cuts) if hi > lo]
+    ranges = rng_ranges(first_block, stop_block, block_size, n_replicates)
     n_lanes = max(1, min(n_lanes, len(ranges)))
     n_t, n_u = len(problem.targets), problem.n_units
     moments = np.zeros((len(ranges), n_t, n_u, 2))
 
     mapping = ParameterMap(factors, problem)  # set up once, called per block
-    blocks = iter(range(len(ranges)))  # the blocks not yet taken
-    taking = threading.Lock()
-    failed = threading.Event()  # a lane failed: the others take no further block
+    dealer = BlockDealer(len(ranges))
 
-    def take() -> int | None:
-        with taking:
-            return None if failed.is_set() else next(blocks, None)
-
+    @dealer.lane
     def lane_run(chain: _Lane) -> None:
-        try:
-            while (k := take()) is not None:
-                lo, hi = ranges[k]
-                chain.run_block(mapping(replicate_uniforms(seed, lo, hi, columns)), moments[k])
-                if on_block is not None:
-                    on_block(hi - lo)
-        except BaseException:
-            failed.set()
-            raise
+        while (k := dealer.take()) is not None:
+            lo, hi = ranges[k]
+            chain.run_block(mapping(replicate_uniforms(seed, lo, hi, columns)), moments[k])
+            if on_block is not None:
+                on_block(hi - lo)
 
     own = lanes is None or not lanes.fits(problem, n_lanes, block_size)
     if own:

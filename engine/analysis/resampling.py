@@ -15,7 +15,6 @@ E[(y_A − y_{C_i})²]/2 for i ∈ {perturbation, sampling}, with V the rank var
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -30,7 +29,7 @@ from .bootstrap_spec import BootstrapSpec, RecordDesign, SamplingDraws, resample
 from .design import ParameterMap, Parameters, n_columns, replicate_uniforms
 from .exact import ExactSum
 from .largen import LANE_BYTES, Bands, BandState, WindowState, count_ranks
-from .montecarlo import ChunkState, accumulators, moment_block
+from .montecarlo import ChunkState, accumulators, moment_block, rng_ranges
 from .problem import Problem, kernel_design, kernel_targets, kernel_tree
 from .spec import Factor
 
@@ -261,10 +260,8 @@ def run_bootstrap_bands(bp: BootstrapProblem, seed: int, first_block: int, stop_
     are summed per RNG block (the kernel adds one replicate after the other into the block's sums)
     and merged exactly, so results do not depend on chunks or sub-batches.  One lane."""
     p = bp.problem
-    start, stop = first_block * block_size, min(stop_block * block_size, n_replicates)
     size = moment_block(block_size)
-    cuts = [start, *range((start // size + 1) * size, stop, size), stop]
-    ranges = [(lo, hi) for lo, hi in itertools.pairwise(cuts) if hi > lo]
+    ranges = rng_ranges(first_block, stop_block, block_size, n_replicates)
     n_t, n_u = len(p.targets), p.n_units
     state = BandState.empty(p, layout) if windows is None else WindowState.empty(p, layout)
     moments = np.zeros((len(ranges), n_t, n_u, 2))
