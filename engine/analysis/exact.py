@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ExactSum"]
+__all__ = ["ExactSum", "add_sums"]
 
 LIMB_BITS = 32
 #: 68 limbs of 32 bits cover every double (bits 0 … 2150 above 2**-1126) with headroom in the last.
@@ -142,3 +142,14 @@ def _to_float(integer: int, exponent: int) -> float:
         return float(integer << exponent) if exponent >= 0 else integer / (1 << -exponent)
     except OverflowError:
         return float("inf") if integer > 0 else float("-inf")
+
+
+def add_sums(mine: ExactSum | None, theirs: ExactSum | None) -> ExactSum | None:
+    """``theirs`` added into ``mine`` (None: no sums), as a state's ``absorb`` merges its optional
+    moments; returns the sums to keep (``mine``, or a copy of ``theirs`` when ``mine`` is None)."""
+    if theirs is None:
+        return mine
+    if mine is None:
+        return theirs.copy()
+    mine += theirs
+    return mine

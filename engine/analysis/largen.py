@@ -39,7 +39,7 @@ from ..kernels import bands as band_kernels
 from ..kernels import montecarlo as kernel
 from .design import ParameterMap, n_columns, replicate_uniforms
 from .driver import BackendOptions, drive, replicate_chunk_blocks
-from .exact import ExactSum
+from .exact import ExactSum, add_sums
 from .montecarlo import BlockDealer, RankStatistics, in_lanes, quantile_from_counts, rng_ranges
 from .problem import Problem, kernel_design, kernel_targets, kernel_tree
 from .spec import Factor
@@ -164,11 +164,7 @@ class BandState(BlockState):
             getattr(self, name).__iadd__(getattr(other, name))
         np.minimum(self.extremes[..., 0], other.extremes[..., 0], out=self.extremes[..., 0])
         np.maximum(self.extremes[..., 1], other.extremes[..., 1], out=self.extremes[..., 1])
-        if other.moments is not None:
-            if self.moments is None:
-                self.moments = other.moments.copy()
-            else:
-                self.moments += other.moments
+        self.moments = add_sums(self.moments, other.moments)
         return self
 
     def copy(self) -> BandState:

@@ -23,7 +23,7 @@ import polars as pl
 from ..backends.state import BlockState
 from ..kernels import montecarlo as kernel
 from .design import RNG_BLOCK, ParameterMap, n_columns, replicate_uniforms
-from .exact import ExactSum
+from .exact import ExactSum, add_sums
 from .problem import Problem, kernel_design, kernel_targets, kernel_tree
 from .spec import Factor
 
@@ -66,11 +66,7 @@ class ChunkState(BlockState):
                 self.extra[name] += value
             else:
                 self.extra[name] = value.copy()
-        if other.moments is not None:
-            if self.moments is None:
-                self.moments = other.moments.copy()
-            else:
-                self.moments += other.moments
+        self.moments = add_sums(self.moments, other.moments)
         return self
 
     def copy(self) -> ChunkState:
