@@ -20,11 +20,20 @@ from .. import methods
 from ..errors import ConstantIndicatorWarning, DataError
 from ..schema import Indicator
 
-__all__ = ["NORMALISERS", "NON_NEGATIVE", "normalise", "check_domain", "Normaliser"]
+__all__ = ["CONSTANT_POLICY", "FIXED", "NORMALISERS", "NON_NEGATIVE", "normalise", "check_domain", "Normaliser"]
 
 #: Methods whose formula needs every input >= 0 (after treatment and direction): x / max reverses
 #: the order of negative values.
 NON_NEGATIVE = ("fraction_of_max",)
+#: Where ``defaults.constant_indicator`` acts on a column of one distinct value ``v`` over ``n``
+#: present units: the statistic the method divides by is zero.  Other methods give every unit the
+#: same value (ranks, percentiles of n > 1, x / max of v > 0, distance to a target) or score ``v``
+#: on fixed goalposts like any other value.
+CONSTANT_POLICY = {"minmax": lambda v, n: True, "zscore": lambda v, n: True, "distance_to_max": lambda v, n: True,
+                   "fraction_of_max": lambda v, n: v == 0, "percentile": lambda v, n: n == 1}
+#: Methods with fixed parameters: a constant column is scored on its goalposts like any other (no
+#: policy, no warning) -- e.g. a period of a panel normalised on the whole panel.
+FIXED = ("goalposts",)
 
 
 @dataclass(frozen=True)
@@ -147,15 +156,26 @@ def normalise(x: np.ndarray, indicators: tuple[Indicator, ...], constant_policy:
     Warns
     -----
     ConstantIndicatorWarning
-        For indicators with a single distinct value, naming them and the policy applied.
+        For indicators with a single distinct value, naming them and the policy applied
+        (:data:`CONSTANT_POLICY` methods) or saying that every unit ties (other fitted methods);
+        not for goalposts (:data:`FIXED`), which score a constant column like any other.
     """
     directed = np.ascontiguousarray(x * np.array([i.direction for i in indicators], dtype=np.float64))
     check_domain(directed, indicators, units)
     out = np.full(directed.shape, np.nan)
-    constant = [ind.id for j, ind in enumerate(indicators) if _single_value(directed[:, j])]
-    if constant:
-        warnings.warn(f"constant indicator(s) {', '.join(constant)}: policy {constant_policy!r} applied "
+    policy, tied = [], []
+    for j, ind in enumerate(indicators):
+        if ind.normalisation.name in FIXED or not _single_value(directed[:, j]):
+            continue
+        present = directed[np.isfinite(directed[:, j]), j]
+        degenerate = CONSTANT_POLICY.get(ind.normalisation.name, lambda v, n: False)(present[0], present.size)
+        (policy if degenerate else tied).append(ind.id)
+    if policy:
+        warnings.warn(f"constant indicator(s) {', '.join(policy)}: policy {constant_policy!r} applied "
                       "(see defaults.constant_indicator)", ConstantIndicatorWarning, stacklevel=2)
+    if tied:
+        warnings.warn(f"constant indicator(s) {', '.join(tied)}: every unit ties, so every unit gets the same "
+                      "normalised value", ConstantIndicatorWarning, stacklevel=2)
     by_method: dict[str, list[int]] = {}
     for j, ind in enumerate(indicators):
         by_method.setdefault(ind.normalisation.name, []).append(j)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -472,6 +473,30 @@ def test_constant_indicator_warns_under_other_policies(policy):
         result = engine.score(framework, data)
     expected = [50.0] * 4 if policy == "midpoint" else [None] * 4
     assert result.table.sort("unit")["a"].to_list() == expected
+
+
+@pytest.mark.parametrize(("normalisation", "values", "warning", "expected"), [
+    ({"method": "goalposts", "goalposts": [0, 10]}, [2.5] * 4, None, [0.25] * 4),  # fixed: no policy
+    ({"method": "distance_to_target", "target": 10}, [2.5] * 4, "every unit ties", [0.0] * 4),  # (x - min) / ...
+    ({"method": "rank"}, [2.5] * 4, "every unit ties", [1.0] * 4),
+    ({"method": "fraction_of_max"}, [2.5] * 4, "every unit ties", [1.0] * 4),
+    ({"method": "fraction_of_max"}, [0.0] * 4, "policy 'midpoint' applied", [0.5] * 4),  # x / 0
+    ({"method": "distance_to_max"}, [2.5] * 4, "policy 'midpoint' applied", [0.5] * 4),
+    ({"method": "percentile"}, [2.5] * 4, "every unit ties", [0.0] * 4),
+    ({"method": "percentile"}, [2.5, None, None, None], "policy 'midpoint' applied", [0.5, None, None, None]),
+])
+def test_constant_indicator_warning_names_what_really_happens(normalisation, values, warning, expected):
+    """The policy acts only where a fitted parameter is degenerate (it said "midpoint" under goalposts)."""
+    framework = make_framework(a={"normalisation": normalisation})
+    data = with_column("a", values)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = engine.score(framework, data)
+    messages = [str(w.message) for w in caught if issubclass(w.category, ConstantIndicatorWarning)]
+    assert len(messages) == (0 if warning is None else 1), messages
+    if warning is not None:
+        assert messages[0].startswith("constant indicator(s) a: ") and warning in messages[0]
+    assert result.table.sort("unit")["a"].to_list() == pytest.approx(expected)
 
 
 def test_imputation_group_column_missing():
