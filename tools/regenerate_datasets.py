@@ -2,7 +2,7 @@
 
 Run from a source checkout (the generators are not installed with cityrank)::
 
-    python -m tools.regenerate_datasets            # rewrite the four files
+    python -m tools.regenerate_datasets            # rewrite the six files
     python -m tools.regenerate_datasets --check    # exit 1 if a shipped file differs from its generator
 
 The tests (tests/synthetic, tests/analysis/test_bootstrap.py) check that the shipped files are the
@@ -20,6 +20,7 @@ import polars as pl
 
 from engine.resources import DATASET_DIR
 from tools.synthetic.cities import generate_ai_cities
+from tools.synthetic.firm_panel import firm_panel_indicators, generate_ai_firm_panel
 from tools.synthetic.firms import generate_ai_firms
 from tools.synthetic.provinces import firm_indicators, generate_regional_ai_provinces
 
@@ -31,6 +32,8 @@ GENERATORS: dict[str, Callable[[], pl.DataFrame]] = {
     "ai_firms_synthetic.csv": lambda: generate_ai_firms(SEED),
     "regional_ai_provinces_synthetic.csv": lambda: generate_regional_ai_provinces(SEED),
     "ai_firm_cities_synthetic.csv": lambda: firm_indicators(generate_ai_firms(SEED), "city"),
+    "ai_firms_panel_synthetic.csv": lambda: generate_ai_firm_panel(SEED),
+    "ai_firm_cities_panel_synthetic.csv": lambda: firm_panel_indicators(generate_ai_firm_panel(SEED)),
 }
 
 
