@@ -44,7 +44,7 @@ from .resampling import (
 )
 from .spec import resolve_factors
 
-__all__ = ["BootstrapResult", "bootstrap", "default_bootstrap_spec"]
+__all__ = ["BootstrapResult", "bootstrap", "default_bootstrap_spec", "read_records"]
 
 
 @dataclass(frozen=True, repr=False)
@@ -106,7 +106,7 @@ def default_bootstrap_spec(framework_id: str) -> Path | None:
     return shipped_specs().get(f"{framework_id}.bootstrap")
 
 
-def _read_records(records: Any, unit_column: str | None) -> tuple[pl.DataFrame, str]:
+def read_records(records: Any, unit_column: str | None) -> tuple[pl.DataFrame, str]:
     """The record-level table and where it came from; its unit column is read as text, so ids
     such as ``NA`` or ``null`` stay ids (as in the unit table)."""
     from ..data.load import read_table
@@ -294,7 +294,7 @@ def bootstrap(framework, data=None, spec: str | Path | Mapping | BootstrapSpec |
     design, records_source = None, None
     if spec.mode == "records":
         unit_column = spec.records.get("unit", nominal.dataset.unit)
-        table, records_source = _read_records(records, unit_column)
+        table, records_source = read_records(records, unit_column)
         design = compile_records(table, spec.records, nominal, problem.units, nominal.framework.data.get("unit"))
     bp = build_bootstrap_problem(problem, spec, factors, design)
     seed = run_seed(spec.seed)
