@@ -541,8 +541,12 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
 
 def _cmd_sensitivity(args: argparse.Namespace) -> int:
-    from .analysis.sensitivity import sensitivity
+    from .analysis.sensitivity import sensitivity, sensitivity_factors
 
+    if args.list_factors:
+        factors = sensitivity_factors(args.framework, args.data, args.spec, **_load_kwargs(args))
+        print(_render(factors.columns, factors.rows(), left=(0, 1, 2, 4), max_width=60))
+        return 0
     backend = "dask" if (args.scheduler or args.workers) else args.backend
     result = sensitivity(args.framework, args.data, args.spec, base_samples=args.base_samples, seed=args.seed,
                          n_boot=args.bootstrap, confidence=args.confidence, second_order=args.second_order,
@@ -865,6 +869,8 @@ def build_parser() -> argparse.ArgumentParser:
     sens.add_argument("--bootstrap", type=_positive_int, default=200, help="bootstrap resamples for the intervals")
     sens.add_argument("--confidence", type=float, help="confidence level of the intervals, e.g. 0.9 (COINr); "
                       "default: the spec's, else 0.95")
+    sens.add_argument("--list-factors", action="store_true",
+                      help="print the factors (the names a spec's groups use) and their groups, run nothing")
     sens.add_argument("--second-order", action="store_true", help="also second-order indices of R_S (N (2g + 2) runs)")
     backend_options(sens)
     sens.add_argument("--out", "-o", help="output folder, or a .xlsx file (one workbook)")

@@ -48,7 +48,7 @@ from .problem import Problem, build_problem, kernel_design, kernel_targets, kern
 from .spec import Factor, load_spec, resolve_factors
 from .uncertainty import with_default_factors
 
-__all__ = ["SensitivityResult", "sensitivity", "factor_groups", "BATCH", "CONFIDENCE"]
+__all__ = ["SensitivityResult", "sensitivity", "sensitivity_factors", "factor_groups", "BATCH", "CONFIDENCE"]
 
 #: Base samples per evaluation batch (fixed: batch sums are merged in batch order).
 BATCH = 512
@@ -302,6 +302,33 @@ class SensitivityResult(ResultShape):
         return {**manifest_summary(self.manifest), **extra}
 
 
+def _factors(spec, framework) -> tuple[Any, list[Factor], list[tuple[str, list[int]]]]:
+    """The spec with its default factors, its factors and their groups.  The default (noise on
+    every weight) is analysed by level: one group per depth."""
+    defaulted = with_default_factors(spec, framework)
+    if defaulted is not spec and not spec.groups:
+        by_depth: dict[int, list[str]] = {}
+        for node in framework.node_ids:
+            if node != framework.root.id:
+                by_depth.setdefault(framework.depth(node), []).append(f"weight:{node}")
+        defaulted = load_spec({**dict(defaulted.document),
+                               "groups": {f"weights:depth{d}": members for d, members in sorted(by_depth.items())}})
+    factors = resolve_factors(defaulted, framework)
+    return defaulted, factors, factor_groups(factors, dict(defaulted.groups))
+
+
+def sensitivity_factors(framework, data=None, spec=None, **load_kwargs: Any) -> pl.DataFrame:
+    """The factors a Sobol analysis of ``spec`` would vary, one row each: ``factor`` (the name a
+    spec's ``groups`` use), ``kind``, ``nodes`` it acts on, design ``columns`` and the ``group`` whose
+    indices it shares (its own name when it is in no group).  Runs no evaluation; the framework is
+    scored once, so the factors are those of the framework as screened on ``data``."""
+    spec, factors, groups = _factors(load_spec(spec), score(framework, data, **load_kwargs).framework)
+    group_of = {c: name for name, columns in groups for c in columns}
+    return pl.DataFrame({"factor": [f.name for f in factors], "kind": [f.kind for f in factors],
+                         "nodes": [", ".join(f.nodes) for f in factors], "columns": [f.width for f in factors],
+                         "group": [group_of[f.column] for f in factors]})
+
+
 def sensitivity(framework, data=None, spec=None, *, base_samples: int = 1024, seed: int | None = None,
                 n_boot: int = 200, confidence: float | None = None, second_order: bool = False,
                 threads: int | None = None, backend: str = "threads", client: Any = None,
@@ -333,20 +360,8 @@ def sensitivity(framework, data=None, spec=None, *, base_samples: int = 1024, se
         backends = replace(backends, backend="dask")
     spec = load_spec(spec, seed=seed)
     nominal = score(framework, data, **load_kwargs)
-    defaulted = with_default_factors(spec, nominal.framework)
-    if defaulted is not spec and not spec.groups:
-        # The default (noise on every weight) is analysed by level: one group per depth.
-        fw = nominal.framework
-        by_depth: dict[int, list[str]] = {}
-        for node in fw.node_ids:
-            if node != fw.root.id:
-                by_depth.setdefault(fw.depth(node), []).append(f"weight:{node}")
-        defaulted = load_spec({**dict(defaulted.document),
-                               "groups": {f"weights:depth{d}": members for d, members in sorted(by_depth.items())}})
-    spec = defaulted
-    factors = resolve_factors(spec, nominal.framework)
+    spec, factors, groups = _factors(spec, nominal.framework)
     level = confidence if confidence is not None else spec.confidence if spec.confidence is not None else CONFIDENCE
-    groups = factor_groups(factors, dict(spec.groups))
     check_memory("sensitivity", int(np.count_nonzero(nominal.stages.kept)), len(spec.targets) or 1, backends.lanes,
                  groups=len(groups), second_order=second_order, base_samples=base_samples)
     problem = build_problem(nominal, spec, factors)

@@ -378,3 +378,25 @@ def test_a_large_run_asks_on_a_terminal(answer, goes, monkeypatch):
         with pytest.raises(EngineError, match=r"run not started: 10,000,000,000 replicates will take about 2 h 0 min"):
             cli._confirm_large_run(args, None)(estimate)
     assert sys.stderr.getvalue().endswith("continue? [y/N] ")
+
+
+def test_sensitivity_lists_the_factors_a_spec_groups(capsys, tmp_path):
+    """``--list-factors`` (named by the spec schema's ``groups``) prints the factor names and their groups."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("weights:\n  - {depth: 1, noise: 0.25}\naggregation:\n  - {depth: 0, choices: [arithmetic, "
+                    "geometric]}\ngroups:\n  top: [weight:Conn, weight:Sust]\n", encoding="utf-8")
+    assert main(["sensitivity", "-f", "asem", "-s", str(spec), "--list-factors"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert rows == [["factor", "kind", "nodes", "columns", "group"],
+                    ["weight:Conn", "noise", "Conn", "1", "top"], ["weight:Sust", "noise", "Sust", "1", "top"],
+                    ["aggregation:depth0", "aggregation", "Index", "1", "aggregation:depth0"]]
+
+
+def test_sensitivity_factors_of_the_default_spec_are_grouped_by_level():
+    from engine.analysis.sensitivity import sensitivity_factors
+
+    factors = sensitivity_factors("asem")
+    assert factors.columns == ["factor", "kind", "nodes", "columns", "group"]
+    assert factors.filter(pl.col("factor") == "weight:Conn")["group"].item() == "weights:depth1"
+    assert factors.filter(pl.col("factor") == "weight:Physical")["group"].item() == "weights:depth2"
+    assert set(factors["group"]) == {"weights:depth1", "weights:depth2", "weights:depth3"}
