@@ -239,6 +239,20 @@ def _period_values(series: pl.Series, column: str, origin: str | None) -> pl.Ser
                     fix="give a column of years (2011) or ISO dates (2011-12-31) as the period")
 
 
+def _check_dates_stay_dates(tables: Sequence[pl.DataFrame], paths: Sequence[str | Path]) -> None:
+    """Refuse a column that is a date or time in one file and not in another: stacking would turn
+    the dates into day counts (2020-01-01 -> 18262.0) without a word.  Integers beside floats and
+    numbers beside text are left to stacking and the usual checks of numeric columns."""
+    for column in dict.fromkeys(c for t in tables for c in t.columns):
+        kinds = {str(path): t[column].dtype for t, path in zip(tables, paths, strict=True) if column in t.columns}
+        temporal = {path for path, dtype in kinds.items() if dtype.is_temporal()}
+        if temporal and (len(temporal) < len(kinds) or len(set(kinds.values())) > 1):
+            shown = [f"{path}: {dtype}" for path, dtype in kinds.items()]
+            raise DataError(f"column is a date or time in some files and not in others ({preview(shown)})",
+                            column=column, fix="write the column the same way in every file (all dates, or all "
+                                               "numbers)")
+
+
 def _read_files(files: Mapping[Any, str | Path], unit: str, period: str, label: str | None,
                 groups: Sequence[str]) -> pl.DataFrame:
     """One table from one file per period, with the period column added; the unit column must have
@@ -263,6 +277,7 @@ def _read_files(files: Mapping[Any, str | Path], unit: str, period: str, label: 
         shown = [f"{path}: {dtype}" for path, dtype in types.items()]
         raise DataError(f"the unit column changes type between files ({preview(shown)})", column=unit,
                         fix="write the unit ids the same way in every file (all codes as text, or all as integers)")
+    _check_dates_stay_dates(tables, list(files.values()))
     try:
         return pl.concat(tables, how="diagonal_relaxed")
     except pl.exceptions.PolarsError as exc:

@@ -99,6 +99,22 @@ def test_a_unit_column_that_changes_type_between_files(framework, table, tmp_pat
         load_panel(framework, files=files)
 
 
+def test_a_column_that_is_a_date_in_one_file_and_a_number_in_another(framework, table, tmp_path):
+    """Stacking used to turn the dates into day counts (2010-06-30 -> 14790.0) silently."""
+    import datetime as dt
+
+    files = {}
+    for year, surveyed in ((2010, [dt.date(2010, 6, 30)] * 3), (2011, [20110630.0] * 3)):
+        files[year] = tmp_path / f"data_{year}.parquet"
+        (table.filter(pl.col("year") == year).drop("year").with_columns(pl.Series("city", ["x", "y", "z"]),
+                                                                      pl.Series("surveyed", surveyed))
+         .write_parquet(files[year]))
+    with pytest.raises(DataError, match=r"date or time in some files and not in others \(.*data_2010.parquet: Date"
+                                        r"', .*data_2011.parquet: Float64'") as err:
+        load_panel(framework, files=files)
+    assert err.value.column == "surveyed" and "same way in every file" in err.value.fix
+
+
 def test_files_and_data_together_are_refused(framework, table, tmp_path):
     with pytest.raises(DataError, match=r"either data .* or files"):
         load_panel(framework, table, files={2010: tmp_path / "a.csv"})
