@@ -206,7 +206,7 @@ def drive(analysis: Analysis, finish: Callable[[MergeableState, dict[str, Any]],
     bar = Progress(n * analysis.work_per_replicate, unit=analysis.work_unit, enabled=progress)
     bar.update(sum(work(*chunk) for chunk in done))
 
-    def on_chunk(chunk: tuple[int, int], chunk_state: MergeableState) -> None:
+    def on_chunk(chunk: tuple[int, int], chunk_state: MergeableState | None) -> None:
         if store is not None:
             store.save(chunk, chunk_state)
             if confirm is not None and not done and bar.done == 0 and n_chunks > 1:  # the run's first stored chunk
@@ -225,7 +225,7 @@ def drive(analysis: Analysis, finish: Callable[[MergeableState, dict[str, Any]],
             backend.backend, ranges, threads=backend.threads, client=backend.client, scheduler=backend.scheduler,
             workers=backend.workers, worker_wait=backend.worker_wait, token=run_token(fingerprint),
             local_chunk=lambda first, stop, n_lanes: analysis.run_chunk(first, stop, n_lanes, partial),
-            dask_task=_one_thread, dask_args=(task, *args), on_chunk=on_chunk)
+            dask_task=_one_thread, dask_args=(task, *args), on_chunk=on_chunk, chunk_states=store is not None)
     except BaseException:
         if store is not None:
             store.close()  # the lock; the stored chunks stay for --resume

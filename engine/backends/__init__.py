@@ -46,13 +46,16 @@ def chunk_ranges(n_blocks: int, chunk_blocks: int, done: set[tuple[int, int]] | 
 
 def execute(backend: str, ranges: list[tuple[int, int]], *, local_chunk: Callable, dask_task: Callable,
             dask_args: tuple, token: str, on_chunk: Callable, threads: int | None = None, client: Any = None,
-            scheduler: str | None = None, workers: int | None = None, worker_wait: float | None = None):
+            scheduler: str | None = None, workers: int | None = None, worker_wait: float | None = None,
+            chunk_states: bool = True):
     """Run the chunks on a backend; return ``(merged state or None, info)``.
 
     ``local_chunk(first, stop, n_lanes)`` runs a chunk in process; ``dask_task(*dask_args, first,
     stop)`` is the same chunk as a Dask task.  ``on_chunk(chunk, state)`` is called once per
-    completed chunk (progress, checkpoints).  ``worker_wait``: seconds a Dask run waits with no worker
-    connected before it raises BackendError (default ``distributed.WORKER_WAIT``)."""
+    completed chunk (progress, checkpoints); on Dask with ``chunk_states=False`` (no checkpoints) it
+    gets ``None`` instead of the state, which then stays on the workers.  ``worker_wait``: seconds a
+    Dask run waits with no worker connected before it raises BackendError (default
+    ``distributed.WORKER_WAIT``)."""
     info: dict[str, Any] = {"backend": backend}
     if backend == "dask":
         from .distributed import connect
@@ -60,7 +63,7 @@ def execute(backend: str, ranges: list[tuple[int, int]], *, local_chunk: Callabl
         dask_client, owned = connect(client, scheduler, workers)
         info["workers"] = connected_workers(dask_client)
         try:
-            merged = run_dask(dask_client, dask_task, dask_args, token, ranges, on_chunk,
+            merged = run_dask(dask_client, dask_task, dask_args, token, ranges, on_chunk, chunk_states=chunk_states,
                               **({} if worker_wait is None else {"worker_wait": worker_wait}))
         finally:
             if owned:

@@ -73,6 +73,29 @@ def test_dask_cluster_equals_in_process(cluster, in_process):
     assert run.statistics.rank_shift["Index"].equals(in_process.statistics.rank_shift["Index"])
 
 
+def test_chunk_states_reach_the_client_only_for_checkpoints(cluster, in_process, tmp_path, monkeypatch):
+    """Without checkpoints the states are merged on the workers and only the merged one is fetched
+    (a large-n chunk state is ~440 MB at 10⁵ units); with ``out`` every chunk's state is stored."""
+    import engine.backends as backends
+
+    real, seen = backends.run_dask, []
+
+    def spy(client, chunk_fn, args, token, ranges, on_chunk, **options):
+        return real(client, chunk_fn, args, token, ranges, lambda chunk, state: (seen.append(state),
+                                                                                  on_chunk(chunk, state)), **options)
+
+    monkeypatch.setattr(backends, "run_dask", spy)
+    run = uncertainty("asem", spec=SPEC, replicates=40_960, seed=11, block_size=1024, backend="dask",
+                      client=cluster[0], chunk_blocks=8, progress=True)
+    assert len(seen) == 5 and all(state is None for state in seen)
+    assert run.units.equals(in_process.units)
+    seen.clear()
+    stored = uncertainty("asem", spec=SPEC, replicates=40_960, seed=11, block_size=1024, backend="dask",
+                         client=cluster[0], chunk_blocks=8, out=tmp_path / "run")
+    assert len(seen) == 5 and all(state is not None for state in seen)
+    assert stored.units.equals(in_process.units)
+
+
 def test_killing_a_worker_mid_run_loses_nothing(cluster, tmp_path):
     client, workers, scheduler_file, env = cluster
     replicates = 409_600
