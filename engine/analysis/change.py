@@ -11,6 +11,12 @@ units × replicates is held beyond a sub-batch of 256 replicates.
 
 Units that entered (only in the later period) or left (only in the earlier one) are reported in
 the units table with their one rank, not dropped.
+
+Mode ``records`` (paired record bootstrap, where record-level data exist): each replicate also
+resamples the records of both periods (Poisson weights, as :func:`engine.bootstrap` in mode
+``records``) and recomputes the record-derived indicators of each period with the bootstrap's
+kernel (:func:`engine.analysis.resampling.evaluate`) before ranking; a record present in both
+periods (the same record id) gets the same weight in both (:class:`PairedRecords`).
 """
 
 from __future__ import annotations
@@ -33,23 +39,61 @@ from ..errors import DataError, DataQualityWarning, SchemaError, preview
 from ..io import with_unit_names
 from ..kernels import montecarlo as mc_kernel
 from ..kernels.change import rank_change
+from ..kernels.rank import index_bits, pack_keys
 from ..panel import Panel
 from ..pipeline import ScoreResult, as_dataset, score
 from ..schema import load_framework
+from .bootstrap import default_bootstrap_spec, read_records
+from .bootstrap_spec import BootstrapSpec, SamplingDraws, compile_records, load_bootstrap_spec, sampling_draws
 from .design import RNG_BLOCK, ParameterMap, n_columns, replicate_uniforms
 from .driver import BackendOptions, check_run, data_digest, drive, replicate_chunk_blocks, run_seed, versions
 from .memory import available_bytes, check_memory, estimate_bytes
 from .montecarlo import SUB_BATCH, BlockDealer, in_lanes, moment_block, quantile_from_counts, rng_ranges
 from .problem import Problem, build_problem, kernel_design, kernel_targets, kernel_tree
+from .resampling import BootstrapProblem, build_bootstrap_problem, evaluate
 from .spec import UncertaintySpec, load_spec, resolve_factors
 from .uncertainty import CHUNK_REPLICATES, LOCAL_CHUNK_REPLICATES, with_default_factors
 
-__all__ = ["ChangeResult", "ChangeState", "PairedProblem", "change", "change_statistics", "run_change_chunk"]
+__all__ = ["ChangeResult", "ChangeState", "PairedProblem", "PairedRecords", "change", "change_statistics",
+           "run_change_chunk"]
 
 #: Places of the default ``P(improved by >= k places)`` columns.
 PLACES = (1, 3, 5, 10)
 NORMALISATIONS = ("period", "panel")
 UNITS = ("all", "common")
+#: Sources of variation: the paired Monte Carlo of weights/methods, or the paired record bootstrap.
+MODES = ("montecarlo", "records")
+
+
+@dataclass(frozen=True)
+class PairedRecords:
+    """The record bootstrap of both periods (mode ``records``): each period's bootstrap problem and
+    the column of each of its records in a replicate's shared draws.
+
+    A replicate draws one uniform 32-bit integer per *record key* from the bootstrap's stream
+    ``SeedSequence(seed, spawn_key=(block, 1))`` (:func:`engine.analysis.bootstrap_spec.sampling_draws`),
+    and record i of a period takes the uniform of its key (``columns_*[i]``), turned into its
+    Poisson weight by the kernel.  With a record id column the keys are the sorted union of both
+    periods' ids, so a record present in both periods gets the same weight in both, whatever the
+    order of the rows (each period's records are also sorted by id, so the float sums are too);
+    without one, the keys are the rows of the earlier period, then those of the later one:
+    independent draws per period."""
+
+    before: BootstrapProblem
+    after: BootstrapProblem
+    columns_from: np.ndarray  #: int64 (n_records_from,): key of each record of ``before``.
+    columns_to: np.ndarray  #: int64 (n_records_to,): key of each record of ``after``.
+    n_keys: int  #: Uniforms per replicate.
+
+    def draws(self, seed: int, lo: int, hi: int) -> tuple[SamplingDraws, SamplingDraws]:
+        """Each period's draws of replicates ``lo .. hi − 1`` (one RNG block at most), from the same uniforms."""
+        shared = sampling_draws(seed, lo, hi, "records", n_records=self.n_keys, n_units=0).record_uniform
+        return tuple(SamplingDraws(np.ascontiguousarray(shared[:, columns]), np.zeros((hi - lo, 0)),
+                                   np.zeros((hi - lo, bp.n_units, 0)))
+                     for bp, columns in ((self.before, self.columns_from), (self.after, self.columns_to)))
+
+    def without_result(self) -> PairedRecords:
+        return replace(self, before=self.before.without_result(), after=self.after.without_result())
 
 
 @dataclass(frozen=True)
@@ -61,6 +105,7 @@ class PairedProblem:
     rows_from: np.ndarray  #: int64 (n_common,): rows of the common units in ``before``.
     rows_to: np.ndarray  #: int64 (n_common,): their rows in ``after``.
     common: list[Any]  #: Ids of the common units (in ``after``'s order).
+    records: PairedRecords | None = None  #: Mode ``records``: the paired record bootstrap.
 
     @property
     def n_bins(self) -> int:
@@ -69,7 +114,8 @@ class PairedProblem:
 
     def without_result(self) -> PairedProblem:
         """A lighter copy for shipping to workers."""
-        return replace(self, before=self.before.without_result(), after=self.after.without_result())
+        return replace(self, before=self.before.without_result(), after=self.after.without_result(),
+                       records=None if self.records is None else self.records.without_result())
 
 
 @dataclass
@@ -103,6 +149,17 @@ def _score_period(problem: Problem, params, scores: np.ndarray, keys: np.ndarray
     keys.reshape(-1, keys.shape[-1]).sort(axis=1)  # NumPy's sort releases the GIL
 
 
+def _score_resampled(bp: BootstrapProblem, params, draws: SamplingDraws, scores: np.ndarray, keys: np.ndarray) -> None:
+    """As :func:`_score_period` for record-bootstrap replicates: the bootstrap's kernel resamples,
+    normalises and scores (:func:`engine.analysis.resampling.evaluate`), then each row's keys are packed."""
+    m = len(params)
+    scores[:] = evaluate(bp, params, draws, m, 1, keep_scores=True, count=False)[6]
+    bits = index_bits(scores.shape[-1])
+    for row, key in zip(scores.reshape(m, -1), keys.reshape(m, -1), strict=True):
+        pack_keys(row, bits, key)
+    keys.reshape(m, -1).sort(axis=1)
+
+
 def run_change_chunk(pair: PairedProblem, factors, seed: int, first_block: int, stop_block: int, block_size: int,
                      n_lanes: int = 1, n_replicates: int | None = None,
                      on_block: Callable[[int], None] | None = None) -> ChangeState:
@@ -110,7 +167,8 @@ def run_change_chunk(pair: PairedProblem, factors, seed: int, first_block: int, 
 
     The RNG blocks (1,024 replicates) of the chunk go to ``n_lanes`` lane threads, each taking the
     next one not yet taken; a lane draws the block's design rows, maps them to each period's
-    parameters (the same rows), scores both periods a sub-batch at a time and counts the rank
+    parameters (the same rows), and in mode ``records`` the block's shared record draws
+    (:meth:`PairedRecords.draws`), scores both periods a sub-batch at a time and counts the rank
     changes into its own histogram.  Integer counts add up the same in any grouping, so which lane
     takes which block changes nothing."""
     size = moment_block(block_size)
@@ -130,10 +188,17 @@ def run_change_chunk(pair: PairedProblem, factors, seed: int, first_block: int, 
             lo, hi = ranges[index]
             u = replicate_uniforms(seed, lo, hi, columns)
             params = maps[0](u), maps[1](u)  # one design row, both periods
+            draws = pair.records.draws(seed, lo, hi) if pair.records is not None else (None, None)
             for a in range(0, hi - lo, sub):
                 b = min(a + sub, hi - lo)
-                for problem, p, (scores, keys) in zip((pair.before, pair.after), params, buffers, strict=True):
-                    _score_period(problem, p.slice(a, b), scores[:b - a], keys[:b - a])
+                for period, (scores, keys) in enumerate(buffers):
+                    if pair.records is None:
+                        _score_period((pair.before, pair.after)[period], params[period].slice(a, b),
+                                      scores[:b - a], keys[:b - a])
+                    else:
+                        _score_resampled((pair.records.before, pair.records.after)[period],
+                                         params[period].slice(a, b), draws[period].take(np.arange(a, b)),
+                                         scores[:b - a], keys[:b - a])
                 (sf, kf), (st, kt) = ((s[:b - a].reshape(b - a, -1), k_[:b - a].reshape(b - a, -1))
                                       for s, k_ in buffers)
                 rank_change(sf, kf, st, kt, pair.rows_from, pair.rows_to, hists[k])
@@ -271,7 +336,8 @@ def _as_periods(data: Any, start: Any, end: Any, normalisation: str):
                       "start=2011, end=2012)")
 
 
-def _pair(before: Problem, after: Problem, label_from: Any, label_to: Any) -> PairedProblem:
+def _pair(before: Problem, after: Problem, label_from: Any, label_to: Any,
+          records: PairedRecords | None = None) -> PairedProblem:
     rows = {u: i for i, u in enumerate(before.units)}
     common = [u for u in after.units if u in rows]
     if not common:
@@ -280,7 +346,97 @@ def _pair(before: Problem, after: Problem, label_from: Any, label_to: Any) -> Pa
                         fix="check that both periods use the same unit ids (codes or names)")
     rows_to = {u: i for i, u in enumerate(after.units)}
     return PairedProblem(before, after, np.array([rows[u] for u in common], np.int64),
-                         np.array([rows_to[u] for u in common], np.int64), common)
+                         np.array([rows_to[u] for u in common], np.int64), common, records)
+
+
+def _period_records(table: pl.DataFrame, period_column: str, label: Any, record_id: str | None, source: str
+                    ) -> pl.DataFrame:
+    """The records of period ``label`` (matched as text, so a period read as 2022 or "2022" is the
+    same), sorted by record id when there is one (refused when an id is missing or repeated)."""
+    rows = table.filter(pl.col(period_column).cast(pl.String) == str(label))
+    if rows.height == 0:
+        periods = table[period_column].unique().sort().to_list()
+        raise DataError(f"the records have no row for period {label!r} (their periods: {preview(periods)})",
+                        column=period_column, path=source, fix="give the records of both periods in one table with "
+                        f"a {period_column!r} column, as in the panel")
+    if record_id is None:
+        return rows
+    ids = rows[record_id].cast(pl.String)
+    if ids.null_count():
+        raise DataError(f"{ids.null_count()} record(s) of period {label!r} have no id", column=record_id, path=source,
+                        fix="fill the record id column or drop those records")
+    repeated = ids.filter(ids.is_duplicated()).unique().sort().to_list()
+    if repeated:
+        raise DataError(f"record ids repeat within period {label!r}: {preview(repeated)}; a record id must name one "
+                        "record per period", column=record_id, path=source,
+                        fix="give one row per record and period, or leave out the record id (independent draws)")
+    return rows.with_columns(ids.alias("_record_key")).sort("_record_key").drop("_record_key")
+
+
+def _paired_records(spec: BootstrapSpec, problems: tuple[Problem, Problem], factors, labels: tuple[Any, Any],
+                    records: Any, record_id: str | None, period_column: str, common_only: bool
+                    ) -> tuple[PairedRecords, dict[str, Any]]:
+    """Each period's record design and bootstrap problem, the record keys that pair them (see
+    :class:`PairedRecords`) and what the manifest says about them; refuses, before any replicate,
+    records without the period column or the record id column, a period without records, ids missing
+    or repeated within a period, and every check of :func:`engine.analysis.bootstrap_spec.compile_records`
+    (a unit not in the period's data, a derived indicator that differs from the unit table), named by period.
+    ``common_only`` (units="common"): the records of units scored in neither period are left out."""
+    result = problems[0].result
+    unit_column = spec.records.get("unit", result.dataset.unit)
+    table, source = read_records(records, unit_column)
+    for column, what, fix in ((period_column, "period", f"add the period of each record as a column {period_column!r}, "
+                               "named as the panel's period column"),
+                              (record_id, "record id", "name the column that identifies a record in both periods "
+                               "(--record-id), or leave it out for independent draws per period")):
+        if column is not None and column not in table.columns:
+            raise DataError(f"the records have no {what} column {column!r} (columns: {preview(table.columns, 8)})",
+                            column=column, path=source, fix=fix)
+    periods, designs = [], []
+    for problem, label in zip(problems, labels, strict=True):
+        rows = _period_records(table, period_column, label, record_id, source)
+        if common_only:
+            scored = [str(u) for u in problem.result.stages.inputs.units.to_list()]
+            rows = rows.filter(pl.col(unit_column).cast(pl.String).is_in(scored))
+        try:
+            design = compile_records(rows, spec.records, problem.result, problem.units, unit_column)
+        except DataError as error:
+            raise DataError(f"records of period {label!r}: {error.message}", node=error.node, column=error.column,
+                            units=error.units, path=source, fix=error.fix) from None
+        periods.append(rows)
+        designs.append(design)
+    n_from, n_to = (rows.height for rows in periods)
+    if record_id is None:
+        columns, n_keys, persisting = (np.arange(n_from), n_from + np.arange(n_to)), n_from + n_to, 0
+    else:
+        ids = [rows[record_id].cast(pl.String).to_list() for rows in periods]
+        key = {k: i for i, k in enumerate(sorted(set(ids[0]) | set(ids[1])))}
+        columns = tuple(np.array([key[k] for k in period_ids], np.int64) for period_ids in ids)
+        n_keys, persisting = len(key), len(set(ids[0]) & set(ids[1]))
+    bootstrap_spec = replace(spec, decompose=False)
+    before, after = (build_bootstrap_problem(problem, bootstrap_spec, factors, design)
+                     for problem, design in zip(problems, designs, strict=True))
+    framework = result.framework
+    manifest = {
+        "source": source, "unit_column": unit_column, "period_column": period_column, "record_id": record_id,
+        "pairing": (f"by record id {record_id!r}: a record in both periods has the same Poisson weight in both "
+                    "(uniforms keyed by the sorted union of the ids)" if record_id else
+                    "none (no record id column): each period's records are drawn independently"),
+        "n_records": {"from": n_from, "to": n_to}, "persisting": persisting, "keys": n_keys,
+        "ignored_records": {"from": designs[0].ignored, "to": designs[1].ignored},
+        "derived": [framework.indicators[j].id for j in designs[0].derived],
+        "poisson_rate": {"from": designs[0].rate, "to": designs[1].rate}}
+    return PairedRecords(before, after, *columns, n_keys), manifest
+
+
+def _default_records_spec(framework_id: str) -> Path:
+    """The framework's shipped bootstrap specification (its record derivations), or a SchemaError."""
+    path = default_bootstrap_spec(framework_id)
+    if path is None:
+        raise SchemaError(f"mode 'records' needs a bootstrap specification with a records section, and framework "
+                          f"{framework_id!r} ships none", fix="pass spec= (--spec FILE): a bootstrap specification "
+                          "saying how indicators are computed from the records (docs/bootstrap.md)")
+    return path
 
 
 def _check_memory(n_units: int, lanes: int) -> None:
@@ -373,8 +529,10 @@ def change(framework, periods, *, start=None, end=None, spec: str | Path | Mappi
            workers: int | None = None, worker_wait: float | None = None, out: str | Path | None = None,
            out_format: str | None = None, progress: bool = False,
            confirm: Callable[[dict[str, Any]], None] | None = None, chunk_blocks: int | None = None,
+           mode: str | None = None, records: Any = None, record_id: str | None = None,
            **load_kwargs: Any) -> ChangeResult:
-    """Paired Monte Carlo of the rank change of every unit from period ``start`` to ``end``.
+    """Paired Monte Carlo (or paired record bootstrap) of the rank change of every unit from period
+    ``start`` to ``end``.
 
     Parameters
     ----------
@@ -386,7 +544,22 @@ def change(framework, periods, *, start=None, end=None, spec: str | Path | Mappi
         ``(data_from, data_to)``; ``start`` and ``end`` pick the two periods.
     spec, n_replicates, seed, block_size
         As for :func:`engine.uncertainty` (default: ±25 % noise on every weight); each replicate's
-        design row is applied to both periods.
+        design row is applied to both periods.  Mode ``records``: a bootstrap specification
+        (:func:`engine.bootstrap`; default: the framework's shipped one) whose ``records`` section
+        says how indicators are computed from the records, and whose ``perturb`` section, if any,
+        adds weight/method perturbations (one design row per replicate, both periods).
+    mode
+        ``"montecarlo"`` (the default without ``records``): weights and methods perturbed;
+        ``"records"`` (the default with ``records``): each replicate resamples the records of both
+        periods (Poisson weights) and recomputes the record-derived indicators of each.
+    records
+        Record-level table of both periods (path, shipped dataset name or DataFrame): one row per
+        record with its unit (the spec's ``records.unit``) and its period, in a column named as the
+        panel's period column (``"period"`` without a panel).
+    record_id
+        Column of ``records`` that identifies a record in both periods (e.g. a firm id): a record
+        present in both periods gets the same Poisson weight in both (exact pairing, whatever the
+        row order).  Without it, each period's records are drawn independently.
     node
         The node whose rank change is analysed (default: the spec's first target, else the index).
     normalisation
@@ -418,18 +591,37 @@ def change(framework, periods, *, start=None, end=None, spec: str | Path | Mappi
         Unknown normalisation, units, node or backend option, the same period twice, a block size that
         is not a multiple or divisor of 1,024, a panel loaded for another framework.
     DataError
-        A period not in the panel, no unit present in both periods.
+        A period not in the panel, no unit present in both periods; in mode ``records``: records
+        without the period or record id column, a period without records, a record id missing or
+        repeated within a period, a record of a unit not in its period's data, a derived indicator
+        that differs from the unit table.
     """
     started = time.perf_counter()
     label_from, data_from, label_to, data_to, panel_framework = _as_periods(periods, start, end, normalisation)
-    backends = check_run(out, [framework, data_from, data_to, spec],
+    backends = check_run(out, [framework, data_from, data_to, spec, records],
                          BackendOptions(backend, threads, client, scheduler, workers, worker_wait))
-    spec = load_spec(spec, replicates=n_replicates, seed=seed, block_size=block_size)
+    if panel_framework is None and framework is None:
+        raise SchemaError("no framework given", fix="pass the framework (name, file or object), or a panel")
+    mode = mode or ("records" if records is not None else "montecarlo")
+    if mode not in MODES:
+        raise SchemaError(f"mode must be 'montecarlo' or 'records', got {mode!r}",
+                          fix="'montecarlo': perturb weights and methods; 'records': resample the records of both "
+                          "periods (needs records=)")
+    if (mode == "records") != (records is not None):
+        raise SchemaError("mode 'records' needs the record-level table" if records is None else
+                          "records are resampled in mode 'records' only, not 'montecarlo'",
+                          fix="pass records= (--records FILE) with mode 'records', or neither")
+    bootstrap_spec = None
+    if mode == "records":
+        fw_id = (panel_framework or load_framework(framework)).id
+        bootstrap_spec = load_bootstrap_spec(spec if spec is not None else _default_records_spec(fw_id), mode="records",
+                                             replicates=n_replicates, seed=seed, block_size=block_size)
+        spec = bootstrap_spec.uncertainty_spec()
+    else:
+        spec = load_spec(spec, replicates=n_replicates, seed=seed, block_size=block_size)
     if spec.block_size % RNG_BLOCK and RNG_BLOCK % spec.block_size:
         raise SchemaError(f"block_size {spec.block_size} must be a multiple or a divisor of {RNG_BLOCK}",
                           fix="use e.g. 1024, 4096 or 8192 (or 64, 256 for tiny runs)")
-    if panel_framework is None and framework is None:
-        raise SchemaError("no framework given", fix="pass the framework (name, file or object), or a panel")
     if units not in UNITS:
         raise SchemaError(f"units must be 'all' or 'common', got {units!r}",
                           fix="'all': rank every unit of each period; 'common': only the units in both periods")
@@ -450,16 +642,25 @@ def change(framework, periods, *, start=None, end=None, spec: str | Path | Mappi
     if target not in resolved.node_ids:
         raise SchemaError(f"unknown node {target!r}", node=target, fix=f"use a node id such as {resolved.root.id!r}")
     _check_memory(max(int(np.count_nonzero(r.stages.kept)) for r in (nominal_from, nominal_to)), backends.lanes)
-    spec = replace(with_default_factors(spec, resolved), targets=(target,), pairs=())
+    if mode == "montecarlo":
+        spec = with_default_factors(spec, resolved)
+    spec = replace(spec, targets=(target,), pairs=())
     factors = resolve_factors(spec, resolved)
-    pair = _pair(build_problem(nominal_from, spec, factors), build_problem(nominal_to, spec, factors),
-                 label_from, label_to)
+    problems = build_problem(nominal_from, spec, factors), build_problem(nominal_to, spec, factors)
+    resampled, records_manifest = None, None
+    if mode == "records":
+        period_column = periods.period if isinstance(periods, Panel) else "period"
+        resampled, records_manifest = _paired_records(bootstrap_spec, problems, factors, (label_from, label_to),
+                                                      records, record_id, period_column, units == "common")
+    pair = _pair(*problems, label_from, label_to, resampled)
     seed = run_seed(spec.seed)
     fingerprint = {"framework": resolved.digest, "data_from": data_digest(nominal_from),
                    "data_to": data_digest(nominal_to), "seed": seed, "block_size": spec.block_size,
-                   "spec": json.loads(json.dumps({k: v for k, v in spec.document.items() if k != "seed"}, default=str)),
+                   "spec": json.loads(json.dumps({k: v for k, v in (bootstrap_spec or spec).document.items()
+                                                    if k != "seed"}, default=str)),
                    "periods": [str(label_from), str(label_to)], "normalisation": normalisation, "units": units,
-                   "node": target,
+                   "node": target, "mode": mode,
+                   "records": None if records_manifest is None else [records_manifest["source"], record_id],
                    "n_blocks": -(-spec.replicates // spec.block_size), "engine": __version__}
 
     def finish(state: ChangeState, info: dict[str, Any]) -> ChangeResult:
@@ -471,6 +672,7 @@ def change(framework, periods, *, start=None, end=None, spec: str | Path | Mappi
         n = state.n_replicates
         manifest = {
             "kind": "change",
+            "mode": mode,
             "framework": {"id": resolved.id, "digest": resolved.digest, "path": resolved.path},
             "periods": {"from": label_from, "to": label_to},
             "normalisation": normalisation,
@@ -478,7 +680,8 @@ def change(framework, periods, *, start=None, end=None, spec: str | Path | Mappi
             "node": target,
             "data": {"from": nominal_from.recipe["data"], "to": nominal_to.recipe["data"],
                      "n_units": len(pair.common)},
-            "spec": spec.to_dict() | {"seed": seed},
+            "spec": (bootstrap_spec or spec).to_dict() | {"seed": seed},
+            "records": records_manifest,
             "factors": [f.name for f in factors],
             "replicates": n, "block_size": spec.block_size, "rng_block": RNG_BLOCK, "seed": seed,
             "places": list(places),
