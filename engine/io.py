@@ -291,13 +291,18 @@ def write_table(table: pl.DataFrame, path: str | Path, *, metadata: dict[str, An
                         fix=f"use one of {', '.join(TABLE_FORMATS)}")
     text = json.dumps(metadata or {}, ensure_ascii=False, default=str)
     if suffix in (".parquet", ".arrow", ".ipc"):
+        import pyarrow as pa
         import pyarrow.feather as feather
         import pyarrow.parquet as pq
 
         arrow = table.to_arrow()
         arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}), b"cityrank": text.encode()})
         if suffix == ".parquet":
-            return atomic_write(path, lambda tmp: pq.write_table(arrow, tmp))
+            # dictionary pages for text columns only: numbers (scores, ranks) are mostly distinct, so their
+            # dictionaries overflow and are thrown away (10^6 units: 2.2 s of CPU instead of 0.8, a larger file)
+            words = [f.name for f in arrow.schema if any(
+                is_text(f.type) for is_text in (pa.types.is_string, pa.types.is_large_string, pa.types.is_string_view))]
+            return atomic_write(path, lambda tmp: pq.write_table(arrow, tmp, use_dictionary=words))
         return atomic_write(path, lambda tmp: feather.write_feather(arrow, tmp, compression="uncompressed"))
     if suffix == ".csv":
         written = atomic_write(path, lambda tmp: table.write_csv(tmp, include_bom=bom))
