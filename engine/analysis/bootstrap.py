@@ -260,8 +260,8 @@ def bootstrap(framework, data=None, spec: str | Path | Mapping | BootstrapSpec |
         :func:`engine.analysis.uncertainty.uncertainty`) above ``large_n_above`` units (default
         5,000; 0: always): memory O(units × bins), exact median/5 %/95 % ranks from two passes over
         the same replicates, decile and percentile-rank bands; no variance shares (``decompose``
-        asked for is refused, the default is off) and no rank confidence sets; one lane per process
-        (threads do not split it).
+        asked for is refused, the default is off) and no rank confidence sets; threads split a
+        chunk's RNG blocks (each lane holds its own draws of one RNG block, counted by the memory check).
 
     Returns
     -------
@@ -287,7 +287,7 @@ def bootstrap(framework, data=None, spec: str | Path | Mapping | BootstrapSpec |
                         "histograms fit in memory")
     if large and spec.decompose:  # on by default for a combined study: large-n mode leaves it out
         spec = replace(spec, decompose=False)
-    check_memory("bootstrap", n_units, len(uspec.targets) or 1, 1 if large else backends.lanes,
+    check_memory("bootstrap", n_units, len(uspec.targets) or 1, backends.lanes,
                  n_pairs=len(uspec.pairs), confidence=not factors and not large,
                  rank_bins=(rank_bins or default_bins(n_units)) if large else None)
     problem = build_problem(nominal, uspec, factors)

@@ -29,7 +29,7 @@ from .bootstrap_spec import BootstrapSpec, RecordDesign, SamplingDraws, resample
 from .design import ParameterMap, Parameters, n_columns, replicate_uniforms
 from .exact import ExactSum
 from .largen import LANE_BYTES, Bands, BandState, WindowState, count_ranks
-from .montecarlo import ChunkState, accumulators, moment_block, rng_ranges
+from .montecarlo import BlockDealer, ChunkState, accumulators, in_lanes, moment_block, rng_ranges
 from .problem import Problem, kernel_design, kernel_targets, kernel_tree
 from .spec import Factor
 
@@ -250,7 +250,7 @@ def run_bootstrap_chunk(bp: BootstrapProblem, seed: int, first_block: int, stop_
 
 def run_bootstrap_bands(bp: BootstrapProblem, seed: int, first_block: int, stop_block: int, block_size: int,
                         n_replicates: int, layout: Bands, windows: np.ndarray | None = None,
-                        on_block=None) -> BandState | WindowState:
+                        on_block=None, n_lanes: int = 1) -> BandState | WindowState:
     """Large-n mode (:mod:`engine.analysis.largen`): blocks ``first_block .. stop_block − 1`` counted
     into a pass-1 :class:`BandState` (``windows`` None) or a pass-2 :class:`WindowState`.
 
@@ -258,33 +258,51 @@ def run_bootstrap_bands(bp: BootstrapProblem, seed: int, first_block: int, stop_
     the same kernel and ranks), run through the kernel in sub-batches of at most
     :data:`~engine.analysis.largen.LANE_BYTES` of ranks with no units² histogram; score moments
     are summed per RNG block (the kernel adds one replicate after the other into the block's sums)
-    and merged exactly, so results do not depend on chunks or sub-batches.  One lane."""
+    and merged exactly, so results do not depend on chunks, sub-batches or lanes.  Lanes take RNG
+    blocks in turn (:class:`~engine.analysis.montecarlo.BlockDealer`, as the Monte Carlo's large-n
+    chunks), each with its own buffers, draws and state (integer counts, merged by addition)."""
     p = bp.problem
     size = moment_block(block_size)
     ranges = rng_ranges(first_block, stop_block, block_size, n_replicates)
+    n_lanes = max(1, min(n_lanes, len(ranges)))
     n_t, n_u = len(p.targets), p.n_units
-    state = BandState.empty(p, layout) if windows is None else WindowState.empty(p, layout)
     moments = np.zeros((len(ranges), n_t, n_u, 2))
     sub = max(1, min(size, LANE_BYTES // (8 * n_t * n_u)))
-    hist, shift_hist, pair_count, pair_units = accumulators(p, False, (1,))
-    targets = kernel_targets(p, pair_units)
-    ranks, shift_out, no_scores = np.zeros((sub, n_t, n_u), np.int64), np.zeros((sub, n_t)), np.zeros((0, n_t, n_u))
     mapping, columns = ParameterMap(list(bp.factors), p), n_columns(list(bp.factors))
-    for k, (lo, hi) in enumerate(ranges):
-        params = mapping(replicate_uniforms(seed, lo, hi, columns))
-        draws = replicate_draws(bp, seed, lo, hi)
-        for a in range(0, hi - lo, sub):
-            m = min(sub, hi - lo - a)
-            *inputs, _ = kernel_inputs(bp, params.slice(a, a + m), draws.take(np.arange(a, a + m)))
-            kernel.bootstrap_blocks(*inputs, targets, m, 1, Accumulators(hist, shift_hist, pair_count, moments[k:k + 1],
-                                                                        shift_out[:m], ranks[:m]), no_scores)
-            count_ranks(p, layout, windows, state, ranks[:m])
-        if on_block is not None:
-            on_block(hi - lo)
+    dealer = BlockDealer(len(ranges))
+
+    @dealer.lane
+    def lane_run(lane: int) -> BandState | WindowState:
+        state = BandState.empty(p, layout) if windows is None else WindowState.empty(p, layout)
+        if windows is None:
+            state.moments = None  # the chunk's moments are summed per RNG block below
+        hist, shift_hist, pair_count, pair_units = accumulators(p, False, (1,))
+        targets = kernel_targets(p, pair_units)
+        ranks, shift_out = np.zeros((sub, n_t, n_u), np.int64), np.zeros((sub, n_t))
+        no_scores = np.zeros((0, n_t, n_u))
+        while (k := dealer.take()) is not None:
+            lo, hi = ranges[k]
+            params = mapping(replicate_uniforms(seed, lo, hi, columns))
+            draws = replicate_draws(bp, seed, lo, hi)
+            for a in range(0, hi - lo, sub):
+                m = min(sub, hi - lo - a)
+                *inputs, _ = kernel_inputs(bp, params.slice(a, a + m), draws.take(np.arange(a, a + m)))
+                kernel.bootstrap_blocks(*inputs, targets, m, 1, Accumulators(
+                    hist, shift_hist, pair_count, moments[k:k + 1], shift_out[:m], ranks[:m]), no_scores)
+                count_ranks(p, layout, windows, state, ranks[:m])
+            del draws
+            if on_block is not None:
+                on_block(hi - lo)
+        return state
+
+    states = in_lanes(lane_run, n_lanes)
+    total = states[0]
+    for more in states[1:]:
+        total.absorb(more)
     if windows is None:
-        state.moments = ExactSum.of(moments)
-    state.blocks = set(range(first_block, stop_block))
-    return state
+        total.moments = ExactSum.of(moments)
+    total.blocks = set(range(first_block, stop_block))
+    return total
 
 
 def _band_chunk(bp: BootstrapProblem, seed: int, block_size: int, n_replicates: int, layout: Bands,
@@ -302,7 +320,7 @@ class BootstrapSource:
 
     def run(self, first: int, stop: int, n_lanes: int, layout: Bands, windows: np.ndarray | None, on_block):
         return run_bootstrap_bands(self.bp, self.seed, first, stop, self.block_size, self.n_replicates, layout,
-                                   windows, on_block)
+                                   windows, on_block, n_lanes)
 
     def task(self, layout: Bands, windows: np.ndarray | None):
         return _band_chunk, (self.bp.without_result(), self.seed, self.block_size, self.n_replicates, layout, windows)

@@ -51,6 +51,17 @@ Normalisation = namedtuple("Normalisation", "code param cap")
 
 
 @jit
+def all_finite(values):
+    """Whether every value of a 1-D array is finite (``x − x`` is 0 exactly for a finite x, NaN
+    otherwise): one branch-free pass that LLVM vectorises."""
+    ok = True
+    for i in range(values.shape[0]):
+        v = values[i]
+        ok &= v - v == 0.0
+    return ok
+
+
+@jit
 def _derive_records(record_unit, record_values, uniform, thresholds, record_scale, acc):
     """acc[unit, c] = Σ_i w_i · record_values[i, c] over the unit's records, w_i the Poisson weight
     of record i by inversion of its uniform 32-bit integer (times ``record_scale``)."""
@@ -136,8 +147,22 @@ def bootstrap_blocks(sample, records, noise, norm, tree, design, targets, block_
     n_units = base.shape[0]
     n_indicators = base.shape[1]
     ones = np.ones(n_units)
+    # Directed columns, transposed once per call (read-only, shared by the lanes): a column that no
+    # replicate changes (every column in mode units) is read from here, contiguous, instead of being
+    # copied and gathered with a stride of n_indicators per replicate (most of the kernel's memory
+    # traffic at 10^5 units).  Only record-derived and noisy columns are recomputed per replicate.
+    directed = np.empty((n_indicators, n_units))
+    for j in range(n_indicators):
+        for i in range(n_units):
+            directed[j, i] = base[i, j] * direction[j]
+    varies = np.zeros(n_indicators, np.bool_)
+    for d in range(derived.shape[0]):
+        varies[derived[d]] = True
+    for k in range(noise_index.shape[0]):
+        varies[noise_index[k]] = True
+    any_varies = derived.shape[0] > 0 or noise_index.shape[0] > 0
     for lane in prange(n_lanes):
-        x = np.empty((n_units, n_indicators))
+        x = np.empty((n_units, n_indicators) if any_varies else (0, n_indicators))
         record_sums = np.empty((n_units, record_values.shape[1]))
         column = np.empty(n_units)
         z = np.empty((n_indicators, n_units))
@@ -146,19 +171,22 @@ def bootstrap_blocks(sample, records, noise, norm, tree, design, targets, block_
         for b in range(lane, n_blocks, n_lanes):
             for r in range(b * block_size, (b + 1) * block_size):
                 weights = count[r] if count.shape[1] > 0 else ones
-                replicate_values(base, divisor, record_unit, record_values, record_uniform[r], thresholds,
-                                 record_scale, derived, numerator, denominator, noise_index, noise_sd, noise_floor,
-                                 noise_eps[r], record_sums, x)
+                if any_varies:
+                    replicate_values(base, divisor, record_unit, record_values, record_uniform[r], thresholds,
+                                     record_scale, derived, numerator, denominator, noise_index, noise_sd,
+                                     noise_floor, noise_eps[r], record_sums, x)
                 v = variant[r]
                 complete = True
                 for j in range(n_indicators):
-                    for i in range(n_units):
-                        column[i] = x[i, j] * direction[j]
-                    normalise_column(norm_code[v, j], column, weights, norm_param[v, 0, j], norm_param[v, 1, j],
+                    if varies[j]:
+                        for i in range(n_units):
+                            column[i] = x[i, j] * direction[j]
+                        src = column
+                    else:
+                        src = directed[j]
+                    normalise_column(norm_code[v, j], src, weights, norm_param[v, 0, j], norm_param[v, 1, j],
                                      norm_param[v, 2, j], norm_cap[v, j], z[j])
-                    for i in range(n_units):
-                        if not np.isfinite(z[j, i]):
-                            complete = False
+                    complete = complete and all_finite(z[j])
                 local_weights(node_weight[r], excluded[r], child_ptr, child_idx, local)
                 score_rank_accumulate(z, local, is_linear(complete, any_coverage, agg_code[r]),
                                       complete and not any_coverage, child_ptr, child_idx, agg_code[r], param,

@@ -82,6 +82,32 @@ def test_large_n_bootstrap_is_bit_identical_across_threads_chunks_and_block_size
         assert other.statistics.acceptability["Index"].equals(base.statistics.acceptability["Index"])
 
 
+def test_large_n_bootstrap_lanes_split_a_chunk_bit_identically_and_equal_numpy_quantiles(monkeypatch):
+    """Threads split a chunk's RNG blocks over lanes (issue 19.2: before, one lane per process): 1 and 2
+    threads in one chunk of 4 RNG blocks are bit-identical, the chunk ran on 2 lanes, the memory check
+    counted 2 lanes, and the 5 %, 50 %, 95 % ranks equal numpy.quantile of the raw ranks."""
+    from engine.analysis import bootstrap as driver
+    from engine.analysis import resampling
+
+    data = city_data(n_units=40)
+    options = {"replicates": 4096, "block_size": 1024, "large_n_above": 0, "rank_bins": 4, "chunk_blocks": 4}
+    one = _run(data, threads=1, **options)
+    lanes, checked = [], []
+    real = resampling.in_lanes
+    monkeypatch.setattr(resampling, "in_lanes", lambda fn, n: lanes.append(n) or real(fn, n))
+    monkeypatch.setattr(driver, "check_memory", lambda *args, **kw: checked.append(args[3]))
+    two = _run(data, threads=2, **options)
+    assert lanes == [2, 2] and checked == [2]  # both passes' one chunk on 2 lanes
+    assert_frame_equal(two.units, one.units)
+    assert two.statistics.acceptability["Index"].equals(one.statistics.acceptability["Index"])
+    raw = raw_ranks(one, 4096)[:, 0]
+    by_unit = {u: i for i, u in enumerate(one.problem.problem.units)}
+    for row in two.units.iter_rows(named=True):
+        ranks = raw[:, by_unit[row["unit"]]]
+        assert [row["q05_rank"], row["median_rank"], row["q95_rank"]] == list(np.quantile(ranks[ranks > 0],
+                                                                                           [0.05, 0.5, 0.95]))
+
+
 def test_large_n_bootstrap_refusals_come_before_any_work(monkeypatch):
     data = city_data(n_units=30)
     with pytest.raises(DataError, match=r"variance shares \(decompose\) are not available in large-n mode "
@@ -102,6 +128,9 @@ def test_large_n_bootstrap_memory_is_units_times_bins(monkeypatch):
     need = estimate_bytes("bootstrap", n, 1, 1, rank_bins=bins)
     assert need == max(4 * pass1, pass1 + 3 * pass2) + 2**26 + 2 * 8 * 1024 * n
     assert need < 4 * 2**30 and estimate_bytes("bootstrap", n, 1, 1) > 80 * need  # draws of 1,024 x 10^5: 1.5 GiB
+    # two lanes: a state, a chain and one RNG block's draws per lane
+    assert estimate_bytes("bootstrap", n, 1, 2, rank_bins=bins) == (max(5 * pass1, pass1 + 4 * pass2)
+                                                                    + 2 * (2**26 + 2 * 8 * 1024 * n))
     monkeypatch.setattr(memory, "available_bytes", lambda: 2**30)
     with pytest.raises(DataError, match=r"bootstrap of 100,000 units .* \(large-n rank bins per unit, target and "
                                         r"lane\)"):
