@@ -88,7 +88,7 @@ class PairedRecords:
     def draws(self, seed: int, lo: int, hi: int) -> tuple[SamplingDraws, SamplingDraws]:
         """Each period's draws of replicates ``lo .. hi − 1`` (one RNG block at most), from the same uniforms."""
         shared = sampling_draws(seed, lo, hi, "records", n_records=self.n_keys, n_units=0).record_uniform
-        return tuple(SamplingDraws(np.ascontiguousarray(shared[:, columns]), np.zeros((hi - lo, 0)),
+        return tuple(SamplingDraws(np.take(shared, columns, axis=1), np.zeros((hi - lo, 0)),
                                    np.zeros((hi - lo, bp.n_units, 0)))
                      for bp, columns in ((self.before, self.columns_from), (self.after, self.columns_to)))
 
