@@ -454,10 +454,15 @@ def _cmd_change(args: argparse.Namespace) -> int:
     backend = "dask" if (args.scheduler or args.workers) else args.backend
     result = change(None, panel, start=args.start, end=args.end, spec=args.spec, n_replicates=args.replicates,
                     seed=args.seed, block_size=args.block_size, node=args.node, normalisation=args.normalisation,
+                    mode=args.mode, records=args.records, record_id=args.record_id,
                     units=args.units, backend=backend, threads=args.threads, scheduler=args.scheduler,
                     workers=args.workers, worker_wait=args.worker_wait, confirm=_confirm_large_run(args, args.out),
                     out=args.out, out_format=args.format, progress=not args.quiet)
     m = result.manifest
+    if m["records"]:
+        r = m["records"]
+        print(f"paired record bootstrap of {r['n_records']['from']:,} + {r['n_records']['to']:,} records; pairing "
+              f"{r['pairing']}" + (f" ({r['persisting']:,} records in both periods)" if r["record_id"] else ""))
     print(f"{m['replicates']:,} paired replicates in {m['wall_time_s']:.2f} s ({m['replicates_per_s']:,.0f}/s, "
           f"backend {m['backend']}); rank change of {m['node']} from {m['periods']['from']} to {m['periods']['to']} "
           f"(normalisation per {m['normalisation']}, ranking {m['units_ranked']} units): "
@@ -530,7 +535,9 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         if not sep or not name.strip():
             raise SchemaError(f"--option {item!r} is not NAME=VALUE", node=None, fix="e.g. --option redundant=0.95")
         options[name.strip()] = yaml.safe_load(value)
-    result = audit(args.framework, args.data, sections=args.sections, options=options, **_load_kwargs(args))
+    load = _load_kwargs(args) | ({"period": args.period} if args.period else {})
+    result = audit(args.framework, args.data, sections=args.sections, options=options, edition=args.edition,
+                   normalisation=args.normalisation, **load)
     if result.recipe["score"]["data"].get("synthetic"):
         print("NOTE: this dataset is SYNTHETIC (generated), not observed data.")
     print(result.verdict(limit=args.top))
@@ -820,8 +827,8 @@ def build_parser() -> argparse.ArgumentParser:
     report_options(unc)
     unc.set_defaults(run=_cmd_uncertainty)
 
-    chg = sub.add_parser("change", help="is a rank change real? paired Monte Carlo of every unit's rank change "
-                         "between two periods of a panel")
+    chg = sub.add_parser("change", help="is a rank change real? paired Monte Carlo (or, with --records, paired "
+                         "record bootstrap) of every unit's rank change between two periods of a panel")
     _panel_options(chg)
     chg.add_argument("--from", dest="start", required=True, metavar="PERIOD", help="the earlier period, e.g. 2011")
     chg.add_argument("--to", dest="end", required=True, metavar="PERIOD", help="the later period, e.g. 2012")
@@ -832,7 +839,16 @@ def build_parser() -> argparse.ArgumentParser:
                      help="rank every unit of each period, or only the units present in both (entering and "
                      "leaving units then move no one's rank)")
     chg.add_argument("--spec", "-s", help="uncertainty specification (YAML/JSON); default: ±25%% noise on every "
-                     "weight, each draw applied to both periods")
+                     "weight, each draw applied to both periods. With --records: a bootstrap specification (its "
+                     "records section; default: the framework's shipped one)")
+    chg.add_argument("--records", "-r", help="record-level table of both periods (file or shipped dataset): one row "
+                     "per record with its unit and its period (column named as --period); each replicate resamples "
+                     "the records of both periods (as cityrank bootstrap --mode records)")
+    chg.add_argument("--record-id", metavar="COLUMN", help="with --records: the column that names a record in both "
+                     "periods (e.g. a firm id); such a record gets the same bootstrap weight in both periods. "
+                     "Without it, each period's records are drawn independently")
+    chg.add_argument("--mode", "-m", choices=["montecarlo", "records"], help="source of variation (default: "
+                     "records with --records, else montecarlo)")
     replicate_options(chg)
     backend_options(chg)
     chg.add_argument("--out", "-o", help="output folder (units and distribution tables, manifest), or a .xlsx file")
@@ -888,6 +904,11 @@ def build_parser() -> argparse.ArgumentParser:
     aud.add_argument("--option", action="append", metavar="NAME=VALUE",
                      help="a threshold or choice of a section, e.g. redundant=0.95 or structure_stage=treated "
                      "(repeatable; see docs/audit.md)")
+    aud.add_argument("--edition", metavar="PERIOD", help="audit this period of panel data (--data one table with "
+                     "a unit and a period column): what loading the panel found leads the flags")
+    aud.add_argument("--period", help="with --edition: the period column (default: the framework's data.period)")
+    aud.add_argument("--normalisation", choices=["period", "panel"], default="period",
+                     help="with --edition: normalise the period on its own, or with goalposts fitted on the panel")
     aud.add_argument("--out", "-o", help="output folder (tables, flags, manifest), or a .xlsx file (one workbook)")
     format_option(aud)
     aud.add_argument("--top", type=_positive_int, default=20, help="flags to print")

@@ -47,3 +47,24 @@ def test_change_refuses_a_period_not_in_the_panel(panel_files, capsys):
     assert main(["change", "-f", str(framework), "--panel", str(panel), "--from", "2010", "--to", "2012",
                  "-n", "1024", "-q"]) == 2
     assert "start period '2010' is not in the panel" in capsys.readouterr().err
+
+
+def test_change_with_records_runs_the_paired_record_bootstrap(tmp_path, capsys):
+    """The shipped SYNTHETIC firm panel: --records resamples the firms of both editions, paired by firm id."""
+    out = tmp_path / "out"
+    assert main(["change", "-f", "ai-firms-2023", "--panel", "ai_firm_cities_panel_synthetic", "--period", "year",
+                 "--from", "2022", "--to", "2023", "--records", "ai_firms_panel_synthetic", "--record-id", "firm_id",
+                 "-n", "2048", "--seed", "1", "-q", "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "paired record bootstrap of 4,016 + 4,311 records; pairing by record id 'firm_id'" in text
+    assert "(3,815 records in both periods)" in text and "2,048 paired replicates" in text
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["mode"] == "records" and manifest["records"]["record_id"] == "firm_id"
+    assert pl.read_parquet(out / "units.parquet").height == 61
+
+
+def test_change_with_records_refuses_an_unknown_record_id_column(capsys):
+    assert main(["change", "-f", "ai-firms-2023", "--panel", "ai_firm_cities_panel_synthetic", "--period", "year",
+                 "--from", "2022", "--to", "2023", "--records", "ai_firms_panel_synthetic", "--record-id", "firm",
+                 "-n", "1024", "-q"]) == 2
+    assert "the records have no record id column 'firm'" in capsys.readouterr().err
