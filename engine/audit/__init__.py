@@ -64,7 +64,7 @@ def _options(modules: Mapping[str, Any], options: Mapping[str, Any] | None) -> d
 
 
 def audit(framework, data=None, *, sections: Iterable[str] = KNOWN, options: Mapping[str, Any] | None = None,
-          **load_kwargs) -> AuditResult:
+          edition: Any = None, normalisation: str = "period", **load_kwargs) -> AuditResult:
     """Audit an index: score it once, then run each section on the result.
 
     Parameters
@@ -72,6 +72,13 @@ def audit(framework, data=None, *, sections: Iterable[str] = KNOWN, options: Map
     framework, data, **load_kwargs
         As for :func:`engine.score` (a framework file or shipped name; a data file, DataFrame,
         shipped dataset or None for the framework's own).
+    edition, normalisation
+        Audit one period of panel data (``data`` one table with a unit and a period column,
+        ``load_kwargs`` then only ``period=``/``unit=`` naming them): the period is scored with
+        :meth:`engine.panel.Panel.framework` (``normalisation`` ``"period"`` or ``"panel"``) and
+        what loading the panel found (renamed ids, zeros read as missing, implausible values by
+        unit and period, series imputation) leads the ``data`` flags
+        (:func:`engine.audit.edition.audit_edition`).
     sections
         Which parts to run, in the order of :data:`KNOWN`.
     options
@@ -92,6 +99,11 @@ def audit(framework, data=None, *, sections: Iterable[str] = KNOWN, options: Map
     from ..pipeline import as_dataset, score
     from ..schema import load_framework
 
+    if edition is not None:
+        from .edition import audit_edition
+
+        return audit_edition(framework, data, edition, normalisation=normalisation, sections=sections,
+                             options=options, **load_kwargs)
     modules = _modules(sections)
     settings = _options(modules, options)
     started = time.perf_counter()

@@ -89,8 +89,9 @@ def prepare(framework: Framework, dataset: Dataset) -> Inputs:
         if period in table.columns:  # a panel framework given all its periods at once
             raise DataError(f"duplicate unit ids: these are panel data, one row per unit and {period!r}", column=unit,
                             units=duplicated, path=dataset.source,
-                            fix="score every period with cityrank trajectories (engine.panel.score_panel), or one "
-                            "period with engine.panel.load_panel(...).dataset(period)")
+                            fix="score every period with cityrank trajectories (engine.panel.score_panel), audit "
+                            "one with cityrank audit --edition PERIOD (engine.audit(..., edition=)), or score one "
+                            "with engine.panel.load_panel(...).dataset(period)")
         raise DataError("duplicate unit ids", column=unit, units=duplicated, path=dataset.source,
                         fix="keep one row per unit (aggregate or deduplicate first)")
     if table.height == 0:

@@ -74,11 +74,13 @@ class Panel:
         return tuple(self.table[self.period].unique().sort().to_list())
 
     def check_period(self, period: Any) -> Any:
-        """``period`` if the panel has it, else a DataError naming the periods it has."""
-        if period not in self.periods:
-            raise DataError(f"unknown period {period!r}; the panel has {preview(self.periods, 12)}",
-                            column=self.period, path=self.source, fix="ask for one of those periods")
-        return period
+        """The panel's period ``period`` (or whose text is ``period``, as a command line gives it:
+        ``"2012"`` for 2012), else a DataError naming the periods it has."""
+        by_text = {str(p): p for p in self.periods}
+        if period in self.periods or str(period) in by_text:
+            return period if period in self.periods else by_text[str(period)]
+        raise DataError(f"unknown period {period!r}; the panel has {preview(self.periods, 12)}",
+                        column=self.period, path=self.source, fix="ask for one of those periods")
 
     def units_in(self, period: Any) -> list:
         """Unit ids present in ``period`` (in data order)."""
@@ -90,6 +92,7 @@ class Panel:
     def dataset(self, period: Any) -> Dataset:
         """The rows of ``period`` as a :class:`~engine.data.Dataset` (what :func:`engine.score` takes
         with :meth:`framework`)."""
+        period = self.check_period(period)
         return Dataset(table=self._rows(period), unit=self.unit, groups=self.groups, label=self.label,
                        source=f"{self.source} [{self.period} = {period}]", meta={"panel_period": period})
 
