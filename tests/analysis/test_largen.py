@@ -83,6 +83,28 @@ def test_large_n_results_are_bit_identical_across_threads_chunks_and_block_sizes
         assert other.statistics.rank_shift_summary == base.statistics.rank_shift_summary
 
 
+def test_large_n_results_do_not_depend_on_the_counting_batch(monkeypatch):
+    """A lane scores SCORE_BATCH replicates at a time and counts its int32 ranks LANE_BYTES at a time:
+    counting batches of 7 replicates filled 3 at a time (batches that straddle RNG blocks, a partial
+    last one) give the same tables as the default batches."""
+    from engine.analysis import largen
+
+    data = city_data(n_units=50)
+
+    def run():
+        return uncertainty(framework_from_dict(city_framework()), data, replicates=1000, seed=9, block_size=256,
+                           threads=2, large_n_above=0, rank_bins=4)
+
+    base = run()
+    monkeypatch.setattr(largen, "LANE_BYTES", 4 * 7 * 50 * len(base.problem.targets))
+    monkeypatch.setattr(largen, "SCORE_BATCH", 3)
+    other = run()
+    assert_frame_equal(other.units, base.units)
+    target = base.problem.target_ids[0]
+    assert_frame_equal(other.statistics.acceptability[target], base.statistics.acceptability[target])
+    assert other.statistics.rank_shift_summary == base.statistics.rank_shift_summary
+
+
 def test_bands_put_edges_on_deciles_top_k_and_tiers():
     result = _run(city_data(n_units=47), n=256, large_n_above=0, rank_bins=2)
     layout = bands(result.problem, 2)
@@ -93,9 +115,12 @@ def test_bands_put_edges_on_deciles_top_k_and_tiers():
     assert layout.width == max(np.diff(np.append(layout.starts, 48)))
 
 
-def test_count_kernels_equal_their_twins():
+@pytest.mark.parametrize("rank_type", [np.int64, np.int32])
+def test_count_kernels_equal_their_twins(rank_type):
+    """int32 ranks: run_chunk's counting batch; a rank² is summed in int64 (a rank of 10⁵ squares
+    past int32)."""
     rng = np.random.default_rng(2)
-    ranks = rng.integers(0, 31, size=(17, 2, 30)).astype(np.int64)  # 0 = missing
+    ranks = rng.integers(0, 31, size=(17, 2, 30)).astype(rank_type)  # 0 = missing
     nominal = rng.integers(0, 31, size=(2, 30)).astype(np.int64)
     bin_of_rank = np.arange(30, dtype=np.int64) // 5  # 6 bins
     acc = (np.zeros((2, 30, 7), np.int64), np.zeros((2, 30, 2), np.int64), np.zeros((2, 30, 2), np.int64),
@@ -104,6 +129,12 @@ def test_count_kernels_equal_their_twins():
     band_kernels.count_bands(ranks, nominal, bin_of_rank, acc)
     for got, want in zip(acc, reference.count_bands(ranks, nominal, bin_of_rank), strict=True):
         np.testing.assert_array_equal(got, want)
+    big = np.array([[[100_000]]], rank_type)  # one unit at rank 10⁵: Σ rank² = 10¹⁰
+    sums = np.zeros((1, 1, 2), np.int64)
+    band_kernels.count_bands(big, np.ones((1, 1), np.int64), np.zeros(100_000, np.int64),
+                             (np.zeros((1, 1, 2), np.int64), sums, np.array([[[100_001, 0]]]),
+                              np.zeros((1, 1), np.int64), np.zeros(1, np.int64)))
+    assert sums[0, 0, 1] == 10**10
     starts = rng.integers(1, 31, size=(2, 30, 3)).astype(np.int64)
     fine, above = np.zeros((2, 30, 3, 5), np.int64), np.full((2, 30, 3), 31, np.int64)
     band_kernels.count_windows(ranks, starts, 5, (fine, above))
@@ -145,10 +176,11 @@ def test_memory_estimate_of_large_n_is_units_times_bins():
     assert large < 6 * 2**30 and estimate_bytes("uncertainty", n, 1, 1, rank_bins=548) < 4 * 2**30
 
 
-def test_rank_batch_equals_its_twin_on_edge_rows():
+@pytest.mark.parametrize("rank_type", [np.int64, np.int32])
+def test_rank_batch_equals_its_twin_on_edge_rows(rank_type):
     """The bucket-sort ranks and moments of rank_batch against the twin: ties, -0.0 and 0.0, NaN and
     ±inf (rank 0, no moments), a constant row, one unit, and crowds of near-equal scores that fill a
-    bucket past the insertion limit (NumPy's sort there)."""
+    bucket past the insertion limit (NumPy's sort there); into int64 or int32 ranks (run_chunk's)."""
     rng = np.random.default_rng(8)
     n = 300
     rows = [rng.random(n), np.round(rng.random(n), 1), np.full(n, 0.25), rng.lognormal(size=n) ** 4]
@@ -162,7 +194,7 @@ def test_rank_batch_equals_its_twin_on_edge_rows():
     rows += [crowd, edges, np.full(n, np.nan)]
     scores = np.stack(rows)[:, None, :].repeat(2, axis=1)
     scores[:, 1] = -scores[:, 1]  # second target: the mirror image
-    moments, ranks = np.zeros((2, n, 2)), np.zeros(scores.shape, np.int64)
+    moments, ranks = np.zeros((2, n, 2)), np.zeros(scores.shape, rank_type)
     band_kernels.rank_batch(scores, moments, ranks)
     want_moments, want_ranks = reference.rank_batch(scores)
     np.testing.assert_array_equal(ranks, want_ranks)
