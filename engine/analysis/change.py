@@ -292,7 +292,10 @@ class ChangeResult(ResultShape):
 
     def summary(self) -> dict[str, Any]:
         m = self.manifest
-        return {**manifest_summary(m), "periods": f"{m['periods']['from']} → {m['periods']['to']}",
+        records = m["records"]
+        mode = m["mode"] if not records else \
+            f"records, paired by {records['record_id']!r}" if records["record_id"] else "records, unpaired"
+        return {**manifest_summary(m), "periods": f"{m['periods']['from']} → {m['periods']['to']}", "mode": mode,
                 "common units": m["units"]["common"], "robust": m["units"]["robust"]}
 
     def output_tables(self) -> dict[str, pl.DataFrame]:

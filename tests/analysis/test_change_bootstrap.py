@@ -139,6 +139,15 @@ def test_a_persisting_record_draws_the_same_uniform_in_both_periods(reference_ru
     assert reference_run.manifest["records"]["persisting"] == len(common)
 
 
+def test_manifest_and_repr_say_how_records_were_paired(reference_run, panel, records):
+    m = reference_run.manifest
+    assert m["mode"] == "records" and m["records"]["record_id"] == "id" and m["records"]["period_column"] == "year"
+    assert m["records"]["poisson_rate"] == {"from": 1.0, "to": 1.0} and m["records"]["derived"] == ["n", "total"]
+    assert "records, paired by 'id'" in repr(reference_run)
+    unpaired = change(None, panel, start=2011, end=2012, spec=SPEC, records=records, n_replicates=64, block_size=64)
+    assert "records, unpaired" in repr(unpaired) and unpaired.manifest["records"]["pairing"].startswith("none")
+
+
 def test_row_order_of_the_records_does_not_matter(panel, records, reference_run):
     shuffled = records.sample(fraction=1.0, shuffle=True, seed=2)
     run = change(None, panel, start=2011, end=2012, spec=SPEC, records=shuffled, record_id="id", n_replicates=4096,
