@@ -192,6 +192,22 @@ def test_perturbations_of_the_spec_apply_one_design_row_to_both_periods(panel, r
     assert (run.units["p_same"] == 1.0).all() and run.manifest["factors"]
 
 
+@pytest.mark.parametrize("units", ["all", "common"])
+def test_a_unit_that_left_with_its_records(fw, records, units):
+    """u03 and its records are gone in 2012: it is listed as left; with units="common" its 2011
+    records are left out with it (not refused as records of an unknown unit)."""
+    gone = records.filter(~((pl.col("unit") == "u03") & (pl.col("year") == 2012)))
+    panel = load_panel(fw, _unit_table(gone))
+    run = change(None, panel, start=2011, end=2012, spec=SPEC, records=gone, record_id="id", n_replicates=256,
+                 block_size=256, units=units, normalisation="panel")
+    left = run.units.filter(pl.col("status") == "left")
+    assert left["unit"].to_list() == ["u03"] and run.manifest["units"]["common"] == 11
+    assert (left["rank_from"].is_null().all()) == (units == "common")
+    n_u03 = records.filter((pl.col("unit") == "u03") & (pl.col("year") == 2011)).height
+    expected = records.filter(pl.col("year") == 2011).height - (n_u03 if units == "common" else 0)
+    assert run.manifest["records"]["n_records"]["from"] == expected
+
+
 def test_shipped_synthetic_firm_panel():
     """The shipped firm panel and its city panel (both SYNTHETIC): both periods' record derivations
     reproduce the city tables (checked before any replicate), firms are paired by id."""
