@@ -148,6 +148,15 @@ def test_manifest_and_repr_say_how_records_were_paired(reference_run, panel, rec
     assert "records, unpaired" in repr(unpaired) and unpaired.manifest["records"]["pairing"].startswith("none")
 
 
+def test_periods_without_a_panel_take_the_records_period_column(fw, records, reference_run):
+    tables = {year: t.drop("year") for (year,), t in _unit_table(records).group_by("year")}
+    run = change(fw, tables, start=2011, end=2012, spec=SPEC, records=records.rename({"year": "period"}),
+                 record_id="id", n_replicates=4096, seed=7, block_size=1024)
+    assert run.units.equals(reference_run.units) and run.distribution.equals(reference_run.distribution)
+    with pytest.raises(DataError, match=r"the records have no period column 'period'"):
+        change(fw, tables, start=2011, end=2012, spec=SPEC, records=records, n_replicates=64, block_size=64)
+
+
 def test_row_order_of_the_records_does_not_matter(panel, records, reference_run):
     shuffled = records.sample(fraction=1.0, shuffle=True, seed=2)
     run = change(None, panel, start=2011, end=2012, spec=SPEC, records=shuffled, record_id="id", n_replicates=4096,
