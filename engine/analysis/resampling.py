@@ -16,6 +16,7 @@ E[(y_A − y_{C_i})²]/2 for i ∈ {perturbation, sampling}, with V the rank var
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 import polars as pl
@@ -67,6 +68,21 @@ class BootstrapProblem:
     @property
     def n_units(self) -> int:
         return self.base.shape[0]
+
+    @cached_property
+    def sorted_units(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per indicator, the units with a finite directed value by ascending value, ties by unit
+        (stable sort): ``(order, n_sorted)``, int64 (n_indicators, n_units) padded with −1 and
+        (n_indicators,).  Sorted once: every replicate's normalisation fit reads its sample's min,
+        max and ranks from it (:func:`engine.kernels.normalise.normalise_sorted`)."""
+        order = np.full(self.base.T.shape, -1, np.int64)
+        n_sorted = np.zeros(self.base.shape[1], np.int64)
+        for j in range(self.base.shape[1]):
+            directed = self.base[:, j] * self.direction[j]
+            finite = np.flatnonzero(np.isfinite(directed))
+            order[j, :len(finite)] = finite[np.argsort(directed[finite], kind="stable")]
+            n_sorted[j] = len(finite)
+        return order, n_sorted
 
     def without_result(self) -> BootstrapProblem:
         return replace(self, problem=self.problem.without_result())
@@ -172,7 +188,7 @@ def kernel_inputs(bp: BootstrapProblem, params: Parameters, draws: SamplingDraws
                               rec.numerator, rec.denominator, rec.divisor) if rec else
                kernel.Records(empty_i, np.zeros((0, 1)), draws.record_uniform, empty_i, 1.0, empty_i, empty_i, empty_i,
                               np.ones((p.n_units, 0))))
-    return (kernel.Sample(bp.base, bp.direction, draws.count), records,
+    return (kernel.Sample(bp.base, bp.direction, draws.count, *bp.sorted_units), records,
             kernel.Noise(bp.noise_index, bp.noise_sd, bp.noise_floor, draws.noise_eps),
             kernel.Normalisation(bp.norm_code, bp.norm_param, bp.norm_cap),
             kernel_tree(p), kernel_design(params), kernel_targets(p))

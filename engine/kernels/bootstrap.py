@@ -22,7 +22,9 @@ replicate as in the Monte Carlo kernel (combined studies).  Accumulators and the
 those of :mod:`engine.kernels.montecarlo` (with a lane axis first).
 
 Normalisation is :func:`engine.kernels.normalise.normalise_column`, the pipeline's own, with the
-sample's multiplicities as weights.  The readable twin is
+sample's multiplicities as weights, given the column's units in ascending order when no replicate
+changes the column (:func:`~engine.kernels.normalise.normalise_sorted`: the sample's min and max are
+its first and last drawn unit, rank-based methods need no sort; the same floats).  The readable twin is
 :func:`engine.kernels.reference.bootstrap_blocks`.
 """
 
@@ -35,12 +37,13 @@ from numba import njit, prange
 
 from ._jit import PARALLEL_JIT, jit
 from .montecarlo import is_linear, local_weights, score_rank_accumulate, step_buffers
-from .normalise import normalise_column
+from .normalise import normalise_sorted
 
 __all__ = ["bootstrap_blocks"]
 
-#: Values entering normalisation, their directions and each replicate's unit multiplicities.
-Sample = namedtuple("Sample", "base direction count")
+#: Values entering normalisation, their directions, each replicate's unit multiplicities, and per
+#: indicator the units with a finite directed value by ascending value (padded with −1) and their number.
+Sample = namedtuple("Sample", "base direction count order n_sorted")
 #: The record-derived indicators and each replicate's record draws.
 Records = namedtuple("Records", "unit values uniform thresholds scale derived numerator denominator divisor")
 #: The noisy indicators, their scale and floor, and each replicate's standard normal draws.
@@ -116,7 +119,9 @@ def bootstrap_blocks(sample, records, noise, norm, tree, design, targets, block_
 
     * :class:`Sample` ``base`` (n_units, n_indicators) nominal undirected values entering
       normalisation; ``direction`` (n_indicators,); ``count`` (n, n_units) unit multiplicities, or
-      (n, 0) for all-ones;
+      (n, 0) for all-ones; ``order`` (n_indicators, n_units) per indicator the units with a finite
+      directed value by ascending value (ties by unit), padded with −1, ``n_sorted`` their number
+      (a column no replicate changes is fitted from it: :func:`~engine.kernels.normalise.normalise_sorted`);
     * :class:`Records` ``unit`` (n_records,) unit row of each record (−1 = ignored); ``values``
       (n_records, n_columns); ``uniform`` (n, n_records) uint32 (n_records = 0 without records);
       ``thresholds``; ``scale``; ``derived``/``numerator``/``denominator`` (n_derived,) indicator
@@ -132,7 +137,7 @@ def bootstrap_blocks(sample, records, noise, norm, tree, design, targets, block_
     * ``scores_out`` (n, n_targets, n_units) — every replicate's scores (NaN = missing) — or shape
       (0, …) when not wanted (callers bound n).
     """
-    base, direction, count = sample
+    base, direction, count, unit_order, n_sorted = sample
     record_unit, record_values, record_uniform, thresholds, record_scale, derived, numerator, denominator, \
         divisor = records
     noise_index, noise_sd, noise_floor, noise_eps = noise
@@ -182,10 +187,12 @@ def bootstrap_blocks(sample, records, noise, norm, tree, design, targets, block_
                         for i in range(n_units):
                             column[i] = x[i, j] * direction[j]
                         src = column
+                        sorted_units = unit_order[j, :0]  # values of this replicate: sorted in the fit if needed
                     else:
                         src = directed[j]
-                    normalise_column(norm_code[v, j], src, weights, norm_param[v, 0, j], norm_param[v, 1, j],
-                                     norm_param[v, 2, j], norm_cap[v, j], z[j])
+                        sorted_units = unit_order[j, :n_sorted[j]]
+                    normalise_sorted(norm_code[v, j], src, weights, sorted_units, norm_param[v, 0, j],
+                                     norm_param[v, 1, j], norm_param[v, 2, j], norm_cap[v, j], z[j])
                     complete = complete and all_finite(z[j])
                 local_weights(node_weight[r], excluded[r], child_ptr, child_idx, local)
                 score_rank_accumulate(z, local, is_linear(complete, any_coverage, agg_code[r]),

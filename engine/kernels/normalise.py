@@ -37,6 +37,14 @@ __all__ = ["minmax", "zscore", "rank", "borda", "percentile", "fraction_of_max",
 @jit
 def normalise_column(code, x, count, p0, p1, p2, cap, out):
     """Normalise one directed indicator column ``x`` (n_units,) into ``out``, every statistic
+    fitted on the units with ``count > 0`` (see :func:`normalise_sorted`, which this calls without
+    a known order)."""
+    return normalise_sorted(code, x, count, np.empty(0, np.int64), p0, p1, p2, cap, out)
+
+
+@jit
+def normalise_sorted(code, x, count, order, p0, p1, p2, cap, out):
+    """Normalise one directed indicator column ``x`` (n_units,) into ``out``, every statistic
     fitted on the *sample*: the units with ``count > 0`` and a finite value, each counted
     ``count`` times.  Every unit with a finite value gets a normalised value (units outside the
     sample included; they may fall outside the method's range); non-finite → NaN.
@@ -55,18 +63,44 @@ def normalise_column(code, x, count, p0, p1, p2, cap, out):
       a unit outside the sample and above all of it has R capped at 1).
 
     A sample without any finite value gives NaN everywhere.
+
+    ``order``: the units with a finite value of ``x`` by ascending value (ties by unit index:
+    ``argsort(x, kind="stable")`` without the non-finite), or empty.  When a caller fits the same
+    column on many samples (the bootstrap: every replicate's multiplicities) it passes the order,
+    computed once: the sample's min and max are then its first and last drawn unit (a few steps
+    instead of a pass over every unit whose ``count > 0`` test the CPU cannot predict), the total
+    is summed only for the methods that read it, and rank-based methods need no sort.  The same
+    floats either way (the same sums in the same order).
     """
     n = x.shape[0]
+    sorted_in = order.shape[0] > 0
     total = 0.0
     low = np.inf
     high = -np.inf
-    for i in range(n):
-        if count[i] > 0.0 and np.isfinite(x[i]):
-            total += count[i]
-            if x[i] < low:
-                low = x[i]
-            if x[i] > high:
-                high = x[i]
+    if sorted_in:
+        first = 0
+        while first < order.shape[0] and not count[order[first]] > 0.0:
+            first += 1
+        if first < order.shape[0]:
+            last = order.shape[0] - 1
+            while not count[order[last]] > 0.0:
+                last -= 1
+            low = x[order[first]]
+            high = x[order[last]]
+            total = 1.0  # some unit is drawn; the exact total below for the methods that read it
+            if code == ZSCORE or code == PERCENTILE or code == EXPONENTIAL:
+                total = 0.0
+                for i in range(n):
+                    if count[i] > 0.0 and np.isfinite(x[i]):
+                        total += count[i]
+    else:
+        for i in range(n):
+            if count[i] > 0.0 and np.isfinite(x[i]):
+                total += count[i]
+                if x[i] < low:
+                    low = x[i]
+                if x[i] > high:
+                    high = x[i]
     if total == 0.0 and code != GOALPOSTS:
         out[:] = np.nan
         return out
@@ -89,7 +123,21 @@ def normalise_column(code, x, count, p0, p1, p2, cap, out):
             spread = np.sqrt(squares / (total - 1.0))
     ranked = code == RANK or code == BORDA or code == PERCENTILE or code == EXPONENTIAL
     average = code == EXPONENTIAL or (code == RANK and p0 == 1.0)
-    if ranked:
+    if ranked and sorted_in:
+        m = 0
+        for k in range(order.shape[0]):
+            if count[order[k]] > 0.0:
+                m += 1
+        ordered = np.empty(m, np.float64)
+        below = np.zeros(m + 1, np.float64)  # below[p] = Σ weights of the p smallest sample values
+        m = 0
+        for k in range(order.shape[0]):
+            unit = order[k]
+            if count[unit] > 0.0:
+                ordered[m] = x[unit]
+                below[m + 1] = below[m] + count[unit]
+                m += 1
+    elif ranked:
         m = 0
         for i in range(n):
             if count[i] > 0.0 and np.isfinite(x[i]):
@@ -102,11 +150,11 @@ def normalise_column(code, x, count, p0, p1, p2, cap, out):
                 values[m] = x[i]
                 weights[m] = count[i]
                 m += 1
-        order = np.argsort(values, kind="mergesort")
-        ordered = values[order]
+        ranking = np.argsort(values, kind="mergesort")
+        ordered = values[ranking]
         below = np.zeros(m + 1, np.float64)  # below[p] = Σ weights of the p smallest sample values
         for p in range(m):
-            below[p + 1] = below[p] + weights[order[p]]
+            below[p + 1] = below[p] + weights[ranking[p]]
     for i in range(n):
         v = x[i]
         if not np.isfinite(v):
