@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from engine.analysis.design import ParameterMap, n_columns, replicate_uniforms
@@ -202,3 +204,20 @@ def test_rank_batch_equals_its_twin_on_edge_rows(rank_type):
     one = np.array([[[3.0]]])
     band_kernels.rank_batch(one, np.zeros((1, 1, 2)), out := np.zeros((1, 1, 1), np.int64))
     assert out[0, 0, 0] == 1
+
+
+#: Scores that stress the two-level bucket sort: any float (subnormals, ±1e308), missing values,
+#: signed zeros, repeats (ties) and crowds of near-equal scores (one bucket past the insertion limit).
+SCORES = st.one_of(st.floats(), st.sampled_from([0.0, -0.0, 0.25, 1.0, np.nan, np.inf, -np.inf]),
+                   st.floats(0.5, 0.5 + 1e-9))
+
+
+@given(st.lists(SCORES, max_size=400), st.sampled_from([np.int64, np.int32]))
+def test_rank_batch_equals_its_twin_hypothesis(values, rank_type):
+    scores = np.array(values, np.float64).reshape(1, 1, -1)
+    moments, ranks = np.zeros((1, len(values), 2)), np.zeros(scores.shape, rank_type)
+    with np.errstate(over="ignore"):  # s² of a huge score is inf in both
+        band_kernels.rank_batch(scores, moments, ranks)
+        want_moments, want_ranks = reference.rank_batch(scores)
+    np.testing.assert_array_equal(ranks, want_ranks)
+    np.testing.assert_array_equal(moments, want_moments)
