@@ -9,16 +9,20 @@ restart from any stage (a weights-only change re-runs aggregation and ranking on
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from concurrent.futures import Executor, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from numbers import Real
 from pathlib import Path
 from typing import Any
 
+import numba
 import numpy as np
 import polars as pl
 
 from . import __version__
+from .backends import check_backend
 from .data import Dataset, Inputs, load_data, prepare
 from .display import ResultShape
 from .errors import SchemaError
@@ -54,11 +58,33 @@ class Stages:
     records: dict[str, Any] = field(default_factory=dict)  #: What each stage did.
 
 
+@contextmanager
+def thread_pool(threads: int | None) -> Iterator[Executor | None]:
+    """A pool of ``threads`` threads (default: Numba's thread count) for the stages' independent
+    columns, or None for one thread.  Every column is computed alone, in the same way, so results
+    do not depend on the thread count."""
+    check_backend("threads", threads)
+    n = threads or numba.get_num_threads()
+    if n == 1:
+        yield None
+        return
+    with ThreadPoolExecutor(n) as pool:
+        yield pool
+
+
 def run_stages(framework: Framework | str | Path, inputs: Inputs | Dataset, *, up_to: str = "rank",
-               use_reference: bool = False, weights: Mapping[str, float] | None = None) -> Stages:
+               use_reference: bool = False, weights: Mapping[str, float] | None = None,
+               threads: int | None = None) -> Stages:
     """Run the stages in order and stop after ``up_to`` (COINr's ``up_to``).
 
-    ``inputs``: a loaded :class:`Dataset` (``engine.load_data``) or prepared :class:`Inputs`."""
+    ``inputs``: a loaded :class:`Dataset` (``engine.load_data``) or prepared :class:`Inputs`;
+    ``threads``: see :func:`thread_pool`."""
+    with thread_pool(threads) as pool:
+        return _run_stages(framework, inputs, up_to, use_reference, weights, pool)
+
+
+def _run_stages(framework: Framework | str | Path, inputs: Inputs | Dataset, up_to: str, use_reference: bool,
+                weights: Mapping[str, float] | None, pool: Executor | None) -> Stages:
     framework = load_framework(framework)
     if isinstance(inputs, Dataset):
         check_names(framework, inputs)
@@ -113,18 +139,26 @@ def run_stages(framework: Framework | str | Path, inputs: Inputs | Dataset, *, u
     stages = replace(stages, scores=scores)
     if stop < 7:
         return stages
-    ranks = rank(scores, use_reference=use_reference)
     records["rank"] = {"order": "descending", "ties": "min", "missing": "stays missing"}
-    return _with_tiers(framework, replace(stages, ranks=ranks))
+    return _ranked(framework, stages, use_reference, pool)
 
 
-def _with_tiers(framework: Framework, stages: Stages) -> Stages:
-    if framework.tiers is None:
+def _ranked(framework: Framework, stages: Stages, use_reference: bool = False, pool: Executor | None = None
+            ) -> Stages:
+    """``stages`` with the ranks of its scores and the tiers; with a pool, the tiers (one kernel)
+    run in one of its threads while the columns are ranked in the others."""
+    tiers = None
+    if framework.tiers is not None:
+        from .tiers import assign_tiers
+
+        column = framework.node_ids.index(framework.tiers["node"])
+        args = (stages.scores[:, column], framework.tiers["k"])
+        tiers = (pool.submit(assign_tiers, *args, method=framework.tiers["method"]) if pool is not None
+                 else assign_tiers(*args, method=framework.tiers["method"]))
+    stages = replace(stages, ranks=rank(stages.scores, use_reference=use_reference, pool=pool))
+    if tiers is None:
         return stages
-    from .tiers import assign_tiers
-
-    column = framework.node_ids.index(framework.tiers["node"])
-    tiers = assign_tiers(stages.scores[:, column], framework.tiers["k"], method=framework.tiers["method"])
+    tiers = tiers if pool is None else tiers.result()
     records = {**stages.records, "tiers": {**dict(framework.tiers), "sizes": {
         int(t): int((tiers == t).sum()) for t in np.unique(tiers) if t > 0}}}
     return replace(stages, tiers=tiers, records=records)
@@ -376,13 +410,12 @@ def run_from_normalised(framework: Framework, stages: Stages, weights: Mapping[s
     tree = framework.compile(resolved)
     scores = rescale(aggregate(stages.normalised, tree), framework, resolved)
     records = {**stages.records, "aggregate": _aggregate_record(framework, tree)}
-    return _with_tiers(framework, replace(stages, scores=scores, ranks=rank(scores), records=records,
-                                          weights=resolved))
+    return _ranked(framework, replace(stages, scores=scores, records=records, weights=resolved))
 
 
 def score(framework: Framework | str | Path, data: Dataset | pl.DataFrame | str | Path | None = None, *,
-          use_reference: bool = False, weights: Mapping[str, float] | None = None, **load_kwargs: Any
-          ) -> ScoreResult:
+          use_reference: bool = False, weights: Mapping[str, float] | None = None, threads: int | None = None,
+          **load_kwargs: Any) -> ScoreResult:
     """Score and rank every node of ``framework`` for every unit of ``data``.
 
     Parameters
@@ -396,6 +429,9 @@ def score(framework: Framework | str | Path, data: Dataset | pl.DataFrame | str 
         Use the readable reference twins instead of the Numba kernels.
     weights
         Optional replacement weights by node id (relative to siblings).
+    threads
+        Threads for the stages' independent columns (normalisation, ranks, tiers, the output
+        table); default: Numba's thread count.  The result does not depend on it.
     **load_kwargs
         ``unit``, ``groups``, ``label``, ``sheet`` for :func:`engine.data.load_data`.
 
@@ -406,14 +442,17 @@ def score(framework: Framework | str | Path, data: Dataset | pl.DataFrame | str 
     Raises
     ------
     SchemaError, DataError
-        Before any computation, for an invalid framework or data that do not fit it.
+        Before any computation, for an invalid framework or data that do not fit it (or a
+        ``threads`` below 1).
     """
+    check_backend("threads", threads)
     framework = load_framework(framework)
     dataset = as_dataset(framework, data, **load_kwargs)
     check_names(framework, dataset)
     inputs = prepare(framework, dataset)
-    stages = run_stages(framework, inputs, use_reference=use_reference, weights=weights)
-    return _finish(framework, dataset, stages)
+    with thread_pool(threads) as pool:
+        stages = _run_stages(framework, inputs, "rank", use_reference, weights, pool)
+        return _finish(framework, dataset, stages, pool)
 
 
 def check_names(framework: Framework, dataset: Dataset) -> None:
@@ -441,7 +480,7 @@ def _preorder(framework: Framework) -> list[str]:
     return order
 
 
-def _finish(framework: Framework, dataset: Dataset, stages: Stages) -> ScoreResult:
+def _finish(framework: Framework, dataset: Dataset, stages: Stages, pool: Executor | None = None) -> ScoreResult:
     inputs, kept = stages.inputs, stages.kept
     position = {node_id: k for k, node_id in enumerate(framework.node_ids)}
     # rows best first (the index's rank, missing last, ties in input order), every column gathered
@@ -450,15 +489,16 @@ def _finish(framework: Framework, dataset: Dataset, stages: Stages) -> ScoreResu
     columns: dict[str, pl.Series] = {dataset.unit: inputs.units.filter(pl.Series(kept)).gather(perm)}
     for extra in ([dataset.label] if dataset.label else []) + list(dataset.groups):
         columns[extra] = dataset.table[extra].filter(pl.Series(kept)).gather(perm)
-    nodes, built = _preorder(framework), {}
-    for values, suffix in ((stages.scores, ""), (stages.ranks, RANK_SUFFIX)):
-        rows = values[perm]  # whole rows at once (a gather per column misses the cache 10^6 times each)
-        for node_id in nodes:  # NaN -> null; ranks as Int32
-            series = pl.Series(node_id + suffix, rows[:, position[node_id]]).fill_nan(None)
-            built[node_id + suffix] = series.cast(pl.Int32) if suffix else series
-        del rows  # one of the two gathered arrays at a time
-    for node_id in nodes:
-        columns[node_id], columns[node_id + RANK_SUFFIX] = built[node_id], built[node_id + RANK_SUFFIX]
+
+    def node_columns(node_id: str) -> tuple[pl.Series, pl.Series]:  # NaN -> null; ranks as Int32
+        k = position[node_id]
+        return (pl.Series(node_id, np.take(stages.scores[:, k], perm), nan_to_null=True),
+                pl.Series(node_id + RANK_SUFFIX, np.take(stages.ranks[:, k], perm), nan_to_null=True).cast(pl.Int32))
+
+    nodes = _preorder(framework)
+    for node_id, (values, ranks) in zip(nodes, map(node_columns, nodes) if pool is None else
+                                        pool.map(node_columns, nodes), strict=True):
+        columns[node_id], columns[node_id + RANK_SUFFIX] = values, ranks
     if stages.tiers is not None:
         name = f"{framework.tiers['node']}{TIER_SUFFIX}"
         columns[name] = pl.Series(name, stages.tiers[perm]).replace(0, None).cast(pl.Int32)

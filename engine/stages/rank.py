@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
+
 import numpy as np
 
 from ..kernels import rank as kernels
@@ -10,16 +12,27 @@ from ..kernels import reference
 __all__ = ["rank"]
 
 
-def rank(values: np.ndarray, *, use_reference: bool = False) -> np.ndarray:
+def rank(values: np.ndarray, *, use_reference: bool = False, pool: Executor | None = None) -> np.ndarray:
     """Ranks (float64, NaN for missing) of every column: largest score = 1, ties share the
-    minimum rank, missing stays missing."""
-    values = np.ascontiguousarray(values, dtype=np.float64)
+    minimum rank, missing stays missing.
+
+    The result is column-major (Fortran order: each node's ranks are contiguous).  With ``pool``,
+    the columns are ranked in its threads (NumPy's sort and the kernel release the GIL); each
+    column is computed alone, so the ranks do not depend on the number of threads."""
+    values = np.asarray(values, dtype=np.float64)
     if use_reference:
-        return reference.rank_desc(values)
-    out = np.empty_like(values)
-    for j in range(values.shape[1]):  # one column at a time: memory O(n_units) beyond the result
-        column = np.ascontiguousarray(values[:, j])
+        return np.asfortranarray(reference.rank_desc(np.ascontiguousarray(values)))
+    out = np.empty(values.shape, np.float64, order="F")
+
+    def column(j: int) -> None:  # memory O(n_units) per thread beyond the result
+        x = np.ascontiguousarray(values[:, j])
         with np.errstate(invalid="ignore"):
-            keys = np.where(np.isfinite(column), -column, np.nan)  # missing sorts last
-        out[:, j] = kernels.rank_ordered(column, np.argsort(keys), np.empty_like(column))
+            keys = np.where(np.isfinite(x), -x, np.nan)  # missing sorts last
+        kernels.rank_ordered(x, np.argsort(keys), out[:, j])
+
+    if pool is None:
+        for j in range(values.shape[1]):
+            column(j)
+    else:
+        list(pool.map(column, range(values.shape[1])))
     return out

@@ -1,0 +1,55 @@
+"""Scoring many units: the stages' columns spread over threads give the same result as one thread,
+bit for bit (scores, ranks, tiers, the output table)."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+import engine
+from engine.errors import SchemaError
+from engine.kernels import rank as rank_kernels
+from engine.kernels import reference
+from engine.stages import rank
+from tools.synthetic.large import generate_large
+
+
+@pytest.fixture(scope="module")
+def large():
+    table = generate_large(20_000, seed=7)
+    # ties (equal scores share a rank and a tier) and missing values (ranked last, no tier)
+    gaps = pl.Series(np.arange(table.height) % 97 == 0)
+    return table.with_columns(pl.col("ai_valid_invention_patents").clip(upper_bound=50.0),
+                              pl.when(gaps).then(None).otherwise(pl.col("ai_firms_total")).alias("ai_firms_total"))
+
+
+def same_arrays(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True) and np.array_equal(np.signbit(a), np.signbit(b))
+
+
+@pytest.mark.parametrize("framework", ["ai-city-2024", "asem", "imd-2019"])
+def test_scores_do_not_depend_on_the_thread_count(framework, large):
+    data = large if framework == "ai-city-2024" else None
+    one, two = (engine.score(framework, data, threads=t) for t in (1, 2))
+    assert one.table.equals(two.table) and one.table.schema == two.table.schema
+    for name in ("normalised", "scores", "ranks", "tiers"):
+        assert same_arrays(getattr(one.stages, name), getattr(two.stages, name)), name
+    assert one.recipe == two.recipe
+
+
+def test_threaded_ranks_equal_the_kernel_and_the_twin(large):
+    scores = engine.score("ai-city-2024", large, threads=1).stages.scores
+    with engine.pipeline.thread_pool(2) as pool:
+        ranked = rank(scores, pool=pool)
+    np.testing.assert_array_equal(ranked, rank_kernels.rank_desc(scores, np.empty_like(scores)))
+    with engine.pipeline.thread_pool(2) as pool:  # the twin is O(n²): a slice
+        np.testing.assert_array_equal(rank(scores[:300], pool=pool), reference.rank_desc(scores[:300]))
+
+
+@pytest.mark.parametrize("threads", [0, -1, 1.5, True])
+def test_a_thread_count_below_one_is_refused(threads):
+    with pytest.raises(SchemaError, match="threads must be a whole number of at least 1"):
+        engine.score("asem", threads=threads)
