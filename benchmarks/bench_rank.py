@@ -20,6 +20,16 @@ the growth law is the log-log slope of time per replicate between neighbouring s
     python benchmarks/bench_rank.py --sizes 338 3000 --no-e2e --repeat 1   # quick
 
 Writes ``benchmarks/results/rank.json`` and ``benchmarks/results/rank.md``.
+
+* **dask** (``--dask``, on its own) — the end-to-end large-n run on a Dask ``LocalCluster`` of one
+  single-threaded worker, then of two, each warmed up first (workers load the compiled kernels):
+  wall time of each, the speed-up (one worker's time / two workers'), whether both gave the same
+  tables, and each worker's peak resident memory.  Chunks of ``--dask-chunk-blocks`` RNG blocks
+  (1,024 replicates), so that each worker gets several chunks of a pass.  Writes
+  ``benchmarks/results/rank-dask.json`` / ``.md``.
+
+    python benchmarks/bench_rank.py --dask                                   # 10^5 units, 10^4 replicates
+    python benchmarks/bench_rank.py --dask --dask-units 20000 --dask-replicates 4096   # quick
 """
 
 from __future__ import annotations
@@ -129,6 +139,41 @@ def case_e2e(n_units: int, n_replicates: int, threads: int) -> dict:
             "warm_up_seconds": warm, "large_n": result.manifest.get("large_n"), "peak_mb": peak_mb()}
 
 
+def case_dask(n_units: int, n_replicates: int, chunk_blocks: int) -> dict:
+    import resource
+
+    from dask.distributed import Client, LocalCluster
+    from polars.testing import assert_frame_equal
+
+    import engine
+    from engine.schema import framework_from_dict
+
+    framework, data = synthetic_table(n_units)
+    framework = framework_from_dict(framework)
+    out: dict = {"case": "dask", "n_units": n_units, "replicates": n_replicates, "chunk_blocks": chunk_blocks}
+    tables = []
+    for workers in (1, 2):
+        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
+                Client(cluster) as client:
+            engine.uncertainty(framework, data, replicates=1024 * workers, seed=1, backend="dask", client=client,
+                               chunk_blocks=1)  # warm-up: every worker loads the kernels
+            started = time.perf_counter()
+            result = engine.uncertainty(framework, data, replicates=n_replicates, seed=1, backend="dask", client=client,
+                                        chunk_blocks=chunk_blocks)
+            out[f"seconds_{workers}"] = time.perf_counter() - started
+            peaks = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
+            out[f"worker_peak_mb_{workers}"] = max(peaks.values())
+            tables.append(result.units)
+    try:
+        assert_frame_equal(tables[0], tables[1])
+        out["identical"] = True
+    except AssertionError:
+        out["identical"] = False
+    out["speed_up"] = out["seconds_1"] / out["seconds_2"]
+    out["client_peak_mb"] = peak_mb()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[338, 3000, 30000, 100000])
@@ -137,12 +182,27 @@ def main() -> None:
     parser.add_argument("--no-e2e", action="store_true")
     parser.add_argument("--e2e-units", type=int, default=100_000)
     parser.add_argument("--e2e-replicates", type=int, default=10_000)
+    parser.add_argument("--dask", action="store_true", help="only the Dask speed-up case (1 vs 2 workers)")
+    parser.add_argument("--dask-units", type=int, default=100_000)
+    parser.add_argument("--dask-replicates", type=int, default=10_000)
+    parser.add_argument("--dask-chunk-blocks", type=int, default=1)
     parser.add_argument("--case", nargs="+", help=argparse.SUPPRESS)  # one case, in its own process
     args = parser.parse_args()
     if args.case:
         kind, *numbers = args.case
-        out = case_e2e(*map(int, numbers)) if kind == "e2e" else case_rank(kind, *map(int, numbers))
+        cases = {"e2e": case_e2e, "dask": case_dask}
+        out = cases[kind](*map(int, numbers)) if kind in cases else case_rank(kind, *map(int, numbers))
         print(json.dumps(out))
+        return
+    if args.dask:
+        run = run_script(__file__, ["--case", "dask", str(args.dask_units), str(args.dask_replicates),
+                                    str(args.dask_chunk_blocks)])
+        table = [f"Dask speed-up: `engine.uncertainty` of {run['replicates']:,} replicates of {run['n_units']:,} "
+                 f"synthetic units (large-n mode, chunks of {run['chunk_blocks']} RNG blocks) on a LocalCluster of "
+                 f"single-threaded workers: 1 worker {run['seconds_1']:.1f} s, 2 workers {run['seconds_2']:.1f} s, "
+                 f"speed-up {run['speed_up']:.2f} (same tables: {run['identical']}); worker peak "
+                 f"{run['worker_peak_mb_2']:,.0f} MB, client peak {run['client_peak_mb']:,.0f} MB."]
+        write_results("rank-dask", {"machine": machine(), "dask": run}, table)
         return
     rounds: dict[tuple[str, int], list[dict]] = {}
     for _ in range(args.repeat):
