@@ -119,7 +119,7 @@ def _run_stages(framework: Framework | str | Path, inputs: Inputs | Dataset, up_
     if stop < 4:
         return stages
     normalised = normalise(treated, inds, framework.constant_indicator, use_reference=use_reference,
-                           units=inputs.units.filter(pl.Series(kept)).to_list())
+                           units=inputs.units.filter(pl.Series(kept)))
     records["normalise"] = {"constant_indicator": framework.constant_indicator,
                             "methods": {i.id: {**i.normalisation.to_dict(), "direction": i.direction} for i in inds}}
     stages = replace(stages, normalised=normalised)

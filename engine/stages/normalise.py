@@ -107,9 +107,11 @@ def check_domain(directed: np.ndarray, indicators: tuple[Indicator, ...], units:
         ``skew_kurtosis`` treatment is negative below 1), naming the indicator, the units and the fix.
     """
     for j, ind in enumerate(indicators):
+        if ind.normalisation.name not in NON_NEGATIVE:
+            continue
         column = directed[:, j]
         negative = np.isfinite(column) & (column < 0)
-        if ind.normalisation.name not in NON_NEGATIVE or not negative.any():
+        if not negative.any():
             continue
         treatment = ind.treatment.name
         steps = (f"the {treatment} treatment and " if treatment != "none" else "") + "the direction"
@@ -120,7 +122,7 @@ def check_domain(directed: np.ndarray, indicators: tuple[Indicator, ...], units:
                         f"{int(np.isfinite(column).sum())} are negative (lowest {float(column[negative].min()):.6g})"
                         f"{why}; x / max would reverse their order",
                         node=ind.id, column=", ".join(ind.source_columns),
-                        units=None if units is None else [units[i] for i in np.flatnonzero(negative)],
+                        units=None if units is None else [units[int(i)] for i in np.flatnonzero(negative)],
                         fix="use minmax or distance_to_max for this indicator (they take any values)"
                         + (", or treatment: {method: none}" if treatment != "none" else ""))
 
@@ -129,6 +131,16 @@ def _single_value(column: np.ndarray) -> bool:
     """Whether the finite values of ``column`` are one distinct value (min == max: O(n), no sort)."""
     present = column[np.isfinite(column)]
     return present.size > 0 and present.min() == present.max()
+
+
+def _single_values(directed: np.ndarray) -> np.ndarray:
+    """:func:`_single_value` of every column (bool (n_cols,)): NaN-ignoring min and max over the
+    rows in one pass without copies; the exact test only for a column with an infinite min or max."""
+    low, high = np.fmin.reduce(directed, axis=0), np.fmax.reduce(directed, axis=0)
+    single = low == high  # all NaN: NaN == NaN is False
+    for j in np.flatnonzero(np.isinf(low) | np.isinf(high)):
+        single[j] = _single_value(directed[:, j])
+    return single
 
 
 def normalise(x: np.ndarray, indicators: tuple[Indicator, ...], constant_policy: str = "midpoint",
@@ -146,7 +158,7 @@ def normalise(x: np.ndarray, indicators: tuple[Indicator, ...], constant_policy:
     use_reference
         Run the readable twins instead of the kernels (for checks and baselines).
     units
-        Unit ids of the rows (named by errors).
+        Unit ids of the rows (named by errors): a sequence or a Polars Series.
 
     Raises
     ------
@@ -162,10 +174,10 @@ def normalise(x: np.ndarray, indicators: tuple[Indicator, ...], constant_policy:
     """
     directed = np.ascontiguousarray(x * np.array([i.direction for i in indicators], dtype=np.float64))
     check_domain(directed, indicators, units)
-    out = np.full(directed.shape, np.nan)
+    single = _single_values(directed)
     policy, tied = [], []
     for j, ind in enumerate(indicators):
-        if ind.normalisation.name in FIXED or not _single_value(directed[:, j]):
+        if ind.normalisation.name in FIXED or not single[j]:
             continue
         present = directed[np.isfinite(directed[:, j]), j]
         degenerate = CONSTANT_POLICY.get(ind.normalisation.name, lambda v, n: False)(present[0], present.size)
@@ -179,13 +191,17 @@ def normalise(x: np.ndarray, indicators: tuple[Indicator, ...], constant_policy:
     by_method: dict[str, list[int]] = {}
     for j, ind in enumerate(indicators):
         by_method.setdefault(ind.normalisation.name, []).append(j)
+    # one method for every column (the usual case): no copies in or out (10^6 units x 25: 0.5 s)
+    out = np.full(directed.shape, np.nan) if len(by_method) > 1 else None
     for name, cols in by_method.items():
         entry = NORMALISERS[name]
         params = entry.params([indicators[j] for j in cols], constant_policy == "midpoint")
-        block = np.ascontiguousarray(directed[:, cols])
+        block = directed if out is None else np.ascontiguousarray(directed[:, cols])
         if use_reference:
             result = entry.reference(block, *params)
         else:
-            result = entry.kernel(block, *params, np.empty_like(block))
+            result = entry.kernel(block, *params, np.empty_like(block) if out is not None else block)
+        if out is None:
+            return np.ascontiguousarray(result, dtype=np.float64)
         out[:, cols] = result
     return out

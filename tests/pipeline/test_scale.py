@@ -11,7 +11,7 @@ import engine
 from engine.errors import SchemaError
 from engine.kernels import rank as rank_kernels
 from engine.kernels import reference
-from engine.stages import rank
+from engine.stages import normalise, rank
 from tools.synthetic.large import generate_large
 
 
@@ -53,3 +53,21 @@ def test_threaded_ranks_equal_the_kernel_and_the_twin(large):
 def test_a_thread_count_below_one_is_refused(threads):
     with pytest.raises(SchemaError, match="threads must be a whole number of at least 1"):
         engine.score("asem", threads=threads)
+
+
+def test_the_constant_check_in_one_pass_takes_only_finite_values():
+    """normalise finds constant columns by a NaN-ignoring min and max over all rows at once; a
+    column whose min or max is infinite gets the exact test on its finite values."""
+    fw = engine.load_framework("asem")
+    inds = fw.indicators[:5]
+    x = np.arange(1.0, 4 * len(inds) + 1).reshape(4, len(inds))
+    x[:, 0] = [np.inf, 2.0, 2.0, np.nan]  # finite values all 2: constant
+    x[:, 1] = np.nan  # no value: not constant
+    x[:, 2] = [-np.inf, 1.0, 3.0, 3.0]  # two finite values
+    x[:, 3] = [-0.0, 0.0, 0.0, 0.0]  # -0.0 == 0.0: constant
+    with pytest.warns(engine.errors.ConstantIndicatorWarning) as caught:
+        out = normalise(x, inds, "missing")
+    named = " ".join(str(w.message) for w in caught)
+    assert inds[0].id in named and inds[3].id in named
+    assert inds[1].id not in named and inds[2].id not in named and inds[4].id not in named
+    assert out.flags.c_contiguous and out.shape == x.shape
