@@ -205,7 +205,7 @@ def run_change_chunk(pair: PairedProblem, factors, seed: int, first_block: int, 
             if on_block is not None:
                 on_block(hi - lo)
 
-    in_lanes(lane, n_lanes)
+    in_lanes(lane, n_lanes, parallel_kernels=pair.records is not None)  # the bootstrap kernel is parallel
     total = hists[0]
     for more in hists[1:]:
         total += more

@@ -22,6 +22,7 @@ import polars as pl
 
 from ..backends.state import BlockState
 from ..kernels import montecarlo as kernel
+from ..kernels import parallel_kernels_threadsafe
 from .design import RNG_BLOCK, ParameterMap, n_columns, replicate_uniforms
 from .exact import ExactSum, add_sums
 from .problem import Problem, kernel_design, kernel_targets, kernel_tree
@@ -112,12 +113,17 @@ def _sort_keys(keys: np.ndarray) -> None:
     keys.reshape(-1, keys.shape[-1]).sort(axis=1)
 
 
-def in_lanes(fn, n_lanes: int) -> list:
+def in_lanes(fn, n_lanes: int, parallel_kernels: bool = False) -> list:
     """``[fn(0), …, fn(n_lanes − 1)]``, each lane in its own thread (the kernels and NumPy's sort
     release the GIL); one lane runs in the calling thread.  Returns or raises (the first lane's
-    error) once every lane has stopped."""
+    error) once every lane has stopped.  ``parallel_kernels``: the lanes call ``parallel=True``
+    kernels, so under Numba's ``workqueue`` layer (not thread-safe: it aborts the process) they
+    run one after the other in the calling thread instead -- the same result, as a lane's work
+    never depends on which lane does it (:class:`BlockDealer`)."""
     if n_lanes <= 1:
         return [fn(0)]
+    if parallel_kernels and not parallel_kernels_threadsafe():
+        return [fn(k) for k in range(n_lanes)]
     with ThreadPoolExecutor(n_lanes) as pool:
         return list(pool.map(fn, range(n_lanes)))
 

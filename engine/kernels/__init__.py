@@ -5,5 +5,6 @@ globals.  Validation, directions and Polars live one layer up (:mod:`engine.stag
 """
 
 from . import aggregate, normalise, rank, reference
+from ._jit import parallel_kernels_threadsafe
 
-__all__ = ["aggregate", "normalise", "rank", "reference"]
+__all__ = ["aggregate", "normalise", "parallel_kernels_threadsafe", "rank", "reference"]

@@ -21,7 +21,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from numba import njit
+from numba import njit, prange
 
 JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 PARALLEL_JIT = {**JIT, "parallel": True}
@@ -86,5 +86,30 @@ keyed_cache_dir()
 
 jit = njit(**JIT)
 
+
+@njit(**PARALLEL_JIT)
+def _probe(x):  # pragma: no cover - compiled
+    for i in prange(x.size):
+        x[i] = i
+
+
+def parallel_kernels_threadsafe() -> bool:
+    """Whether ``parallel=True`` kernels (:data:`PARALLEL_JIT`) may run in several Python threads
+    at once.  Numba's ``workqueue`` threading layer, its fallback where neither TBB nor OpenMP is
+    found (e.g. macOS without libomp, or ``NUMBA_THREADING_LAYER=workqueue``), aborts the process
+    on such a launch; ``omp`` and ``tbb`` allow it.  The layer is fixed by the process's first
+    parallel launch, made here if none was made yet."""
+    import numba
+
+    try:
+        layer = numba.threading_layer()
+    except ValueError:  # no parallel kernel launched yet: launch one
+        import numpy as np
+
+        _probe(np.zeros(2))
+        layer = numba.threading_layer()
+    return layer != "workqueue"
+
+
 __all__ = ["JIT", "PARALLEL_JIT", "jit", "keyed_cache_dir", "kernel_source_digest", "kernel_sources", "njit",
-           "prefer_wide_vectors"]
+           "parallel_kernels_threadsafe", "prefer_wide_vectors"]
