@@ -112,10 +112,11 @@ def estimate_bytes(analysis: str, n_units: int, n_targets: int = 1, lanes: int =
     if analysis in ("uncertainty", "bootstrap") and rank_bins is not None:
         # pass 1: a state per lane, the chunk's, the run's, the summaries' work arrays; pass 2: the
         # pass-1 total, a state per lane, the chunk's and the run's; each lane's chain (≤ 64 MiB);
-        # a bootstrap lane also holds one RNG block's draws (multiplicities: 2 × 1,024 × units numbers).
+        # a bootstrap lane also holds its sub-batch's draws (≤ 64 MiB: drawn as needed, see
+        # engine.analysis.resampling.run_bootstrap_bands).
         pass1, pass2 = band_bytes(n_units, n_targets, rank_bins)
         pairs = 8 * n_targets * n_pairs * n_pairs
-        draws = 2 * 8 * CHAIN_REPLICATES["bootstrap"] * n_units if analysis == "bootstrap" else 0
+        draws = 2**26 if analysis == "bootstrap" else 0
         return max((lanes + 3) * (pass1 + pairs), pass1 + (lanes + 2) * pass2) + lanes * (2**26 + draws)
     total = (lanes + FIXED_SETS[analysis]) * counts_bytes(n_units, n_targets, n_pairs)
     total += lanes * CHAIN_REPLICATES[analysis] * n_targets * n_units * 12

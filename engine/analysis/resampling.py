@@ -26,16 +26,17 @@ from ..errors import SchemaError, preview
 from ..kernels import bootstrap as kernel
 from ..kernels.montecarlo import Accumulators
 from ..stages.normalise import NON_NEGATIVE, NORMALISERS
-from .bootstrap_spec import BootstrapSpec, RecordDesign, SamplingDraws, resample_size, sampling_draws
-from .design import ParameterMap, Parameters, n_columns, replicate_uniforms
+from .bootstrap_spec import BlockDraws, BootstrapSpec, RecordDesign, SamplingDraws, resample_size, sampling_draws
+from .design import RNG_BLOCK, ParameterMap, Parameters, n_columns, replicate_uniforms
 from .exact import ExactSum
 from .largen import LANE_BYTES, Bands, BandState, WindowState, count_ranks
 from .montecarlo import BlockDealer, ChunkState, accumulators, in_lanes, moment_block, rng_ranges
 from .problem import Problem, kernel_design, kernel_targets, kernel_tree
 from .spec import Factor
 
-__all__ = ["BootstrapProblem", "BootstrapSource", "replicate_draws", "build_bootstrap_problem", "run_bootstrap_chunk",
-           "run_bootstrap_bands", "evaluate", "variance_shares", "DECOMPOSITION_SUMS"]
+__all__ = ["BootstrapProblem", "BootstrapSource", "block_draws", "draw_bytes", "replicate_draws",
+           "build_bootstrap_problem", "run_bootstrap_chunk", "run_bootstrap_bands", "evaluate", "variance_shares",
+           "DECOMPOSITION_SUMS"]
 
 #: Integer sums per (target, unit) of the variance decomposition, in this order.
 DECOMPOSITION_SUMS = ("n", "a", "a2", "b", "b2", "b_cp", "b_a", "d_p2", "b_cs", "d_s2")
@@ -179,6 +180,18 @@ def replicate_draws(bp: BootstrapProblem, seed: int, start: int, stop: int) -> S
                           n_units=bp.n_units, m_units=bp.m_units, n_noisy=len(bp.noise_index))
 
 
+def block_draws(bp: BootstrapProblem, seed: int, block: int) -> BlockDraws:
+    """The draws of RNG block ``block``, a few replicates at a time (the rows of :func:`replicate_draws`)."""
+    return BlockDraws(seed, block, bp.mode, n_records=bp.records.n_records if bp.records else 0, n_units=bp.n_units,
+                      m_units=bp.m_units, n_noisy=len(bp.noise_index))
+
+
+def draw_bytes(bp: BootstrapProblem) -> int:
+    """Bytes of one replicate's draws (multiplicities and the drawn units, record uniforms or normals)."""
+    return {"units": 8 * (bp.n_units + bp.m_units), "records": 4 * (bp.records.n_records if bp.records else 0),
+            "noise": 8 * bp.n_units * len(bp.noise_index)}[bp.mode]
+
+
 def kernel_inputs(bp: BootstrapProblem, params: Parameters, draws: SamplingDraws) -> tuple:
     """The arguments of :func:`engine.kernels.bootstrap.bootstrap_blocks` (and of its twin) that
     describe the problem and the replicates, grouped per concept: ``(sample, records, noise, norm,
@@ -272,7 +285,8 @@ def run_bootstrap_bands(bp: BootstrapProblem, seed: int, first_block: int, stop_
 
     The replicates are those of :func:`run_bootstrap_chunk` (draws and perturbations per RNG block,
     the same kernel and ranks), run through the kernel in sub-batches of at most
-    :data:`~engine.analysis.largen.LANE_BYTES` of ranks with no units² histogram; score moments
+    :data:`~engine.analysis.largen.LANE_BYTES` of ranks and of draws (drawn as they are needed,
+    :func:`block_draws`: no RNG block's draws held at once) with no units² histogram; score moments
     are summed per RNG block (the kernel adds one replicate after the other into the block's sums)
     and merged exactly, so results do not depend on chunks, sub-batches or lanes.  Lanes take RNG
     blocks in turn (:class:`~engine.analysis.montecarlo.BlockDealer`, as the Monte Carlo's large-n
@@ -283,7 +297,7 @@ def run_bootstrap_bands(bp: BootstrapProblem, seed: int, first_block: int, stop_
     n_lanes = max(1, min(n_lanes, len(ranges)))
     n_t, n_u = len(p.targets), p.n_units
     moments = np.zeros((len(ranges), n_t, n_u, 2))
-    sub = max(1, min(size, LANE_BYTES // (8 * n_t * n_u)))
+    sub = max(1, min(size, LANE_BYTES // max(8 * n_t * n_u, draw_bytes(bp))))
     mapping, columns = ParameterMap(list(bp.factors), p), n_columns(list(bp.factors))
     dealer = BlockDealer(len(ranges))
 
@@ -299,19 +313,20 @@ def run_bootstrap_bands(bp: BootstrapProblem, seed: int, first_block: int, stop_
         while (k := dealer.take()) is not None:
             lo, hi = ranges[k]
             params = mapping(replicate_uniforms(seed, lo, hi, columns))
-            draws = replicate_draws(bp, seed, lo, hi)
+            draws = block_draws(bp, seed, lo // RNG_BLOCK)  # a range lies in one RNG block
+            if lo % RNG_BLOCK:
+                draws.rows(lo % RNG_BLOCK)  # skipped: the block's replicates before the range
             for a in range(0, hi - lo, sub):
                 m = min(sub, hi - lo - a)
-                *inputs, _ = kernel_inputs(bp, params.slice(a, a + m), draws.take(np.arange(a, a + m)))
+                *inputs, _ = kernel_inputs(bp, params.slice(a, a + m), draws.take(m))
                 kernel.bootstrap_blocks(*inputs, targets, m, 1, Accumulators(
                     hist, shift_hist, pair_count, moments[k:k + 1], shift_out[:m], ranks[:m]), no_scores)
                 count_ranks(p, layout, windows, state, ranks[:m])
-            del draws
             if on_block is not None:
                 on_block(hi - lo)
         return state
 
-    states = in_lanes(lane_run, n_lanes)
+    states = in_lanes(lane_run, n_lanes, parallel_kernels=True)  # bootstrap_blocks is a parallel kernel
     total = states[0]
     for more in states[1:]:
         total.absorb(more)

@@ -108,6 +108,40 @@ def test_large_n_bootstrap_lanes_split_a_chunk_bit_identically_and_equal_numpy_q
                                                                                            [0.05, 0.5, 0.95]))
 
 
+@pytest.mark.parametrize(("mode", "sizes"), [("units", {"n_units": 37, "m_units": 29}),
+                                            ("records", {"n_units": 5, "n_records": 333}),
+                                            ("noise", {"n_units": 7, "n_noisy": 3})])
+def test_block_draws_taken_a_few_rows_at_a_time_are_the_blocks_draws(mode, sizes):
+    """Large-n lanes draw a sub-batch at a time (no RNG block's 1,024 × units arrays): consecutive takes of
+    an RNG block's draws, of odd sizes, are the rows of sampling_draws bit for bit, in every mode."""
+    from engine.analysis.bootstrap_spec import BlockDraws, sampling_draws
+
+    whole = sampling_draws(9, 2048, 3072, mode, **sizes)
+    stream = BlockDraws(9, 2, mode, **sizes)
+    start = 0
+    for n in (1, 3, 100, 333, 587):
+        part = stream.take(n)
+        for name in ("record_uniform", "count", "noise_eps"):
+            np.testing.assert_array_equal(getattr(part, name), getattr(whole, name)[start:start + n])
+        start += n
+
+
+def test_bootstrap_bands_of_work_blocks_inside_an_rng_block_add_up_to_the_whole():
+    """A chunk that starts inside an RNG block (work blocks of 256) draws that block's earlier replicates
+    and skips them: pass-1 counts of blocks [0, 1) + [1, 4) equal those of [0, 4), on 1 and 2 lanes."""
+    from engine.analysis.largen import bands
+    from engine.analysis.resampling import run_bootstrap_bands
+
+    bp = _run(city_data(n_units=30), replicates=64, large_n_above=0, rank_bins=4).problem
+    layout = bands(bp.problem, 4)
+    whole = run_bootstrap_bands(bp, 3, 0, 4, 256, 1024, layout)
+    parts = run_bootstrap_bands(bp, 3, 0, 1, 256, 1024, layout).absorb(
+        run_bootstrap_bands(bp, 3, 1, 4, 256, 1024, layout, n_lanes=2))
+    for name in ("coarse", "rank_sums", "extremes", "shift_hist", "shift_sum"):
+        np.testing.assert_array_equal(getattr(parts, name), getattr(whole, name))
+    assert whole.coarse[0, 0].sum() == 1024
+
+
 def test_large_n_bootstrap_refusals_come_before_any_work(monkeypatch):
     data = city_data(n_units=30)
     with pytest.raises(DataError, match=r"variance shares \(decompose\) are not available in large-n mode "
@@ -122,15 +156,15 @@ def test_large_n_bootstrap_refusals_come_before_any_work(monkeypatch):
 
 def test_large_n_bootstrap_memory_is_units_times_bins(monkeypatch):
     """At 10^5 units the units² histograms need ~300 GiB; large-n mode's estimate is O(units × bins):
-    the pass states, one lane's ranks (64 MiB) and one RNG block's draws."""
+    the pass states, one lane's ranks (64 MiB) and its sub-batch's draws (64 MiB; drawn as needed, not
+    an RNG block's 1.5 GiB at once)."""
     n, bins = 100_000, 548
     pass1, pass2 = band_bytes(n, 1, bins)
     need = estimate_bytes("bootstrap", n, 1, 1, rank_bins=bins)
-    assert need == max(4 * pass1, pass1 + 3 * pass2) + 2**26 + 2 * 8 * 1024 * n
-    assert need < 4 * 2**30 and estimate_bytes("bootstrap", n, 1, 1) > 80 * need  # draws of 1,024 x 10^5: 1.5 GiB
-    # two lanes: a state, a chain and one RNG block's draws per lane
-    assert estimate_bytes("bootstrap", n, 1, 2, rank_bins=bins) == (max(5 * pass1, pass1 + 4 * pass2)
-                                                                    + 2 * (2**26 + 2 * 8 * 1024 * n))
+    assert need == max(4 * pass1, pass1 + 3 * pass2) + 2 * 2**26
+    assert need < 2 * 2**30 and estimate_bytes("bootstrap", n, 1, 1) > 300 * need
+    # two lanes: a state, a chain and a sub-batch's draws per lane
+    assert estimate_bytes("bootstrap", n, 1, 2, rank_bins=bins) == max(5 * pass1, pass1 + 4 * pass2) + 4 * 2**26
     monkeypatch.setattr(memory, "available_bytes", lambda: 2**30)
     with pytest.raises(DataError, match=r"bootstrap of 100,000 units .* \(large-n rank bins per unit, target and "
                                         r"lane\)"):
