@@ -45,8 +45,8 @@ from .problem import Problem, kernel_design, kernel_targets, kernel_tree
 from .spec import Factor
 
 __all__ = ["LARGE_N_ABOVE", "LANE_BYTES", "QUANTILES", "BandState", "Bands", "MonteCarloSource", "WindowState", "bands",
-           "count_ranks", "default_bins", "exact_quantiles", "large_n_mode", "quantile_windows", "run_chunk",
-           "run_largen", "summarise"]
+           "count_ranks", "count_type", "default_bins", "exact_quantiles", "large_n_mode", "quantile_windows",
+           "run_chunk", "run_largen", "summarise"]
 
 #: Units above which an uncertainty run uses this mode (``large_n_above`` / ``--large-n-above``).
 LARGE_N_ABOVE = 5000
@@ -133,11 +133,18 @@ def bands(problem: Problem, bins: int | None = None, top_k: tuple[int, ...] = (1
     return Bands(n, starts_array, bin_of_rank, width)
 
 
+def count_type(n_replicates: int | None) -> type:
+    """The integer type of a state's rank counts (coarse bins, windows): a count is at most the
+    replicates the state holds, so int32 below 2³¹ of them (half the memory, and half the cache
+    lines the counting kernels touch), int64 beyond or when unknown (None)."""
+    return np.int32 if n_replicates is not None and n_replicates < 2**31 else np.int64
+
+
 @dataclass
 class BandState(BlockState):
     """Pass-1 statistics of a set of blocks (mergeable, see the module docstring)."""
 
-    coarse: np.ndarray  #: int64 (n_targets, n_units, n_bins + 1); last column = replicates without a rank.
+    coarse: np.ndarray  #: int32 or int64 (:func:`count_type`) (n_targets, n_units, n_bins + 1); last column = no rank.
     rank_sums: np.ndarray  #: int64 (n_targets, n_units, 2): Σ rank, Σ rank².
     extremes: np.ndarray  #: int64 (n_targets, n_units, 2): best (n + 1 before any) and worst (0) rank.
     shift_hist: np.ndarray  #: int64 (n_targets, n_units): total rank shift S in bins of n_units.
@@ -147,13 +154,14 @@ class BandState(BlockState):
     blocks: set[int] = field(default_factory=set)
 
     @classmethod
-    def empty(cls, problem: Problem, layout: Bands) -> BandState:
+    def empty(cls, problem: Problem, layout: Bands, n_replicates: int | None = None) -> BandState:
+        """An empty state for at most ``n_replicates`` replicates (None: any number)."""
         n_t, n_u, n_p = len(problem.targets), problem.n_units, len(problem.pair_units)
         extremes = np.zeros((n_t, n_u, 2), np.int64)
         extremes[..., 0] = n_u + 1
-        return cls(np.zeros((n_t, n_u, layout.n_bins + 1), np.int64), np.zeros((n_t, n_u, 2), np.int64), extremes,
-                   np.zeros((n_t, n_u), np.int64), np.zeros(n_t, np.int64), np.zeros((n_t, n_p, n_p), np.int64),
-                   ExactSum.zeros((n_t, n_u, 2)))
+        return cls(np.zeros((n_t, n_u, layout.n_bins + 1), count_type(n_replicates)),
+                   np.zeros((n_t, n_u, 2), np.int64), extremes, np.zeros((n_t, n_u), np.int64), np.zeros(n_t, np.int64),
+                   np.zeros((n_t, n_p, n_p), np.int64), ExactSum.zeros((n_t, n_u, 2)))
 
     @property
     def hist(self) -> np.ndarray:
@@ -188,14 +196,15 @@ class BandState(BlockState):
 class WindowState(BlockState):
     """Pass-2 statistics of a set of blocks: exact rank counts in each unit's quantile windows."""
 
-    fine: np.ndarray  #: int64 (n_targets, n_units, 3, width).
+    fine: np.ndarray  #: int32 or int64 (:func:`count_type`) (n_targets, n_units, 3, width).
     above: np.ndarray  #: int64 (n_targets, n_units, 3): smallest rank beyond the window (n + 1: none).
     blocks: set[int] = field(default_factory=set)
 
     @classmethod
-    def empty(cls, problem: Problem, layout: Bands) -> WindowState:
+    def empty(cls, problem: Problem, layout: Bands, n_replicates: int | None = None) -> WindowState:
+        """An empty state for at most ``n_replicates`` replicates (None: any number)."""
         n_t, n_u = len(problem.targets), problem.n_units
-        return cls(np.zeros((n_t, n_u, len(QUANTILES), layout.width), np.int64),
+        return cls(np.zeros((n_t, n_u, len(QUANTILES), layout.width), count_type(n_replicates)),
                    np.full((n_t, n_u, len(QUANTILES)), n_u + 1, np.int64))
 
     def absorb(self, other: WindowState) -> WindowState:
@@ -231,7 +240,7 @@ def run_chunk(problem: Problem, factors: list[Factor], seed: int, first_block: i
 
     @dealer.lane
     def lane_run(lane: int) -> BandState | WindowState:
-        state = BandState.empty(problem, layout) if windows is None else WindowState.empty(problem, layout)
+        state = (BandState if windows is None else WindowState).empty(problem, layout, n_replicates)
         if windows is None:
             state.moments = None  # the chunk's moments are summed per RNG block below
         scores, keys = np.empty((sub, n_t, n_u)), np.empty((sub, n_t, n_u), np.uint32)
@@ -336,7 +345,7 @@ class _Pass:
                                       self.block_size)
 
     def empty_state(self):
-        return (BandState if self.windows is None else WindowState).empty(self.problem, self.layout)
+        return (BandState if self.windows is None else WindowState).empty(self.problem, self.layout, self.n_replicates)
 
     def run_chunk(self, first: int, stop: int, n_lanes: int, on_block):
         return self.source.run(first, stop, n_lanes, self.layout, self.windows, on_block)

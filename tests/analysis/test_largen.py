@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from engine.analysis.design import ParameterMap, n_columns, replicate_uniforms
-from engine.analysis.largen import LARGE_N_ABOVE, bands, decile_of
+from engine.analysis.largen import LARGE_N_ABOVE, BandState, WindowState, bands, decile_of
 from engine.analysis.memory import counts_bytes, estimate_bytes
 from engine.analysis.montecarlo import run_design
 from engine.analysis.spec import load_spec, resolve_factors
@@ -107,6 +107,21 @@ def test_large_n_results_do_not_depend_on_the_counting_batch(monkeypatch):
     assert other.statistics.rank_shift_summary == base.statistics.rank_shift_summary
 
 
+def test_rank_counts_are_int32_below_two_to_the_31_replicates():
+    """A count is at most the replicates a state holds: int32 below 2³¹ (half the memory), int64 at
+    2³¹ or when the number is not given; an int64 chunk state adds into an int32 run state."""
+    run = _run(city_data(n_units=30), n=256, large_n_above=0, rank_bins=3)
+    problem, layout = run.problem, bands(run.problem, 3)
+    for cls, name in ((BandState, "coarse"), (WindowState, "fine")):
+        assert getattr(cls.empty(problem, layout, 2**31 - 1), name).dtype == np.int32
+        assert getattr(cls.empty(problem, layout, 2**31), name).dtype == np.int64
+        assert getattr(cls.empty(problem, layout), name).dtype == np.int64
+    total, chunk = BandState.empty(problem, layout, 10), BandState.empty(problem, layout)
+    chunk.coarse[...] = 3
+    total.absorb(chunk)
+    assert total.coarse.dtype == np.int32 and (total.coarse == 3).all()
+
+
 def test_bands_put_edges_on_deciles_top_k_and_tiers():
     result = _run(city_data(n_units=47), n=256, large_n_above=0, rank_bins=2)
     layout = bands(result.problem, 2)
@@ -133,7 +148,7 @@ def test_count_kernels_equal_their_twins(rank_type):
         np.testing.assert_array_equal(got, want)
     big = np.array([[[100_000]]], rank_type)  # one unit at rank 10⁵: Σ rank² = 10¹⁰
     sums = np.zeros((1, 1, 2), np.int64)
-    band_kernels.count_bands(big, np.ones((1, 1), np.int64), np.zeros(100_000, np.int64),
+    band_kernels.count_bands(big, np.zeros((1, 1), np.int64), np.zeros(100_000, np.int64),  # no nominal: no shift
                              (np.zeros((1, 1, 2), np.int64), sums, np.array([[[100_001, 0]]]),
                               np.zeros((1, 1), np.int64), np.zeros(1, np.int64)))
     assert sums[0, 0, 1] == 10**10
