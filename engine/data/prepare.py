@@ -27,7 +27,9 @@ class Inputs:
     units: pl.Series  #: Unit ids (original dtype).
     labels: pl.Series | None  #: Display names, if the dataset has a label column.
     raw: np.ndarray  #: float64 (n_units, n_indicators), NaN = missing; columns in framework order.
-    denominators: np.ndarray  #: float64 (n_units, n_indicators); 1.0 where an indicator has none.
+    #: float64 (n_units, n_indicators); 1.0 where an indicator has none (when none has one: a read-only
+    #: broadcast of 1.0 that takes no memory).
+    denominators: np.ndarray
     groups: dict[str, np.ndarray]  #: group column -> int64 codes (n_units,), -1 = missing.
     group_names: dict[str, list[str]]  #: group column -> the value behind each code.
 
@@ -107,7 +109,10 @@ def prepare(framework: Framework, dataset: Dataset) -> Inputs:
 
     n_units, n_ind = table.height, len(framework.indicators)
     raw = np.empty((n_units, n_ind), np.float64)
-    denominators = np.ones((n_units, n_ind), np.float64)
+    if any(ind.denominator for ind in framework.indicators):
+        denominators = np.ones((n_units, n_ind), np.float64)
+    else:  # 10^6 units x 25 indicators: 200 MB of ones spared
+        denominators = np.broadcast_to(np.float64(1.0), (n_units, n_ind))
     cache: dict[str, np.ndarray] = {}
 
     def column_values(column: str, node: str) -> np.ndarray:
@@ -153,8 +158,7 @@ def prepare(framework: Framework, dataset: Dataset) -> Inputs:
         groups[g] = values.replace_strict(lookup, default=-1, return_dtype=pl.Int64).fill_null(-1).to_numpy()
         names[g] = uniques
     labels = table[dataset.label] if dataset.label else None
-    return Inputs(units=ids, labels=labels, raw=np.ascontiguousarray(raw),
-                  denominators=np.ascontiguousarray(denominators), groups=groups, group_names=names)
+    return Inputs(units=ids, labels=labels, raw=raw, denominators=denominators, groups=groups, group_names=names)
 
 
 def _check_domain(framework: Framework, j: int, values: np.ndarray, ids: pl.Series) -> None:

@@ -22,7 +22,10 @@ __all__ = ["denominate", "treat", "skewness", "kurtosis", "treat_column"]
 
 def denominate(raw: np.ndarray, denominators: np.ndarray, scale_factor: np.ndarray) -> np.ndarray:
     """``x / (denominator / scale_factor)`` (COINr ``Denominate``); indicators without a
-    denominator have denominator 1 and scale factor 1."""
+    denominator have denominator 1 and scale factor 1.  When every denominator and scale factor is
+    1, ``raw`` itself is returned (``x / (1 / 1)`` is ``x``, bit for bit: no copy)."""
+    if np.all(np.asarray(scale_factor) == 1.0) and np.all(denominators == 1.0):
+        return raw
     return raw / (denominators / scale_factor)
 
 

@@ -71,3 +71,16 @@ def test_the_constant_check_in_one_pass_takes_only_finite_values():
     assert inds[0].id in named and inds[3].id in named
     assert inds[1].id not in named and inds[2].id not in named and inds[4].id not in named
     assert out.flags.c_contiguous and out.shape == x.shape
+
+
+def test_without_denominators_no_matrix_of_ones_and_no_denominated_copy():
+    """10^6 units x 25 indicators: 400 MB spared (the ones and the copy x / (1 / 1))."""
+    plain = engine.score("imd-2019").stages  # no denominator, every scale factor 1
+    assert plain.inputs.denominators.strides == (0, 0) and np.all(plain.inputs.denominators == 1.0)
+    assert plain.denominated is plain.inputs.raw
+    fw = engine.load_framework("asem")
+    assert any(ind.denominator or ind.scale_factor != 1 for ind in fw.indicators)
+    stages = engine.score(fw).stages
+    assert stages.denominated is not stages.inputs.raw
+    scale = np.array([i.scale_factor for i in fw.indicators])
+    assert same_arrays(stages.denominated, stages.inputs.raw / (stages.inputs.denominators / scale))
