@@ -127,14 +127,14 @@ def _run_stages(framework: Framework | str | Path, inputs: Inputs | Dataset, up_
         return stages
     resolved, weighting = resolve_weights(framework, normalised, weights)
     tree = framework.compile(resolved)
-    scores = aggregate(normalised, tree, use_reference=use_reference)
+    scores = aggregate(normalised, tree, use_reference=use_reference, pool=pool)
     records["aggregate"] = _aggregate_record(framework, tree)
     if weighting:
         records["weighting"] = weighting
     stages = replace(stages, scores=scores, weights=resolved)
     if stop < 6:
         return stages
-    scores = rescale(scores, framework, resolved)
+    scores = rescale(scores, framework, resolved, copy=False)  # the aggregated scores are not kept
     records["rescale"] = framework.rescale.to_dict()
     stages = replace(stages, scores=scores)
     if stop < 7:
@@ -408,7 +408,7 @@ def run_from_normalised(framework: Framework, stages: Stages, weights: Mapping[s
         raise SchemaError("cannot set the weight of an unknown node (or of the index)", node=unknown[0],
                           path=framework.path, fix=f"use one of the node ids, e.g. {framework.node_ids[0]!r}")
     tree = framework.compile(resolved)
-    scores = rescale(aggregate(stages.normalised, tree), framework, resolved)
+    scores = rescale(aggregate(stages.normalised, tree), framework, resolved, copy=False)
     records = {**stages.records, "aggregate": _aggregate_record(framework, tree)}
     return _ranked(framework, replace(stages, scores=scores, records=records, weights=resolved))
 

@@ -9,9 +9,11 @@ import pytest
 
 import engine
 from engine.errors import SchemaError
+from engine.kernels import aggregate as aggregate_kernels
 from engine.kernels import rank as rank_kernels
 from engine.kernels import reference
-from engine.stages import normalise, rank
+from engine.stages import aggregate, normalise, rank, rescale
+from engine.stages.aggregate import ROW_BLOCK
 from tools.synthetic.large import generate_large
 
 
@@ -84,3 +86,29 @@ def test_without_denominators_no_matrix_of_ones_and_no_denominated_copy():
     assert stages.denominated is not stages.inputs.raw
     scale = np.array([i.scale_factor for i in fw.indicators])
     assert same_arrays(stages.denominated, stages.inputs.raw / (stages.inputs.denominators / scale))
+
+
+def test_aggregation_in_row_blocks_and_threads_equals_one_pass(large):
+    """More units than a block: blocks in two threads give the floats of one kernel call over all
+    rows (and the twin on a slice)."""
+    stages = engine.score("ai-city-2024", large, threads=1).stages
+    fw = engine.load_framework("ai-city-2024")
+    tree = fw.compile(stages.weights)
+    assert stages.normalised.shape[0] > ROW_BLOCK
+    with engine.pipeline.thread_pool(2) as pool:
+        blocked = aggregate(stages.normalised, tree, pool=pool)
+    whole = np.empty_like(blocked)
+    whole[:, : tree.n_indicators], whole[:, tree.n_indicators:] = stages.normalised, np.nan
+    args = (tree.child_ptr, tree.child_idx, tree.child_weight, tree.method, tree.param, tree.min_coverage)
+    assert same_arrays(blocked, aggregate_kernels.aggregate_tree(whole, *args))
+    assert same_arrays(blocked[:200], reference.aggregate_tree(whole[:200], *args))
+
+
+def test_rescale_in_place_gives_the_copy_s_floats():
+    for name in ("ai-city-2024", "asem", "hdi"):
+        result = engine.score(name)
+        fw, stages = result.framework, result.stages
+        aggregated = aggregate(stages.normalised, fw.compile(stages.weights))
+        copied = rescale(aggregated, fw, stages.weights)
+        assert same_arrays(copied, stages.scores)
+        assert same_arrays(rescale(aggregated, fw, stages.weights, copy=False), copied)
