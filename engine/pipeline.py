@@ -31,7 +31,7 @@ from .schema import Framework, load_framework
 from .stages import aggregate, denominate, impute, normalise, rank, rescale, screen, treat
 from .stages.weights import resolve_weights
 
-__all__ = ["STAGES", "Stages", "ScoreResult", "run_stages", "score", "as_dataset"]
+__all__ = ["STAGES", "Stages", "ScoreResult", "run_stages", "score", "as_dataset", "best_first", "thread_pool"]
 
 #: Stage names in pipeline order (the values ``up_to`` accepts).
 STAGES = ("denominate", "impute", "screen", "treat", "normalise", "aggregate", "rescale", "rank")
@@ -480,25 +480,59 @@ def _preorder(framework: Framework) -> list[str]:
     return order
 
 
-def _finish(framework: Framework, dataset: Dataset, stages: Stages, pool: Executor | None = None) -> ScoreResult:
-    inputs, kept = stages.inputs, stages.kept
-    position = {node_id: k for k, node_id in enumerate(framework.node_ids)}
-    # rows best first (the index's rank, missing last, ties in input order), every column gathered
-    # once in that order: no whole-table copies (10^6 units: the table is ~0.5 GB)
-    perm = np.argsort(stages.ranks[:, position[framework.root.id]], kind="stable")
-    columns: dict[str, pl.Series] = {dataset.unit: inputs.units.filter(pl.Series(kept)).gather(perm)}
-    for extra in ([dataset.label] if dataset.label else []) + list(dataset.groups):
-        columns[extra] = dataset.table[extra].filter(pl.Series(kept)).gather(perm)
+#: Units per block of the output table's row gather (whole rows of the scores: one read per unit).
+GATHER_BLOCK = 65_536
 
-    def node_columns(node_id: str) -> tuple[pl.Series, pl.Series]:  # NaN -> null; ranks as Int32
+
+def best_first(ranks: np.ndarray) -> np.ndarray:
+    """The units by rank (best first), missing ranks last, ties in input order: what
+    ``np.argsort(ranks, kind="stable")`` gives, by one sort of packed integer keys ``rank · 2^b +
+    unit`` (NumPy's vectorised sort; 6 × faster at 10^6 units)."""
+    n = ranks.shape[0]
+    bits = max(n, 1).bit_length()
+    with np.errstate(invalid="ignore"):
+        key = np.where(np.isnan(ranks), n + 1, ranks).astype(np.uint64)  # ranks are 1 … n
+    key <<= np.uint64(bits)
+    key |= np.arange(n, dtype=np.uint64)
+    key.sort()
+    return (key & np.uint64((1 << bits) - 1)).astype(np.intp)
+
+
+def _node_columns(framework: Framework, stages: Stages, perm: np.ndarray, pool: Executor | None
+                  ) -> dict[str, pl.Series]:
+    """Every node's score and rank columns (preorder) in the rows ``perm``: NaN → null, ranks as Int32."""
+    position = {node_id: k for k, node_id in enumerate(framework.node_ids)}
+    scores = np.empty(stages.scores.shape[::-1])  # scores[k]: node k's column in the rows perm
+
+    def gather(start: int) -> None:  # whole rows of a block (one read per unit), then each node's slice
+        scores[:, start:start + GATHER_BLOCK] = stages.scores[perm[start:start + GATHER_BLOCK]].T
+
+    starts = range(0, perm.shape[0], GATHER_BLOCK)
+    list(map(gather, starts) if pool is None else pool.map(gather, starts))
+
+    def node(node_id: str) -> tuple[pl.Series, pl.Series]:
         k = position[node_id]
-        return (pl.Series(node_id, np.take(stages.scores[:, k], perm), nan_to_null=True),
+        return (pl.Series(node_id, scores[k], nan_to_null=True),
                 pl.Series(node_id + RANK_SUFFIX, np.take(stages.ranks[:, k], perm), nan_to_null=True).cast(pl.Int32))
 
     nodes = _preorder(framework)
-    for node_id, (values, ranks) in zip(nodes, map(node_columns, nodes) if pool is None else
-                                        pool.map(node_columns, nodes), strict=True):
-        columns[node_id], columns[node_id + RANK_SUFFIX] = values, ranks
+    columns = {}
+    for values, ranks in map(node, nodes) if pool is None else pool.map(node, nodes):
+        columns[values.name], columns[ranks.name] = values, ranks
+    return columns
+
+
+def _finish(framework: Framework, dataset: Dataset, stages: Stages, pool: Executor | None = None) -> ScoreResult:
+    inputs, kept = stages.inputs, stages.kept
+    # rows best first (the index's rank, missing last, ties in input order), every column gathered
+    # once in that order: no whole-table copies (10^6 units: the table is ~0.5 GB)
+    perm = best_first(stages.ranks[:, framework.node_ids.index(framework.root.id)])
+    mask = None if kept.all() else pl.Series(kept)
+    extras = ([dataset.label] if dataset.label else []) + list(dataset.groups)
+    columns: dict[str, pl.Series] = {}
+    for name, series in [(dataset.unit, inputs.units), *((c, dataset.table[c]) for c in extras)]:
+        columns[name] = (series if mask is None else series.filter(mask)).gather(perm)
+    columns.update(_node_columns(framework, stages, perm, pool))
     if stages.tiers is not None:
         name = f"{framework.tiers['node']}{TIER_SUFFIX}"
         columns[name] = pl.Series(name, stages.tiers[perm]).replace(0, None).cast(pl.Int32)

@@ -12,6 +12,7 @@ from engine.errors import SchemaError
 from engine.kernels import aggregate as aggregate_kernels
 from engine.kernels import rank as rank_kernels
 from engine.kernels import reference
+from engine.pipeline import best_first
 from engine.stages import aggregate, normalise, rank, rescale
 from engine.stages.aggregate import ROW_BLOCK
 from tools.synthetic.large import generate_large
@@ -112,3 +113,10 @@ def test_rescale_in_place_gives_the_copy_s_floats():
         copied = rescale(aggregated, fw, stages.weights)
         assert same_arrays(copied, stages.scores)
         assert same_arrays(rescale(aggregated, fw, stages.weights, copy=False), copied)
+
+
+@pytest.mark.parametrize("ranks", [[], [np.nan], [1.0], [3.0, 1.0, np.nan, 1.0, 3.0, np.nan, 5.0, 6.0, 3.0],
+                                   [np.nan, np.nan, 2.0, 1.0], list(np.arange(1000.0, 0.0, -1.0))])
+def test_best_first_is_the_stable_argsort_of_the_ranks(ranks):
+    ranks = np.array(ranks, dtype=np.float64)
+    np.testing.assert_array_equal(best_first(ranks), np.argsort(ranks, kind="stable"))
