@@ -23,6 +23,17 @@ Cases, each in its own process (so that its peak resident memory is its own):
     python benchmarks/bench_bootstrap.py --replicates 2000  # quick
 
 Writes ``benchmarks/results/bootstrap.json`` and ``benchmarks/results/bootstrap.md``.
+
+``--large-n`` runs instead the bootstrap's large-n mode (issue 19.2) at 10⁵ SYNTHETIC units × 25
+indicators (the generator of ``bench_rank.py``), ``mode: units``, 1 and 2 threads: the whole call
+(both passes, scoring included; wall and CPU seconds, CPU ms per replicate and pass, peak memory)
+after a warm-up call, and the kernel alone on 64 replicates (CPU ms per replicate: every
+indicator's normalisation refitted on the resample, scores, ranks) and the draws of one RNG block:
+
+    python benchmarks/bench_bootstrap.py --large-n                      # 256 replicates, 10^5 units
+    python benchmarks/bench_bootstrap.py --large-n --units 30000 --replicates 1024
+
+Writes ``benchmarks/results/bootstrap_largen.json`` and ``.md``.
 """
 
 from __future__ import annotations
@@ -139,19 +150,101 @@ def case_compile() -> dict:
             "bootstrap_compile_s": done - scored, "peak_mb": peak_mb()}
 
 
+def case_largen(n_units: int, n: int, threads: int) -> dict:
+    """The large-n bootstrap (mode units) of ``n_units`` synthetic units: whole calls, then the kernel alone."""
+    import numba
+    import numpy as np
+    from bench_rank import synthetic_table
+
+    from engine.analysis.bootstrap import bootstrap
+    from engine.analysis.design import ParameterMap, n_columns, replicate_uniforms
+    from engine.analysis.montecarlo import accumulators
+    from engine.analysis.problem import kernel_targets
+    from engine.analysis.resampling import block_draws, kernel_inputs
+    from engine.kernels import bootstrap as kernel
+    from engine.kernels.montecarlo import Accumulators
+    from engine.schema import framework_from_dict
+
+    numba.set_num_threads(threads)
+    framework, data = synthetic_table(n_units)
+    framework = framework_from_dict(framework)
+    options = {"spec": {"mode": "units"}, "seed": 1, "block_size": 1024, "threads": threads, "large_n_above": 0}
+    bootstrap(framework, data, replicates=64, **options)  # compile / warm up
+    cpu_small = time.process_time()
+    bootstrap(framework, data, replicates=64, **options)  # the fixed costs: nominal run, problem, summaries
+    cpu_small = time.process_time() - cpu_small
+    wall, cpu = time.perf_counter(), time.process_time()
+    run = bootstrap(framework, data, replicates=n, **options)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    peak_run = peak_mb()
+    bp, m = run.problem, 64
+    p = bp.problem
+    cpu_draws = time.process_time()
+    stream = block_draws(bp, 1, 0)
+    draws = stream.take(m)
+    for _ in range(1024 // m - 1):  # the rest of the RNG block, a sub-batch at a time as a lane draws it
+        stream.take(m)
+    cpu_draws = time.process_time() - cpu_draws
+    factors = list(bp.factors)
+    params = ParameterMap(factors, p)(replicate_uniforms(1, 0, m, n_columns(factors)))
+    n_t = len(p.targets)
+    hist, shift_hist, pair_count, pair_units = accumulators(p, False, (1,))
+
+    def kernel_call(k: int) -> None:
+        *inputs, _ = kernel_inputs(bp, params.slice(0, k), draws.take(np.arange(k)))
+        kernel.bootstrap_blocks(*inputs, kernel_targets(p, pair_units), k, 1, Accumulators(
+            hist, shift_hist, pair_count, np.zeros((1, n_t, n_units, 2)), np.zeros((k, n_t)),
+            np.zeros((k, n_t, n_units), np.int64)), np.zeros((0, n_t, n_units)))
+
+    kernel_call(2)
+    cpu_kernel = time.process_time()
+    kernel_call(m)
+    cpu_kernel = time.process_time() - cpu_kernel
+    return {"units": n_units, "replicates": n, "threads": threads, "seconds": wall, "cpu_seconds": cpu,
+            "cpu_seconds_64": cpu_small, "cpu_ms_per_replicate_pass": 1e3 * (cpu - cpu_small) / (2 * (n - 64)),
+            "kernel_cpu_ms_per_replicate": 1e3 * cpu_kernel / m, "draws_cpu_ms_per_replicate": 1e3 * cpu_draws / 1024,
+            "peak_mb": peak_run, "large_n": run.manifest.get("large_n")}
+
+
+def main_largen(n_units: int, n: int) -> None:
+    rows = [_run_case(["largen", str(n_units), str(n), str(threads)]) for threads in (1, 2)]
+    load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else []
+    lines = ["| units | replicates | threads | wall s | CPU s | CPU s (64 replicates) | CPU ms / replicate & pass | "
+             "kernel CPU ms / replicate | draws CPU ms / replicate | peak MB |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['units']:,} | {r['replicates']:,} | {r['threads']} | {r['seconds']:.1f} | "
+                     f"{r['cpu_seconds']:.1f} | {r['cpu_seconds_64']:.1f} | {r['cpu_ms_per_replicate_pass']:.1f} | "
+                     f"{r['kernel_cpu_ms_per_replicate']:.1f} | {r['draws_cpu_ms_per_replicate']:.1f} | "
+                     f"{r['peak_mb']:.0f} |")
+    lines += ["", "CPU ms / replicate & pass: (CPU of the run − CPU of a 64-replicate run) / (2 passes × the "
+              "replicates between them), i.e. without the nominal run, the problem and the summaries; peak MB: "
+              "of the run (before the kernel and draws probes).",
+              f"Load average at the end (1, 5, 15 min): {' '.join(load)}."]
+    write_results("bootstrap_largen", {"machine": machine(), "load": load, "rows": rows,
+                                       "problem": "large-n bootstrap, mode units, 25 synthetic indicators"}, lines)
+
+
 def _run_case(args: list[str], env: dict | None = None) -> dict:
     return run_script(__file__, ["--case", *args], env)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--replicates", type=int, default=10_000)
+    parser.add_argument("--replicates", type=int, default=None, help="default 10,000 (--large-n: 256)")
     parser.add_argument("--problems", nargs="*", default=list(PROBLEMS), choices=list(PROBLEMS))
+    parser.add_argument("--large-n", action="store_true", help="the large-n bootstrap at --units units instead")
+    parser.add_argument("--units", type=int, default=100_000, help="units of the --large-n case")
     parser.add_argument("--case", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.large_n and not args.case:
+        main_largen(args.units, args.replicates or 256)
+        return
     if args.case:
         kind, *rest = args.case
-        if kind == "numpy":
+        if kind == "largen":
+            result = case_largen(int(rest[0]), int(rest[1]), int(rest[2]))
+        elif kind == "numpy":
             result = case_numpy(rest[0], int(rest[1]))
         elif kind == "engine":
             result = case_engine(rest[0], int(rest[1]), int(rest[2]))
@@ -163,7 +256,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as cache:
         compile_times = _run_case(["compile"], env={"NUMBA_CACHE_DIR": cache})
     rows = []
-    n = args.replicates
+    n = args.replicates or 10_000
     for problem in args.problems:
         base = _run_case(["numpy", problem, str(n)])
         for threads in (1, 2):
