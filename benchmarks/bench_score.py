@@ -12,10 +12,13 @@ Fisher–Jenks tiers — scores it unchanged), written once per size to a tempor
 
 Each case runs in its own process (its peak resident memory is its own), warmed up on the shipped
 337 cities first; ``--repeat`` rounds interleaved, best round reported (shared machines drift).
-``data MB`` is the in-memory size of the loaded table (Polars ``estimated_size``).
+``data MB`` is the in-memory size of the loaded table (Polars ``estimated_size``); ``cpu`` the
+process's CPU time (all threads), ``load`` the machine's 1-minute load average when the case ended
+(other processes' share of the 2 cores).  ``--threads`` is ``engine.score``'s (default: all cores).
 
     python benchmarks/bench_score.py                            # 10^4, 10^5, 10^6 units
     python benchmarks/bench_score.py --sizes 100000 --repeat 1  # quick
+    python benchmarks/bench_score.py --sizes 1000000 --threads 1 2
 
 Writes ``benchmarks/results/score.json`` and ``benchmarks/results/score.md``.
 """
@@ -33,7 +36,8 @@ from _common import machine, peak_mb, run_script, write_results
 HERE = Path(__file__).resolve().parent
 
 
-def case(kind: str, path: str) -> dict:
+def case(kind: str, path: str, threads: int | None = None) -> dict:
+    import os
     import warnings
 
     import numpy as np
@@ -44,9 +48,9 @@ def case(kind: str, path: str) -> dict:
     warnings.simplefilter("ignore")
     fw = engine.load_framework("ai-city-2024")
     engine.score(fw)  # compile / load the kernels
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     if kind == "score":
-        result = engine.score(fw, path)
+        result = engine.score(fw, path, threads=threads)
         result.write(Path(path).with_suffix(".scores.parquet"))
         n = result.table.height
     else:
@@ -56,19 +60,22 @@ def case(kind: str, path: str) -> dict:
         for j in range(matrix.shape[1]):
             np.argsort(-matrix[:, j])
         n = table.height
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    peak = peak_mb()
     data_mb = pl.read_parquet(path).estimated_size() / 1e6
-    return {"kind": kind, "n": n, "seconds": seconds, "peak_mb": peak_mb(), "data_mb": data_mb}
+    return {"kind": kind, "n": n, "threads": threads, "seconds": seconds, "cpu": cpu, "peak_mb": peak,
+            "data_mb": data_mb, "load": os.getloadavg()[0]}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--repeat", type=int, default=2)
-    parser.add_argument("--case", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, nargs="*", default=[0], help="engine.score threads (0: default)")
+    parser.add_argument("--case", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
-        print(json.dumps(case(args.case[0], args.case[1])))
+        print(json.dumps(case(args.case[0], args.case[1], int(args.case[2]) or None)))
         return
     import sys
 
@@ -81,20 +88,23 @@ def main() -> None:
             path = Path(folder) / f"large_{n}.parquet"
             generate_large(n).write_parquet(path)
             for _ in range(args.repeat):
-                for kind in ("score", "floor"):
-                    rounds.append(run_script(__file__, ["--case", kind, str(path)]))
+                for threads in args.threads:
+                    rounds.append(run_script(__file__, ["--case", "score", str(path), str(threads)]))
+                rounds.append(run_script(__file__, ["--case", "floor", str(path), "0"]))
     best = {}
     for r in rounds:
-        key = (r["kind"], r["n"])
+        key = (r["kind"], r["n"], r["threads"])
         if key not in best or r["seconds"] < best[key]["seconds"]:
             best[key] = r
-    table = ["| units | data MB | score (s) | floor (s) | ratio | score peak MB | peak / data | floor peak MB |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    table = ["| units | threads | data MB | score (s) | cpu (s) | floor (s) | ratio | score peak MB | peak / data "
+             "| floor peak MB | load |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for n in args.sizes:
-        s, f = best[("score", n)], best[("floor", n)]
-        table.append(f"| {n:,} | {s['data_mb']:.0f} | {s['seconds']:.2f} | {f['seconds']:.2f} | "
-                     f"{s['seconds'] / f['seconds']:.1f} | {s['peak_mb']:.0f} | {s['peak_mb'] / s['data_mb']:.1f} | "
-                     f"{f['peak_mb']:.0f} |")
+        f = best[("floor", n, None)]
+        for threads in args.threads:
+            s = best[("score", n, threads or None)]
+            table.append(f"| {n:,} | {threads or 'all'} | {s['data_mb']:.0f} | {s['seconds']:.2f} | {s['cpu']:.2f} | "
+                         f"{f['seconds']:.2f} | {s['seconds'] / f['seconds']:.1f} | {s['peak_mb']:.0f} | "
+                         f"{s['peak_mb'] / s['data_mb']:.1f} | {f['peak_mb']:.0f} | {s['load']:.1f} |")
     write_results("score", {"machine": machine(), "rounds": rounds}, table)
 
 

@@ -529,10 +529,15 @@ def _finish(framework: Framework, dataset: Dataset, stages: Stages, pool: Execut
     perm = best_first(stages.ranks[:, framework.node_ids.index(framework.root.id)])
     mask = None if kept.all() else pl.Series(kept)
     extras = ([dataset.label] if dataset.label else []) + list(dataset.groups)
-    columns: dict[str, pl.Series] = {}
-    for name, series in [(dataset.unit, inputs.units), *((c, dataset.table[c]) for c in extras)]:
-        columns[name] = (series if mask is None else series.filter(mask)).gather(perm)
-    columns.update(_node_columns(framework, stages, perm, pool))
+    texts = [(dataset.unit, inputs.units), *((c, dataset.table[c]) for c in extras)]
+
+    def text(column: tuple[str, pl.Series]) -> pl.Series:  # id, label and group columns (Polars releases the GIL)
+        return (column[1] if mask is None else column[1].filter(mask)).gather(perm)
+
+    gathered = map(text, texts) if pool is None else [pool.submit(text, c) for c in texts]  # beside the nodes
+    nodes = _node_columns(framework, stages, perm, pool)
+    columns: dict[str, pl.Series] = {name: g if pool is None else g.result() for (name, _), g in zip(texts, gathered)}
+    columns.update(nodes)
     if stages.tiers is not None:
         name = f"{framework.tiers['node']}{TIER_SUFFIX}"
         columns[name] = pl.Series(name, stages.tiers[perm]).replace(0, None).cast(pl.Int32)
