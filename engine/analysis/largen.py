@@ -85,7 +85,7 @@ class Bands:
 
     n_units: int
     starts: np.ndarray  #: int64 (n_bins,): first rank of each bin (starts[0] = 1).
-    bin_of_rank: np.ndarray  #: int64 (n_units,): bin of rank r at r − 1.
+    bin_of_rank: np.ndarray  #: int32 (n_units,): bin of rank r at r − 1 (int32: half the cache lines counting reads).
     width: int  #: Ranks in the widest bin (the pass-2 window).
 
     @property
@@ -128,7 +128,7 @@ def bands(problem: Problem, bins: int | None = None, top_k: tuple[int, ...] = (1
     bounds = problem.tier_bounds[problem.tier_bounds[..., 0] > 0]
     starts |= set(bounds[:, 0].tolist()) | set((bounds[:, 1] + 1).tolist())
     starts_array = np.array(sorted(s for s in starts if 1 <= s <= n), np.int64)
-    bin_of_rank = np.searchsorted(starts_array, np.arange(1, n + 1), side="right").astype(np.int64) - 1
+    bin_of_rank = (np.searchsorted(starts_array, np.arange(1, n + 1), side="right") - 1).astype(np.int32)
     width = int(np.diff(np.append(starts_array, n + 1)).max())
     return Bands(n, starts_array, bin_of_rank, width)
 

@@ -134,12 +134,12 @@ def test_bands_put_edges_on_deciles_top_k_and_tiers():
 
 @pytest.mark.parametrize("rank_type", [np.int64, np.int32])
 def test_count_kernels_equal_their_twins(rank_type):
-    """int32 ranks: run_chunk's counting batch; a rank² is summed in int64 (a rank of 10⁵ squares
-    past int32)."""
+    """int32 ranks and bins: run_chunk's counting batch and Bands.bin_of_rank; a rank² is summed in
+    int64 (a rank of 10⁵ squares past int32)."""
     rng = np.random.default_rng(2)
     ranks = rng.integers(0, 31, size=(17, 2, 30)).astype(rank_type)  # 0 = missing
     nominal = rng.integers(0, 31, size=(2, 30)).astype(np.int64)
-    bin_of_rank = np.arange(30, dtype=np.int64) // 5  # 6 bins
+    bin_of_rank = (np.arange(30) // 5).astype(rank_type)  # 6 bins
     acc = (np.zeros((2, 30, 7), np.int64), np.zeros((2, 30, 2), np.int64), np.zeros((2, 30, 2), np.int64),
            np.zeros((2, 30), np.int64), np.zeros(2, np.int64))
     acc[2][..., 0] = 31
