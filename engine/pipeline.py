@@ -449,8 +449,8 @@ def score(framework: Framework | str | Path, data: Dataset | pl.DataFrame | str 
     framework = load_framework(framework)
     dataset = as_dataset(framework, data, **load_kwargs)
     check_names(framework, dataset)
-    inputs = prepare(framework, dataset)
     with thread_pool(threads) as pool:
+        inputs = prepare(framework, dataset, pool=pool)
         stages = _run_stages(framework, inputs, "rank", use_reference, weights, pool)
         return _finish(framework, dataset, stages, pool)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,8 +66,14 @@ def numeric_column(table: pl.DataFrame, column: str, unit: str, node: str | None
     return values
 
 
-def prepare(framework: Framework, dataset: Dataset) -> Inputs:
+#: Rows per block when the indicator columns are copied into the (n_units, n_indicators) matrix.
+ROW_BLOCK = 16_384
+
+
+def prepare(framework: Framework, dataset: Dataset, *, pool: Executor | None = None) -> Inputs:
     """Check ``dataset`` against ``framework`` and return the validated :class:`Inputs`.
+
+    ``pool``: threads that copy the checked columns into the matrix, a block of rows each.
 
     Raises
     ------
@@ -122,8 +129,9 @@ def prepare(framework: Framework, dataset: Dataset) -> Inputs:
             cache[column] = numeric_column(table, column, unit, node)
         return cache[column]
 
+    columns = []
     for j, ind in enumerate(framework.indicators):
-        # checks on the contiguous column; raw[:, j] (strided) is written once
+        # checks on the contiguous column; the matrix is filled at the end, a block of rows at a time
         if ind.components:
             column = sum(w * column_values(c, ind.id) for c, w in ind.components.items())
         else:
@@ -132,7 +140,7 @@ def prepare(framework: Framework, dataset: Dataset) -> Inputs:
             raise DataError("the indicator has no value for any unit", node=ind.id,
                             column=", ".join(ind.source_columns),
                             fix="fill the column or remove the indicator from the framework")
-        raw[:, j] = column
+        columns.append(column)
         d = 1.0
         if ind.denominator:
             d = column_values(ind.denominator, ind.id)
@@ -147,6 +155,13 @@ def prepare(framework: Framework, dataset: Dataset) -> Inputs:
         _check_domain(framework, j, values, ids)
         _check_plausible(ind, values, ids)
 
+
+    def fill(start: int) -> None:  # rows start … start + ROW_BLOCK − 1 of every column
+        for j, column in enumerate(columns):
+            raw[start:start + ROW_BLOCK, j] = column[start:start + ROW_BLOCK]
+
+    starts = range(0, n_units, ROW_BLOCK)
+    list(map(fill, starts) if pool is None else pool.map(fill, starts))
     groups: dict[str, np.ndarray] = {}
     names: dict[str, list[str]] = {}
     wanted = list(dataset.groups) + [ind.imputation.params["group"] for ind in framework.indicators
