@@ -981,8 +981,9 @@ def test_a_data_file_too_large_for_memory_is_refused_before_it_is_read(tmp_path,
     pl.DataFrame({"unit": units, "a": np.arange(1000.0), "b": np.ones(1000)}).write_parquet(path)
     fw = make_framework()
     rows, columns, needed = load_module.estimate_bytes(path, fw)
-    # 1000 rows: 32 (text) + 8 + 8 bytes each, plus 8 bytes x (8 x 2 indicators + 6 x 3 nodes) of work
-    assert (rows, columns, needed) == (1000, 3, 1000 * 48 + 1000 * 8 * (8 * 2 + 6 * 3))
+    # 1000 rows: 32 (text) + 8 + 8 bytes each, plus 8 bytes x (arrays per indicator x 2 + per node x 3) of work
+    work = 1000 * 8 * (load_module.PER_INDICATOR * 2 + load_module.PER_NODE * 3)
+    assert (rows, columns, needed) == (1000, 3, 1000 * 48 + work)
     monkeypatch.setattr(load_module, "available_bytes", lambda: 100_000)
     monkeypatch.setattr(pl, "read_parquet", lambda *a, **k: pytest.fail("the file was read"))
     with pytest.raises(DataError, match=r"the data file is too large for the memory available: reading and scoring it "
