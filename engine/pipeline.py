@@ -159,8 +159,8 @@ def _ranked(framework: Framework, stages: Stages, use_reference: bool = False, p
     if tiers is None:
         return stages
     tiers = tiers if pool is None else tiers.result()
-    records = {**stages.records, "tiers": {**dict(framework.tiers), "sizes": {
-        int(t): int((tiers == t).sum()) for t in np.unique(tiers) if t > 0}}}
+    sizes = {t: int(count) for t, count in enumerate(np.bincount(tiers)) if t > 0 and count > 0}  # O(n), no sort
+    records = {**stages.records, "tiers": {**dict(framework.tiers), "sizes": sizes}}
     return replace(stages, tiers=tiers, records=records)
 
 
@@ -284,11 +284,12 @@ class ScoreResult(ResultShape):
                                   path=self.framework.path, fix=f"e.g. {name}={{{next(iter(bad))!r}: 2.0}}")
         current = self.stages.weights
         changed = {**set, **{n: current[n] * f if n in current else f for n, f in scale.items()}}
-        stages = run_from_normalised(self.framework, self.stages, changed)
-        record = {"set": set, "scale": scale, "previous": {n: current[n] for n in changed},
-                  "weights": {n: stages.weights[n] for n in changed}}
-        stages = replace(stages, records={**stages.records, "reaggregate": record})
-        return _finish(self.framework, self.dataset, stages)
+        with thread_pool(None) as pool:
+            stages = run_from_normalised(self.framework, self.stages, changed, pool=pool)
+            record = {"set": set, "scale": scale, "previous": {n: current[n] for n in changed},
+                      "weights": {n: stages.weights[n] for n in changed}}
+            stages = replace(stages, records={**stages.records, "reaggregate": record})
+            return _finish(self.framework, self.dataset, stages, pool)
 
     @property
     def effective_weights(self) -> pl.DataFrame:
@@ -400,7 +401,8 @@ class ScoreResult(ResultShape):
                                                    "what": pl.String}, orient="row")
 
 
-def run_from_normalised(framework: Framework, stages: Stages, weights: Mapping[str, float] | None) -> Stages:
+def run_from_normalised(framework: Framework, stages: Stages, weights: Mapping[str, float] | None, *,
+                        pool: Executor | None = None) -> Stages:
     """Restart at aggregation: new weights (on top of the resolved ones), same normalised data."""
     resolved = {**stages.weights, **(weights or {})}
     unknown = [n for n in (weights or {}) if n not in stages.weights]
@@ -408,9 +410,9 @@ def run_from_normalised(framework: Framework, stages: Stages, weights: Mapping[s
         raise SchemaError("cannot set the weight of an unknown node (or of the index)", node=unknown[0],
                           path=framework.path, fix=f"use one of the node ids, e.g. {framework.node_ids[0]!r}")
     tree = framework.compile(resolved)
-    scores = rescale(aggregate(stages.normalised, tree), framework, resolved, copy=False)
+    scores = rescale(aggregate(stages.normalised, tree, pool=pool), framework, resolved, copy=False)
     records = {**stages.records, "aggregate": _aggregate_record(framework, tree)}
-    return _ranked(framework, replace(stages, scores=scores, records=records, weights=resolved))
+    return _ranked(framework, replace(stages, scores=scores, records=records, weights=resolved), pool=pool)
 
 
 def score(framework: Framework | str | Path, data: Dataset | pl.DataFrame | str | Path | None = None, *,
