@@ -261,7 +261,8 @@ def bootstrap(framework, data=None, spec: str | Path | Mapping | BootstrapSpec |
         5,000; 0: always): memory O(units × bins), exact median/5 %/95 % ranks from two passes over
         the same replicates, decile and percentile-rank bands; no variance shares (``decompose``
         asked for is refused, the default is off) and no rank confidence sets; threads split a
-        chunk's RNG blocks (each lane holds its own draws of one RNG block, counted by the memory check).
+        chunk's RNG blocks (each lane holds its own ranks and draws of a sub-batch, ≤ 64 MiB each,
+        counted by the memory check).
 
     Returns
     -------
