@@ -70,7 +70,8 @@ def normalise_sorted(code, x, count, order, p0, p1, p2, cap, out):
     computed once: the sample's min and max are then its first and last drawn unit (a few steps
     instead of a pass over every unit whose ``count > 0`` test the CPU cannot predict), the total
     is summed only for the methods that read it, and rank-based methods need no sort.  The same
-    floats either way (the same sums in the same order).
+    floats either way (the same sums in the same order).  With an order, counts must be >= 0 (an
+    undrawn unit's zero terms are added instead of branched around).
     """
     n = x.shape[0]
     sorted_in = order.shape[0] > 0
@@ -91,8 +92,8 @@ def normalise_sorted(code, x, count, order, p0, p1, p2, cap, out):
             if code == ZSCORE or code == PERCENTILE or code == EXPONENTIAL:
                 total = 0.0
                 for i in range(n):
-                    if count[i] > 0.0 and np.isfinite(x[i]):
-                        total += count[i]
+                    if np.isfinite(x[i]):
+                        total += count[i]  # an undrawn unit adds +0.0 (counts are >= 0)
     else:
         for i in range(n):
             if count[i] > 0.0 and np.isfinite(x[i]):
@@ -108,7 +109,23 @@ def normalise_sorted(code, x, count, order, p0, p1, p2, cap, out):
     spread = 0.0
     ordered = np.empty(0, np.float64)
     below = np.zeros(1, np.float64)
-    if code == ZSCORE:
+    if code == ZSCORE and sorted_in:
+        # The same sums without a branch on the draw (counts are >= 0): an undrawn unit adds +0.0,
+        # which changes no sum (its squared term is selected away: 0 · inf would be NaN).
+        s = 0.0
+        for i in range(n):
+            if np.isfinite(x[i]):
+                s += count[i] * x[i]
+        centre = s / total
+        if total > 1.0 and high > low:
+            squares = 0.0
+            for i in range(n):
+                if np.isfinite(x[i]):
+                    d = x[i] - centre
+                    term = count[i] * (d * d)
+                    squares += term if count[i] > 0.0 else 0.0
+            spread = np.sqrt(squares / (total - 1.0))
+    elif code == ZSCORE:
         s = 0.0
         for i in range(n):
             if count[i] > 0.0 and np.isfinite(x[i]):

@@ -94,7 +94,7 @@ def test_large_n_bootstrap_lanes_split_a_chunk_bit_identically_and_equal_numpy_q
     one = _run(data, threads=1, **options)
     lanes, checked = [], []
     real = resampling.in_lanes
-    monkeypatch.setattr(resampling, "in_lanes", lambda fn, n: lanes.append(n) or real(fn, n))
+    monkeypatch.setattr(resampling, "in_lanes", lambda fn, n, **kw: lanes.append(n) or real(fn, n, **kw))
     monkeypatch.setattr(driver, "check_memory", lambda *args, **kw: checked.append(args[3]))
     two = _run(data, threads=2, **options)
     assert lanes == [2, 2] and checked == [2]  # both passes' one chunk on 2 lanes

@@ -147,6 +147,18 @@ def test_normalise_sorted_equals_twin_on_edge_cases(name, column):
                                               err_msg=f"counts={counts_name} params={p}")
 
 
+def test_normalise_sorted_zscore_of_a_huge_undrawn_value():
+    """The sorted fit adds an undrawn unit's zero terms instead of branching on the draw; a unit so far
+    out that its squared deviation overflows (0 · inf = NaN) must still leave the sums alone."""
+    x = np.array([1e200, 1.0, 2.0, 4.0, -1e200])
+    for counts in ([0.0, 1.0, 2.0, 1.0, 0.0], [1.0, 1.0, 0.0, 1.0, 0.0]):
+        count = np.array(counts)
+        for p in PARAMS["zscore"]:
+            out = np.full(5, -12345.0)
+            kernel.normalise_sorted(CODE["zscore"], x, count, sorted_units(x), *p, out)
+            np.testing.assert_array_equal(out, twin_column(CODE["zscore"], x, count, *p))
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.sampled_from(NAMES))
 def test_property_normalise_sorted_equals_normalise_column(seed, name):
