@@ -19,6 +19,7 @@ process's CPU time (all threads), ``load`` the machine's 1-minute load average w
     python benchmarks/bench_score.py                            # 10^4, 10^5, 10^6 units
     python benchmarks/bench_score.py --sizes 100000 --repeat 1  # quick
     python benchmarks/bench_score.py --sizes 1000000 --threads 1 2
+    python benchmarks/bench_score.py --stages 1000000 --threads 2 1   # wall, CPU and peak RSS per stage
 
 Writes ``benchmarks/results/score.json`` and ``benchmarks/results/score.md``.
 """
@@ -27,6 +28,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -37,7 +41,6 @@ HERE = Path(__file__).resolve().parent
 
 
 def case(kind: str, path: str, threads: int | None = None) -> dict:
-    import os
     import warnings
 
     import numpy as np
@@ -67,22 +70,72 @@ def case(kind: str, path: str, threads: int | None = None) -> dict:
             "data_mb": data_mb, "load": os.getloadavg()[0]}
 
 
+def stages(path: str, threads: int | None) -> None:
+    """Print the wall time, CPU time and peak RSS after each stage of one ``engine.score`` and write
+    (the pipeline's functions wrapped with timers)."""
+    import resource
+    import warnings
+
+    import engine
+    from engine import pipeline
+
+    warnings.simplefilter("ignore")
+    fw = engine.load_framework("ai-city-2024")
+    engine.score(fw)
+    times: dict[str, tuple[float, float, float]] = {}
+
+    def timed(name: str):
+        inner = getattr(pipeline, name)
+
+        def wrapper(*args, **kwargs):
+            wall, cpu = time.perf_counter(), time.process_time()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                times[name] = (time.perf_counter() - wall, time.process_time() - cpu,
+                               resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        setattr(pipeline, name, wrapper)
+
+    for name in ("as_dataset", "prepare", "normalise", "aggregate", "rescale", "rank", "_ranked", "_finish",
+                 "write_table"):
+        timed(name)
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = engine.score(fw, path, threads=threads)
+    result.write(Path(path).with_suffix(".scores.parquet"))
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    label = {"_ranked": "ranks + tiers", "_finish": "output table", "write_table": "Parquet write"}
+    print(f"threads {threads or 'all'}, load {os.getloadavg()[0]:.2f}")
+    for name, (w, c, peak) in times.items():
+        print(f"  {label.get(name, name):14s} wall {w:6.2f} s  cpu {c:6.2f} s  peak RSS {peak:6.0f} MB")
+    print(f"  {'total':14s} wall {wall:6.2f} s  cpu {cpu:6.2f} s  peak RSS {peak_mb():6.0f} MB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--threads", type=int, nargs="*", default=[0], help="engine.score threads (0: default)")
+    parser.add_argument("--stages", type=int, metavar="UNITS", help="time each stage of one run at this size")
     parser.add_argument("--case", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
-        print(json.dumps(case(args.case[0], args.case[1], int(args.case[2]) or None)))
+        if args.case[0] == "stages":
+            stages(args.case[1], int(args.case[2]) or None)
+        else:
+            print(json.dumps(case(args.case[0], args.case[1], int(args.case[2]) or None)))
         return
-    import sys
-
     sys.path.insert(0, str(HERE.parent))
     from tools.synthetic.large import generate_large
 
     rounds = []
+    if args.stages:
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / f"large_{args.stages}.parquet"
+            generate_large(args.stages).write_parquet(path)
+            for threads in args.threads:  # each in its own process, one after the other (interleave by hand)
+                subprocess.run([sys.executable, __file__, "--case", "stages", str(path), str(threads)], check=True,
+                               cwd=HERE.parent, env={**os.environ, "PYTHONPATH": str(HERE.parent)})
+        return
     with tempfile.TemporaryDirectory() as folder:
         for n in args.sizes:
             path = Path(folder) / f"large_{n}.parquet"
