@@ -18,7 +18,7 @@ from ..io import with_unit_names
 from ..pipeline import score
 from ..resources import shipped_datasets, shipped_specs
 from .bootstrap_spec import BootstrapSpec, compile_records, load_bootstrap_spec
-from .design import map_parameters, n_columns, replicate_uniforms
+from .design import RNG_BLOCK, map_parameters, n_columns, replicate_uniforms
 from .driver import (
     BackendOptions,
     check_run,
@@ -288,9 +288,9 @@ def bootstrap(framework, data=None, spec: str | Path | Mapping | BootstrapSpec |
                         "histograms fit in memory")
     if large and spec.decompose:  # on by default for a combined study: large-n mode leaves it out
         spec = replace(spec, decompose=False)
-    check_memory("bootstrap", n_units, len(uspec.targets) or 1, backends.lanes,
-                 n_pairs=len(uspec.pairs), confidence=not factors and not large,
+    sizes = dict(n_pairs=len(uspec.pairs), confidence=not factors and not large,
                  rank_bins=(rank_bins or default_bins(n_units)) if large else None)
+    check_memory("bootstrap", n_units, len(uspec.targets) or 1, backends.lanes, **sizes)  # the histograms, first
     problem = build_problem(nominal, uspec, factors)
     design, records_source = None, None
     if spec.mode == "records":
@@ -298,6 +298,9 @@ def bootstrap(framework, data=None, spec: str | Path | Mapping | BootstrapSpec |
         table, records_source = read_records(records, unit_column)
         design = compile_records(table, spec.records, nominal, problem.units, nominal.framework.data.get("unit"))
     bp = build_bootstrap_problem(problem, spec, factors, design)
+    if not large:  # a kernel call holds an RNG block's draws and a slice of them (large-n lanes draw as they go)
+        check_memory("bootstrap", n_units, len(uspec.targets) or 1, backends.lanes, **sizes,
+                     lane_draws=2 * RNG_BLOCK * bp.draw_bytes)
     seed = run_seed(spec.seed)
     if large:
         adapter = _Bootstrap(bp, spec, seed, records_source)

@@ -442,19 +442,24 @@ def _default_records_spec(framework_id: str) -> Path:
     return path
 
 
-def _check_memory(n_units: int, lanes: int) -> None:
+def _check_memory(n_units: int, lanes: int, records: PairedRecords | None = None) -> None:
     """Refuse (DataError) a run whose histograms would not fit in memory, before any replicate: the
     change histograms (common units × 2 n per lane, chunk and run) are at most the size of an
-    uncertainty run's rank and rank-shift histograms of the larger period."""
+    uncertainty run's rank and rank-shift histograms of the larger period; in mode ``records`` a lane
+    also holds an RNG block's record uniforms, shared and taken for each period (4 bytes each)."""
+    draws = 0 if records is None else \
+        4 * RNG_BLOCK * (records.n_keys + len(records.columns_from) + len(records.columns_to))
     try:
-        check_memory("uncertainty", n_units, 1, lanes)
+        check_memory("uncertainty", n_units, 1, lanes, lane_draws=draws)
     except DataError:
-        needed, available = estimate_bytes("uncertainty", n_units, 1, lanes), available_bytes() or 0
+        needed, available = estimate_bytes("uncertainty", n_units, 1, lanes, lane_draws=draws), available_bytes() or 0
+        what = " and record draws per lane" if draws else ""
         raise DataError(f"change of {n_units:,} units ({lanes} lane(s)) needs about {needed / 2**20:,.0f} MiB of "
-                        f"memory (rank-change histograms of units × 2 units per lane), but only "
+                        f"memory (rank-change histograms of units × 2 units per lane{what}), but only "
                         f"{available / 2**20:,.0f} MiB is available",
-                        fix="use threads=1 (--threads 1), units='common' or fewer units: memory grows with units²; "
-                        "CITYRANK_MEMORY_CHECK=off skips this check") from None
+                        fix="use threads=1 (--threads 1), units='common' or fewer units: memory grows with units²"
+                        + (" (and with the records)" if draws else "") + "; CITYRANK_MEMORY_CHECK=off skips this check"
+                        ) from None
 
 
 def _common_only(framework, data_from, data_to, label_from, label_to, load_kwargs):
@@ -644,7 +649,8 @@ def change(framework, periods, *, start=None, end=None, spec: str | Path | Mappi
     target = node or (spec.targets[0] if spec.targets else resolved.root.id)
     if target not in resolved.node_ids:
         raise SchemaError(f"unknown node {target!r}", node=target, fix=f"use a node id such as {resolved.root.id!r}")
-    _check_memory(max(int(np.count_nonzero(r.stages.kept)) for r in (nominal_from, nominal_to)), backends.lanes)
+    n_ranked = max(int(np.count_nonzero(r.stages.kept)) for r in (nominal_from, nominal_to))
+    _check_memory(n_ranked, backends.lanes)  # the histograms: before the records are read
     if mode == "montecarlo":
         spec = with_default_factors(spec, resolved)
     spec = replace(spec, targets=(target,), pairs=())
@@ -655,6 +661,7 @@ def change(framework, periods, *, start=None, end=None, spec: str | Path | Mappi
         period_column = periods.period if isinstance(periods, Panel) else "period"
         resampled, records_manifest = _paired_records(bootstrap_spec, problems, factors, (label_from, label_to),
                                                       records, record_id, period_column, units == "common")
+        _check_memory(n_ranked, backends.lanes, resampled)
     pair = _pair(*problems, label_from, label_to, resampled)
     seed = run_seed(spec.seed)
     fingerprint = {"framework": resolved.digest, "data_from": data_digest(nominal_from),

@@ -62,19 +62,21 @@ def counts_bytes(n_units: int, n_targets: int = 1, n_pairs: int = 0) -> int:
     return 8 * n_targets * (n_units * (n_units + 1) + shift_bins(n_units) + n_pairs * n_pairs)
 
 
-def band_bytes(n_units: int, n_targets: int, rank_bins: int) -> tuple[int, int]:
+def band_bytes(n_units: int, n_targets: int, rank_bins: int, count_bytes: int = 4) -> tuple[int, int]:
     """Bytes of one set of large-n accumulators (:mod:`engine.analysis.largen`): a pass-1 state
     (coarse counts over ``rank_bins`` bins plus at most 24 decile/top-k/tier edges, rank sums,
-    extremes, binned rank shifts) and a pass-2 state (three windows of one bin width per unit)."""
+    extremes, binned rank shifts) and a pass-2 state (three windows of one bin width per unit).
+    Counts take ``count_bytes``: int32 in a state of fewer than 2³¹ replicates
+    (:func:`engine.analysis.largen.count_type`), the other sums int64."""
     width = -(-n_units // rank_bins)
-    pass1 = 8 * n_targets * n_units * (rank_bins + 24 + 1 + 4 + 1)
-    pass2 = 8 * n_targets * n_units * 3 * (width + 1)
+    pass1 = n_targets * n_units * (count_bytes * (rank_bins + 24 + 1) + 8 * (4 + 1))
+    pass2 = count_bytes * n_targets * n_units * 3 * (width + 1)
     return pass1, pass2
 
 
 def estimate_bytes(analysis: str, n_units: int, n_targets: int = 1, lanes: int = 1, *, n_pairs: int = 0,
                    groups: int = 0, second_order: bool = False, confidence: bool = False,
-                   rank_bins: int | None = None, base_samples: int = SOBOL_BATCH) -> int:
+                   rank_bins: int | None = None, base_samples: int = SOBOL_BATCH, lane_draws: int = 0) -> int:
     """Memory (bytes) the arrays of a run need at their peak, beyond what the process already holds.
 
     Parameters
@@ -92,6 +94,11 @@ def estimate_bytes(analysis: str, n_units: int, n_targets: int = 1, lanes: int =
         Bootstrap: rank confidence sets (the scores of 2,048 replicates are kept).
     rank_bins
         Uncertainty or bootstrap in large-n mode: its coarse bins (memory O(units × bins), not units²).
+    lane_draws
+        Bytes of sampling draws a lane holds at once besides its chain, e.g. an exact-mode
+        bootstrap's RNG block of record uniforms (1,024 × records × 4 bytes, and the kernel's slice
+        of them: :meth:`engine.analysis.resampling.BootstrapProblem.draw_bytes`); 10⁶ records need
+        8 GiB per lane.
 
     Notes
     -----
@@ -117,8 +124,9 @@ def estimate_bytes(analysis: str, n_units: int, n_targets: int = 1, lanes: int =
         pass1, pass2 = band_bytes(n_units, n_targets, rank_bins)
         pairs = 8 * n_targets * n_pairs * n_pairs
         draws = 2**26 if analysis == "bootstrap" else 0
-        return max((lanes + 3) * (pass1 + pairs), pass1 + (lanes + 2) * pass2) + lanes * (2**26 + draws)
-    total = (lanes + FIXED_SETS[analysis]) * counts_bytes(n_units, n_targets, n_pairs)
+        return (max((lanes + 3) * (pass1 + pairs), pass1 + (lanes + 2) * pass2)
+                + lanes * (2**26 + max(draws, lane_draws)))
+    total = (lanes + FIXED_SETS[analysis]) * counts_bytes(n_units, n_targets, n_pairs) + lanes * lane_draws
     total += lanes * CHAIN_REPLICATES[analysis] * n_targets * n_units * 12
     if analysis == "bootstrap" and confidence:
         total += 2048 * n_targets * n_units * 8
@@ -178,6 +186,8 @@ def check_memory(analysis: str, n_units: int, n_targets: int = 1, lanes: int = 1
     grows = "units × groups" if analysis == "sensitivity" else "units²"
     if options.get("rank_bins"):
         what, grows = "large-n rank bins per unit, target and lane", "units × rank bins"
+    if options.get("lane_draws"):
+        what += f", and {_size(options['lane_draws'])} of sampling draws per lane (an RNG block's)"
     fix = ("; ".join(fits) + " and would fit" if fits else
            f"analyse fewer units: memory grows with {grows}" + (
                " (uncertainty's large-n mode needs units × bins: --large-n-above / large_n_above below the "

@@ -70,6 +70,14 @@ class BootstrapProblem:
     def n_units(self) -> int:
         return self.base.shape[0]
 
+    @property
+    def draw_bytes(self) -> int:
+        """Bytes of one replicate's sampling draws (:class:`SamplingDraws`): a uint32 uniform per
+        record, a float64 multiplicity per unit, or a float64 normal per unit and noisy indicator."""
+        if self.mode == "records":
+            return 4 * (self.records.n_records if self.records else 0)
+        return 8 * self.n_units * (1 if self.mode == "units" else len(self.noise_index))
+
     @cached_property
     def sorted_units(self) -> tuple[np.ndarray, np.ndarray]:
         """Per indicator, the units with a finite directed value by ascending value, ties by unit

@@ -165,7 +165,8 @@ def test_large_n_bootstrap_memory_is_units_times_bins(monkeypatch):
     assert need < 2 * 2**30 and estimate_bytes("bootstrap", n, 1, 1) > 300 * need
     # two lanes: a state, a chain and a sub-batch's draws per lane
     assert estimate_bytes("bootstrap", n, 1, 2, rank_bins=bins) == max(5 * pass1, pass1 + 4 * pass2) + 4 * 2**26
-    monkeypatch.setattr(memory, "available_bytes", lambda: 2**30)
+    assert need < 2**30  # int32 counts (fewer than 2^31 replicates per state): ~0.9 GiB
+    monkeypatch.setattr(memory, "available_bytes", lambda: 2**29)
     with pytest.raises(DataError, match=r"bootstrap of 100,000 units .* \(large-n rank bins per unit, target and "
                                         r"lane\)"):
         memory.check_memory("bootstrap", n, 1, 1, rank_bins=bins)

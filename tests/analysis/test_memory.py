@@ -183,3 +183,27 @@ def test_estimate_is_within_a_factor_two_of_the_arrays_a_run_allocates():
         tracemalloc.stop()
     estimate = estimate_bytes("uncertainty", 1500, 1, 1)
     assert 0.5 <= estimate / peak <= 2.0, (estimate / MiB, peak / MiB)
+
+
+def test_record_draws_are_counted_before_the_replicates(monkeypatch):
+    """A kernel call holds an RNG block's record uniforms and a slice of them: 2 × 1,024 × records × 4
+    bytes per lane (8 GiB at 10^6 records), which the estimate left out; refused before any replicate."""
+    from engine.analysis import change as change_module
+
+    monkeypatch.setattr(stability_module, "drive", lambda *a, **k: pytest.fail("a replicate ran"))
+    histograms = estimate_bytes("bootstrap", 31, 1, 2, confidence=True)
+    draws = 2 * 1024 * 4 * 4311  # the shipped synthetic firms
+    assert estimate_bytes("bootstrap", 31, 1, 2, confidence=True, lane_draws=draws) == histograms + 2 * draws
+    monkeypatch.setattr(memory, "available_bytes", lambda: histograms + draws)
+    with pytest.raises(DataError, match=r"bootstrap of 31 units .* and 34 MiB of sampling draws per lane .* Fix: "
+                                        r"threads=1 \(--threads 1\) needs about"):
+        bootstrap("regional-ai-2023", records="ai_firms_synthetic", mode="records", replicates=1024, seed=1,
+                  threads=2)
+    from engine.panel import load_panel
+
+    panel = load_panel("ai-firms-2023", "ai_firm_cities_panel_synthetic", period="year")
+    monkeypatch.setattr(change_module, "run_change_chunk", lambda *a, **k: pytest.fail("a replicate ran"))
+    monkeypatch.setattr(memory, "available_bytes", lambda: 40 * MiB)
+    with pytest.raises(DataError, match=r"change of 61 units \(2 lane\(s\)\) .* and record draws per lane"):
+        change_module.change(None, panel, start=2022, end=2023, records="ai_firms_panel_synthetic",
+                             record_id="firm_id", n_replicates=1024, seed=1, threads=2)
