@@ -492,6 +492,8 @@ def best_first(ranks: np.ndarray) -> np.ndarray:
     unit`` (NumPy's vectorised sort; 6 × faster at 10^6 units)."""
     n = ranks.shape[0]
     bits = max(n, 1).bit_length()
+    if (n + 1).bit_length() + bits > 64:  # 2^32 units or more: the keys would not fit
+        return np.argsort(ranks, kind="stable")
     with np.errstate(invalid="ignore"):
         key = np.where(np.isnan(ranks), n + 1, ranks).astype(np.uint64)  # ranks are 1 … n
     key <<= np.uint64(bits)
