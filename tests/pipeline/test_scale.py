@@ -120,3 +120,23 @@ def test_rescale_in_place_gives_the_copy_s_floats():
 def test_best_first_is_the_stable_argsort_of_the_ranks(ranks):
     ranks = np.array(ranks, dtype=np.float64)
     np.testing.assert_array_equal(best_first(ranks), np.argsort(ranks, kind="stable"))
+
+
+def test_the_output_table_equals_its_plain_construction(large):
+    """The table built from stable-argsort order, whole-row gathers and Polars casts (how it was built
+    before the block gathers and packed-key order): the same columns, values, nulls and dtypes."""
+    result = engine.score("ai-city-2024", large, threads=2)
+    fw, ds, stages = result.framework, result.dataset, result.stages
+    root = fw.node_ids.index(fw.root.id)
+    perm = np.argsort(stages.ranks[:, root], kind="stable")
+    columns = {c: ds.table[c].filter(pl.Series(stages.kept)).gather(perm) for c in (ds.unit, ds.label, *ds.groups)}
+    scores, ranks = stages.scores[perm], stages.ranks[perm]
+    order = [n for n in result.table.columns if n in fw.node_ids]
+    for node in order:
+        k = fw.node_ids.index(node)
+        columns[node] = pl.Series(node, scores[:, k]).fill_nan(None)
+        columns[node + "_rank"] = pl.Series(node + "_rank", ranks[:, k]).fill_nan(None).cast(pl.Int32)
+    tier = f"{fw.tiers['node']}_tier"
+    columns[tier] = pl.Series(tier, stages.tiers[perm]).replace(0, None).cast(pl.Int32)
+    plain = pl.DataFrame(columns)
+    assert result.table.equals(plain) and result.table.schema == plain.schema
