@@ -25,10 +25,12 @@ def rank(values: np.ndarray, *, use_reference: bool = False, pool: Executor | No
     out = np.empty(values.shape, np.float64, order="F")
 
     def column(j: int) -> None:  # memory O(n_units) per thread beyond the result
-        x = np.ascontiguousarray(values[:, j])
-        with np.errstate(invalid="ignore"):
-            keys = np.where(np.isfinite(x), -x, np.nan)  # missing sorts last
-        kernels.rank_ordered(x, np.argsort(keys), out[:, j])
+        keys = np.negative(values[:, j])  # one pass over the strided column: largest score first
+        missing = ~np.isfinite(keys)
+        if missing.any():
+            keys[missing] = np.nan  # missing (NaN, ±inf) sorts last
+        order = np.argsort(keys)
+        kernels.rank_ordered(np.negative(keys, out=keys), order, out[:, j])  # −(−x) is x, bit for bit
 
     if pool is None:
         for j in range(values.shape[1]):
