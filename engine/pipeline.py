@@ -52,7 +52,7 @@ class Stages:
     treated: np.ndarray | None = None
     normalised: np.ndarray | None = None
     scores: np.ndarray | None = None  #: (n_units, n_nodes) after rescaling.
-    ranks: np.ndarray | None = None  #: (n_units, n_nodes), float, NaN = missing.
+    ranks: np.ndarray | None = None  #: (n_units, n_nodes), float, NaN = missing; column-major (Fortran order).
     weights: dict[str, float] | None = None  #: Resolved sibling-relative weight of every non-root node.
     tiers: np.ndarray | None = None  #: int64 (n_units,), 1 = best tier, 0 = no score; None without tiers.
     records: dict[str, Any] = field(default_factory=dict)  #: What each stage did.
