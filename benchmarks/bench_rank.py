@@ -24,8 +24,8 @@ Writes ``benchmarks/results/rank.json`` and ``benchmarks/results/rank.md``.
 * **dask** (``--dask``, on its own) — the end-to-end large-n run on a Dask ``LocalCluster`` of one
   single-threaded worker, then of two, each warmed up first (workers load the compiled kernels):
   wall time of each, the speed-up (one worker's time / two workers'), whether both gave the same
-  tables, and each worker's peak resident memory.  Chunks of ``--dask-chunk-blocks`` RNG blocks
-  (1,024 replicates), so that each worker gets several chunks of a pass.  Writes
+  tables, and each worker's peak resident memory.  Chunks as the engine cuts a pass on Dask (at
+  least 16 of at least one RNG block of 1,024 replicates), or ``--dask-chunk-blocks`` RNG blocks.  Writes
   ``benchmarks/results/rank-dask.json`` / ``.md``.
 
     python benchmarks/bench_rank.py --dask                                   # 10^5 units, 10^4 replicates
@@ -160,7 +160,7 @@ def case_dask(n_units: int, n_replicates: int, chunk_blocks: int) -> dict:
                                chunk_blocks=1)  # warm-up: every worker loads the kernels
             started = time.perf_counter()
             result = engine.uncertainty(framework, data, replicates=n_replicates, seed=1, backend="dask", client=client,
-                                        chunk_blocks=chunk_blocks)
+                                        chunk_blocks=chunk_blocks or None)
             out[f"seconds_{workers}"] = time.perf_counter() - started
             peaks = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
             out[f"worker_peak_mb_{workers}"] = max(peaks.values())
@@ -186,7 +186,7 @@ def main() -> None:
     parser.add_argument("--dask", action="store_true", help="only the Dask speed-up case (1 vs 2 workers)")
     parser.add_argument("--dask-units", type=int, default=100_000)
     parser.add_argument("--dask-replicates", type=int, default=10_000)
-    parser.add_argument("--dask-chunk-blocks", type=int, default=1)
+    parser.add_argument("--dask-chunk-blocks", type=int, default=0, help="blocks per chunk (0: the engine's choice)")
     parser.add_argument("--case", nargs="+", help=argparse.SUPPRESS)  # one case, in its own process
     args = parser.parse_args()
     if args.case:
@@ -198,8 +198,9 @@ def main() -> None:
     if args.dask:
         run = run_script(__file__, ["--case", "dask", str(args.dask_units), str(args.dask_replicates),
                                     str(args.dask_chunk_blocks)])
+        chunks = f"chunks of {run['chunk_blocks']} RNG blocks" if run["chunk_blocks"] else "the engine's chunks"
         table = [f"Dask speed-up: `engine.uncertainty` of {run['replicates']:,} replicates of {run['n_units']:,} "
-                 f"synthetic units (large-n mode, chunks of {run['chunk_blocks']} RNG blocks) on a LocalCluster of "
+                 f"synthetic units (large-n mode, {chunks}) on a LocalCluster of "
                  f"single-threaded workers: 1 worker {run['seconds_1']:.1f} s, 2 workers {run['seconds_2']:.1f} s, "
                  f"speed-up {run['speed_up']:.2f} (same tables: {run['identical']}); worker peak "
                  f"{run['worker_peak_mb_2']:,.0f} MB, client peak {run['client_peak_mb']:,.0f} MB."]

@@ -26,6 +26,7 @@ its mean is exact).
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,7 +38,7 @@ from ..backends.state import BlockState
 from ..errors import SchemaError
 from ..kernels import bands as band_kernels
 from ..kernels import montecarlo as kernel
-from .design import ParameterMap, n_columns, replicate_uniforms
+from .design import RNG_BLOCK, ParameterMap, n_columns, replicate_uniforms
 from .driver import BackendOptions, drive, replicate_chunk_blocks
 from .exact import ExactSum, add_sums
 from .montecarlo import BlockDealer, RankStatistics, in_lanes, quantile_from_counts, rng_ranges
@@ -306,13 +307,17 @@ def _chunk(problem: Problem, factors, seed: int, block_size: int, n_replicates: 
 
 #: Replicates per chunk on Dask, and in process (as engine.analysis.uncertainty).
 CHUNK_REPLICATES, LOCAL_CHUNK_REPLICATES = 65536, 262144
+#: On Dask a pass is cut into at least this many chunks (of at least one RNG block each), so that
+#: every worker of a small cluster gets work: 10⁴ replicates make 10 chunks, not one of 65,536.
+DASK_CHUNKS = 16
 
 
 class MonteCarloSource:
     """Where a large-n pass gets its replicates' ranks: the Monte Carlo's (:func:`run_chunk`).  Another
     analysis (the bootstrap, :mod:`engine.analysis.resampling`) gives its own source with the same
     two methods: ``run(first, stop, n_lanes, layout, windows, on_block)`` → a pass state, and
-    ``task(layout, windows)`` → (function, arguments) of the Dask task, called with (first, stop)."""
+    ``task(layout, windows)`` → (function, arguments) of the Dask task, called with (first, stop), and
+    the attributes ``n_replicates`` and ``block_size`` (which :func:`run_largen` may lower on Dask)."""
 
     def __init__(self, problem: Problem, factors, seed: int, n_replicates: int, block_size: int):
         self.problem, self.factors, self.seed = problem, factors, seed
@@ -341,8 +346,10 @@ class _Pass:
         self._fingerprint = {**fingerprint, "pass": 1 if windows is None else 2}
 
     def chunk_blocks(self, requested: int | None, distributed: bool) -> int:
-        return replicate_chunk_blocks(requested, CHUNK_REPLICATES if distributed else LOCAL_CHUNK_REPLICATES,
-                                      self.block_size)
+        if not distributed:
+            return replicate_chunk_blocks(requested, LOCAL_CHUNK_REPLICATES, self.block_size)
+        per_chunk = min(CHUNK_REPLICATES, max(RNG_BLOCK, -(-self.n_replicates // DASK_CHUNKS)))
+        return replicate_chunk_blocks(requested, per_chunk, self.block_size)
 
     def empty_state(self):
         return (BandState if self.windows is None else WindowState).empty(self.problem, self.layout, self.n_replicates)
@@ -497,6 +504,11 @@ def run_largen(problem: Problem, factors: list[Factor], seed: int, n_replicates:
     where the replicates' ranks come from (default the Monte Carlo's, :class:`MonteCarloSource`)."""
     layout = bands(problem, bins, top_k)
     source = source or MonteCarloSource(problem, factors, seed, n_replicates, block_size)
+    if backend.backend == "dask" and source.block_size > RNG_BLOCK:
+        # chunks are whole work blocks: on Dask, blocks of one RNG block let a pass be cut finely
+        # enough for every worker (results do not depend on the block size)
+        source = copy.copy(source)
+        source.block_size = RNG_BLOCK
     fingerprint = {**(fingerprint or {}), "seed": seed, "replicates": n_replicates, "bins": layout.n_bins}
 
     def twice(info: dict[str, Any]) -> None:  # the estimate covers both passes

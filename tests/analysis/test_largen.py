@@ -236,3 +236,39 @@ def test_rank_batch_equals_its_twin_hypothesis(values, rank_type):
         want_moments, want_ranks = reference.rank_batch(scores)
     np.testing.assert_array_equal(ranks, want_ranks)
     np.testing.assert_array_equal(moments, want_moments)
+
+
+def test_a_dask_pass_is_cut_for_every_worker(monkeypatch):
+    """10^4 replicates on Dask used to be one chunk of 65,536 replicates (blocks of 8,192): one worker
+    did the whole pass. Now a pass has at least 16 chunks of at least one RNG block each, the work
+    block lowered to one RNG block (results do not depend on it); in process nothing changes."""
+    from engine.analysis import largen
+    from engine.analysis.driver import BackendOptions
+    from engine.analysis.problem import build_problem
+
+    nominal = engine_score_city()
+    spec = load_spec({"replicates": 10_000, "seed": 1})
+    factors = resolve_factors(with_default_factors(spec, nominal.framework), nominal.framework)
+    problem = build_problem(nominal, with_default_factors(spec, nominal.framework), factors)
+    seen = []
+
+    def drive(analysis, finish, backend, **options):
+        dask = backend.backend == "dask"
+        seen.append((analysis.block_size, analysis.chunk_blocks(options.get("chunk_blocks"), dask)))
+        raise StopIteration
+
+    monkeypatch.setattr(largen, "drive", drive)
+    for backend, expected in ((BackendOptions("dask", client=object()), (1024, 1)),
+                              (BackendOptions("threads"), (8192, 32))):
+        with pytest.raises(StopIteration):
+            largen.run_largen(problem, factors, 1, 10_000, 8192, backend)
+        assert seen.pop() == expected
+    with pytest.raises(StopIteration):
+        largen.run_largen(problem, factors, 1, 10_000_000, 8192, BackendOptions("dask", client=object()))
+    assert seen.pop() == (1024, 64)  # chunks of 65,536 replicates: 153 of them
+
+
+def engine_score_city():
+    import engine
+
+    return engine.score(framework_from_dict(city_framework()), city_data(n_units=60))
