@@ -156,23 +156,9 @@ def _chunks_done(client) -> int:
         1 for key, task in dask_scheduler.tasks.items() if "-chunk-" in str(key) and task.state == "memory"))
 
 
-def test_large_n_run_with_a_worker_killed_mid_run_equals_in_process(cluster):
-    """Issue 19 item 5: the large-n path (two passes, forced with large_n_above=0) on the 2-worker
-    cluster, one worker killed once chunks are done: the same tables as in process, bit for bit
-    (the lost chunks are recomputed from (seed, block))."""
-    client, workers, scheduler_file, env = cluster
-    options = {"spec": SPEC, "replicates": 409_600, "seed": 14, "block_size": 1024, "large_n_above": 0,
-               "rank_bins": 6}
-    expected = uncertainty("asem", threads=2, **options)
-    box = {}
-
-    def run() -> None:
-        box["result"] = uncertainty("asem", backend="dask", client=client, chunk_blocks=8, **options)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    _wait_for(lambda: _chunks_done(client) >= 2, 300, "two completed chunks")
-    assert thread.is_alive(), "the run should still be running when the worker is killed"
+def _kill_one_worker_and_replace_it(workers: list, scheduler_file: Path, env: dict) -> None:
+    """SIGKILL the first worker (its chunks in memory are lost) and start a replacement, so that later
+    tests keep two workers."""
     victim = workers.pop(0)
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=30)
@@ -180,9 +166,32 @@ def test_large_n_run_with_a_worker_killed_mid_run_equals_in_process(cluster):
                                      str(scheduler_file), "--nthreads", "1", "--nworkers", "1", "--no-dashboard",
                                      "--host", "127.0.0.1", "--no-nanny"], env=env,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+
+def _killed_mid_run(cluster, run):
+    """``run()`` in a thread, one worker killed (and replaced) once two chunks are done while it is
+    still running; returns its result."""
+    client, workers, scheduler_file, env = cluster
+    box = {}
+    thread = threading.Thread(target=lambda: box.setdefault("result", run()))
+    thread.start()
+    _wait_for(lambda: _chunks_done(client) >= 2, 300, "two completed chunks")
+    assert thread.is_alive(), "the run should still be running when the worker is killed"
+    _kill_one_worker_and_replace_it(workers, scheduler_file, env)
     thread.join(timeout=900)
     assert not thread.is_alive()
-    result = box["result"]
+    return box["result"]
+
+
+def test_large_n_run_with_a_worker_killed_mid_run_equals_in_process(cluster):
+    """Issue 19 item 5: the large-n path (two passes, forced with large_n_above=0) on the 2-worker
+    cluster, one worker killed once chunks are done: the same tables as in process, bit for bit
+    (the lost chunks are recomputed from (seed, block))."""
+    options = {"spec": SPEC, "replicates": 409_600, "seed": 14, "block_size": 1024, "large_n_above": 0,
+               "rank_bins": 6}
+    expected = uncertainty("asem", threads=2, **options)
+    result = _killed_mid_run(cluster, lambda: uncertainty("asem", backend="dask", client=cluster[0], chunk_blocks=8,
+                                                          **options))
     assert result.manifest["large_n"]["passes"] == 2 and result.manifest["backend"] == "dask"
     assert result.units.equals(expected.units)
     for table in ("acceptability", "pairs", "rank_shift"):
@@ -275,41 +284,17 @@ def test_checkpointed_runs_keep_chunks_of_65536_replicates(tmp_path):
     assert names == ["chunk_000000000_000000064.npz", "chunk_000000064_000000070.npz"]
 
 
-def _kill_one_worker_and_replace_it(workers: list, scheduler_file: Path, env: dict) -> None:
-    """SIGKILL the first worker (its chunks in memory are lost) and start a replacement, so that later
-    tests keep two workers."""
-    victim = workers.pop(0)
-    victim.send_signal(signal.SIGKILL)
-    victim.wait(timeout=30)
-    workers.append(subprocess.Popen([str(Path(sys.executable).parent / "dask"), "worker", "--scheduler-file",
-                                     str(scheduler_file), "--nthreads", "1", "--nworkers", "1", "--no-dashboard",
-                                     "--host", "127.0.0.1", "--no-nanny"], env=env,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-
-
 def test_large_n_bootstrap_with_a_worker_killed_mid_run_equals_in_process(cluster):
     """Issue 19 items 2 and 5: the bootstrap's large-n path (mode units, two passes, forced with
     large_n_above=0) on the 2-worker cluster, one worker killed once chunks are done: the same tables as
     in process on 2 threads, bit for bit (lost chunks are recomputed from (seed, block): their draws too)."""
     from engine.analysis.bootstrap import bootstrap
 
-    client, workers, scheduler_file, env = cluster
     options = {"spec": {"mode": "units", "perturb": {"weights": [{"depth": 1, "noise": 0.25}]}},
                "replicates": 49_152, "seed": 15, "block_size": 1024, "large_n_above": 0, "rank_bins": 6}
     expected = bootstrap("asem", threads=2, **options)
-    box = {}
-
-    def run() -> None:
-        box["result"] = bootstrap("asem", backend="dask", client=client, chunk_blocks=2, **options)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    _wait_for(lambda: _chunks_done(client) >= 2, 300, "two completed chunks")
-    assert thread.is_alive(), "the run should still be running when the worker is killed"
-    _kill_one_worker_and_replace_it(workers, scheduler_file, env)
-    thread.join(timeout=900)
-    assert not thread.is_alive()
-    result = box["result"]
+    result = _killed_mid_run(cluster, lambda: bootstrap("asem", backend="dask", client=cluster[0], chunk_blocks=2,
+                                                        **options))
     assert result.manifest["large_n"]["passes"] == 2 and result.manifest["backend"] == "dask"
     assert result.units.equals(expected.units)
     assert result.statistics.acceptability["Index"].equals(expected.statistics.acceptability["Index"])
