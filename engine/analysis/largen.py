@@ -41,13 +41,13 @@ from ..kernels import montecarlo as kernel
 from .design import RNG_BLOCK, ParameterMap, n_columns, replicate_uniforms
 from .driver import BackendOptions, drive, replicate_chunk_blocks
 from .exact import ExactSum, add_sums
-from .montecarlo import BlockDealer, RankStatistics, in_lanes, quantile_from_counts, rng_ranges
+from .montecarlo import BlockDealer, RankStatistics, in_lanes, pair_table, quantile_from_counts, rng_ranges
 from .problem import Problem, kernel_design, kernel_targets, kernel_tree
 from .spec import Factor
 
 __all__ = ["LARGE_N_ABOVE", "LANE_BYTES", "QUANTILES", "BandState", "Bands", "MonteCarloSource", "WindowState", "bands",
-           "count_ranks", "count_type", "default_bins", "exact_quantiles", "large_n_mode", "quantile_windows",
-           "run_chunk", "run_largen", "summarise"]
+           "count_ranks", "count_type", "default_bins", "exact_quantiles", "large_n_mode", "merge_lanes",
+           "quantile_windows", "run_chunk", "run_largen", "summarise"]
 
 #: Units above which an uncertainty run uses this mode (``large_n_above`` / ``--large-n-above``).
 LARGE_N_ABOVE = 5000
@@ -268,7 +268,12 @@ def run_chunk(problem: Problem, factors: list[Factor], seed: int, first_block: i
             count_ranks(problem, layout, windows, state, ranks[:filled])
         return state
 
-    states = in_lanes(lane_run, n_lanes)
+    return merge_lanes(in_lanes(lane_run, n_lanes), moments, windows, first_block, stop_block)
+
+
+def merge_lanes(states: list, moments: np.ndarray, windows: np.ndarray | None, first_block: int, stop_block: int):
+    """A chunk's pass state from its lanes' states: added up, with the chunk's score moments (summed
+    exactly per RNG block, pass 1 only) and the chunk's blocks."""
     total = states[0]
     for more in states[1:]:
         total.absorb(more)
@@ -473,11 +478,7 @@ def summarise(problem: Problem, state: BandState, quantiles: np.ndarray, layout:
                                        **{f"decile_{d + 1}": shares[1:, d] for d in range(10)},
                                        **{f"count_decile_{d + 1}": matrix[1:, d] for d in range(10)}})
         if len(problem.pair_units):
-            names = [problem.units[i] for i in problem.pair_units]
-            pc = state.pair_count[t] / n_rep
-            pairs[target] = pl.DataFrame({"unit_a": [a for a in names for _ in names],
-                                          "unit_b": [b for _ in names for b in names],
-                                          "p_a_ahead_of_b": pc.ravel()}).filter(pl.col("unit_a") != pl.col("unit_b"))
+            pairs[target] = pair_table(problem, state.pair_count[t], n_rep)
         n_ranked = max(int((nominal > 0).sum()), 1)
         bins = np.flatnonzero(state.shift_hist[t])
         freq = state.shift_hist[t][bins]

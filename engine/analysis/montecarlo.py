@@ -28,8 +28,9 @@ from .exact import ExactSum, add_sums
 from .problem import Problem, kernel_design, kernel_targets, kernel_tree
 from .spec import Factor
 
-__all__ = ["ChunkState", "Lanes", "run_chunk", "split_call", "run_design", "moment_block", "aligned_chunk_blocks",
-           "rng_ranges", "BlockDealer", "in_lanes", "RankStatistics", "summarise", "quantile_from_counts"]
+__all__ = ["ChunkState", "Lanes", "pair_table", "run_chunk", "split_call", "run_design", "moment_block",
+           "aligned_chunk_blocks", "rng_ranges", "BlockDealer", "in_lanes", "RankStatistics", "summarise",
+           "quantile_from_counts"]
 
 
 @dataclass
@@ -406,6 +407,14 @@ class RankStatistics:
     n_replicates: int
 
 
+def pair_table(problem: Problem, pair_count: np.ndarray, n_rep: int) -> pl.DataFrame:
+    """The pairwise table of one target: P(unit a ranked ahead of unit b) for every ordered pair of
+    the spec's ``pairs`` units, from its (n_pairs, n_pairs) counts over ``n_rep`` replicates."""
+    names = [problem.units[i] for i in problem.pair_units]
+    return pl.DataFrame({"unit_a": [a for a in names for _ in names], "unit_b": [b for _ in names for b in names],
+                         "p_a_ahead_of_b": (pair_count / n_rep).ravel()}).filter(pl.col("unit_a") != pl.col("unit_b"))
+
+
 def summarise(problem: Problem, state: ChunkState, top_k: tuple[int, ...] = (1, 3, 10)) -> RankStatistics:
     """Exact per-unit statistics from the histograms (no raw ranks needed)."""
     n_rep = state.n_replicates
@@ -452,11 +461,7 @@ def summarise(problem: Problem, state: ChunkState, top_k: tuple[int, ...] = (1, 
         accept[target] = pl.DataFrame(counts / n_rep, schema=[f"rank_{r}" for r in range(1, problem.n_units + 1)],
                                       orient="row").insert_column(0, pl.Series("unit", problem.units))
         if len(problem.pair_units):
-            names = [problem.units[i] for i in problem.pair_units]
-            pc = state.pair_count[t] / n_rep
-            pairs[target] = pl.DataFrame({"unit_a": [a for a in names for _ in names],
-                                          "unit_b": [b for _ in names for b in names],
-                                          "p_a_ahead_of_b": pc.ravel()}).filter(pl.col("unit_a") != pl.col("unit_b"))
+            pairs[target] = pair_table(problem, state.pair_count[t], n_rep)
         n_ranked = int((problem.nominal_rank[t] > 0).sum())
         totals = np.flatnonzero(state.shift_hist[t])
         freq = state.shift_hist[t][totals]

@@ -29,7 +29,7 @@ from ..stages.normalise import NON_NEGATIVE, NORMALISERS
 from .bootstrap_spec import BlockDraws, BootstrapSpec, RecordDesign, SamplingDraws, resample_size, sampling_draws
 from .design import RNG_BLOCK, ParameterMap, Parameters, n_columns, replicate_uniforms
 from .exact import ExactSum
-from .largen import LANE_BYTES, Bands, BandState, WindowState, count_ranks
+from .largen import LANE_BYTES, Bands, BandState, WindowState, count_ranks, merge_lanes
 from .montecarlo import BlockDealer, ChunkState, accumulators, in_lanes, moment_block, rng_ranges
 from .problem import Problem, kernel_design, kernel_targets, kernel_tree
 from .spec import Factor
@@ -335,13 +335,7 @@ def run_bootstrap_bands(bp: BootstrapProblem, seed: int, first_block: int, stop_
         return state
 
     states = in_lanes(lane_run, n_lanes, parallel_kernels=True)  # bootstrap_blocks is a parallel kernel
-    total = states[0]
-    for more in states[1:]:
-        total.absorb(more)
-    if windows is None:
-        total.moments = ExactSum.of(moments)
-    total.blocks = set(range(first_block, stop_block))
-    return total
+    return merge_lanes(states, moments, windows, first_block, stop_block)
 
 
 def _band_chunk(bp: BootstrapProblem, seed: int, block_size: int, n_replicates: int, layout: Bands,
