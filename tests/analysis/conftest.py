@@ -39,3 +39,36 @@ def city_data(n_units: int = 40, n_indicators: int = 6, seed: int = 3, missing: 
 @pytest.fixture
 def mini():
     return framework_from_dict(city_framework()), city_data()
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    """A real loopback cluster: two single-threaded worker processes on 127.0.0.1, dashboard off."""
+    from dask.distributed import Client, LocalCluster
+
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                           dashboard_address=":0")
+    client = Client(cluster)
+    client.wait_for_workers(2, timeout=60)
+    yield client
+    client.close()
+    cluster.close()
+
+
+def assert_quantiles_and_deciles_of_raw_ranks(units: pl.DataFrame, raw: np.ndarray, unit_ids, n: int) -> None:
+    """Every unit's median/q05/q95 rank equals numpy.quantile of its raw ranks (n replicates, rows of
+    ``raw`` (n, n_units) in the order of ``unit_ids``; 0 = no rank), and its P(decile d) the raw
+    ranks' share in decile d; returns nothing, asserts per unit."""
+    from engine.analysis.largen import decile_of
+
+    by_unit = {u: i for i, u in enumerate(unit_ids)}
+    for row in units.iter_rows(named=True):
+        ranks = raw[:, by_unit[row["unit"]]]
+        ranks = ranks[ranks > 0]
+        if len(ranks) == 0:
+            assert row["median_rank"] is None or np.isnan(row["median_rank"])
+            continue
+        assert [row["q05_rank"], row["median_rank"], row["q95_rank"]] == list(np.quantile(ranks, [0.05, 0.5, 0.95]))
+        deciles = decile_of(ranks, len(unit_ids))
+        assert [row[f"p_decile_{d}"] for d in range(1, 11)] == [np.count_nonzero(deciles == d) / n
+                                                                  for d in range(1, 11)]

@@ -246,20 +246,6 @@ def test_chunks_merge_to_the_whole_run(records_run):
     assert parts.moments == whole.moments
 
 
-@pytest.fixture(scope="module")
-def dask_client():
-    """A real loopback cluster: two single-threaded worker processes on 127.0.0.1, dashboard off."""
-    from dask.distributed import Client, LocalCluster
-
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                           dashboard_address=":0")
-    client = Client(cluster)
-    client.wait_for_workers(2, timeout=60)
-    yield client
-    client.close()
-    cluster.close()
-
-
 @pytest.mark.dask
 def test_dask_cluster_equals_in_process(dask_client, records_run):
     run = bootstrap(FW, records=RECORDS, replicates=2048, seed=5, block_size=1024, backend="dask",

@@ -14,12 +14,11 @@ from polars.testing import assert_frame_equal
 from engine.analysis import memory
 from engine.analysis.bootstrap import bootstrap
 from engine.analysis.design import ParameterMap, n_columns, replicate_uniforms
-from engine.analysis.largen import decile_of
 from engine.analysis.memory import band_bytes, estimate_bytes
 from engine.analysis.resampling import evaluate, replicate_draws
 from engine.errors import DataError, SchemaError
 from engine.schema import framework_from_dict
-from tests.analysis.conftest import city_data, city_framework
+from tests.analysis.conftest import assert_quantiles_and_deciles_of_raw_ranks, city_data, city_framework
 from tests.analysis.test_largen import SHARED
 
 N = 2048
@@ -55,18 +54,8 @@ def test_large_n_bootstrap_equals_the_exact_histograms_and_numpy_quantiles(data_
     assert large.manifest["large_n"]["passes"] == 2 and exact.manifest.get("large_n") is None
     target = large.target_ids[0]
     assert_frame_equal(large.statistics.units[target].select(SHARED), exact.statistics.units[target].select(SHARED))
-    raw = raw_ranks(large, N)[:, 0]
-    by_unit = {u: i for i, u in enumerate(large.problem.problem.units)}
-    for row in large.statistics.units[target].iter_rows(named=True):
-        ranks = raw[:, by_unit[row["unit"]]]
-        ranks = ranks[ranks > 0]
-        if len(ranks) == 0:
-            assert row["median_rank"] is None or np.isnan(row["median_rank"])
-            continue
-        assert [row["q05_rank"], row["median_rank"], row["q95_rank"]] == list(np.quantile(ranks, [0.05, 0.5, 0.95]))
-        deciles = decile_of(ranks, 60)
-        shares = [np.count_nonzero(deciles == d) / N for d in range(1, 11)]
-        assert [row[f"p_decile_{d}"] for d in range(1, 11)] == shares
+    assert_quantiles_and_deciles_of_raw_ranks(large.statistics.units[target], raw_ranks(large, N)[:, 0],
+                                              large.problem.problem.units, N)
     assert large.confidence is None and large.shares == {}
 
 

@@ -140,20 +140,6 @@ def test_results_are_identical_for_any_threads_chunks_and_block_size(fw, periods
     assert run.distribution.equals(reference_run.distribution)
 
 
-@pytest.fixture(scope="module")
-def dask_client():
-    """A real loopback cluster: two single-threaded worker processes on 127.0.0.1, dashboard off."""
-    from dask.distributed import Client, LocalCluster
-
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                           dashboard_address=":0")
-    client = Client(cluster)
-    client.wait_for_workers(2, timeout=60)
-    yield client
-    client.close()
-    cluster.close()
-
-
 @pytest.mark.dask
 def test_dask_cluster_equals_in_process(fw, periods, reference_run, dask_client):
     run = change(fw, periods, start=2011, end=2012, spec=SPEC, n_replicates=8192, seed=7, block_size=2048,

@@ -179,13 +179,9 @@ def test_results_are_identical_for_any_threads_chunks_and_block_size(panel, reco
 
 
 @pytest.mark.dask
-def test_dask_cluster_equals_in_process(panel, records, reference_run):
-    from dask.distributed import Client, LocalCluster
-
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=":0") as cluster, Client(cluster) as client:
-        run = change(None, panel, start=2011, end=2012, spec=SPEC, records=records, record_id="id",
-                     n_replicates=4096, seed=7, block_size=1024, backend="dask", client=client, chunk_blocks=1)
+def test_dask_cluster_equals_in_process(panel, records, reference_run, dask_client):
+    run = change(None, panel, start=2011, end=2012, spec=SPEC, records=records, record_id="id",
+                 n_replicates=4096, seed=7, block_size=1024, backend="dask", client=dask_client, chunk_blocks=1)
     assert run.manifest["backend"] == "dask"
     assert run.units.equals(reference_run.units) and run.distribution.equals(reference_run.distribution)
 

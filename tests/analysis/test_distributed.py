@@ -136,14 +136,7 @@ def test_killing_a_worker_mid_run_loses_nothing(cluster, tmp_path):
     thread = threading.Thread(target=run)
     thread.start()
     _wait_for(lambda: len(list((out / "chunks").glob("chunk_*.npz"))) >= 2, 120, "two completed chunks")
-    victim = workers.pop(0)
-    victim.send_signal(signal.SIGKILL)
-    victim.wait(timeout=30)
-    # Keep two workers for later tests: start a replacement.
-    workers.append(subprocess.Popen([str(Path(sys.executable).parent / "dask"), "worker", "--scheduler-file",
-                                     str(scheduler_file), "--nthreads", "1", "--nworkers", "1", "--no-dashboard",
-                                     "--host", "127.0.0.1", "--no-nanny"], env=env,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    _kill_one_worker_and_replace_it(workers, scheduler_file, env)
     thread.join(timeout=600)
     assert not thread.is_alive()
     assert box["result"].units.equals(expected.units)
@@ -151,7 +144,7 @@ def test_killing_a_worker_mid_run_loses_nothing(cluster, tmp_path):
 
 
 def _chunks_done(client) -> int:
-    """Chunk tasks whose results the scheduler holds (a run keeps them until it has merged them all)."""
+    """Chunk tasks whose results the scheduler holds (until the run has reported them and merged them)."""
     return client.run_on_scheduler(lambda dask_scheduler: sum(
         1 for key, task in dask_scheduler.tasks.items() if "-chunk-" in str(key) and task.state == "memory"))
 

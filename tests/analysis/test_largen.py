@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from engine.analysis.design import ParameterMap, n_columns, replicate_uniforms
-from engine.analysis.largen import LARGE_N_ABOVE, BandState, WindowState, bands, decile_of
+from engine.analysis.largen import LARGE_N_ABOVE, BandState, WindowState, bands
 from engine.analysis.memory import counts_bytes, estimate_bytes
 from engine.analysis.montecarlo import run_design
 from engine.analysis.spec import load_spec, resolve_factors
@@ -20,7 +20,7 @@ from engine.errors import DataError, SchemaError
 from engine.kernels import bands as band_kernels
 from engine.kernels import reference
 from engine.schema import framework_from_dict
-from tests.analysis.conftest import city_data, city_framework
+from tests.analysis.conftest import assert_quantiles_and_deciles_of_raw_ranks, city_data, city_framework
 
 #: Columns both modes compute (same names, same values).
 SHARED = ["unit", "nominal_score", "nominal_rank", "mean_rank", "median_rank", "q05_rank", "q95_rank", "rank_sd",
@@ -53,19 +53,10 @@ def test_large_n_mode_equals_the_exact_histograms_and_numpy_quantiles(data_args)
     assert large.manifest["large_n"]["passes"] == 2 and exact.manifest.get("large_n") is None
     assert_frame_equal(large.units.select(SHARED), exact.units.select(SHARED))
     raw = _raw_ranks(large, 2048)[:, 0]
-    by_unit = {u: i for i, u in enumerate(large.problem.units)}
-    table = large.units
-    for row in table.iter_rows(named=True):
-        ranks = raw[:, by_unit[row["unit"]]]
-        ranks = ranks[ranks > 0]
-        if len(ranks) == 0:
-            assert row["median_rank"] is None or np.isnan(row["median_rank"])
-            continue
-        assert [row["q05_rank"], row["median_rank"], row["q95_rank"]] == list(np.quantile(ranks, [0.05, 0.5, 0.95]))
-        deciles = decile_of(ranks, 60)
-        assert [row[f"p_decile_{d}"] for d in range(1, 11)] == [np.count_nonzero(deciles == d) / 2048
-                                                                  for d in range(1, 11)]
-        assert row["pct_rank_median"] == (row["median_rank"] - 1) / 59
+    assert_quantiles_and_deciles_of_raw_ranks(large.units, raw, large.problem.units, 2048)
+    for row in large.units.iter_rows(named=True):
+        if np.count_nonzero(raw[:, large.problem.units.index(row["unit"])]):
+            assert row["pct_rank_median"] == (row["median_rank"] - 1) / 59
     accept = large.statistics.acceptability[large.problem.target_ids[0]]
     assert accept.select(pl.sum_horizontal(pl.col("^count_decile_.*$"))).to_series().sum() == np.count_nonzero(raw)
 
