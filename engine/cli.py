@@ -204,9 +204,16 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from .report import build, check_path, write_figures
 
     out = check_path(args.out)
-    report = build(args.framework, args.data, uncertainty=args.uncertainty, sensitivity=args.sensitivity,
+    framework, data, load = args.framework, args.data, _load_kwargs(args)
+    if args.edition is not None:  # one period of a panel, scored with the panel's framework
+        from .panel import load_panel
+        from .pipeline import score
+
+        panel = load_panel(args.framework, args.data, period=args.period, unit=args.unit)
+        framework, data, load = score(panel.framework(args.normalisation), panel.dataset(args.edition)), None, {}
+    report = build(framework, data, uncertainty=args.uncertainty, sensitivity=args.sensitivity,
                    bootstrap=args.bootstrap, audit=args.audit, previous=args.previous, replicates=args.replicates,
-                   seed=args.seed, labels=args.labels, **_load_kwargs(args))
+                   seed=args.seed, labels=args.labels, **load)
     path = report.write(out)
     print(f"report: {path.resolve()} ({path.stat().st_size / 1e6:.1f} MB; sections: "
           f"{', '.join(t for _, t, _ in report.sections)})")
@@ -674,6 +681,14 @@ paragraph naming what is wrong and the fix; Ctrl-C exits with 130 (an uncertaint
 prints the command that resumes it)."""
 
 
+def edition_options(parser: argparse.ArgumentParser, help: str) -> None:
+    """The options that pick one period of panel data (audit, report)."""
+    parser.add_argument("--edition", metavar="PERIOD", help=help)
+    parser.add_argument("--period", help="with --edition: the period column (default: the framework's data.period)")
+    parser.add_argument("--normalisation", choices=["period", "panel"], default="period",
+                        help="with --edition: normalise the period on its own, or with goalposts fitted on the panel")
+
+
 def _panel_options(parser: argparse.ArgumentParser) -> None:
     """The framework and panel-data options of the panel commands (trajectories, change)."""
     parser.add_argument("--framework", "-f", required=True, help="framework file (YAML/JSON) or shipped name")
@@ -904,11 +919,8 @@ def build_parser() -> argparse.ArgumentParser:
     aud.add_argument("--option", action="append", metavar="NAME=VALUE",
                      help="a threshold or choice of a section, e.g. redundant=0.95 or structure_stage=treated "
                      "(repeatable; see docs/audit.md)")
-    aud.add_argument("--edition", metavar="PERIOD", help="audit this period of panel data (--data one table with "
-                     "a unit and a period column): what loading the panel found leads the flags")
-    aud.add_argument("--period", help="with --edition: the period column (default: the framework's data.period)")
-    aud.add_argument("--normalisation", choices=["period", "panel"], default="period",
-                     help="with --edition: normalise the period on its own, or with goalposts fitted on the panel")
+    edition_options(aud, "audit this period of panel data (--data one table with a unit and a period column): "
+                    "what loading the panel found leads the flags")
     aud.add_argument("--out", "-o", help="output folder (tables, flags, manifest), or a .xlsx file (one workbook)")
     format_option(aud)
     aud.add_argument("--top", type=_positive_int, default=20, help="flags to print")
@@ -929,6 +941,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--replicates", "-n", type=_positive_int, default=10_000,
                      help="replicates of the default Monte Carlo study (when no analysis folder is given)")
     rep.add_argument("--seed", type=int, default=2024, help="seed of the default Monte Carlo study")
+    edition_options(rep, "report on this period of panel data (--data one table with a unit and a period column), "
+                    "scored as cityrank trajectories scores it")
     rep.add_argument("--out", "-o", required=True, help="the HTML file to write")
     rep.set_defaults(run=_cmd_report)
     return parser

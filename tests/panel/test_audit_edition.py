@@ -62,3 +62,15 @@ def test_cityrank_audit_edition(capsys):
     out = capsys.readouterr().out
     assert "audit of 'china-city-development-2004-2012' on 263 units (data)" in out
     assert "warning [data] panel: unit ids renamed by data.aliases" in out
+
+
+def test_cityrank_report_of_an_edition_carries_the_panel_flags(tmp_path, capsys):
+    """`cityrank report --edition` scores the period as trajectories does, so an edition's audit folder
+    fits it and the panel's findings reach the report (the whole panel was refused as duplicate ids)."""
+    audit_dir, html = tmp_path / "audit", tmp_path / "report.html"
+    assert main(["audit", "-f", FRAMEWORK, "--edition", "2012", "--sections", "data", "-o", str(audit_dir)]) == 0
+    assert main(["report", "-f", FRAMEWORK, "--edition", "2012", "--audit", str(audit_dir), "-n", "256",
+                 "-o", str(html)]) == 0
+    assert "sections: Overview, Ranking, Indicators, Robustness, Audit" in capsys.readouterr().out
+    page = html.read_text(encoding="utf-8")
+    assert "panel: unit ids renamed by data.aliases" in page and "北海市 @ 2011=362" in page
