@@ -68,15 +68,22 @@ class SplineSmoother:
         self.outer_t = sparse.csr_matrix((self.basis[:, :, None] * self.basis[:, None, :]).reshape(n, m * m).T)
         gram = self.basis.T @ self.basis
         self.scale = np.trace(gram) / np.trace(self.penalty)
-        # Demmler-Reinsch: B'B = R'R, R^-T P R^-1 = U diag(s) U'; for b = U'R^-T B'y and every penalty
-        # λ at once: a'B'y = Σ b²/(1+λs), a'B'Ba = Σ b²/(1+λs)², edf = Σ 1/(1+λs).
-        inv = np.linalg.inv(np.linalg.cholesky(gram + 1e-10 * self.scale * np.eye(m)))  # R^-T
-        s, vectors = np.linalg.eigh(inv @ self.penalty @ inv.T)
+        # Demmler-Reinsch against M = B'B + scale P, which is positive definite as soon as x has two distinct
+        # values (a coefficient vector unpenalised by P is a line, and a line zero at two points is zero):
+        # M = LL', L^-1 B'B L^-T = V diag(d) V' with d in [0, 1].  For the penalty λ scale,
+        # B'B + λ scale P = L V diag(d + λ(1 - d)) V' L', so with b = V'L^-1 B'y and every λ at once:
+        # a'B'y = Σ b²/(d + λ(1-d)), a'B'Ba = Σ b² d/(d + λ(1-d))², edf = Σ d/(d + λ(1-d)).  (Decomposing
+        # B'B itself needs a ridge where x has few distinct values: B'B is then singular and the
+        # unpenalised directions drown in rounding, e.g. a binary x; M needs none.)
+        inv = np.linalg.inv(np.linalg.cholesky(gram + self.scale * self.penalty))  # L^-1
+        d, vectors = np.linalg.eigh(inv @ gram @ inv.T)
+        d = np.clip(d, 0.0, 1.0)
         self._project = vectors.T @ inv  # b = project @ B'y
-        self._shrink = 1.0 / (1.0 + (self.scale * 10.0 ** LOG_PENALTY)[:, None] * np.maximum(s, 0.0)[None, :])
+        lam = 10.0 ** LOG_PENALTY[:, None]
+        denominator = d[None, :] + lam * (1.0 - d[None, :])  # (grid, m), >= min(1, λ) > 0
         self._basis_project = self.basis @ self._project.T  # y @ this = b
-        self._both = np.concatenate([self._shrink, self._shrink**2]).T  # (m, 2 grid): a'B'y and a'B'Ba
-        self._gcv_scale = n / (n - self._shrink.sum(axis=1)) ** 2  # GCV = n RSS / (n - edf)²
+        self._both = np.concatenate([1.0 / denominator, d / denominator**2]).T  # (m, 2 grid): a'B'y and a'B'Ba
+        self._gcv_scale = n / (n - (d / denominator).sum(axis=1)) ** 2  # GCV = n RSS / (n - edf)²
 
     def select(self, y: np.ndarray) -> tuple[float, float]:
         """η² of the output ``y`` (1-d) on the sample and the penalty GCV chose."""
