@@ -24,7 +24,9 @@ Writes ``benchmarks/results/rank.json`` and ``benchmarks/results/rank.md``.
 * **dask** (``--dask``, on its own) — the end-to-end large-n run on a Dask ``LocalCluster`` of one
   single-threaded worker, then of two, each warmed up first (workers load the compiled kernels):
   wall time of each, the speed-up (one worker's time / two workers'), whether both gave the same
-  tables, and each worker's peak resident memory.  Chunks as the engine cuts a pass on Dask (at
+  tables, and each worker's peak resident memory; from the task stream, where the time went (mean
+  chunk time, the workers' seconds in chunks, merges and transfers, and the wall time the workers
+  were idle: the client's own work and the merged states' trips to it).  Chunks as the engine cuts a pass on Dask (at
   least 16 of at least one RNG block of 1,024 replicates), or ``--dask-chunk-blocks`` RNG blocks.  Writes
   ``benchmarks/results/rank-dask.json`` / ``.md``.
 
@@ -140,10 +142,30 @@ def case_e2e(n_units: int, n_replicates: int, threads: int) -> dict:
             "peak_mb": peak_mb()}
 
 
+def task_times(tasks: list[dict], wall: float, workers: int) -> dict:
+    """Where a Dask run's wall time went, from its task stream: the mean compute time of a chunk
+    (slower when workers share cores, caches and memory bandwidth), the workers' seconds computing
+    chunks and merging states and moving states between them, and the rest of the wall time
+    (``client_s``: the workers idle, i.e. the client's own work — scoring, the summaries between and
+    after the passes — and the merged states' trips to the client)."""
+    spent = {"chunk": [], "merge": [], "transfer": []}
+    for task in tasks:
+        kind = "chunk" if "-chunk-" in str(task["key"]) else "merge" if "-merge-" in str(task["key"]) else None
+        for part in task["startstops"]:
+            if part["action"] == "transfer":
+                spent["transfer"].append(part["stop"] - part["start"])
+            elif part["action"] == "compute" and kind:
+                spent[kind].append(part["stop"] - part["start"])
+    busy = sum(map(sum, spent.values())) / workers
+    return {"chunk_mean_s": sum(spent["chunk"]) / max(len(spent["chunk"]), 1), "chunks": len(spent["chunk"]),
+            "chunk_s": sum(spent["chunk"]), "merge_s": sum(spent["merge"]), "transfer_s": sum(spent["transfer"]),
+            "client_s": max(wall - busy, 0.0)}
+
+
 def case_dask(n_units: int, n_replicates: int, chunk_blocks: int) -> dict:
     import resource
 
-    from dask.distributed import Client, LocalCluster
+    from dask.distributed import Client, LocalCluster, get_task_stream
     from polars.testing import assert_frame_equal
 
     import engine
@@ -158,10 +180,13 @@ def case_dask(n_units: int, n_replicates: int, chunk_blocks: int) -> dict:
                 Client(cluster) as client:
             engine.uncertainty(framework, data, replicates=1024 * workers, seed=1, backend="dask", client=client,
                                chunk_blocks=1)  # warm-up: every worker loads the kernels
-            started = time.perf_counter()
-            result = engine.uncertainty(framework, data, replicates=n_replicates, seed=1, backend="dask", client=client,
-                                        chunk_blocks=chunk_blocks or None)
-            out[f"seconds_{workers}"] = time.perf_counter() - started
+            with get_task_stream(client) as stream:
+                started = time.perf_counter()
+                result = engine.uncertainty(framework, data, replicates=n_replicates, seed=1, backend="dask",
+                                            client=client, chunk_blocks=chunk_blocks or None)
+                seconds = time.perf_counter() - started
+            out[f"seconds_{workers}"] = seconds
+            out |= {f"{name}_{workers}": value for name, value in task_times(stream.data, seconds, workers).items()}
             peaks = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
             out[f"worker_peak_mb_{workers}"] = max(peaks.values())
             tables.append(result.units)
@@ -203,7 +228,12 @@ def main() -> None:
                  f"synthetic units (large-n mode, {chunks}) on a LocalCluster of "
                  f"single-threaded workers: 1 worker {run['seconds_1']:.1f} s, 2 workers {run['seconds_2']:.1f} s, "
                  f"speed-up {run['speed_up']:.2f} (same tables: {run['identical']}); worker peak "
-                 f"{run['worker_peak_mb_2']:,.0f} MB, client peak {run['client_peak_mb']:,.0f} MB."]
+                 f"{run['worker_peak_mb_2']:,.0f} MB, client peak {run['client_peak_mb']:,.0f} MB.", "",
+                 "| workers | wall s | chunks | mean chunk s | chunk s (all workers) | merge s | transfer s | "
+                 "wall − busy per worker s |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        table += [f"| {w} | {run[f'seconds_{w}']:.1f} | {run[f'chunks_{w}']} | {run[f'chunk_mean_s_{w}']:.2f} | "
+                  f"{run[f'chunk_s_{w}']:.1f} | {run[f'merge_s_{w}']:.1f} | {run[f'transfer_s_{w}']:.1f} | "
+                  f"{run[f'client_s_{w}']:.1f} |" for w in (1, 2)]
         write_results("rank-dask", {"machine": machine(), "dask": run}, table)
         return
     rounds: dict[tuple[str, int], list[dict]] = {}

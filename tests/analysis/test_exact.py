@@ -58,3 +58,36 @@ def test_mismatched_shapes_are_refused():
     total = ExactSum.zeros((2,))
     with pytest.raises(ValueError, match="cannot be added"):
         total += ExactSum.zeros((3,))
+
+
+def test_carries_past_the_limbs_in_use_and_through_the_sign_limb():
+    """The carry walk visits only the limbs in use; a carry out of the highest one in use lands in a
+    zero limb (and stops there), and sums that change sign run through the signed last limb."""
+    top = 2.0**63 - 2.0**10  # 53 one-bits: doubling it carries out of its highest limb
+    cases = [[top] * 4, [top, -top / 2, 2.0**-1000, -(2.0**-1000)], [-1.0, 1e-300, -1e-300, 0.5],
+             [-(2.0**1000), 2.0**1000, 2.0**-1074]]
+    for column in cases:
+        parts = ExactSum.zeros((1,))
+        for v in column:  # one value per part: every merge carries
+            parts += ExactSum.of(np.array([[v]]))
+        assert parts.value()[0] == _exact(column) and parts.is_normalised()
+        assert parts == ExactSum.of(np.array(column)[:, None])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_pickling_keeps_only_the_limbs_in_use_and_loses_nothing(seed):
+    """Dask moves states between processes by pickle: only the limbs in use travel, and the sum
+    that arrives is the same, merges the same and reads the same."""
+    import pickle
+
+    x = _values(seed)
+    total = ExactSum.of(x)
+    back = pickle.loads(pickle.dumps(total))
+    assert back == total and back.limbs.shape == total.limbs.shape and back.is_normalised()
+    np.testing.assert_array_equal(back.value(), total.value())
+    back += ExactSum.of(x)
+    assert back == ExactSum.of(np.concatenate([x, x]))
+    scores = ExactSum.of(np.random.default_rng(seed).random((64, 1000, 2)))
+    assert len(pickle.dumps(scores)) < scores.limbs.nbytes / 8  # scores in [0, 1) use a few of the 68 limbs
+    empty = ExactSum.zeros((3,))
+    assert pickle.loads(pickle.dumps(empty)) == empty
