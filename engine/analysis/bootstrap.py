@@ -306,7 +306,7 @@ def bootstrap(framework, data=None, spec: str | Path | Mapping | BootstrapSpec |
         adapter = _Bootstrap(bp, spec, seed, records_source)
         stats, state, info = run_largen(problem, factors, seed, spec.replicates, spec.block_size, backends,
                                         bins=rank_bins, top_k=uspec.top_k, progress=progress,
-                                        chunk_blocks=chunk_blocks or adapter.chunk_blocks(None, False),
+                                        chunk_blocks=chunk_blocks,  # None: the large-n passes' own (16+ on Dask)
                                         confirm=confirm, fingerprint=adapter.fingerprint(),
                                         source=BootstrapSource(bp, seed, spec.replicates, spec.block_size))
         info["large_n"] |= {"above": LARGE_N_ABOVE if large_n_above is None else large_n_above, "units": n_units}

@@ -46,7 +46,7 @@ from .problem import Problem, kernel_design, kernel_targets, kernel_tree
 from .spec import Factor
 
 __all__ = ["LARGE_N_ABOVE", "LANE_BYTES", "QUANTILES", "BandState", "Bands", "MonteCarloSource", "WindowState", "bands",
-           "count_ranks", "count_type", "default_bins", "exact_quantiles", "large_n_mode", "merge_lanes",
+           "count_ranks", "count_type", "default_bins", "exact_quantiles", "lane_state", "large_n_mode", "merge_lanes",
            "quantile_windows", "run_chunk", "run_largen", "summarise"]
 
 #: Units above which an uncertainty run uses this mode (``large_n_above`` / ``--large-n-above``).
@@ -96,7 +96,7 @@ class Bands:
     def cumulative(self, coarse: np.ndarray) -> np.ndarray:
         """Counts of ranks below each bin edge: (…, n_bins + 1), column 0 = 0 (for :meth:`count_between`)."""
         out = np.zeros((*coarse.shape[:-1], self.n_bins + 1), np.int64)
-        np.cumsum(coarse[..., :self.n_bins], axis=-1, out=out[..., 1:])
+        running_counts(coarse[..., :self.n_bins], out=out[..., 1:])
         return out
 
     def count_between(self, cumulative: np.ndarray, lo: int | np.ndarray, hi: int | np.ndarray) -> np.ndarray:
@@ -155,14 +155,16 @@ class BandState(BlockState):
     blocks: set[int] = field(default_factory=set)
 
     @classmethod
-    def empty(cls, problem: Problem, layout: Bands, n_replicates: int | None = None) -> BandState:
-        """An empty state for at most ``n_replicates`` replicates (None: any number)."""
+    def empty(cls, problem: Problem, layout: Bands, n_replicates: int | None = None,
+              moments: bool = True) -> BandState:
+        """An empty state for at most ``n_replicates`` replicates (None: any number); ``moments``
+        False: without score moments (a lane's: its chunk sums them per RNG block, :func:`merge_lanes`)."""
         n_t, n_u, n_p = len(problem.targets), problem.n_units, len(problem.pair_units)
         extremes = np.zeros((n_t, n_u, 2), np.int64)
         extremes[..., 0] = n_u + 1
         return cls(np.zeros((n_t, n_u, layout.n_bins + 1), count_type(n_replicates)),
                    np.zeros((n_t, n_u, 2), np.int64), extremes, np.zeros((n_t, n_u), np.int64), np.zeros(n_t, np.int64),
-                   np.zeros((n_t, n_p, n_p), np.int64), ExactSum.zeros((n_t, n_u, 2)))
+                   np.zeros((n_t, n_p, n_p), np.int64), ExactSum.zeros((n_t, n_u, 2)) if moments else None)
 
     @property
     def hist(self) -> np.ndarray:
@@ -241,9 +243,7 @@ def run_chunk(problem: Problem, factors: list[Factor], seed: int, first_block: i
 
     @dealer.lane
     def lane_run(lane: int) -> BandState | WindowState:
-        state = (BandState if windows is None else WindowState).empty(problem, layout, n_replicates)
-        if windows is None:
-            state.moments = None  # the chunk's moments are summed per RNG block below
+        state = lane_state(problem, layout, windows, n_replicates)
         scores, keys = np.empty((sub, n_t, n_u)), np.empty((sub, n_t, n_u), np.uint32)
         ranks = np.zeros((batch, n_t, n_u), np.int32)
         filled = 0  # replicates ranked into ranks[:filled], not counted yet (counts are integers: any grouping)
@@ -269,6 +269,15 @@ def run_chunk(problem: Problem, factors: list[Factor], seed: int, first_block: i
         return state
 
     return merge_lanes(in_lanes(lane_run, n_lanes), moments, windows, first_block, stop_block)
+
+
+def lane_state(problem: Problem, layout: Bands, windows: np.ndarray | None, n_replicates: int | None
+               ) -> BandState | WindowState:
+    """A lane's empty state of a pass (``windows`` None: pass 1, without score moments: the lanes'
+    chunk sums them per RNG block, :func:`merge_lanes`), its counts typed for ``n_replicates``."""
+    if windows is None:
+        return BandState.empty(problem, layout, n_replicates, moments=False)
+    return WindowState.empty(problem, layout, n_replicates)
 
 
 def merge_lanes(states: list, moments: np.ndarray, windows: np.ndarray | None, first_block: int, stop_block: int):
@@ -372,23 +381,33 @@ class _Pass:
         pass
 
 
-def _order_statistics(counts: np.ndarray, q: float):
-    """Per row of ``counts`` (…, n_bins): sample size n, h = (n − 1) q, and the 0-based order
-    statistics lo = ⌊h⌋ and hi = min(lo + 1, n − 1) that type-7 interpolation reads."""
-    n = counts.sum(axis=-1)
+def running_counts(counts: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """int64 running sums of ``counts`` along the last axis (``np.cumsum``), into ``out`` if given:
+    widened first, then summed in place (4 × faster than a cumsum that converts int32 counts as it
+    goes, 10^5 units × 549 bins)."""
+    if out is None:
+        out = counts.astype(np.int64)
+    else:
+        out[...] = counts
+    return np.cumsum(out, axis=-1, out=out)
+
+
+def _order_statistics(n: np.ndarray, q: float):
+    """Per unit, from its sample size ``n`` (its ranked replicates): h = (n − 1) q and the 0-based
+    order statistics lo = ⌊h⌋ and hi = min(lo + 1, n − 1) that type-7 interpolation reads."""
     h = np.maximum(n - 1, 0) * q
     lo = np.floor(h).astype(np.int64)
-    return n, h, lo, np.minimum(lo + 1, np.maximum(n - 1, 0))
+    return h, lo, np.minimum(lo + 1, np.maximum(n - 1, 0))
 
 
 def quantile_windows(state: BandState, layout: Bands) -> np.ndarray:
     """Window starts (n_targets, n_units, 3) of pass 2: the first rank of the bin that holds each
     wanted quantile's lower order statistic (a unit without ranks: bin 0)."""
     counts = state.coarse[..., :layout.n_bins]
-    cumulative = np.cumsum(counts, axis=-1)
+    cumulative = running_counts(counts)
     starts = np.empty((*counts.shape[:-1], len(QUANTILES)), np.int64)
     for j, q in enumerate(QUANTILES):
-        _, _, lo, _ = _order_statistics(counts, q)
+        _, lo, _ = _order_statistics(cumulative[..., -1], q)
         b = np.minimum((cumulative <= lo[..., None]).sum(axis=-1), layout.n_bins - 1)
         starts[..., j] = layout.starts[b]
     return starts
@@ -398,17 +417,18 @@ def exact_quantiles(state: BandState, windows: np.ndarray, second: WindowState, 
     """``numpy.quantile(ranks, q)`` (type 7) of every unit's ranks for each q of :data:`QUANTILES`:
     (n_targets, n_units, 3), NaN for a unit never ranked."""
     counts = state.coarse[..., :layout.n_bins]
-    cumulative = np.cumsum(counts, axis=-1)
+    cumulative = running_counts(counts)
     out = np.empty(windows.shape)
+    n = cumulative[..., -1]
     for j, q in enumerate(QUANTILES):
-        n, h, lo, hi = _order_statistics(counts, q)
+        h, lo, hi = _order_statistics(n, q)
         start = windows[..., j]
         below = np.where(start > 1, np.take_along_axis(
             cumulative, np.maximum(layout.bin_of_rank[start - 1] - 1, 0)[..., None], axis=-1)[..., 0], 0)
-        fine = np.cumsum(second.fine[..., j, :], axis=-1)
-        x_lo = start + (below[..., None] + fine <= lo[..., None]).sum(axis=-1)
+        fine = running_counts(second.fine[..., j, :])  # ranks up to each of the window's, counted from its start
+        x_lo = start + (fine <= (lo - below)[..., None]).sum(axis=-1)
         inside = below + fine[..., -1] > hi
-        x_hi = np.where(inside, start + (below[..., None] + fine <= hi[..., None]).sum(axis=-1), second.above[..., j])
+        x_hi = np.where(inside, start + (fine <= (hi - below)[..., None]).sum(axis=-1), second.above[..., j])
         with np.errstate(invalid="ignore"):
             out[..., j] = np.where(n > 0, x_lo + (h - lo) * (x_hi - x_lo), np.nan)
     return out

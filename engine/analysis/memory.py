@@ -62,15 +62,15 @@ def counts_bytes(n_units: int, n_targets: int = 1, n_pairs: int = 0) -> int:
     return 8 * n_targets * (n_units * (n_units + 1) + shift_bins(n_units) + n_pairs * n_pairs)
 
 
-def band_bytes(n_units: int, n_targets: int, rank_bins: int, count_bytes: int = 4) -> tuple[int, int]:
+def band_bytes(n_units: int, n_targets: int, rank_bins: int) -> tuple[int, int]:
     """Bytes of one set of large-n accumulators (:mod:`engine.analysis.largen`): a pass-1 state
     (coarse counts over ``rank_bins`` bins plus at most 24 decile/top-k/tier edges, rank sums,
     extremes, binned rank shifts) and a pass-2 state (three windows of one bin width per unit).
-    Counts take ``count_bytes``: int32 in a state of fewer than 2³¹ replicates
-    (:func:`engine.analysis.largen.count_type`), the other sums int64."""
+    Counts are int32 (:func:`engine.analysis.largen.count_type`: a run of fewer than 2³¹
+    replicates), the other sums int64."""
     width = -(-n_units // rank_bins)
-    pass1 = n_targets * n_units * (count_bytes * (rank_bins + 24 + 1) + 8 * (4 + 1))
-    pass2 = count_bytes * n_targets * n_units * 3 * (width + 1)
+    pass1 = n_targets * n_units * (4 * (rank_bins + 24 + 1) + 8 * (4 + 1))
+    pass2 = 4 * n_targets * n_units * 3 * (width + 1)
     return pass1, pass2
 
 
@@ -95,10 +95,10 @@ def estimate_bytes(analysis: str, n_units: int, n_targets: int = 1, lanes: int =
     rank_bins
         Uncertainty or bootstrap in large-n mode: its coarse bins (memory O(units × bins), not units²).
     lane_draws
-        Bytes of sampling draws a lane holds at once besides its chain, e.g. an exact-mode
-        bootstrap's RNG block of record uniforms (1,024 × records × 4 bytes, and the kernel's slice
-        of them: :meth:`engine.analysis.resampling.BootstrapProblem.draw_bytes`); 10⁶ records need
-        8 GiB per lane.
+        Bytes of sampling draws a lane holds at once besides its chain (not in large-n mode, whose
+        lanes draw as they go), e.g. an exact-mode bootstrap's RNG block of record uniforms (1,024 ×
+        records × 4 bytes, and the kernel's slice of them:
+        :attr:`engine.analysis.resampling.BootstrapProblem.draw_bytes`); 10⁶ records need 8 GiB per lane.
 
     Notes
     -----
@@ -120,12 +120,11 @@ def estimate_bytes(analysis: str, n_units: int, n_targets: int = 1, lanes: int =
         # pass 1: a state per lane, the chunk's, the run's, the summaries' work arrays; pass 2: the
         # pass-1 total, a state per lane, the chunk's and the run's; each lane's chain (≤ 64 MiB);
         # a bootstrap lane also holds its sub-batch's draws (≤ 64 MiB: drawn as needed, see
-        # engine.analysis.resampling.run_bootstrap_bands).
+        # engine.analysis.resampling.run_bootstrap_bands), never an RNG block's (``lane_draws``).
         pass1, pass2 = band_bytes(n_units, n_targets, rank_bins)
         pairs = 8 * n_targets * n_pairs * n_pairs
         draws = 2**26 if analysis == "bootstrap" else 0
-        return (max((lanes + 3) * (pass1 + pairs), pass1 + (lanes + 2) * pass2)
-                + lanes * (2**26 + max(draws, lane_draws)))
+        return max((lanes + 3) * (pass1 + pairs), pass1 + (lanes + 2) * pass2) + lanes * (2**26 + draws)
     total = (lanes + FIXED_SETS[analysis]) * counts_bytes(n_units, n_targets, n_pairs) + lanes * lane_draws
     total += lanes * CHAIN_REPLICATES[analysis] * n_targets * n_units * 12
     if analysis == "bootstrap" and confidence:

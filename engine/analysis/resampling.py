@@ -29,12 +29,12 @@ from ..stages.normalise import NON_NEGATIVE, NORMALISERS
 from .bootstrap_spec import BlockDraws, BootstrapSpec, RecordDesign, SamplingDraws, resample_size, sampling_draws
 from .design import RNG_BLOCK, ParameterMap, Parameters, n_columns, replicate_uniforms
 from .exact import ExactSum
-from .largen import LANE_BYTES, Bands, BandState, WindowState, count_ranks, merge_lanes
+from .largen import LANE_BYTES, Bands, BandState, WindowState, count_ranks, lane_state, merge_lanes
 from .montecarlo import BlockDealer, ChunkState, accumulators, in_lanes, moment_block, rng_ranges
 from .problem import Problem, kernel_design, kernel_targets, kernel_tree
 from .spec import Factor
 
-__all__ = ["BootstrapProblem", "BootstrapSource", "block_draws", "draw_bytes", "replicate_draws",
+__all__ = ["BootstrapProblem", "BootstrapSource", "block_draws", "replicate_draws",
            "build_bootstrap_problem", "run_bootstrap_chunk", "run_bootstrap_bands", "evaluate", "variance_shares",
            "DECOMPOSITION_SUMS"]
 
@@ -72,11 +72,14 @@ class BootstrapProblem:
 
     @property
     def draw_bytes(self) -> int:
-        """Bytes of one replicate's sampling draws (:class:`SamplingDraws`): a uint32 uniform per
-        record, a float64 multiplicity per unit, or a float64 normal per unit and noisy indicator."""
+        """Bytes one replicate's sampling draws take while they are drawn (:class:`BlockDraws`): a
+        uint32 uniform per record, an int64 per drawn unit and a float64 multiplicity per unit, or a
+        float64 normal per unit and noisy indicator."""
         if self.mode == "records":
             return 4 * (self.records.n_records if self.records else 0)
-        return 8 * self.n_units * (1 if self.mode == "units" else len(self.noise_index))
+        if self.mode == "units":
+            return 8 * (self.m_units + self.n_units)
+        return 8 * self.n_units * len(self.noise_index)
 
     @cached_property
     def sorted_units(self) -> tuple[np.ndarray, np.ndarray]:
@@ -194,12 +197,6 @@ def block_draws(bp: BootstrapProblem, seed: int, block: int) -> BlockDraws:
                       m_units=bp.m_units, n_noisy=len(bp.noise_index))
 
 
-def draw_bytes(bp: BootstrapProblem) -> int:
-    """Bytes of one replicate's draws (multiplicities and the drawn units, record uniforms or normals)."""
-    return {"units": 8 * (bp.n_units + bp.m_units), "records": 4 * (bp.records.n_records if bp.records else 0),
-            "noise": 8 * bp.n_units * len(bp.noise_index)}[bp.mode]
-
-
 def kernel_inputs(bp: BootstrapProblem, params: Parameters, draws: SamplingDraws) -> tuple:
     """The arguments of :func:`engine.kernels.bootstrap.bootstrap_blocks` (and of its twin) that
     describe the problem and the replicates, grouped per concept: ``(sample, records, noise, norm,
@@ -305,15 +302,13 @@ def run_bootstrap_bands(bp: BootstrapProblem, seed: int, first_block: int, stop_
     n_lanes = max(1, min(n_lanes, len(ranges)))
     n_t, n_u = len(p.targets), p.n_units
     moments = np.zeros((len(ranges), n_t, n_u, 2))
-    sub = max(1, min(size, LANE_BYTES // max(8 * n_t * n_u, draw_bytes(bp))))
+    sub = max(1, min(size, LANE_BYTES // max(8 * n_t * n_u, bp.draw_bytes)))
     mapping, columns = ParameterMap(list(bp.factors), p), n_columns(list(bp.factors))
     dealer = BlockDealer(len(ranges))
 
     @dealer.lane
     def lane_run(lane: int) -> BandState | WindowState:
-        state = BandState.empty(p, layout) if windows is None else WindowState.empty(p, layout)
-        if windows is None:
-            state.moments = None  # the chunk's moments are summed per RNG block below
+        state = lane_state(p, layout, windows, n_replicates)  # counts typed as the Monte Carlo's lanes'
         hist, shift_hist, pair_count, pair_units = accumulators(p, False, (1,))
         targets = kernel_targets(p, pair_units)
         ranks, shift_out = np.zeros((sub, n_t, n_u), np.int64), np.zeros((sub, n_t))

@@ -27,7 +27,6 @@ the sub-batch size changes no bit; rows are ranked by the bucket sort of large-n
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -44,6 +43,7 @@ from ..pipeline import score
 from .design import map_parameters, n_columns
 from .driver import BackendOptions, check_run, data_digest, drive, run_seed, versions, warn_missing_ranks
 from .memory import check_memory, sobol_sub_batch
+from .montecarlo import in_lanes
 from .problem import Problem, build_problem, kernel_design, kernel_targets, kernel_tree
 from .spec import Factor, load_spec, resolve_factors
 from .uncertainty import with_default_factors
@@ -98,11 +98,7 @@ def _evaluate(problem: Problem, factors: list[Factor], u: np.ndarray, n_lanes: i
                                      targets, scores[lo:hi], keys)
             band_kernels.rank_batch(scores[lo:hi], np.zeros((n_t, n_u, 2)), ranks[lo:hi])
 
-    if n_lanes == 1:
-        lane(0)
-    else:
-        with ThreadPoolExecutor(n_lanes) as pool:
-            list(pool.map(lane, range(n_lanes)))
+    in_lanes(lane, n_lanes)
     rank = ranks[:, 0, :]
     nominal = problem.nominal_rank[0]
     both = (rank > 0) & (nominal > 0)[None]

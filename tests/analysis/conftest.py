@@ -57,8 +57,9 @@ def dask_client():
 
 def assert_quantiles_and_deciles_of_raw_ranks(units: pl.DataFrame, raw: np.ndarray, unit_ids, n: int) -> None:
     """Every unit's median/q05/q95 rank equals numpy.quantile of its raw ranks (n replicates, rows of
-    ``raw`` (n, n_units) in the order of ``unit_ids``; 0 = no rank), and its P(decile d) the raw
-    ranks' share in decile d; returns nothing, asserts per unit."""
+    ``raw`` (n, n_units) in the order of ``unit_ids``; 0 = no rank), its P(decile d) the raw
+    ranks' share in decile d, and its percentile median rank (where the table has one) is
+    (median - 1) / (units - 1); returns nothing, asserts per unit."""
     from engine.analysis.largen import decile_of
 
     by_unit = {u: i for i, u in enumerate(unit_ids)}
@@ -69,6 +70,8 @@ def assert_quantiles_and_deciles_of_raw_ranks(units: pl.DataFrame, raw: np.ndarr
             assert row["median_rank"] is None or np.isnan(row["median_rank"])
             continue
         assert [row["q05_rank"], row["median_rank"], row["q95_rank"]] == list(np.quantile(ranks, [0.05, 0.5, 0.95]))
+        if "pct_rank_median" in row:
+            assert row["pct_rank_median"] == (row["median_rank"] - 1) / max(len(unit_ids) - 1, 1)
         deciles = decile_of(ranks, len(unit_ids))
         assert [row[f"p_decile_{d}"] for d in range(1, 11)] == [np.count_nonzero(deciles == d) / n
                                                                   for d in range(1, 11)]

@@ -267,6 +267,29 @@ def test_dask_combined_study_equals_in_process(dask_client):
     assert run.shares["Index"].equals(local.shares["Index"])
 
 
+@pytest.mark.dask
+def test_dask_large_n_passes_are_cut_for_every_worker(dask_client, monkeypatch):
+    """A large-n bootstrap without chunk_blocks gave its passes the in-process bootstrap's chunks of
+    16,384 replicates (64 blocks of 256): 4,096 replicates were one chunk per pass, on one worker.  Now
+    each pass cuts itself as the Monte Carlo's do (on Dask at least 16 chunks of at least one RNG
+    block): 4 chunks of 4 blocks per pass."""
+    import engine.backends as backends
+
+    real, cuts = backends.run_dask, []
+
+    def spy(client, chunk_fn, args, token, ranges, on_chunk, **options):
+        cuts.append(list(ranges))
+        return real(client, chunk_fn, args, token, ranges, on_chunk, **options)
+
+    monkeypatch.setattr(backends, "run_dask", spy)
+    fw, data = framework_from_dict(city_framework()), city_data(n_units=30)
+    options = {"spec": {"mode": "units"}, "replicates": 4096, "seed": 5, "block_size": 256, "large_n_above": 0,
+               "rank_bins": 3}
+    run = bootstrap(fw, data, backend="dask", client=dask_client, **options)
+    assert cuts == [[(0, 4), (4, 8), (8, 12), (12, 16)]] * 2  # pass 1, pass 2 (was [[(0, 16)]] * 2)
+    assert run.units.equals(bootstrap(fw, data, threads=2, **options).units)
+
+
 # ============================================================================ statistics
 
 def test_statistics_equal_numpy_on_the_raw_ranks(records_run):

@@ -74,7 +74,8 @@ def test_large_n_bootstrap_is_bit_identical_across_threads_chunks_and_block_size
 def test_large_n_bootstrap_lanes_split_a_chunk_bit_identically_and_equal_numpy_quantiles(monkeypatch):
     """Threads split a chunk's RNG blocks over lanes (issue 19.2: before, one lane per process): 1 and 2
     threads in one chunk of 4 RNG blocks are bit-identical, the chunk ran on 2 lanes, the memory check
-    counted 2 lanes, and the 5 %, 50 %, 95 % ranks equal numpy.quantile of the raw ranks."""
+    counted 2 lanes, and the 5 %, 50 %, 95 % ranks equal numpy.quantile of the raw ranks (decile shares:
+    the raw ranks')."""
     from engine.analysis import bootstrap as driver
     from engine.analysis import resampling
 
@@ -89,12 +90,7 @@ def test_large_n_bootstrap_lanes_split_a_chunk_bit_identically_and_equal_numpy_q
     assert lanes == [2, 2] and checked == [2]  # both passes' one chunk on 2 lanes
     assert_frame_equal(two.units, one.units)
     assert two.statistics.acceptability["Index"].equals(one.statistics.acceptability["Index"])
-    raw = raw_ranks(one, 4096)[:, 0]
-    by_unit = {u: i for i, u in enumerate(one.problem.problem.units)}
-    for row in two.units.iter_rows(named=True):
-        ranks = raw[:, by_unit[row["unit"]]]
-        assert [row["q05_rank"], row["median_rank"], row["q95_rank"]] == list(np.quantile(ranks[ranks > 0],
-                                                                                           [0.05, 0.5, 0.95]))
+    assert_quantiles_and_deciles_of_raw_ranks(two.units, raw_ranks(one, 4096)[:, 0], one.problem.problem.units, 4096)
 
 
 @pytest.mark.parametrize(("mode", "sizes"), [("units", {"n_units": 37, "m_units": 29}),
@@ -131,7 +127,7 @@ def test_bootstrap_bands_of_work_blocks_inside_an_rng_block_add_up_to_the_whole(
     assert whole.coarse[0, 0].sum() == 1024
 
 
-def test_large_n_bootstrap_refusals_come_before_any_work(monkeypatch):
+def test_large_n_bootstrap_refusals_come_before_any_work():
     data = city_data(n_units=30)
     with pytest.raises(DataError, match=r"variance shares \(decompose\) are not available in large-n mode "
                                         r"\(30 units\)"):

@@ -207,3 +207,14 @@ def test_record_draws_are_counted_before_the_replicates(monkeypatch):
     with pytest.raises(DataError, match=r"change of 61 units \(2 lane\(s\)\) .* and record draws per lane"):
         change_module.change(None, panel, start=2022, end=2023, records="ai_firms_panel_synthetic",
                              record_id="firm_id", n_replicates=1024, seed=1, threads=2)
+
+
+def test_large_n_lanes_count_their_own_draws_not_an_rng_blocks():
+    """A large-n lane draws a sub-batch at a time (at most 64 MiB, counted for the bootstrap): an RNG
+    block's draws (``lane_draws``, what an exact-mode lane holds) are not in its figure; the large-n
+    branch took the larger of the two, though no run passes lane_draws there."""
+    block = 2**33  # an RNG block of 10^6 records' uniforms, 2 copies
+    large = estimate_bytes("bootstrap", 10**5, 1, 4, rank_bins=548)
+    assert estimate_bytes("bootstrap", 10**5, 1, 4, rank_bins=548, lane_draws=block) == large
+    assert estimate_bytes("bootstrap", 10**5, 1, 4, lane_draws=block) == \
+        estimate_bytes("bootstrap", 10**5, 1, 4) + 4 * block
