@@ -23,12 +23,13 @@ import polars as pl
 
 from . import __version__
 from .backends import check_backend
+from .blocks import over_blocks
 from .data import Dataset, Inputs, load_data, prepare
 from .display import ResultShape
 from .errors import SchemaError
 from .io import check_output, write_table
 from .schema import Framework, load_framework
-from .stages import aggregate, denominate, impute, normalise, rank, rescale, screen, treat
+from .stages import aggregate, denominate, impute, normalise, rank, rank_dtype, rescale, screen, treat
 from .stages.weights import resolve_weights
 
 __all__ = ["STAGES", "Stages", "ScoreResult", "run_stages", "score", "as_dataset", "best_first", "thread_pool"]
@@ -50,9 +51,13 @@ class Stages:
     imputed: np.ndarray | None = None
     kept: np.ndarray | None = None  #: bool (n_input_units,): units that passed screening.
     treated: np.ndarray | None = None
+    #: (n_units, n_indicators); once aggregated, a view of the indicators' columns of ``scores`` (the same
+    #: values, held once: :func:`_indicator_columns`).
     normalised: np.ndarray | None = None
     scores: np.ndarray | None = None  #: (n_units, n_nodes) after rescaling.
-    ranks: np.ndarray | None = None  #: (n_units, n_nodes), float, NaN = missing; column-major (Fortran order).
+    #: (n_units, n_nodes), NaN = missing; column-major (Fortran order); float32 (exact) up to 2^24 units, else
+    #: float64 (:func:`engine.stages.rank_dtype`): cast to float64 before arithmetic on ranks.
+    ranks: np.ndarray | None = None
     weights: dict[str, float] | None = None  #: Resolved sibling-relative weight of every non-root node.
     tiers: np.ndarray | None = None  #: int64 (n_units,), 1 = best tier, 0 = no score; None without tiers.
     records: dict[str, Any] = field(default_factory=dict)  #: What each stage did.
@@ -131,7 +136,8 @@ def _run_stages(framework: Framework | str | Path, inputs: Inputs | Dataset, up_
     records["aggregate"] = _aggregate_record(framework, tree)
     if weighting:
         records["weighting"] = weighting
-    stages = replace(stages, scores=scores, weights=resolved)
+    stages = replace(stages, normalised=_indicator_columns(scores, framework), scores=scores, weights=resolved)
+    del normalised  # kept once, in the scores (10^6 units x 25 indicators: 200 MB)
     if stop < 6:
         return stages
     scores = rescale(scores, framework, resolved, copy=False)  # the aggregated scores are not kept
@@ -155,7 +161,8 @@ def _ranked(framework: Framework, stages: Stages, use_reference: bool = False, p
         args = (stages.scores[:, column], framework.tiers["k"])
         tiers = (pool.submit(assign_tiers, *args, method=framework.tiers["method"]) if pool is not None
                  else assign_tiers(*args, method=framework.tiers["method"]))
-    stages = replace(stages, ranks=rank(stages.scores, use_reference=use_reference, pool=pool))
+    ranks = rank(stages.scores, use_reference=use_reference, pool=pool, dtype=rank_dtype(stages.scores.shape[0]))
+    stages = replace(stages, ranks=ranks)
     if tiers is None:
         return stages
     tiers = tiers if pool is None else tiers.result()
@@ -218,7 +225,8 @@ class ScoreResult(ResultShape):
         node = node or self.index_id
         cols = [self.dataset.unit, *([self.dataset.label] if self.dataset.label else []),
                 f"{node}{RANK_SUFFIX}", node]
-        return self.table.sort(f"{node}{RANK_SUFFIX}", nulls_last=True, maintain_order=True).select(cols).head(n)
+        # the shown columns sorted, not the whole table (10^6 units x 39 nodes: a 500 MB copy)
+        return self.table.select(cols).sort(f"{node}{RANK_SUFFIX}", nulls_last=True, maintain_order=True).head(n)
 
     def percentile_ranks(self, within: str | None = None, nodes: list[str] | None = None) -> pl.DataFrame:
         """Percentile rank of every unit, ``(rank − 1) / (N − 1)`` as SVI and IMD users publish it:
@@ -412,7 +420,15 @@ def run_from_normalised(framework: Framework, stages: Stages, weights: Mapping[s
     tree = framework.compile(resolved)
     scores = rescale(aggregate(stages.normalised, tree, pool=pool), framework, resolved, copy=False)
     records = {**stages.records, "aggregate": _aggregate_record(framework, tree)}
-    return _ranked(framework, replace(stages, scores=scores, records=records, weights=resolved), pool=pool)
+    stages = replace(stages, normalised=_indicator_columns(scores, framework), scores=scores, records=records,
+                     weights=resolved)  # the new normalised view: the previous scores are not held
+    return _ranked(framework, stages, pool=pool)
+
+
+def _indicator_columns(scores: np.ndarray, framework: Framework) -> np.ndarray:
+    """The indicators' columns of ``scores`` (a view): the normalised values, which aggregation
+    copies there and neither it nor rescaling changes (they write the aggregates' columns only)."""
+    return scores[:, : len(framework.indicators)]
 
 
 def score(framework: Framework | str | Path, data: Dataset | pl.DataFrame | str | Path | None = None, *,
@@ -495,7 +511,8 @@ def best_first(ranks: np.ndarray) -> np.ndarray:
     if (n + 1).bit_length() + bits > 64:  # 2^32 units or more: the keys would not fit
         return np.argsort(ranks, kind="stable")
     with np.errstate(invalid="ignore"):
-        key = np.where(np.isnan(ranks), n + 1, ranks).astype(np.uint64)  # ranks are 1 … n
+        # ranks are 1 … n; float64, as n + 1 may not be exact in float32 ranks (n = 2^24)
+        key = np.where(np.isnan(ranks), np.float64(n + 1), ranks).astype(np.uint64)
     key <<= np.uint64(bits)
     key |= np.arange(n, dtype=np.uint64)
     key.sort()
@@ -508,11 +525,10 @@ def _node_columns(framework: Framework, stages: Stages, perm: np.ndarray, pool: 
     position = {node_id: k for k, node_id in enumerate(framework.node_ids)}
     scores = np.empty(stages.scores.shape[::-1])  # scores[k]: node k's column in the rows perm
 
-    def gather(start: int) -> None:  # whole rows of a block (one read per unit), then each node's slice
-        scores[:, start:start + GATHER_BLOCK] = stages.scores[perm[start:start + GATHER_BLOCK]].T
+    def gather(start: int, stop: int) -> None:  # whole rows of a block (one read per unit), then each node's slice
+        scores[:, start:stop] = stages.scores[perm[start:stop]].T
 
-    starts = range(0, perm.shape[0], GATHER_BLOCK)
-    list(map(gather, starts) if pool is None else pool.map(gather, starts))
+    over_blocks(perm.shape[0], gather, pool, GATHER_BLOCK)
 
     def node(node_id: str) -> tuple[pl.Series, pl.Series]:
         k = position[node_id]

@@ -18,11 +18,12 @@ __all__ = ["Dataset", "check_memory_for", "estimate_bytes", "load_data", "read_t
 #: Bytes per row and column assumed for a text column of a Parquet/IPC file (numbers take 8).
 TEXT_BYTES = 32
 #: Float64 arrays of n_units rows the pipeline holds at its peak, per indicator and per node: the
-#: stage arrays (raw, normalised; denominators and denominated when an indicator has a denominator,
-#: imputed and treated copies when a stage changes the values) and the node arrays (scores, ranks,
-#: the output table's scores and Int32 ranks, a gathered column).  10^6 units x 25 indicators (39
-#: nodes, no denominator): about 2.6 GiB estimated with the table, 2.2 GB measured (docs/performance.md).
-PER_INDICATOR, PER_NODE = 6, 4
+#: stage arrays (raw; denominators and denominated when an indicator has a denominator, imputed and
+#: treated copies when a stage changes the values; the normalised values are the scores' indicator
+#: columns) and the node arrays (scores, float32 ranks, the output table's scores and Int32 ranks).
+#: 10^6 units x 25 indicators (39 nodes, no denominator): about 2.2 GiB estimated with the table,
+#: 1.9 GB measured (docs/performance.md).
+PER_INDICATOR, PER_NODE = 5, 3
 
 _READERS = {
     ".csv": "csv", ".tsv": "csv", ".txt": "csv",

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from ..blocks import over_blocks
 from ..errors import DataError, DataQualityWarning, preview
 from ..schema import Framework, Indicator
 from .load import Dataset, suggest
@@ -66,8 +67,6 @@ def numeric_column(table: pl.DataFrame, column: str, unit: str, node: str | None
     return values
 
 
-#: Rows per block when the indicator columns are copied into the (n_units, n_indicators) matrix.
-ROW_BLOCK = 16_384
 
 
 def prepare(framework: Framework, dataset: Dataset, *, pool: Executor | None = None) -> Inputs:
@@ -156,12 +155,11 @@ def prepare(framework: Framework, dataset: Dataset, *, pool: Executor | None = N
         _check_plausible(ind, values, ids)
 
 
-    def fill(start: int) -> None:  # rows start … start + ROW_BLOCK − 1 of every column
+    def fill(start: int, stop: int) -> None:  # rows start … stop − 1 of every column
         for j, column in enumerate(columns):
-            raw[start:start + ROW_BLOCK, j] = column[start:start + ROW_BLOCK]
+            raw[start:stop, j] = column[start:stop]
 
-    starts = range(0, n_units, ROW_BLOCK)
-    list(map(fill, starts) if pool is None else pool.map(fill, starts))
+    over_blocks(n_units, fill, pool)
     groups: dict[str, np.ndarray] = {}
     names: dict[str, list[str]] = {}
     wanted = list(dataset.groups) + [ind.imputation.params["group"] for ind in framework.indicators

@@ -60,12 +60,13 @@ def rank_desc(x, out):
 
 @jit
 def rank_ordered(x, order, out):
-    """Descending competition ranks of one column ``x`` (n_units,) into ``out`` (float64, NaN for
-    missing), given ``order`` (n_units,): the units with a finite value first, by non-increasing
-    value (any order among equal values), then the others — what NumPy's unstable
-    ``argsort(-x)`` gives with the non-finite keys set to NaN.  The ranking stage sorts with
-    NumPy (several times faster than a compiled mergesort at 10⁶ units) and walks here: a run of
-    equal values gets the position of its first member, rank_i = 1 + #{j present : x_j > x_i}."""
+    """Descending competition ranks of one column ``x`` (n_units,) into ``out`` (float64, or float32
+    up to 2^24 units as the ranking stage stores them; NaN for missing), given ``order`` (n_units,):
+    the units with a finite value first, by non-increasing value (any order among equal values),
+    then the others — what NumPy's unstable ``argsort(-x)`` gives with the non-finite keys set to
+    NaN.  The ranking stage sorts with NumPy (several times faster than a compiled mergesort at 10⁶
+    units) and walks here: a run of equal values gets the position of its first member,
+    rank_i = 1 + #{j present : x_j > x_i}."""
     n = x.shape[0]
     for i in range(n):
         out[i] = np.nan

@@ -7,14 +7,11 @@ from concurrent.futures import Executor
 
 import numpy as np
 
+from ..blocks import over_blocks
 from ..kernels import aggregate as kernels
 from ..kernels import reference
 from ..methods import COPELAND
 from ..schema import CompiledTree, Framework
-
-#: Units per block of rows aggregated at once (with a pool: in its threads); a block of a few MB
-#: stays in cache while each node reads its children's columns.
-ROW_BLOCK = 16_384
 
 __all__ = ["aggregate", "rescale"]
 
@@ -27,7 +24,7 @@ def aggregate(normalised: np.ndarray, tree: CompiledTree, *, use_reference: bool
     with other weights (:meth:`engine.schema.Framework.compile`).
 
     Every unit's scores depend on its own row only (except Copeland, which compares the units), so
-    the rows are aggregated in blocks of :data:`ROW_BLOCK` units, in ``pool``'s threads if given:
+    the rows are aggregated in blocks of :data:`engine.blocks.ROW_BLOCK` units, in ``pool``'s threads if given:
     the same floats whatever the blocks or threads."""
     values = np.empty((normalised.shape[0], tree.n_nodes), np.float64)
     values[:, : tree.n_indicators] = normalised
@@ -37,13 +34,8 @@ def aggregate(normalised: np.ndarray, tree: CompiledTree, *, use_reference: bool
         return reference.aggregate_tree(values, *args)
     if (tree.method == COPELAND).any():
         return kernels.aggregate_tree(values, *args)
-    starts = range(0, values.shape[0], ROW_BLOCK)
-
-    def block(start: int) -> None:  # in place: the rows of one block
-        kernels.aggregate_tree(values[start:start + ROW_BLOCK], *args)
-
-    list(map(block, starts) if pool is None else pool.map(block, starts))
-    return values
+    over_blocks(values.shape[0], lambda start, stop: kernels.aggregate_tree(values[start:stop], *args), pool)
+    return values  # aggregated in place, a block of rows at a time
 
 
 def rescale(values: np.ndarray, framework: Framework, weights: Mapping[str, float] | None = None, *,

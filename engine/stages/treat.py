@@ -24,7 +24,10 @@ def denominate(raw: np.ndarray, denominators: np.ndarray, scale_factor: np.ndarr
     """``x / (denominator / scale_factor)`` (COINr ``Denominate``); indicators without a
     denominator have denominator 1 and scale factor 1.  When every denominator and scale factor is
     1, ``raw`` itself is returned (``x / (1 / 1)`` is ``x``, bit for bit: no copy)."""
-    if np.all(np.asarray(scale_factor) == 1.0) and np.all(denominators == 1.0):
+    # prepare's read-only broadcast of 1.0 (no indicator has a denominator) is known by its strides: no
+    # scan of a (n_units, n_indicators) comparison (10^6 x 25: 24 ms)
+    ones = denominators.strides == (0, 0) and denominators.size and denominators.flat[0] == 1.0
+    if np.all(np.asarray(scale_factor) == 1.0) and (ones or np.all(denominators == 1.0)):
         return raw
     return raw / (denominators / scale_factor)
 

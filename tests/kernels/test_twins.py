@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import itertools
 import math
 import pkgutil
 
@@ -550,12 +551,13 @@ def test_rank_ordered_equals_rank_desc_and_twin_on_edge_cases(case):
         keys = np.where(np.isfinite(column), -column, nan)
         stable, present = np.argsort(keys, kind="stable"), int(np.isfinite(column).sum())
         reversed_ties = np.concatenate([_reverse_ties(column, stable[:present]), stable[present:]])
-        for order in (np.argsort(keys), stable, reversed_ties):
-            out = np.full(column.shape, -12345.0)
+        for order, dtype in itertools.product((np.argsort(keys), stable, reversed_ties), (np.float64, np.float32)):
+            out = np.full(column.shape, -12345.0, dtype)  # float32: the pipeline's stored ranks
             assert rank_kernels.rank_ordered(column, order, out) is out
             np.testing.assert_array_equal(out, reference.rank_desc(x)[:, j])
             np.testing.assert_array_equal(out, reference.rank_ordered(column, order))
     np.testing.assert_array_equal(rank(x), reference.rank_desc(x))
+    np.testing.assert_array_equal(rank(x, dtype=np.float32), reference.rank_desc(x))
 
 
 def _reverse_ties(column, order):
