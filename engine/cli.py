@@ -75,8 +75,11 @@ def _format_top(result, n: int, node: str | None = None) -> str:
     label = result.dataset.label
     tiered = result.framework.tiers and result.framework.tiers["node"] == node
     tier_column = f"{node}_tier" if tiered else None
-    tiers = dict(zip(result.table[result.dataset.unit].to_list(), result.table[tier_column].to_list(), strict=True)) \
-        if tier_column in result.table.columns else {}
+    tiers = {}
+    if tier_column in result.table.columns:  # the shown units' tiers only (10^6 units: no million-entry dict)
+        unit = result.dataset.unit
+        shown = result.table.filter(pl.col(unit).is_in(top[unit].implode())).select(unit, tier_column)
+        tiers = dict(zip(shown[unit].to_list(), shown[tier_column].to_list(), strict=True))
     headers = ["rank", "unit", *(["name"] if label else []), "score", *(["tier"] if tiers else [])]
     rows = []
     for row in top.iter_rows(named=True):
@@ -200,17 +203,30 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _edition_only(args: argparse.Namespace) -> None:
+    """Refuse --period and --normalisation without --edition (they say how one period of panel data is
+    scored; without it they would be ignored, or handed to a single table's loading)."""
+    given = [f"--{name}" for name in ("period", "normalisation") if getattr(args, name) is not None]
+    if args.edition is None and given:
+        from .errors import SchemaError
+
+        raise SchemaError(f"option(s) {' and '.join(given)} apply only to one period of panel data (--edition)",
+                          fix=f"add --edition PERIOD, or leave out {' and '.join(given)}")
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from .report import build, check_path, write_figures
 
+    _edition_only(args)
     out = check_path(args.out)
     framework, data, load = args.framework, args.data, _load_kwargs(args)
     if args.edition is not None:  # one period of a panel, scored with the panel's framework
-        from .panel import load_panel
+        from .panel import load_edition
         from .pipeline import score
 
-        panel = load_panel(args.framework, args.data, period=args.period, unit=args.unit)
-        framework, data, load = score(panel.framework(args.normalisation), panel.dataset(args.edition)), None, {}
+        _, edition_framework, dataset = load_edition(args.framework, args.data, args.edition,
+                                                     args.normalisation or "period", period=args.period, **load)
+        framework, data, load = score(edition_framework, dataset), None, {}
     report = build(framework, data, uncertainty=args.uncertainty, sensitivity=args.sensitivity,
                    bootstrap=args.bootstrap, audit=args.audit, previous=args.previous, replicates=args.replicates,
                    seed=args.seed, labels=args.labels, **load)
@@ -534,6 +550,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     from .audit import audit
     from .errors import SchemaError
 
+    _edition_only(args)
     if args.out:
         check_output(args.out, "tables", inputs=[args.framework, args.data])
     options = {}
@@ -685,8 +702,9 @@ def edition_options(parser: argparse.ArgumentParser, help: str) -> None:
     """The options that pick one period of panel data (audit, report)."""
     parser.add_argument("--edition", metavar="PERIOD", help=help)
     parser.add_argument("--period", help="with --edition: the period column (default: the framework's data.period)")
-    parser.add_argument("--normalisation", choices=["period", "panel"], default="period",
-                        help="with --edition: normalise the period on its own, or with goalposts fitted on the panel")
+    parser.add_argument("--normalisation", choices=["period", "panel"],
+                        help="with --edition: normalise the period on its own (default), or with goalposts fitted "
+                        "on the panel")
 
 
 def _panel_options(parser: argparse.ArgumentParser) -> None:

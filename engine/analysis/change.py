@@ -40,7 +40,7 @@ from ..io import with_unit_names
 from ..kernels import montecarlo as mc_kernel
 from ..kernels.change import rank_change
 from ..kernels.rank import index_bits, pack_keys
-from ..panel import Panel
+from ..panel import Panel, check_normalisation
 from ..pipeline import ScoreResult, as_dataset, score
 from ..schema import load_framework
 from .bootstrap import default_bootstrap_spec, read_records
@@ -59,7 +59,6 @@ __all__ = ["ChangeResult", "ChangeState", "PairedProblem", "PairedRecords", "cha
 
 #: Places of the default ``P(improved by >= k places)`` columns.
 PLACES = (1, 3, 5, 10)
-NORMALISATIONS = ("period", "panel")
 UNITS = ("all", "common")
 #: Sources of variation: the paired Monte Carlo of weights/methods, or the paired record bootstrap.
 MODES = ("montecarlo", "records")
@@ -306,17 +305,9 @@ class ChangeResult(ResultShape):
 def _as_periods(data: Any, start: Any, end: Any, normalisation: str):
     """``(label_from, data_from, label_to, data_to, framework_or_None)`` from a panel, a mapping
     {period: data} or a pair (data_from, data_to); refuses bad periods before any work."""
-    if normalisation not in NORMALISATIONS:
-        raise SchemaError(f"normalisation must be 'period' or 'panel', got {normalisation!r}",
-                          fix="'period': each period normalised on its own; 'panel': fitted across the panel")
+    check_normalisation(normalisation)
     if isinstance(data, Panel):
-        periods = list(data.periods)
-        labels = {str(p): p for p in periods}
-        for name, period in (("start", start), ("end", end)):
-            if period not in periods and str(period) not in labels:
-                raise DataError(f"{name} period {period!r} is not in the panel (periods {preview(periods)})",
-                                fix=f"choose periods among {preview(periods)}")
-        first, last = (p if p in periods else labels[str(p)] for p in (start, end))
+        first, last = data.check_period(start, "start"), data.check_period(end, "end")
         if first == last:
             raise SchemaError(f"start and end are the same period {first!r}", fix="compare two different periods")
         return first, data.dataset(first), last, data.dataset(last), data.framework(normalisation=normalisation)
@@ -446,9 +437,10 @@ def _check_memory(n_units: int, lanes: int, records: PairedRecords | None = None
     """Refuse (DataError) a run whose histograms would not fit in memory, before any replicate: the
     change histograms (common units × 2 n per lane, chunk and run) are at most the size of an
     uncertainty run's rank and rank-shift histograms of the larger period; in mode ``records`` a lane
-    also holds an RNG block's record uniforms, shared and taken for each period (4 bytes each)."""
+    also holds an RNG block's record uniforms, shared (4 bytes a key) and taken for each period (its
+    :attr:`~engine.analysis.resampling.BootstrapProblem.draw_bytes`)."""
     draws = 0 if records is None else \
-        4 * RNG_BLOCK * (records.n_keys + len(records.columns_from) + len(records.columns_to))
+        RNG_BLOCK * (4 * records.n_keys + records.before.draw_bytes + records.after.draw_bytes)
     try:
         check_memory("uncertainty", n_units, 1, lanes, lane_draws=draws)
     except DataError:

@@ -64,7 +64,7 @@ def _options(modules: Mapping[str, Any], options: Mapping[str, Any] | None) -> d
 
 
 def audit(framework, data=None, *, sections: Iterable[str] = KNOWN, options: Mapping[str, Any] | None = None,
-          edition: Any = None, normalisation: str = "period", **load_kwargs) -> AuditResult:
+          edition: Any = None, normalisation: str | None = None, **load_kwargs) -> AuditResult:
     """Audit an index: score it once, then run each section on the result.
 
     Parameters
@@ -75,7 +75,7 @@ def audit(framework, data=None, *, sections: Iterable[str] = KNOWN, options: Map
     edition, normalisation
         Audit one period of panel data (``data`` one table with a unit and a period column,
         ``load_kwargs`` then only ``period=``/``unit=`` naming them): the period is scored with
-        :meth:`engine.panel.Panel.framework` (``normalisation`` ``"period"`` or ``"panel"``) and
+        :meth:`engine.panel.Panel.framework` (``normalisation`` ``"period"``, the default, or ``"panel"``) and
         what loading the panel found (renamed ids, zeros read as missing, implausible values by
         unit and period, series imputation) leads the ``data`` flags
         (:func:`engine.audit.edition.audit_edition`).
@@ -94,7 +94,8 @@ def audit(framework, data=None, *, sections: Iterable[str] = KNOWN, options: Map
     ------
     SchemaError
         Unknown section or option, or an option that does not fit the data (before any
-        scoring); the errors of :func:`engine.score`.
+        scoring); ``normalisation=`` or ``period=`` without ``edition=``; the errors of
+        :func:`engine.score`.
     """
     from ..pipeline import as_dataset, score
     from ..schema import load_framework
@@ -102,8 +103,13 @@ def audit(framework, data=None, *, sections: Iterable[str] = KNOWN, options: Map
     if edition is not None:
         from .edition import audit_edition
 
-        return audit_edition(framework, data, edition, normalisation=normalisation, sections=sections,
-                             options=options, **load_kwargs)
+        return audit_edition(framework, data, edition, normalisation="period" if normalisation is None else
+                             normalisation, sections=sections, options=options, **load_kwargs)
+    panel_only = [f"{name}=" for name, given in (("normalisation", normalisation is not None),
+                                                 ("period", "period" in load_kwargs)) if given]
+    if panel_only:
+        raise SchemaError(f"option(s) {' and '.join(panel_only)} apply only to one edition of panel data",
+                          fix="pass edition= (the period to audit), or leave out " + " and ".join(panel_only))
     modules = _modules(sections)
     settings = _options(modules, options)
     started = time.perf_counter()

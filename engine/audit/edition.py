@@ -15,8 +15,8 @@ from typing import Any
 
 import polars as pl
 
-from ..errors import SchemaError, preview
-from ..panel import NORMALISATIONS, Panel, load_panel
+from ..errors import preview
+from ..panel import Panel, load_edition
 from .result import AuditResult, flag, flags_frame
 
 __all__ = ["audit_edition", "panel_flags"]
@@ -54,14 +54,9 @@ def audit_edition(framework, data, edition: Any, *, normalisation: str = "period
     ``unit`` name the panel's columns (default: the framework's ``data.period`` and ``data.unit``)."""
     from . import audit
 
-    if normalisation not in NORMALISATIONS:
-        raise SchemaError(f"unknown normalisation {normalisation!r}", fix=f"use one of {', '.join(NORMALISATIONS)}")
-    if load_kwargs:
-        raise SchemaError(f"option(s) {', '.join(sorted(load_kwargs))} do not apply to an edition of a panel",
-                          fix="name the panel's columns with period= and unit= (cityrank --period, --unit)")
-    panel = load_panel(framework, data, period=period, unit=unit)
-    result = audit(panel.framework(normalisation), panel.dataset(panel.check_period(edition)), sections=sections,
-                   options=options)
+    panel, edition_framework, dataset = load_edition(framework, data, edition, normalisation, period=period,
+                                                     unit=unit, **load_kwargs)
+    result = audit(edition_framework, dataset, sections=sections, options=options)
     found = panel_flags(panel)
     recipe = {**result.recipe, "panel": {"edition": str(edition), "periods": [str(p) for p in panel.periods],
                                          "period_column": panel.period, "normalisation": normalisation,

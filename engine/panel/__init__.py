@@ -8,7 +8,8 @@ each period with, normalised per period or with parameters fixed on the whole pa
 Layer: above ``engine.data``/``engine.pipeline``, below ``engine.analysis``/``engine.cli``.
 """
 
-from .load import NORMALISATIONS, Panel, load_panel, period_years
+from .load import NORMALISATIONS, Panel, check_normalisation, load_edition, load_panel, period_years
 from .trajectories import Trajectories, score_panel
 
-__all__ = ["NORMALISATIONS", "Panel", "Trajectories", "load_panel", "period_years", "score_panel"]
+__all__ = ["NORMALISATIONS", "Panel", "Trajectories", "check_normalisation", "load_edition", "load_panel",
+           "period_years", "score_panel"]

@@ -15,6 +15,7 @@ import datetime as dt
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -28,13 +29,23 @@ from ..errors import DataError, DataQualityWarning, EngineWarning, ImputationWar
 from ..schema import DATA_DRIVEN_WEIGHTING, Framework, framework_from_dict, load_framework
 from ..stages.impute import SERIES_METHODS, fill_series
 
-__all__ = ["NORMALISATIONS", "Panel", "load_panel", "period_years"]
+__all__ = ["NORMALISATIONS", "Panel", "check_normalisation", "load_edition", "load_panel", "period_years"]
 
 #: The two ways of normalising a panel: each period on its own, or with parameters fitted on all periods.
 NORMALISATIONS = ("period", "panel")
 #: Normalisation methods with a fixed-parameter form (goalposts) that ``normalisation="panel"`` fits
 #: on the whole panel; ``goalposts`` is fixed already.
 _PANEL_FORMS = ("minmax", "distance_to_max", "fraction_of_max", "distance_to_target", "goalposts")
+
+
+def check_normalisation(normalisation: Any, path: str | None = None) -> str:
+    """``normalisation`` if it is one of :data:`NORMALISATIONS`, else a SchemaError naming them."""
+    if normalisation not in NORMALISATIONS:
+        raise SchemaError(f"unknown normalisation {normalisation!r}: normalisation must be one of "
+                          f"{' or '.join(map(repr, NORMALISATIONS))}", path=path,
+                          fix="'period': each period normalised on its own; 'panel': parameters fitted on the "
+                          "whole panel")
+    return normalisation
 
 
 def period_years(periods: Sequence[Any]) -> np.ndarray:
@@ -68,26 +79,32 @@ class Panel:
     #: ``imputed`` (indicator -> {method, filled, left}), ``implausible`` (warning texts).
     notes: dict[str, Any] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def periods(self) -> tuple:
-        """The periods, in time order."""
+        """The periods, in time order (found once per panel: the table does not change)."""
         return tuple(self.table[self.period].unique().sort().to_list())
 
-    def check_period(self, period: Any) -> Any:
+    def check_period(self, period: Any, name: str | None = None) -> Any:
         """The panel's period ``period`` (or whose text is ``period``, as a command line gives it:
-        ``"2012"`` for 2012), else a DataError naming the periods it has."""
+        ``"2012"`` for 2012), else a DataError naming the periods it has (and ``name``, e.g.
+        ``"start"``, the role of the period asked for)."""
+        if period in self.periods:
+            return period
         by_text = {str(p): p for p in self.periods}
-        if period in self.periods or str(period) in by_text:
-            return period if period in self.periods else by_text[str(period)]
-        raise DataError(f"unknown period {period!r}; the panel has {preview(self.periods, 12)}",
-                        column=self.period, path=self.source, fix="ask for one of those periods")
+        if str(period) in by_text:
+            return by_text[str(period)]
+        what = f"unknown period {period!r}; the panel" if name is None else \
+            f"{name} period {period!r} is not in the panel, which"
+        raise DataError(f"{what} has {preview(self.periods, 12)}", column=self.period, path=self.source,
+                        fix="ask for one of those periods")
 
     def units_in(self, period: Any) -> list:
         """Unit ids present in ``period`` (in data order)."""
-        return self._rows(period)[self.unit].to_list()
+        return self._rows(self.check_period(period))[self.unit].to_list()
 
     def _rows(self, period: Any) -> pl.DataFrame:
-        return self.table.filter(pl.col(self.period) == self.check_period(period))
+        """The rows of ``period``, a period checked already (:meth:`check_period`)."""
+        return self.table.filter(pl.col(self.period) == period)
 
     def dataset(self, period: Any) -> Dataset:
         """The rows of ``period`` as a :class:`~engine.data.Dataset` (what :func:`engine.score` takes
@@ -123,9 +140,7 @@ class Panel:
         Steps fitted on each period's own data would break the comparison and are refused under
         ``"panel"`` too: ``skew_kurtosis`` treatment, data-driven weights (entropy, critic, pca) and
         ``rescale: top``.  Mean/median imputation still uses the period's units."""
-        if normalisation not in NORMALISATIONS:
-            raise SchemaError(f"normalisation must be one of {NORMALISATIONS}, not {normalisation!r}", node=None,
-                              path=self.source_framework.path, fix="use 'period' or 'panel'")
+        check_normalisation(normalisation, path=self.source_framework.path)
         document = _plain_document(self.source_framework.document)
         nodes = {n["id"]: n for n in document["nodes"]}
         for ind in self.source_framework.indicators:
@@ -384,6 +399,31 @@ def load_panel(framework: Framework | str | Path, data: Dataset | pl.DataFrame |
         warnings.warn(warning.message, warning.category, stacklevel=2)
     return Panel(table=table, unit=unit, period=period, source_framework=framework, label=label, groups=groups,
                  source=origin, notes=notes)
+
+
+def load_edition(framework: Framework | str | Path, data: Dataset | pl.DataFrame | str | Path | None, edition: Any,
+                 normalisation: str = "period", *, period: str | None = None, unit: str | None = None,
+                 **rest: Any) -> tuple[Panel, Framework, Dataset]:
+    """One period of panel data, as ``cityrank audit/report --edition`` score it: ``(panel, framework,
+    dataset)``, the panel (:func:`load_panel`, ``period``/``unit`` naming its columns), the framework
+    to score the period with (:meth:`Panel.framework` with ``normalisation``) and the period's rows.
+
+    Raises
+    ------
+    SchemaError
+        An unknown ``normalisation``, or any other loading option (``rest``: groups, label, sheet,
+        encoding, skip_rows), which the panel's own loading does not take; both before any work.
+    DataError
+        As :func:`load_panel`; an ``edition`` not in the panel (before the framework is fitted).
+    """
+    check_normalisation(normalisation)
+    if rest:
+        raise SchemaError(f"option(s) {', '.join(sorted(rest))} do not apply to an edition of a panel",
+                          fix="leave them out: the panel framework's data section names its groups and label; only "
+                          "period= and unit= (cityrank --period, --unit) choose the panel's columns")
+    panel = load_panel(framework, data, period=period, unit=unit)
+    dataset = panel.dataset(edition)
+    return panel, panel.framework(normalisation), dataset
 
 
 def _apply_aliases(table: pl.DataFrame, unit: str, period: str, aliases: Mapping[str, str],
