@@ -14,6 +14,8 @@ renormalises within each parent).  Policies, shared with :mod:`engine.kernels.re
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..methods import ARITHMETIC, GENERALISED, GEOMETRIC, HARMONIC
@@ -43,13 +45,15 @@ def mean_term(code, p, top, w, v, num, den):
     (:func:`engine.kernels.montecarlo.tree_scores`) call them, so each formula is written once.
     The logarithm and power terms need ``v > 0`` except a power with p > 0 (callers deal with zero and
     negative components first); ``top`` is the power mean's scale (the row maximum for p > 0, the
-    minimum for p < 0), unused by the other means."""
+    minimum for p < 0), unused by the other means.  ``math.log``/``math.exp``, not ``np.log``/``np.exp``:
+    compiled they are the same libm calls, but run as plain Python (``NUMBA_DISABLE_JIT=1``) NumPy ≥ 2.4
+    computes scalar ``np.log``/``np.exp`` with its own SIMD code, up to 1 ulp away from libm and the twins."""
     if code == ARITHMETIC:
         return num + w * v, den + w
     if code == HARMONIC:
         return num + w, den + w / v
     if code == GEOMETRIC or p == 0.0:
-        return num + w * np.log(v), den + w
+        return num + w * math.log(v), den + w
     return num + w * (v / top) ** p, den + w
 
 
@@ -59,7 +63,7 @@ def mean_value(code, p, top, num, den):
     if code == ARITHMETIC or code == HARMONIC:
         return num / den
     if code == GEOMETRIC or p == 0.0:
-        return np.exp(num / den)
+        return math.exp(num / den)
     return (num / den) ** (1.0 / p) * top
 
 

@@ -14,6 +14,8 @@ treats larger as better.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..methods import (
@@ -199,7 +201,7 @@ def normalise_sorted(code, x, count, order, p0, p1, p2, cap, out):
             else:  # EXPONENTIAL: R = position / Σc in (0, 1]
                 # −c ln(1 − R (1 − e^(−100/c))), written (1 − R) + R e^(−100/c): no cancellation at R = 1
                 r = min(position / total, 1.0)  # a unit outside the sample above all of it: R = 1
-                out[i] = -p0 * np.log((1.0 - r) + r * np.exp(-100.0 / p0))
+                out[i] = -p0 * math.log((1.0 - r) + r * math.exp(-100.0 / p0))
         elif ranked:
             position = 1.0 + (below_of[i] if sorted_in else below[np.searchsorted(ordered, v)])  # 1 + Σ w below v
             if code == RANK:
