@@ -212,7 +212,8 @@ class ScoreResult(ResultShape):
 
     @property
     def units(self) -> pl.DataFrame:
-        """The per-unit table: :attr:`table` (one row per unit, in the data's order)."""
+        """The per-unit table: :attr:`table` (one row per scored unit, best first by the index's rank,
+        units without one last, ties in the data's order)."""
         return self.table
 
     @property
@@ -328,8 +329,12 @@ class ScoreResult(ResultShape):
         return facts
 
     def shown(self) -> pl.DataFrame:
-        """The table in index-rank order (best first), as ``repr`` shows it."""
-        return self.table.sort(f"{self.index_id}{RANK_SUFFIX}", nulls_last=True, maintain_order=True)
+        """The table in index-rank order (best first), as ``repr`` shows it: :attr:`table` itself,
+        which :func:`score` builds in that order (checked in one pass; sorted only if it is not)."""
+        rank = self.table[f"{self.index_id}{RANK_SUFFIX}"]
+        if rank.is_sorted(nulls_last=True):  # a stable sort would keep every row where it is
+            return self.table
+        return self.table.sort(rank.name, nulls_last=True, maintain_order=True)
 
     def unit_names(self) -> pl.DataFrame:
         """Unit id, display name and group columns of the scored units (for analysis tables)."""
