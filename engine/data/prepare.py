@@ -67,8 +67,6 @@ def numeric_column(table: pl.DataFrame, column: str, unit: str, node: str | None
     return values
 
 
-
-
 def prepare(framework: Framework, dataset: Dataset, *, pool: Executor | None = None) -> Inputs:
     """Check ``dataset`` against ``framework`` and return the validated :class:`Inputs`.
 
@@ -153,7 +151,6 @@ def prepare(framework: Framework, dataset: Dataset, *, pool: Executor | None = N
         values = column if ind.denominator is None and ind.scale_factor == 1 else column / d * ind.scale_factor
         _check_domain(framework, j, values, ids)
         _check_plausible(ind, values, ids)
-
 
     def fill(start: int, stop: int) -> None:  # rows start … stop − 1 of every column
         for j, column in enumerate(columns):
