@@ -221,12 +221,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
     out = check_path(args.out)
     framework, data, load = args.framework, args.data, _load_kwargs(args)
     if args.edition is not None:  # one period of a panel, scored with the panel's framework
-        from .panel import load_edition
+        from .panel import load_edition, said_by_load_panel
         from .pipeline import score
 
         _, edition_framework, dataset = load_edition(args.framework, args.data, args.edition,
                                                      args.normalisation or "period", period=args.period, **load)
-        framework, data, load = score(edition_framework, dataset), None, {}
+        with said_by_load_panel():
+            framework, data, load = score(edition_framework, dataset), None, {}
     report = build(framework, data, uncertainty=args.uncertainty, sensitivity=args.sensitivity,
                    bootstrap=args.bootstrap, audit=args.audit, previous=args.previous, replicates=args.replicates,
                    seed=args.seed, labels=args.labels, **load)

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import json
 import time
-import warnings
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -35,12 +35,12 @@ import polars as pl
 from .. import __version__
 from ..backends.state import BlockState
 from ..display import ResultShape, manifest_summary
-from ..errors import DataError, DataQualityWarning, SchemaError, preview
+from ..errors import DataError, SchemaError, preview
 from ..io import with_unit_names
 from ..kernels import montecarlo as mc_kernel
 from ..kernels.change import rank_change
 from ..kernels.rank import index_bits, pack_keys
-from ..panel import Panel, check_normalisation
+from ..panel import Panel, check_normalisation, said_by_load_panel
 from ..pipeline import ScoreResult, as_dataset, score
 from ..schema import load_framework
 from .bootstrap import default_bootstrap_spec, read_records
@@ -633,9 +633,7 @@ def change(framework, periods, *, start=None, end=None, spec: str | Path | Mappi
     dropped: tuple[list, list] = ([], [])  # entered, left: not scored (units="common")
     if units == "common":
         data_from, data_to, dropped = _common_only(fw, data_from, data_to, label_from, label_to, load_kwargs)
-    with warnings.catch_warnings():
-        if panel_framework is not None:
-            warnings.simplefilter("ignore", DataQualityWarning)  # reported once, by load_panel
+    with said_by_load_panel() if panel_framework is not None else nullcontext():
         nominal_from, nominal_to = (score(fw, d, **load_kwargs) for d in (data_from, data_to))
     resolved = nominal_from.framework
     target = node or (spec.targets[0] if spec.targets else resolved.root.id)

@@ -16,7 +16,7 @@ from typing import Any
 import polars as pl
 
 from ..errors import preview
-from ..panel import Panel, load_edition
+from ..panel import Panel, load_edition, said_by_load_panel
 from .result import AuditResult, flag, flags_frame
 
 __all__ = ["audit_edition", "panel_flags"]
@@ -56,7 +56,8 @@ def audit_edition(framework, data, edition: Any, *, normalisation: str = "period
 
     panel, edition_framework, dataset = load_edition(framework, data, edition, normalisation, period=period,
                                                      unit=unit, **load_kwargs)
-    result = audit(edition_framework, dataset, sections=sections, options=options)
+    with said_by_load_panel():
+        result = audit(edition_framework, dataset, sections=sections, options=options)
     found = panel_flags(panel)
     recipe = {**result.recipe, "panel": {"edition": str(edition), "periods": [str(p) for p in panel.periods],
                                          "period_column": panel.period, "normalisation": normalisation,

@@ -8,8 +8,8 @@ each period with, normalised per period or with parameters fixed on the whole pa
 Layer: above ``engine.data``/``engine.pipeline``, below ``engine.analysis``/``engine.cli``.
 """
 
-from .load import NORMALISATIONS, Panel, check_normalisation, load_edition, load_panel, period_years
+from .load import NORMALISATIONS, Panel, check_normalisation, load_edition, load_panel, period_years, said_by_load_panel
 from .trajectories import Trajectories, score_panel
 
 __all__ = ["NORMALISATIONS", "Panel", "Trajectories", "check_normalisation", "load_edition", "load_panel",
-           "period_years", "score_panel"]
+           "period_years", "said_by_load_panel", "score_panel"]

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import datetime as dt
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import pairwise
@@ -29,7 +30,8 @@ from ..errors import DataError, DataQualityWarning, EngineWarning, ImputationWar
 from ..schema import DATA_DRIVEN_WEIGHTING, Framework, framework_from_dict, load_framework
 from ..stages.impute import SERIES_METHODS, fill_series
 
-__all__ = ["NORMALISATIONS", "Panel", "check_normalisation", "load_edition", "load_panel", "period_years"]
+__all__ = ["NORMALISATIONS", "Panel", "check_normalisation", "load_edition", "load_panel", "period_years",
+           "said_by_load_panel"]
 
 #: The two ways of normalising a panel: each period on its own, or with parameters fitted on all periods.
 NORMALISATIONS = ("period", "panel")
@@ -46,6 +48,16 @@ def check_normalisation(normalisation: Any, path: str | None = None) -> str:
                           fix="'period': each period normalised on its own; 'panel': parameters fitted on the "
                           "whole panel")
     return normalisation
+
+
+@contextmanager
+def said_by_load_panel() -> Iterator[None]:
+    """Score periods of a loaded panel in this context: :func:`load_panel` said their implausible
+    values already, by unit and period, so a period's own check of them (:class:`DataQualityWarning`)
+    is not said again."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataQualityWarning)
+        yield
 
 
 def period_years(periods: Sequence[Any]) -> np.ndarray:

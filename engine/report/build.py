@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import polars as pl
 
 from .. import __version__
-from ..errors import DataError
+from ..errors import DataError, EngineWarning, MissingRankWarning
 from ..io import atomic_write, check_output, settings_table
 from . import charts
 
@@ -313,7 +314,12 @@ def build(framework: Any, data: Any = None, uncertainty: Any = None, sensitivity
         if fits:
             from ..analysis.uncertainty import uncertainty as run_uncertainty
 
-            loaded["uncertainty"] = run_uncertainty(fw, result.dataset, replicates=replicates, seed=seed)
+            with warnings.catch_warnings():
+                # the study scores the result's data again: what scoring found was said when the result was
+                # scored (the report's own run, or the caller's); what the study finds is still said
+                warnings.simplefilter("ignore", EngineWarning)
+                warnings.simplefilter("default", MissingRankWarning)
+                loaded["uncertainty"] = run_uncertainty(fw, result.dataset, replicates=replicates, seed=seed)
         else:
             skipped = (f'<p class="warn">No Monte Carlo study: the default study of {units.height:,} units would '
                        f"need about {need / 2**30:.1f} GiB (rank histograms of units × units), more than the "

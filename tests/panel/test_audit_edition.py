@@ -74,3 +74,33 @@ def test_cityrank_report_of_an_edition_carries_the_panel_flags(tmp_path, capsys)
     assert "sections: Overview, Ranking, Indicators, Robustness, Audit" in capsys.readouterr().out
     page = html.read_text(encoding="utf-8")
     assert "panel: unit ids renamed by data.aliases" in page and "北海市 @ 2011=362" in page
+
+
+@pytest.mark.parametrize("command", [["audit", "--sections", "data"], ["report", "-n", "256"]])
+def test_an_editions_warnings_are_said_once(command, tmp_path, capsys):
+    """load_panel says the panel's implausible values by unit and period; scoring the edition (and the
+    report's default study, which scores it again) used to say the period's own check of them after it:
+    the same finding two or three times, e.g. 4 of fiscal_share's 5 values outside [0, 1] again."""
+    out = ["-o", str(tmp_path / ("out.html" if command[0] == "report" else "out"))]
+    assert main([command[0], "-f", FRAMEWORK, "--edition", "2012", *command[1:], *out]) == 0
+    said = [line for line in capsys.readouterr().err.splitlines() if line.startswith("cityrank: warning: ")]
+    assert len(said) == len(set(said))
+    fiscal = [line for line in said if "'fiscal_share'" in line]
+    assert len(fiscal) == 1 and "5 value(s) outside the plausible range [0, 1]" in fiscal[0]
+
+
+def test_a_report_of_a_scored_result_does_not_say_its_data_warnings_again():
+    """The report's default Monte Carlo study scores the result's data again; what scoring found was said
+    when the result was scored."""
+    from engine.panel import load_edition
+    from engine.report import build
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, fw, dataset = load_edition(FRAMEWORK, None, 2012)
+    with pytest.warns(engine.errors.DataQualityWarning):
+        result = engine.score(fw, dataset)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        build(result, replicates=256)
+    assert not [w for w in caught if issubclass(w.category, engine.errors.EngineWarning)]
